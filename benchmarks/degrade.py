@@ -1,0 +1,80 @@
+"""Degrades one HR image deterministically; a CLI over `ike_jax.degradations`.
+
+  python -m benchmarks.degrade --image=in.png --kind=div2krk --scale=2 \
+      --seed=0 --out=dir
+
+writes `dir/<stem>_lr_x<s>.png`, `dir/<stem>_info_x<s>.json` and, for kinds with
+a kernel, `dir/<stem>_kernel_x<s>.npy`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+
+from ike_jax import errors
+# Re-exported so benchmark code can `from benchmarks.degrade import ...`.
+from ike_jax.degradations import (  # pylint: disable=unused-import
+    KINDS, analytic_x4_kernel, bilateral_degrade, blur_subsample,
+    center_of_mass, degrade, diffusion_degrade, div2krk_kernel,
+    fixed_gaussian_kernel, kernel_center, median_degrade, mix_degrade,
+    perona_malik, to_uint8)
+
+
+def read_rgb(path: str) -> np.ndarray:
+  """Reads an image as (H, W, 3) uint8; gray is repeated, alpha dropped."""
+  try:
+    img = np.asarray(iio.imread(path))
+  except (OSError, ValueError) as e:
+    raise errors.InputError(f'cannot read image {path}: {e}') from e
+  if img.dtype != np.uint8:
+    raise errors.InputError(f'{path}: expected 8-bit image, got {img.dtype}')
+  if img.ndim == 2:
+    img = np.repeat(img[..., None], 3, axis=-1)
+  if img.ndim != 3 or img.shape[-1] not in (3, 4):
+    raise errors.InputError(f'{path}: unsupported image shape {img.shape}')
+  return img[..., :3]
+
+
+def degrade_file(image: str, kind: str, scale: int, seed: int,
+                 out: str) -> list[str]:
+  """Degrades `image` and writes the results into `out`; returns their paths."""
+  hr = read_rgb(image)
+  lr, kernel, info = degrade(hr, kind, scale, seed)
+  os.makedirs(out, exist_ok=True)
+  stem = os.path.splitext(os.path.basename(image))[0]
+  paths = [os.path.join(out, f'{stem}_lr_x{scale}.png'),
+           os.path.join(out, f'{stem}_info_x{scale}.json')]
+  iio.imwrite(paths[0], lr)
+  with open(paths[1], 'w') as f:
+    json.dump({**info, 'source': os.path.abspath(image)}, f, indent=2)
+  if kernel is not None:
+    paths.append(os.path.join(out, f'{stem}_kernel_x{scale}.npy'))
+    np.save(paths[-1], kernel)
+  return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--image', required=True, help='HR image (png/jpg).')
+  parser.add_argument('--kind', default='div2krk', choices=KINDS)
+  parser.add_argument('--scale', type=int, default=2, choices=(2, 4))
+  parser.add_argument('--seed', type=int, default=0)
+  parser.add_argument('--out', required=True, help='Output folder.')
+  args = parser.parse_args(argv)
+  try:
+    paths = degrade_file(args.image, args.kind, args.scale, args.seed, args.out)
+  except errors.UserError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  print('\n'.join(paths))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

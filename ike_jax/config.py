@@ -1,0 +1,118 @@
+"""One frozen, hashable configuration for a run (a static argument of `jit`).
+
+Defaults are the PyTorch IKE README command (SPEC 6 and 13), with two
+exceptions SPEC asks for: the exact inverse (`inverse='exact'`; the paper
+presets set `reference`) and the fused linear subnets (`fuse_linear=True`).
+Every PyTorch quirk is a field so the paper presets can reproduce it.
+"""
+
+import dataclasses
+
+LOSS_NAMES = ('energy', 'tv', 'inter', 'csr')
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Method, schedule and run settings. See `ike_jax.main` for the flags."""
+  # Problem.
+  scale: int = 2
+  crop: int = 128
+  iterations: int = 3000
+  seed: int = 0
+  # The invertible flow G (SPEC 3).
+  blocks: int = 4
+  coupling: str = 'additive'        # 'additive' | 'affine'
+  tri_channel: bool = True          # False: the two-channel ablation block
+  squeeze: str = 'space_to_depth'   # 'space_to_depth' | 'haar'
+  linear: bool = True               # linear subnets (the paper's setting)
+  bicubic_residual: bool = True
+  inverse: str = 'exact'            # 'exact' | 'reference' (PyTorch's)
+  fuse_linear: bool = True          # one 11x11 conv per linear subnet
+  affine_clamp: float = 1.0
+  # Losses (SPEC 6). The G step always has the GAN and bicubic terms.
+  losses: tuple = ('tv', 'inter', 'csr')
+  lambda_bic: float = 5.0
+  lambda_inter: float = 5.0
+  lambda_csr: float = 2.0
+  lambda_tv: float = 1.0
+  lambda_energy: float = 4.0        # value switched on by the schedule
+  energy_ksize: int = 36
+  energy_sigma: float = 0.9
+  # Optimisers (Adam for G, D, U, UD).
+  lr_g: float = 2e-4
+  lr_d: float = 2e-4
+  lr_u: float = 2e-4
+  lr_ud: float = 2e-4
+  beta1: float = 0.25
+  beta2: float = 0.999
+  adam_eps: float = 1e-8
+  lr_decay_every: int = 750         # G, D and U lr / 10 after these many
+  lr_decay: float = 0.1
+  # lambda_bic schedule (KernelGAN's learner).
+  bic_trigger: float = -1.0         # < 0: 1.0 with the residual, else 0.4
+  bic_decay_every: int = 200
+  bic_decay_rate: float = 100.0
+  bic_min: float = 5e-6
+  energy_switch: float = 5e-3
+  # PyTorch quirks (True/PyTorch values reproduce the reference code).
+  bic_mix_colours: bool = True      # bicubic target sums the three colours
+  d_noise_accumulate: bool = True   # D's crop noise written into the image
+  d_noise_std: float = 2 / 255      # model units ([-1, 1])
+  d_fake_noise_std: float = 1 / 255
+  recompute_ud_fake: bool = True    # UD's fake from post-U-step U and G
+  edge_mask_round: bool = True      # L_inter's mask from uint8-rounded up(crop)
+  # Run.
+  metrics_every: int = 50
+
+  def __post_init__(self):
+    # Normalise list-like `losses` so the config stays hashable.
+    object.__setattr__(self, 'losses', tuple(sorted(set(self.losses))))
+
+  @property
+  def stages(self):
+    return {2: 1, 4: 2}[self.scale]
+
+  @property
+  def d_crop(self):
+    return self.crop // self.scale
+
+  @property
+  def fused(self):
+    return self.fuse_linear and self.linear
+
+  @property
+  def bic_threshold(self):
+    if self.bic_trigger >= 0:
+      return self.bic_trigger
+    return 1.0 if self.bicubic_residual else 0.4
+
+  def replace(self, **kw):
+    return dataclasses.replace(self, **kw)
+
+  def to_dict(self):
+    d = dataclasses.asdict(self)
+    d['losses'] = list(self.losses)
+    return d
+
+
+def validate(cfg):
+  """Raises `errors.UserError` (one line) for settings no run can use."""
+  from ike_jax import errors  # pylint: disable=g-import-not-at-top
+  checks = [
+      (cfg.scale in (2, 4), f'--scale must be 2 or 4, got {cfg.scale}'),
+      (cfg.iterations > 0, f'--iterations must be positive, got {cfg.iterations}'),
+      (cfg.crop > 0 and cfg.crop % cfg.scale == 0,
+       f'--crop must be a positive multiple of the scale ({cfg.scale}), got {cfg.crop}'),
+      (cfg.crop // max(cfg.scale, 1) > 6,
+       f'--crop/scale must exceed 6 (D is a 7x7 patch discriminator), got crop {cfg.crop}'),
+      (cfg.blocks > 0, f'--blocks must be positive, got {cfg.blocks}'),
+      (cfg.coupling in ('additive', 'affine'), f'--coupling must be additive or affine, got {cfg.coupling}'),
+      (cfg.squeeze in ('space_to_depth', 'haar'), f'--squeeze must be space_to_depth or haar, got {cfg.squeeze}'),
+      (cfg.inverse in ('exact', 'reference'), f'--inverse must be exact or reference, got {cfg.inverse}'),
+      (set(cfg.losses) <= set(LOSS_NAMES), f'--losses takes a comma list of {",".join(LOSS_NAMES)}, got {",".join(cfg.losses)}'),
+      (cfg.metrics_every > 0, f'--metrics_every must be positive, got {cfg.metrics_every}'),
+      (min(cfg.lr_g, cfg.lr_d, cfg.lr_u, cfg.lr_ud) >= 0, 'learning rates must be >= 0'),
+  ]
+  for ok, message in checks:
+    if not ok:
+      raise errors.UserError(message)
