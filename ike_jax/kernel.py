@@ -1,0 +1,316 @@
+"""The estimated kernel: G's learned HR-to-LR map as a correlation kernel.
+
+With linear subnets and additive coupling, G's map from an HR-side image x to
+its LR image is affine, `lr = A x + f(0)`, and (away from borders) shift
+equivariant with stride s: every LR pixel (i, j) sees the same taps around its
+s x s block starting at HR pixel (s*i, s*j). Row (i, j) of A is therefore the
+degradation kernel; `estimate_kernel` reads it with one reverse-mode pass (the
+gradient of the LR pixel at the probe centre with respect to x).
+
+Convention (the same as `degradations.blur_subsample` and KernelGAN): a
+(k, k) correlation kernel with origin c (default `k // 2` per axis) degrades by
+
+  LR[i, j] = sum_{a, b} k[a, b] x[s*i + a - c_row, s*j + b - c_col],
+
+so a kernel centred on the block has its centre of mass at
+`degradations.kernel_center(k, s)` (5.5 for 11 at x2, 16.5 for 31 at x4).
+
+The bicubic residual path uses PyTorch's align-corners resize, whose sample
+grid step is (H-1)/(H/s-1), not s: the LR pixel o samples the HR image
+`(s-1) * (o/(h-1) - 1/2)` HR pixels away from its block centre (h = H/s). So
+that part of G is shift-variant: the kernel drifts by (s-1)/(h-1) HR pixels
+per LR pixel, from -(s-1)/2 at one border to +(s-1)/2 at the other. The
+estimate is the kernel at the probe centre, where the drift is
+(s-1)/(2(h-1)) (< 0.01 px with the default probes).
+"""
+
+import functools
+import io
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import io as sio
+from scipy import ndimage
+
+from ike_jax import degradations
+from ike_jax import flow
+from ike_jax import outputs
+
+# Kernel sides: 11 is KernelGAN's and DIV2KRK's x2 size; 31 is this project's
+# x4 data kernel (`degradations.analytic_x4_kernel` of an 11x11 x2 kernel).
+DEFAULT_SIZE = {2: 11, 4: 31}
+# Relative linearity residual up to which the map counts as linear; float32
+# round-off of a linear G is ~1e-7 to 5e-6.
+LINEAR_TOL = 1e-4
+
+
+def receptive_radius(cfg):
+  """Bound (HR px) on how far from its block an LR pixel of G can see.
+
+  Each subnet reaches 5 px of its stage's grid. Per block the latent gains
+  10 (F, then G on the result) and the LR channel, after B blocks, 10B - 5;
+  a squeeze adds one grid step. So: 10B (+1) grid px for every stage but the
+  last, 10B - 5 (+1) for the last.
+  """
+  r, reach = 0, flow.FUSED_SIZE // 2
+  for stage in range(cfg.stages):
+    step = 2 ** (stage + 1)
+    last = stage == cfg.stages - 1
+    r += step * (1 + 2 * reach * cfg.blocks - (reach if last else 0))
+  if cfg.bicubic_residual:
+    r += 3 * cfg.scale + 3  # align-corners down, then up
+  return r
+
+
+def default_probe_side(cfg):
+  """Side of the default (square) probe: G's receptive field stays inside.
+
+  x2 with 4 blocks: 168; x4 with 4 blocks: 496. A multiple of 2s, so the
+  centre LR pixel sits at an exact block.
+  """
+  s = cfg.scale
+  return 2 * s * math.ceil((receptive_radius(cfg) + s) / s)
+
+
+@functools.partial(jax.jit, static_argnames=('cfg',))
+def _jacobian_row(gp, x0, cfg):
+  """(N, H, W, 1) -> (N, H, W): d lr[n, h//2, w//2, 0] / d x[n] at x0."""
+  lr, vjp = jax.vjp(lambda x: flow.g_forward(gp, x, cfg)[0], x0)
+  _, h, w, _ = lr.shape
+  cotangent = jnp.zeros_like(lr).at[:, h // 2, w // 2, 0].set(1.0)
+  return vjp(cotangent)[0][..., 0]
+
+
+@functools.partial(jax.jit, static_argnames=('cfg',))
+def _lr(gp, x, cfg):
+  return flow.g_forward(gp, x, cfg)[0]
+
+
+def _precise():
+  # Full float32 convolutions and matmuls (no TF32/bf16 passes on GPUs).
+  return jax.default_matmul_precision('highest')
+
+
+def nonlinearity(gp, cfg, shape, seed=0):
+  """Relative residual of superposition on random probes in [-1, 1].
+
+  `||f(a x + b y) - f(0) - a (f(x) - f(0)) - b (f(y) - f(0))|| / ||a (f(x) -
+  f(0)) + b (f(y) - f(0))||` (L2 over the LR image), a = 0.6, b = 0.3; exactly
+  0 for an affine G up to round-off.
+
+  Args:
+    gp: prepared G parameters.
+    cfg: the run's `Config`.
+    shape: (H, W) of the probes, multiples of s.
+    seed: seed of the random probes.
+  """
+  a, b = 0.6, 0.3
+  kx, ky = jax.random.split(jax.random.PRNGKey(seed))
+  x = jax.random.uniform(kx, (1, *shape, 1), minval=-1.0, maxval=1.0)
+  y = jax.random.uniform(ky, (1, *shape, 1), minval=-1.0, maxval=1.0)
+  batch = jnp.concatenate([jnp.zeros_like(x), x, y, a * x + b * y])
+  with _precise():
+    f0, fx, fy, fxy = np.asarray(_lr(gp, batch, cfg), np.float64)
+  superposed = a * (fx - f0) + b * (fy - f0)
+  return float(np.linalg.norm(fxy - f0 - superposed) /
+               max(np.linalg.norm(superposed), 1e-30))
+
+
+def _probe_batch(probe, cfg):
+  """(batch (C, H, W, 1) float32, colours C, uniform)."""
+  if probe is None or isinstance(probe, (int, np.integer)):
+    side = default_probe_side(cfg) if probe is None else int(probe)
+    return jnp.zeros((1, side, side, 1)), 3, True
+  img = np.asarray(probe, np.float32)
+  if img.ndim == 2:
+    img = img[..., None]
+  if img.ndim != 3:
+    raise ValueError(f'probe must be HxW or HxWxC, got shape {img.shape}')
+  return flow.colours_to_batch(jnp.asarray(img)), img.shape[-1], False
+
+
+def estimate_kernel(g_params, cfg, size=None, probe=None):
+  """G's effective down-scaling kernel, per colour and averaged.
+
+  For a linear G (linear subnets, additive coupling) this is the exact
+  impulse response `f(delta) - f(0)` of the LR pixel at the probe centre,
+  read as one gradient. For affine coupling or non-linear subnets it is the
+  Jacobian at the probe (by default a mid-grey image), i.e. the local
+  linearisation there; `linear` and `nonlinearity` say how far G is from it.
+
+  The (size, size) crop keeps the taps from HR rows/cols `s*i0 - origin ...`;
+  `origin` is `size // 2`, moved by the integer nearest to the kernel's
+  centre-of-mass offset from its block centre, so the crop centres on the
+  kernel the way KernelGAN centres its kernels.
+
+  Args:
+    g_params: G's parameters, raw or already `flow.prepare`d (one image).
+    cfg: the run's `Config`.
+    size: kernel side; default 11 (x2) or 31 (x4).
+    probe: None (mid-grey, `default_probe_side`, clear of all borders), an
+      int side of a mid-grey square probe (multiple of 2s), or an (H, W[, C])
+      image in [-1, 1] to linearise G at (a non-linear G then differs per
+      colour). A probe smaller than the default lets zero-padded borders
+      clip the kernel's far tails.
+
+  Returns:
+    dict: 'kernel' (size, size) float64, mean over colours; 'per_colour'
+    (C, size, size) (C = 3 unless the probe says otherwise); 'sum' (the DC
+    gain); 'center_of_mass' (row, col) of 'kernel' in crop indices; 'origin'
+    (row, col) for `apply_kernel`; 'linear' (nonlinearity <= LINEAR_TOL);
+    'nonlinearity' (see `nonlinearity`); 'probe_shape' (H, W).
+  """
+  s = cfg.scale
+  size = DEFAULT_SIZE[s] if size is None else int(size)
+  x0, colours, uniform = _probe_batch(probe, cfg)
+  _, hgt, wid, _ = x0.shape
+  if hgt % s or wid % s:
+    raise ValueError(f'probe {hgt}x{wid} is not a multiple of the scale {s}')
+  gp = flow.prepare(g_params, cfg)
+  with _precise():
+    rows = np.asarray(_jacobian_row(gp, x0, cfg), np.float64)
+  if uniform:
+    rows = np.repeat(rows, colours, axis=0)
+
+  top_left = np.array([s * (hgt // s // 2), s * (wid // s // 2)])
+  full = rows.mean(0)
+  origin = np.array([size // 2, size // 2])
+  total, mass = full.sum(), np.abs(full).sum()
+  if mass > 0 and abs(total) > 1e-3 * mass:
+    offset = degradations.center_of_mass(full) - top_left - (s - 1) / 2
+    origin -= np.floor(offset + 0.5).astype(int)
+  # Keep the crop inside the probe.
+  origin = np.clip(origin, top_left + size - np.array([hgt, wid]), top_left)
+  start = top_left - origin
+  if (start < 0).any() or (start + size > np.array([hgt, wid])).any():
+    raise ValueError(f'a {size}x{size} kernel does not fit in a {hgt}x{wid} probe')
+  per_colour = rows[:, start[0]:start[0] + size, start[1]:start[1] + size]
+  kernel = per_colour.mean(0)
+  ksum = float(kernel.sum())
+  com = (degradations.center_of_mass(kernel) if ksum != 0
+         else np.array([np.nan, np.nan]))
+  nl = nonlinearity(gp, cfg, (hgt, wid))
+  return {
+      'kernel': kernel, 'per_colour': per_colour, 'sum': ksum,
+      'center_of_mass': (float(com[0]), float(com[1])),
+      'origin': (int(origin[0]), int(origin[1])),
+      'linear': nl <= LINEAR_TOL, 'nonlinearity': nl,
+      'probe_shape': (hgt, wid),
+  }
+
+
+def _unit_sum(k, name):
+  k = np.asarray(k, np.float64)
+  if k.ndim != 2:
+    raise ValueError(f'{name} kernel must be 2-D, got shape {k.shape}')
+  total = k.sum()
+  if not np.isfinite(total) or abs(total) < 1e-12:
+    raise ValueError(f'{name} kernel sums to {total}; cannot normalise it')
+  return k / total
+
+
+def kernel_error(est, true):
+  """Sum of squared differences of two kernels after aligning them.
+
+  Both are normalised to sum 1. The estimate is then moved by the integer
+  (row, col) shift nearest to `com(true) - com(est)` (halves round up) and
+  the squared differences are summed over the union of both supports (zero
+  outside each kernel). No interpolation: an integer-shifted or zero-padded
+  copy scores exactly 0, and a residual sub-pixel offset counts as error.
+
+  Args:
+    est, true: 2-D kernels, any sizes.
+  Returns:
+    float >= 0.
+  """
+  est, true = _unit_sum(est, 'estimated'), _unit_sum(true, 'true')
+  shift = np.floor(degradations.center_of_mass(true) -
+                   degradations.center_of_mass(est) + 0.5).astype(int)
+  lo = np.minimum(0, shift)
+  hi = np.maximum(true.shape, np.array(est.shape) + shift)
+  canvas_t = np.zeros(hi - lo)
+  canvas_e = np.zeros(hi - lo)
+  canvas_t[-lo[0]:-lo[0] + true.shape[0], -lo[1]:-lo[1] + true.shape[1]] = true
+  at = shift - lo
+  canvas_e[at[0]:at[0] + est.shape[0], at[1]:at[1] + est.shape[1]] = est
+  return float(((canvas_e - canvas_t) ** 2).sum())
+
+
+def apply_kernel(img, k, scale, origin=None, mode='reflect'):
+  """Degrades an image with a correlation kernel, then keeps every s-th pixel.
+
+  `LR[i, j] = sum_{a, b} k[a, b] x[s*i + a - origin[0], s*j + b - origin[1]]`,
+  the LR grid of G (its pixel (i, j) is the block starting at (s*i, s*j)).
+
+  Args:
+    img: (H, W) or (H, W, C) float image.
+    k: (kh, kw) kernel, or (C, kh, kw), one per channel.
+    scale: s.
+    origin: the kernel index under HR pixel (s*i, s*j); default
+      `(kh // 2, kw // 2)`, as `degradations.blur_subsample`; pass
+      `estimate_kernel(...)['origin']` for an estimated kernel.
+    mode: `scipy.ndimage` border mode; 'reflect' (half-sample symmetric, the
+      data's) by default, 'constant' for zero padding.
+  Returns:
+    (ceil(H/s), ceil(W/s)[, C]) float64.
+  """
+  img = np.asarray(img, np.float64)
+  k = np.asarray(k, np.float64)
+  kh, kw = k.shape[-2:]
+  origin = (kh // 2, kw // 2) if origin is None else tuple(origin)
+  # ndimage centres a filter at index size // 2; a positive origin moves it
+  # towards lower indices, i.e. reads x[i + a - size // 2 - origin].
+  shift = (int(origin[0]) - kh // 2, int(origin[1]) - kw // 2)
+  chans = img[..., None] if img.ndim == 2 else img
+  kernels = k if k.ndim == 3 else np.broadcast_to(k, (chans.shape[-1], kh, kw))
+  if len(kernels) != chans.shape[-1]:
+    raise ValueError(f'{len(kernels)} kernels for {chans.shape[-1]} channels')
+  out = np.stack([
+      ndimage.correlate(chans[..., c], kernels[c], mode=mode, origin=shift)
+      for c in range(chans.shape[-1])], axis=-1)[::scale, ::scale]
+  return out[..., 0] if img.ndim == 2 else out
+
+
+def kernel_output_names(stem):
+  """The files `write_kernel_outputs` writes, to claim up front."""
+  return [f'{stem}_kernel.npy', f'{stem}_kernel.png', f'{stem}_kernel.mat']
+
+
+def write_kernel_outputs(out_dir, stem, g_params, cfg, true_kernel=None):
+  """Estimates G's kernel and writes it as .npy, .png and .mat (atomically).
+
+  `<stem>_kernel.npy` and `<stem>_kernel.mat` (key 'Kernel', as KernelGAN)
+  hold the mean-over-colours kernel, float32; the PNG shows it, beside the
+  true kernel when given.
+
+  Args:
+    out_dir: an `outputs.OutputDir` (claims are the caller's job).
+    stem: file name stem.
+    g_params: G's parameters for this image (raw or prepared).
+    cfg: the run's `Config`.
+    true_kernel: optional 2-D true kernel.
+  Returns:
+    {'kernel_files': names relative to out_dir, 'kernel_sum',
+     'kernel_linear', 'kernel_nonlinearity', ['kernel_error']}.
+  """
+  est = estimate_kernel(g_params, cfg)
+  kernel = est['kernel'].astype(np.float32)
+  names = kernel_output_names(stem)
+  npy, png, mat = (out_dir.path_for(n) for n in names)
+  outputs.write_npy(npy, kernel)
+  result = {'kernel_files': names, 'kernel_sum': est['sum'],
+            'kernel_linear': bool(est['linear']),
+            'kernel_nonlinearity': est['nonlinearity']}
+  title = 'estimated (mean of colours)' if est['linear'] else 'estimated (linearised)'
+  panels = [(title, kernel)]
+  if true_kernel is not None:
+    result['kernel_error'] = kernel_error(kernel, true_kernel)
+    panels.append(('true', np.asarray(true_kernel, np.float64)))
+    panels[0] = (f'{title}, error {result["kernel_error"]:.2e}', kernel)
+  outputs.kernel_png(png, panels)
+  buf = io.BytesIO()
+  sio.savemat(buf, {'Kernel': kernel})
+  outputs.write_bytes_atomic(mat, buf.getvalue())
+  return result

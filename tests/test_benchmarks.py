@@ -1,0 +1,241 @@
+"""Tests for benchmarks.quality, benchmarks.ablation and ike_jax.presets."""
+
+import json
+import math
+import os
+import re
+
+import imageio.v3 as iio
+import pytest
+
+from benchmarks import ablation
+from benchmarks import quality
+from ike_jax import datasets
+from ike_jax import errors
+from ike_jax import presets
+
+FLAGS_DIR = ablation.FLAGS_DIR
+TINY = ['--crop=16', '--iterations=3']
+
+# SPEC 11: (method, data set, scale, PSNR, SSIM, source as SPEC cites it).
+SPEC11 = [
+    ('KernelGAN+ZSSR', 'DIV2KRK', 2, '30.36', '0.8669', 'KernelGAN paper, Table 1, as quoted in the DAN README'),
+    ('KernelGAN+ZSSR', 'DIV2KRK', 4, '26.81', '0.7316', 'KernelGAN paper, Table 1, as quoted in the DAN README'),
+    ('Bicubic', 'DIV2KRK', 2, '28.73', '0.8040', 'KernelGAN paper, Table 1'),
+    ('Bicubic', 'DIV2KRK', 4, '25.33', '0.6795', 'KernelGAN paper, Table 1'),
+    ('ZSSR', 'DIV2KRK', 2, '29.10', '0.8215', 'KernelGAN paper, Table 1'),
+    ('ZSSR', 'DIV2KRK', 4, '25.61', '0.6911', 'KernelGAN paper, Table 1'),
+    ('DualSR', 'DIV2KRK', 2, '30.92', '0.8728', 'DualSR README'),
+    ('DualSR', 'DIV2K Track 2 (validation)', 2, '28.82', '0.8045', ''),
+    ('IKE ablation', 'DIV2K Track 2', 2, '9.375', '0.1326', 'IKE project page, ablation'),
+    ('IKE ablation', 'DIV2K Track 2', 2, '24.333', '0.6412', 'IKE project page, ablation'),
+    ('IKE ablation', 'DIV2K Track 2', 2, '24.589', '0.6613', 'IKE project page, ablation'),
+    ('IKE ablation', 'DIV2K Track 2', 2, '25.003', '0.6975', 'IKE project page, ablation'),
+    ('IKE ablation', 'DIV2K Track 2', 2, '25.122', '0.7128', 'IKE project page, ablation'),
+    ('IKE ablation', 'DIV2K Track 2', 2, '25.476', '0.7297', 'IKE project page, ablation'),
+]
+
+
+def _table_rows(md, first_cell):
+  return [line for line in md.splitlines() if line.startswith(f'| {first_cell}')]
+
+
+# quality.py end to end (one real, tiny run shared by the tests below).
+
+
+@pytest.fixture(scope='module')
+def quality_run(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp('quality')
+  samples = datasets.load_dataset('offline', str(tmp / 'cache'), 2, num_images=2, hr_size=64)
+  cfg = presets.config_from_flagfile(os.path.join(FLAGS_DIR, 'demo.flags'), TINY)
+  report = quality.measure(cfg, samples, str(tmp / 'runs'), log=lambda m: None,
+                           dataset='offline')
+  paths = quality.write_report(report, str(tmp / 'results' / 'quality_x2.json'))
+  return samples, report, paths
+
+
+def test_quality_writes_json_markdown_and_png(quality_run):
+  samples, report, paths = quality_run
+  assert set(paths) == {'json', 'md', 'gain_png'}
+  with open(paths['json']) as f:
+    saved = json.load(f)
+  assert [img['name'] for img in saved['images']] == [s.name for s in samples]
+  for key in ('ike_psnr_y', 'ike_ssim_y', 'ike_psnr_rgb', 'ike_ssim_rgb',
+              'bicubic_psnr_y', 'bicubic_psnr_rgb', 'gain_psnr_y'):
+    assert math.isfinite(saved['mean']['mean'][key]), key
+  t = saved['per_seed'][0]['timings']
+  assert t['wall_s'] > 0 and t['step_s'] > 0
+  assert os.path.isdir(os.path.join(os.path.dirname(paths['json']), '..', 'runs', 'seed_0'))
+  assert iio.imread(paths['gain_png']).ndim == 3
+
+
+def test_quality_table_rows_and_both_protocols(quality_run):
+  samples, report, paths = quality_run
+  with open(paths['md']) as f:
+    md = f.read()
+  assert md == quality.markdown(report)
+  header = _table_rows(md, 'image')[0]
+  for col in ('IKE PSNR Y', 'IKE SSIM Y', 'IKE PSNR RGB', 'IKE SSIM RGB',
+              'bicubic PSNR Y', 'bicubic PSNR RGB', 'gain PSNR Y'):
+    assert col in header
+  assert 'kernel error' not in header       # absent from the results: no column
+  for s in samples:
+    assert len(_table_rows(md, s.name)) == 1
+  mean = _table_rows(md, '**mean**')[0]
+  assert mean.count('|') == header.count('|') and '±' not in mean
+  assert quality.PROTOCOLS['y'] in md and quality.PROTOCOLS['rgb'] in md
+
+
+def test_reported_table_has_every_spec11_figure_with_its_source():
+  md = quality.reported_table()
+  rows = md.splitlines()[2:]
+  assert len(rows) == len(SPEC11)
+  for (method, dataset, scale, psnr, ssim, source), row in zip(SPEC11, rows):
+    cells = [c.strip() for c in row.strip('|').split('|')]
+    assert cells[0].startswith(method), row
+    assert cells[1] == dataset and cells[2] == f'x{scale}', row
+    assert cells[3] == psnr and cells[4] == ssim, row
+    assert source in cells[6], row
+  assert 'not checked' in rows[2] and 'not checked' not in rows[0]
+
+
+# quality.py aggregation, with run.super_resolve_files stubbed (no training).
+
+
+def _fake_result(seed, k, kernel_error=True):
+  off = 0.1 * seed + k
+  scores = lambda base: {'psnr_rgb': base + off, 'ssim_rgb': 0.5, 'psnr_y': base + 1 + off,
+                         'ssim_y': 0.6}
+  result = {'status': 'ok', 'metrics': {'ike': scores(25.0), 'bicubic': scores(24.0)},
+            'timings': {'compile_s': 1.0, 'step_s': 0.2, 'total_s': 2.0, 'inference_s': 0.5}}
+  if kernel_error:
+    result['kernel_error'] = 0.01 * (seed + 1)
+  return result
+
+
+def test_quality_seeds_mean_std_and_kernel_error(tmp_path, monkeypatch):
+  from ike_jax import run
+  calls = []
+
+  def fake(jobs, cfg, output_dir, overwrite=False, log=print):
+    calls.append((cfg.seed, output_dir))
+    results = [_fake_result(cfg.seed, k) for k in range(len(jobs))]
+    results[-1] = {'status': 'diverged'} if cfg.seed == 1 else results[-1]
+    return results
+
+  monkeypatch.setattr(run, 'super_resolve_files', fake)
+  samples = [datasets.Sample(n, f'{n}.png', f'{n}_hr.png', None, 2) for n in ('a', 'b')]
+  cfg = presets.config_from_flagfile(os.path.join(FLAGS_DIR, 'demo.flags'), ['--seed=0'])
+  report = quality.measure(cfg, samples, str(tmp_path / 'runs'), seeds=3, log=lambda m: None)
+  assert [c[0] for c in calls] == [0, 1, 2]
+  assert len({c[1] for c in calls}) == 3
+  a, b = report['images']
+  assert a['mean']['gain_psnr_y'] == pytest.approx(1.0)
+  assert a['mean']['ike_psnr_y'] == pytest.approx(26.1)
+  assert a['std']['ike_psnr_y'] == pytest.approx(0.1)
+  assert b['seeds'] == 2                     # diverged under seed 1
+  assert a['mean']['kernel_error'] == pytest.approx(0.02)
+  md = quality.markdown(report)
+  assert 'kernel error' in _table_rows(md, 'image')[0]
+  assert '±' in _table_rows(md, '**mean**')[0]
+  assert 'did not finish' in md
+
+
+def test_flat_metrics_without_hr_or_kernel_error():
+  assert quality.flat_metrics({'status': 'ok'}) == {}
+  assert quality.flat_metrics({'status': 'diverged'}) == {}
+  values = quality.flat_metrics({'status': 'ok', 'kernel_error': {'mse': 1e-4, 'note': 'x'}})
+  assert values == {'kernel_error_mse': 1e-4}
+
+
+# Presets.
+
+
+def _claimed_switches(path):
+  """The five switches a preset's comment claims (on unless 'no <term>')."""
+  comment = ' '.join(line for line in open(path).read().splitlines() if line.startswith('#'))
+  terms = {'energy': 'L_energy', 'tri_channel': 'tri-channel',
+           'bicubic_residual': 'residual', 'csr': 'L_CSR^bwd', 'inter': 'L_inter'}
+  return {key: term in comment and f'no {term}' not in comment for key, term in terms.items()}
+
+
+@pytest.mark.parametrize('row', quality.IKE_ABLATION, ids=lambda r: r['preset'])
+def test_ablation_preset_gives_the_switches_its_comment_claims(row):
+  path = os.path.join(FLAGS_DIR, row['preset'] + '.flags')
+  claimed = _claimed_switches(path)
+  assert claimed == {key: row[key] for key, _ in quality.SWITCHES}
+  assert f"{row['psnr']} dB / {row['ssim']}" in open(path).read()
+  cfg = presets.config_from_flagfile(path)
+  got = {'energy': 'energy' in cfg.losses, 'tri_channel': cfg.tri_channel,
+         'bicubic_residual': cfg.bicubic_residual, 'csr': 'csr' in cfg.losses,
+         'inter': 'inter' in cfg.losses}
+  assert got == claimed
+  assert 'tv' in cfg.losses and cfg.scale == 2 and cfg.iterations == 3000
+  assert cfg.inverse == 'reference'          # from the nested paper_x2 preset
+
+
+def test_config_from_flagfile_overrides_and_errors(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)                # nested paths resolve from anywhere
+  cfg = presets.config_from_flagfile(os.path.join(FLAGS_DIR, 'demo.flags'),
+                                     ['--crop=32', 'iterations=7', '--nofuse_linear'])
+  assert (cfg.crop, cfg.iterations, cfg.fuse_linear, cfg.lr_decay_every) == (32, 7, False, 75)
+  with pytest.raises(errors.UserError):
+    presets.config_from_flagfile(os.path.join(FLAGS_DIR, 'demo.flags'), ['--no_such_flag=1'])
+  with pytest.raises(errors.UserError):
+    presets.config_from_flagfile(str(tmp_path / 'missing.flags'))
+
+
+# ablation.py.
+
+
+def test_shrink_scales_the_schedule_unless_given():
+  cfg = presets.config_from_flagfile(os.path.join(FLAGS_DIR, 'ablation_6_full.flags'))
+  small = ablation.shrink(cfg, crop=32, iterations=300)
+  assert (small.crop, small.iterations, small.lr_decay_every, small.bic_decay_every) == (
+      32, 300, 75, 20)
+  assert ablation.shrink(cfg, iterations=300, bic_decay_every=7).bic_decay_every == 7
+  kept = ablation.row_configs(overrides=['--lr_decay_every=5'], iterations=30)
+  assert all(c.lr_decay_every == 5 and c.bic_decay_every == 2 for _, c in kept)
+
+
+def test_ordering_on_hand_made_numbers():
+  paper = [9.375, 24.333, 24.589, 25.003, 25.122, 25.476]
+  same = ablation.ordering([1, 2, 3, 4, 5, 6], paper)
+  assert same['monotone'] and same['spearman'] == pytest.approx(1.0) and not same['inversions']
+  names = list('abcdef')
+  swapped = ablation.ordering([1, 2, 4, 3, 5, 6], paper, names)
+  assert not swapped['monotone'] and swapped['inversions'] == [['c', 'd']]
+  assert swapped['spearman'] == pytest.approx(1 - 6 * 2 / (6 * 35))
+  reversed_ = ablation.ordering([6, 5, 4, 3, 2, 1], paper)
+  assert reversed_['spearman'] == pytest.approx(-1.0)
+  unordered_paper = ablation.ordering([3, 1, 2], [30, 10, 20])
+  assert unordered_paper['monotone']
+  missing = ablation.ordering([1, float('nan'), 3], [1, 2, 3])
+  assert not missing['monotone'] and missing['spearman'] == pytest.approx(1.0)
+
+
+def test_run_ablation_writes_tables(tmp_path):
+  seen = []
+
+  def measure(cfg, samples, output_dir, seeds, overwrite, log, dataset):
+    seen.append(cfg)
+    psnr = 20 + len(seen) + (2 if len(seen) == 3 else 0)   # row 3 beats row 4
+    keys = {'ike_psnr_y': psnr, 'ike_ssim_y': psnr / 40, 'ike_psnr_rgb': psnr,
+            'ike_ssim_rgb': psnr / 40, 'bicubic_psnr_y': 20.0}
+    return {'mean': {'mean': keys, 'std': dict.fromkeys(keys, 0.0)},
+            'per_seed': [{'timings': {}}], 'images': [], 'seeds': [0]}
+
+  report = ablation.run_ablation([], str(tmp_path / 'runs'), measure=measure,
+                                 log=lambda m: None, crop=16, iterations=3)
+  assert [c.crop for c in seen] == [16] * 6 and seen[0].lr_decay_every == 1
+  assert not report['ordering']['ike_psnr_y']['monotone']
+  assert report['ordering']['ike_psnr_y']['inversions'] == [['ablation_3_tri',
+                                                             'ablation_4_residual']]
+  paths = ablation.write_report(report, str(tmp_path / 'ablation_x2.json'))
+  md = open(paths['md']).read()
+  assert json.load(open(paths['json']))['rows'][5]['preset'] == 'ablation_6_full'
+  for row in quality.IKE_ABLATION:
+    line = _table_rows(md, row['preset'])[0]
+    assert f"{row['psnr']:.3f}" in line and f"{row['ssim']:.4f}" in line
+  assert re.search(r'\| ike_psnr_y \| psnr \| \+0\.\d+ \| no \| ablation_3_tri > ablation_4_residual',
+                   md)
