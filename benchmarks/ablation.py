@@ -154,7 +154,7 @@ def markdown(report):
   lines = [
       f"# IKE ablation: {report.get('dataset') or '?'} x{first.get('scale', 2)}",
       '',
-      f"{report['num_images']} images; crop {first.get('crop')}, "
+      f"{report['num_images']} image(s); crop {first.get('crop')}, "
       f"{first.get('iterations')} iterations per row. Paper: {report['paper_source']} "
       '(DIV2K Track 2, x2, protocol not stated; full 3000-iteration runs).',
       f"Y: {quality.PROTOCOLS['y']}. RGB: {quality.PROTOCOLS['rgb']}.",

@@ -283,7 +283,7 @@ def markdown(report):
   lines = [
       f"# IKE quality: {report.get('dataset', '?')} x{report['scale']}",
       '',
-      f"{len(report['images'])} images; crop {cfg['crop']}, {cfg['iterations']} iterations, "
+      f"{len(report['images'])} image(s); crop {cfg['crop']}, {cfg['iterations']} iterations, "
       f"seeds {', '.join(map(str, seeds))}; device {report['device']}.",
       f"Y: {PROTOCOLS['y']}. RGB: {PROTOCOLS['rgb']}.",
   ]

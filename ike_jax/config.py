@@ -86,6 +86,11 @@ class Config:
       return self.bic_trigger
     return 1.0 if self.bicubic_residual else 0.4
 
+  def static(self):
+    """This config with the run-only fields (seed, iterations, metrics_every)
+    neutralised: what a jitted step depends on, so seeds share one compile."""
+    return dataclasses.replace(self, seed=0, iterations=1, metrics_every=1)
+
   def replace(self, **kw):
     return dataclasses.replace(self, **kw)
 

@@ -75,17 +75,17 @@ def default_probe_side(cfg):
 
 
 @functools.partial(jax.jit, static_argnames=('cfg',))
-def _jacobian_row(gp, x0, cfg):
-  """(N, H, W, 1) -> (N, H, W): d lr[n, h//2, w//2, 0] / d x[n] at x0."""
+def _jacobian_row(params, x0, cfg, at):
+  """(N, H, W, 1) -> (N, H, W): d lr[n, at[0], at[1], 0] / d x[n] at x0."""
+  gp = flow.prepare(params, cfg)  # idempotent; fused inside the jit
   lr, vjp = jax.vjp(lambda x: flow.g_forward(gp, x, cfg)[0], x0)
-  _, h, w, _ = lr.shape
-  cotangent = jnp.zeros_like(lr).at[:, h // 2, w // 2, 0].set(1.0)
+  cotangent = jnp.zeros_like(lr).at[:, at[0], at[1], 0].set(1.0)
   return vjp(cotangent)[0][..., 0]
 
 
 @functools.partial(jax.jit, static_argnames=('cfg',))
-def _lr(gp, x, cfg):
-  return flow.g_forward(gp, x, cfg)[0]
+def _lr(params, x, cfg):
+  return flow.g_forward(flow.prepare(params, cfg), x, cfg)[0]
 
 
 def _precise():
@@ -93,7 +93,7 @@ def _precise():
   return jax.default_matmul_precision('highest')
 
 
-def nonlinearity(gp, cfg, shape, seed=0):
+def nonlinearity(g_params, cfg, shape, seed=0):
   """Relative residual of superposition on random probes in [-1, 1].
 
   `||f(a x + b y) - f(0) - a (f(x) - f(0)) - b (f(y) - f(0))|| / ||a (f(x) -
@@ -101,7 +101,7 @@ def nonlinearity(gp, cfg, shape, seed=0):
   0 for an affine G up to round-off.
 
   Args:
-    gp: prepared G parameters.
+    g_params: G's parameters (raw or prepared).
     cfg: the run's `Config`.
     shape: (H, W) of the probes, multiples of s.
     seed: seed of the random probes.
@@ -112,7 +112,7 @@ def nonlinearity(gp, cfg, shape, seed=0):
   y = jax.random.uniform(ky, (1, *shape, 1), minval=-1.0, maxval=1.0)
   batch = jnp.concatenate([jnp.zeros_like(x), x, y, a * x + b * y])
   with _precise():
-    f0, fx, fy, fxy = np.asarray(_lr(gp, batch, cfg), np.float64)
+    f0, fx, fy, fxy = np.asarray(_lr(g_params, batch, cfg), np.float64)
   superposed = a * (fx - f0) + b * (fy - f0)
   return float(np.linalg.norm(fxy - f0 - superposed) /
                max(np.linalg.norm(superposed), 1e-30))
@@ -168,13 +168,14 @@ def estimate_kernel(g_params, cfg, size=None, probe=None):
   _, hgt, wid, _ = x0.shape
   if hgt % s or wid % s:
     raise ValueError(f'probe {hgt}x{wid} is not a multiple of the scale {s}')
-  gp = flow.prepare(g_params, cfg)
+  centre = np.array([hgt // s // 2, wid // s // 2])
   with _precise():
-    rows = np.asarray(_jacobian_row(gp, x0, cfg), np.float64)
+    rows = np.asarray(_jacobian_row(g_params, x0, cfg, jnp.asarray(centre)),
+                      np.float64)
   if uniform:
     rows = np.repeat(rows, colours, axis=0)
 
-  top_left = np.array([s * (hgt // s // 2), s * (wid // s // 2)])
+  top_left = s * centre
   full = rows.mean(0)
   origin = np.array([size // 2, size // 2])
   total, mass = full.sum(), np.abs(full).sum()
@@ -191,7 +192,7 @@ def estimate_kernel(g_params, cfg, size=None, probe=None):
   ksum = float(kernel.sum())
   com = (degradations.center_of_mass(kernel) if ksum != 0
          else np.array([np.nan, np.nan]))
-  nl = nonlinearity(gp, cfg, (hgt, wid))
+  nl = nonlinearity(g_params, cfg, (hgt, wid))
   return {
       'kernel': kernel, 'per_colour': per_colour, 'sum': ksum,
       'center_of_mass': (float(com[0]), float(com[1])),

@@ -93,7 +93,7 @@ def super_resolve_files(jobs, cfg, output_dir, *, overwrite=False, log=print):
     t0 = time.perf_counter()
     sr = evaluate.super_resolve_batched(
         jax.tree.map(lambda a: a[None], g), jax.tree.map(lambda a: a[None], u),
-        jnp.asarray(images[k])[None], cfg)[0]
+        jnp.asarray(images[k])[None], cfg.static())[0]
     sr_u8 = data.from_model(np.asarray(sr))
     infer_s = time.perf_counter() - t0
     result = _write_image_outputs(out, names[k], job, lr, hr, sr_u8,

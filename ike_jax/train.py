@@ -244,10 +244,24 @@ def init_states(seeds, images, cfg):
   return jax.vmap(lambda sd, im: init_state(sd, im, cfg))(seeds, images)
 
 
+PLAN_BUCKET = 512
+
+
 def stack_plans(plans):
-  """Stacks per-image `data.CropPlan`s (NumPy) into one batched CropPlan."""
-  return CropPlan(g_corners=jnp.asarray(np.stack([p.g_corners for p in plans]), jnp.int32),
-                  d_corners=jnp.asarray(np.stack([p.d_corners for p in plans]), jnp.int32))
+  """Stacks per-image `data.CropPlan`s (NumPy) into one batched CropPlan.
+
+  The iteration axis is padded to a multiple of PLAN_BUCKET so runs of
+  different lengths share one compiled step.
+  """
+  n = max(len(p.g_corners) for p in plans)
+  n = -(-n // PLAN_BUCKET) * PLAN_BUCKET
+  def stack(name):
+    out = np.zeros((len(plans), n, 2), np.int32)
+    for k, p in enumerate(plans):
+      corners = np.asarray(getattr(p, name))
+      out[k, :len(corners)] = corners
+    return jnp.asarray(out)
+  return CropPlan(g_corners=stack('g_corners'), d_corners=stack('d_corners'))
 
 
 def pad_images(images):
@@ -286,16 +300,15 @@ def fit(images, plans, cfg, seeds=None, log=print, states=None, on_chunk=None):
   n = len(images)
   seeds = [cfg.seed] * n if seeds is None else list(seeds)
   plans_b = stack_plans(plans)
-  t0 = time.perf_counter()
+  static = cfg.static()
+  t0 = t_chunk = time.perf_counter()
+  log(f'compiling the train step ({n} image{"s" * (n > 1)}, crop {cfg.crop}, x{cfg.scale})...')
   if states is None:
-    states = init_states(jnp.asarray(seeds, jnp.int32), jnp.asarray(pad_images(images)), cfg)
+    states = init_states(jnp.asarray(seeds, jnp.int32), jnp.asarray(pad_images(images)), static)
   start = int(jax.device_get(states.step[0]))
   history, pending, compile_s, steady = {}, [], 0.0, []
-  t_chunk = time.perf_counter()
   for step in range(start, cfg.iterations):
-    if step == start:
-      log(f'compiling the train step ({n} image{"s" * (n > 1)}, crop {cfg.crop}, x{cfg.scale})...')
-    states, metrics = train_step_batched(states, plans_b, cfg)
+    states, metrics = train_step_batched(states, plans_b, static)
     pending.append(metrics)
     if step == start:
       jax.block_until_ready(states.step)
@@ -307,8 +320,8 @@ def fit(images, plans, cfg, seeds=None, log=print, states=None, on_chunk=None):
     done = step + 1
     if done % cfg.metrics_every and done != cfg.iterations:
       continue
-    fetched = jax.device_get(pending)          # the only host sync: every N steps
-    finite = np.asarray(jax.device_get(params_finite_batched(states)))
+    finite = np.asarray(params_finite_batched(states))  # the only host sync,
+    fetched = jax.device_get(pending)                    # every N steps
     if pending_steps:
       steady.append((time.perf_counter() - t_chunk) / pending_steps)
     t_chunk, pending, pending_steps = time.perf_counter(), [], 0

@@ -15,7 +15,7 @@ from ike_jax import errors
 from ike_jax import presets
 
 FLAGS_DIR = ablation.FLAGS_DIR
-TINY = ['--crop=16', '--iterations=3']
+TINY = ['--crop=16', '--iterations=3', '--blocks=1']  # blocks=1: compiles faster
 
 # SPEC 11: (method, data set, scale, PSNR, SSIM, source as SPEC cites it).
 SPEC11 = [

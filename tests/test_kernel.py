@@ -1,0 +1,235 @@
+"""Tests for ike_jax.kernel: G's kernel by probing, its error and its files."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+import pytest
+from scipy import io as sio
+from scipy import ndimage
+
+from ike_jax import config
+from ike_jax import degradations
+from ike_jax import flow
+from ike_jax import kernel
+from ike_jax import outputs
+from ike_jax import resize
+
+
+def _shapes(cfg):
+  return jax.eval_shape(lambda: flow.init_flow(jax.random.PRNGKey(0), cfg))
+
+
+@functools.lru_cache(maxsize=None)
+def _perturbed(cfg, scale=0.3):
+  """Init-like params plus N(0, scale^2 / fan-in) noise: far from bicubic.
+
+  Drawn in NumPy: eager `init_flow` compiles one sampler per shape (slow).
+  """
+  rng = np.random.default_rng(1)
+
+  def draw(leaf):
+    fan_in = int(np.prod(leaf.shape[:-1]))
+    init = np.sqrt(0.02 / (fan_in + leaf.shape[-1])) if len(leaf.shape) > 1 else 0
+    std = np.sqrt(init**2 + scale**2 / fan_in)
+    return jnp.asarray(rng.normal(0, std, leaf.shape), jnp.float32)
+
+  return jax.tree.map(draw, _shapes(cfg))
+
+
+def _zero(cfg):
+  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), _shapes(cfg))
+
+
+def _smooth_image(side, seed=0):
+  """(side, side, 3) smooth random image in [-1, 1]."""
+  img = np.random.default_rng(seed).uniform(-1, 1, (side, side, 3))
+  img = ndimage.gaussian_filter(img, (1.5, 1.5, 0))
+  return img / np.abs(img).max()
+
+
+def _lr_minus_f0(params, cfg, img):
+  """G's LR image of `img` minus its LR image of 0, (h, w, 3) float64.
+
+  Batched as (4, H, W, 1), the shape `kernel.nonlinearity` compiled.
+  """
+  batch = jnp.concatenate([jnp.zeros((1, *img.shape[:2], 1)),
+                           flow.colours_to_batch(jnp.asarray(img, jnp.float32))])
+  out = np.asarray(kernel._lr(params, batch, cfg), np.float64)
+  return np.moveaxis(out[1:, ..., 0] - out[0, ..., 0], 0, -1)
+
+
+@pytest.mark.parametrize('scale,blocks,side', [(2, 2, 96), (4, 1, 128)])
+@pytest.mark.parametrize('fuse', [True, False])
+def test_kernel_reproduces_lr_map_without_residual(scale, blocks, side, fuse):
+  cfg = config.Config(scale=scale, blocks=blocks, fuse_linear=fuse,
+                      bicubic_residual=False)
+  params = _perturbed(cfg)
+  radius = kernel.receptive_radius(cfg)
+  est = kernel.estimate_kernel(params, cfg, size=2 * radius + 1, probe=side)
+  assert est['linear'] and est['nonlinearity'] < 1e-5
+  np.testing.assert_allclose(est['per_colour'], est['per_colour'][:1].repeat(3, 0))
+  assert abs(est['sum'] - 1) > 0.01  # far from a bicubic map
+  img = _smooth_image(side)
+  want = _lr_minus_f0(params, cfg, img)
+  got = kernel.apply_kernel(img, est['per_colour'], scale, est['origin'],
+                            mode='constant')
+  m = -(-radius // scale)  # LR pixels whose receptive field is inside
+  assert want.shape[0] - 2 * m >= 8
+  np.testing.assert_allclose(got[m:-m, m:-m], want[m:-m, m:-m], atol=1e-4)
+
+
+@pytest.mark.parametrize('scale,side', [(2, 96), (4, 160)])
+def test_residual_path_is_exact_at_centre_and_drifts_measurably(scale, side):
+  """The align-corners resizes are shift-variant; the bound is measured.
+
+  With a probe the size of the image, the kernel is exact at the centre LR
+  pixel c. Elsewhere the error at LR pixel p stays below
+  0.5 * |p - c|_1 * (s-1)/(h-1) * max|grad x| * ||k||_1 (the kernel's drift
+  times a first-order Taylor bound); measured factors are 0.08-0.24 (x2 and
+  x4, 1-4 blocks, fused or not, blur sigma 0.7-3), so 0.5 leaves 2x room.
+  """
+  cfg = config.Config(scale=scale, blocks=1)
+  params = _perturbed(cfg)
+  radius = kernel.receptive_radius(cfg)
+  est = kernel.estimate_kernel(params, cfg, size=2 * radius + 1, probe=side)
+  assert est['linear']
+  img = _smooth_image(side)
+  want = _lr_minus_f0(params, cfg, img)
+  got = kernel.apply_kernel(img, est['kernel'], scale, est['origin'],
+                            mode='constant')
+  h, c, m = side // scale, side // scale // 2, -(-radius // scale)
+  err = np.abs(got - want).max(-1)[m:h - m, m:h - m]
+  idx = np.arange(m, h - m)
+  dist = np.abs(idx[:, None] - c) + np.abs(idx[None, :] - c)
+  assert err[c - m, c - m] < 1e-5
+  grad = max(np.abs(np.diff(img, axis=a)).max() for a in (0, 1))
+  bound = 0.5 * dist * (scale - 1) / (h - 1) * grad * np.abs(est['kernel']).sum()
+  assert (err <= bound + 1e-5).all()
+  assert err.max() > 1e-3  # the drift is real, not a round-off effect
+
+
+@pytest.mark.parametrize('scale', [2, 4])
+@pytest.mark.parametrize('squeeze', ['haar', 'space_to_depth'])
+def test_zero_subnets_without_residual_give_box_or_delta(scale, squeeze):
+  cfg = config.Config(scale=scale, blocks=1, squeeze=squeeze,
+                      bicubic_residual=False)
+  est = kernel.estimate_kernel(_zero(cfg), cfg)
+  size = kernel.DEFAULT_SIZE[scale]
+  want = np.zeros((size, size))
+  r = est['origin'][0]
+  assert est['origin'][0] == est['origin'][1]
+  if squeeze == 'haar':
+    # Block mean: the origin is the block's top-left, centred on the crop.
+    assert r == size // 2
+    want[r:r + scale, r:r + scale] = 1 / scale**2
+    np.testing.assert_allclose(est['center_of_mass'],
+                               [degradations.kernel_center(size, scale)] * 2)
+  else:
+    # The block's top-left pixel, within half a pixel of KernelGAN's centre.
+    want[r, r] = 1.0
+    assert abs(r - degradations.kernel_center(size, scale)) <= 0.5
+  np.testing.assert_allclose(est['kernel'], want, atol=1e-6)
+  np.testing.assert_allclose(est['per_colour'], np.stack([want] * 3), atol=1e-6)
+  assert est['sum'] == pytest.approx(1.0, abs=1e-6)
+  assert est['linear']
+  # Its own kernel degrades exactly as G (zero subnets: G is exactly linear).
+  img = _smooth_image(est['probe_shape'][0])  # the shape already compiled
+  np.testing.assert_allclose(
+      kernel.apply_kernel(img, est['kernel'], scale, est['origin']),
+      _lr_minus_f0(_zero(cfg), cfg, img), atol=1e-6)
+
+
+@pytest.mark.parametrize('scale,squeeze', [(2, 'space_to_depth'), (2, 'haar'),
+                                           (4, 'space_to_depth')])
+def test_zero_subnets_with_residual_match_resize_matrices(scale, squeeze):
+  """LR = D x + S (x - U D x): D/U align-corners, S G's squeeze, all separable."""
+  cfg = config.Config(scale=scale, blocks=1, squeeze=squeeze)
+  side = kernel.default_probe_side(cfg)
+  est = kernel.estimate_kernel(_zero(cfg), cfg, probe=side)
+  h = side // scale
+  down = resize.align_corners_matrix(side, h).astype(np.float64)
+  up = resize.align_corners_matrix(h, side).astype(np.float64)
+  sel = np.zeros((h, side))
+  for o in range(h):
+    if squeeze == 'haar':
+      sel[o, scale * o:scale * (o + 1)] = 1 / scale
+    else:
+      sel[o, scale * o] = 1.0
+  c = h // 2
+  d, t = down[c], (sel @ up @ down)[c]
+  full = np.outer(d, d) + np.outer(sel[c], sel[c]) - np.outer(t, t)
+  size = kernel.DEFAULT_SIZE[scale]
+  start = scale * c - np.array(est['origin'])
+  want = full[start[0]:start[0] + size, start[1]:start[1] + size]
+  np.testing.assert_allclose(est['kernel'], want, atol=1e-6)
+  # The up-down chain reaches past the crop; the cut tails are small.
+  assert np.abs(full).sum() - np.abs(want).sum() < 0.01
+  assert full.sum() == pytest.approx(1.0, abs=1e-6)
+  assert est['sum'] == pytest.approx(want.sum(), abs=1e-5)
+
+
+def test_kernel_error():
+  rng = np.random.default_rng(0)
+  true, _ = degradations.div2krk_kernel(rng, 2)
+  other, _ = degradations.div2krk_kernel(rng, 2)
+  assert kernel.kernel_error(true, true) == 0
+  assert kernel.kernel_error(3 * true, true) == pytest.approx(0, abs=1e-20)
+  # Integer shifts and zero padding do not count.
+  shifted = np.pad(true, ((3, 0), (0, 2)))
+  assert kernel.kernel_error(shifted, true) == pytest.approx(0, abs=1e-20)
+  err = kernel.kernel_error(other, true)
+  assert err > 0
+  assert kernel.kernel_error(np.pad(other, ((0, 4), (1, 1))), true) == pytest.approx(err)
+  assert kernel.kernel_error(np.roll(np.pad(other, 2), (1, -2), (0, 1)),
+                             true) == pytest.approx(err)
+  # Different sizes: x4 true kernel (31) against a 23x23 crop of itself.
+  true4, _ = degradations.div2krk_kernel(rng, 4)
+  assert 0 < kernel.kernel_error(true4[4:27, 4:27], true4) < 1e-3
+  with pytest.raises(ValueError):
+    kernel.kernel_error(np.zeros((5, 5)), true)
+
+
+def test_apply_kernel_convention_matches_degradations():
+  img = np.random.default_rng(2).uniform(0, 255, (30, 26, 3))
+  k, _ = degradations.div2krk_kernel(np.random.default_rng(3), 2)
+  np.testing.assert_allclose(kernel.apply_kernel(img, k, 2),
+                             degradations.blur_subsample(img, k, 2))
+  # origin moves the kernel: a delta at origin is a pure subsample.
+  delta = np.zeros((5, 5))
+  delta[1, 3] = 1
+  np.testing.assert_array_equal(
+      kernel.apply_kernel(img[..., 0], delta, 2, origin=(1, 3)), img[::2, ::2, 0])
+
+
+@pytest.mark.parametrize('kw', [dict(linear=False), dict(coupling='affine')])
+def test_nonlinear_flow_is_flagged(kw):
+  # Two blocks: with one affine block the LR channel never sees exp(s(u)).
+  cfg = config.Config(scale=2, blocks=2, **kw)
+  est = kernel.estimate_kernel(_perturbed(cfg), cfg)
+  assert not est['linear']
+  assert est['nonlinearity'] > kernel.LINEAR_TOL
+  assert np.isfinite(est['kernel']).all()
+
+
+def test_write_kernel_outputs(tmp_path):
+  cfg = config.Config(scale=2, blocks=1)
+  out = outputs.OutputDir(tmp_path, overwrite=False)
+  true, _ = degradations.div2krk_kernel(np.random.default_rng(0), 2)
+  res = kernel.write_kernel_outputs(out, 'img', _perturbed(cfg), cfg, true)
+  assert res['kernel_files'] == kernel.kernel_output_names('img') == [
+      'img_kernel.npy', 'img_kernel.png', 'img_kernel.mat']
+  k = np.load(tmp_path / 'img_kernel.npy', allow_pickle=False)
+  assert k.shape == (11, 11)
+  np.testing.assert_array_equal(sio.loadmat(tmp_path / 'img_kernel.mat')['Kernel'], k)
+  with Image.open(tmp_path / 'img_kernel.png') as png:
+    assert png.format == 'PNG' and png.size[0] > png.size[1]
+  assert res['kernel_linear'] is True
+  assert res['kernel_sum'] == pytest.approx(k.sum(), abs=1e-5)
+  assert res['kernel_error'] == pytest.approx(kernel.kernel_error(k, true))
+  assert not list(tmp_path.glob('.*.tmp'))
+  res = kernel.write_kernel_outputs(out, 'no_truth', _perturbed(cfg), cfg)
+  assert 'kernel_error' not in res
+  assert (tmp_path / 'no_truth_kernel.png').stat().st_size > 0

@@ -1,0 +1,135 @@
+"""Training: finite losses, the G step's effect, one compile, the schedule."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ike_jax import config
+from ike_jax import data
+from ike_jax import flow
+from ike_jax import losses
+from ike_jax import presets
+from ike_jax import train
+
+TINY = config.Config(crop=16, blocks=1, iterations=30, metrics_every=10)
+
+
+def synthetic_image(size=48, seed=0):
+  """A smooth colour image with some edges, uint8 (size, size, 3)."""
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[:size, :size] / size
+  img = np.stack([np.sin(6 * xx + 2 * c) * np.cos(4 * yy - c) for c in range(3)], -1)
+  img += (xx > 0.5)[..., None] * 0.8 + 0.05 * rng.normal(size=img.shape)
+  return np.clip((img + 1.5) / 3.5 * 255, 0, 255).astype(np.uint8)
+
+
+def _fit(cfg, img, seed=0):
+  plan = data.plan_crops(img, cfg.scale, cfg.crop, cfg.iterations, seed)
+  return train.fit([data.to_model(img)], [plan], cfg, seeds=[seed], log=lambda m: None)
+
+
+def test_losses_finite_on_a_short_run():
+  _, history, timings = _fit(TINY, synthetic_image())
+  assert {'g_gan', 'bic', 'd', 'u', 'inter', 'csr', 'tv', 'ud'} <= set(history)
+  for name, values in history.items():
+    assert values.shape == (TINY.iterations, 1), name
+    assert np.all(np.isfinite(values)), name
+  assert timings['step_s'] > 0
+
+
+def test_g_step_reduces_the_bicubic_loss():
+  # G starts away from bicubic (perturbed weights, no residual path); G and D
+  # steps only, with the bicubic term dominating the GAN term.
+  cfg = TINY.replace(losses=(), bic_mix_colours=False, bicubic_residual=False,
+                     lr_g=1e-3, lambda_bic=100.0, iterations=40)
+  img = synthetic_image()
+  model = data.to_model(img)
+  states = train.init_states(jnp.zeros((1,), jnp.int32), jnp.asarray(model)[None], cfg.static())
+  leaves, tree = jax.tree.flatten(states.g)
+  keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+  noisy = [l + 1.0 / np.sqrt(np.prod(l.shape[1:-1])) * jax.random.normal(k, l.shape)
+           if l.ndim > 2 else l for l, k in zip(leaves, keys)]
+  states = states.replace(g=jax.tree.unflatten(tree, noisy))
+  crop = jnp.asarray(model)[8:8 + cfg.crop, 8:8 + cfg.crop][None]
+
+  def bic(g):
+    lr, _ = flow.g_forward(flow.prepare(g, cfg), flow.colours_to_batch(crop[0]), cfg)
+    return float(losses.bicubic(flow.batch_to_colours(lr)[None], crop, cfg.scale, False))
+
+  before = bic(jax.tree.map(lambda a: a[0], states.g))
+  plan = data.plan_crops(img, cfg.scale, cfg.crop, cfg.iterations, 0)
+  states, history, _ = train.fit([model], [plan], cfg, log=lambda m: None, states=states)
+  after = bic(jax.tree.map(lambda a: a[0], states.g))
+  assert after < 0.7 * before, (before, after)
+  assert np.mean(history['bic'][-10:]) < np.mean(history['bic'][:10])
+
+
+def test_train_step_compiles_once():
+  img = synthetic_image()
+  before = train.train_step_batched._cache_size()  # pylint: disable=protected-access
+  cfg = TINY.replace(iterations=6, metrics_every=2, seed=3)
+  _fit(cfg, img, seed=3)
+  after_first = train.train_step_batched._cache_size()  # pylint: disable=protected-access
+  assert after_first - before <= 1
+  # Another seed, more iterations, other metric spacing: the same executable.
+  _fit(cfg.replace(iterations=8, metrics_every=4, seed=4), img, seed=4)
+  assert train.train_step_batched._cache_size() == after_first  # pylint: disable=protected-access
+
+
+def test_lr_decay_schedule():
+  cfg = config.Config()
+  got = [float(train.lr_factor(jnp.asarray(i), cfg)) for i in (0, 1, 750, 751, 1500, 1501, 2251)]
+  np.testing.assert_allclose(got, [1, 1, 1, 0.1, 0.1, 0.01, 0.001], rtol=1e-6)
+
+
+def test_lambda_bic_schedule_follows_the_learner():
+  cfg = config.Config()
+  state = train.TrainState(
+      step=jnp.asarray(0), rng=None, image=None, g=None, d=None, d_sn=None, u=None, ud=None,
+      ud_sn=None, opt=None, lambda_bic=jnp.asarray(5.0), lambda_energy=jnp.asarray(0.0),
+      bic_count=jnp.asarray(0), bic_ready=jnp.asarray(False))
+  lams, energies, ready_at = [], [], None
+  for i in range(0, 801):
+    state = train._schedule(state.replace(step=jnp.asarray(i)), jnp.asarray(0.5), cfg)  # pylint: disable=protected-access
+    if ready_at is None and bool(state.bic_ready):
+      ready_at = i
+    lams.append(float(state.lambda_bic))
+    energies.append(float(state.lambda_energy))
+  assert ready_at == 3  # index 0 skipped; 3rd consecutive value below 1 (indices 1, 2, 3)
+  # Divided by 100 at 200, 400, 600 (the learner's choices apply afterwards).
+  assert lams[199] == 5.0 and np.isclose(lams[200], 0.05) and np.isclose(lams[400], 5e-4)
+  assert np.isclose(lams[600], 5e-6) and np.isclose(lams[800], 5e-6)  # floor
+  assert energies[399] == 0.0 and energies[400] == 4.0  # switched at the 5e-4 step
+  # A loss above the threshold resets the count.
+  state = state.replace(bic_ready=jnp.asarray(False), bic_count=jnp.asarray(2))
+  state = train._schedule(state.replace(step=jnp.asarray(5)), jnp.asarray(3.0), cfg)  # pylint: disable=protected-access
+  assert int(state.bic_count) == 0 and not bool(state.bic_ready)
+
+
+@pytest.mark.parametrize('preset', ['ablation_1_none', 'ablation_2_energy', 'ablation_3_tri',
+                                    'ablation_4_residual', 'ablation_5_csr', 'ablation_6_full',
+                                    'paper_x2', 'paper_x4', 'demo'])
+def test_presets_change_the_losses_the_step_computes(preset):
+  cfg = presets.config_from_flagfile(f'flags/{preset}.flags', ['--crop=16', '--blocks=1'])
+  img = jnp.zeros((48, 48, 3))
+  state = jax.eval_shape(lambda: train.init_state(0, img, cfg))
+  plan = train.CropPlan(jnp.zeros((4, 2), jnp.int32), jnp.zeros((4, 2), jnp.int32))
+  _, metrics = jax.eval_shape(lambda s: train.train_step(s, plan, cfg), state)
+  keys = set(metrics)
+  assert {'g_gan', 'bic', 'd'} <= keys
+  assert ('energy' in keys) == ('energy' in cfg.losses)
+  assert ('csr' in keys) == ('ud' in keys) == ('csr' in cfg.losses)
+  assert ('inter' in keys) == ('inter' in cfg.losses)
+  assert ('tv' in keys) == ('tv' in cfg.losses)
+  # The flow's block structure follows the tri-channel switch.
+  assert ('R' in state.g['stages'][0][0]) == cfg.tri_channel
+
+
+def test_noise_accumulates_in_the_training_image_only_in_parity_mode():
+  img = synthetic_image()
+  for accumulate in (True, False):
+    cfg = TINY.replace(iterations=3, d_noise_accumulate=accumulate, metrics_every=3)
+    states, _, _ = _fit(cfg, img)
+    changed = float(jnp.max(jnp.abs(states.image[0] - data.to_model(img))))
+    assert (changed > 0) == accumulate
