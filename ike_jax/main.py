@@ -18,6 +18,7 @@ from ike_jax import presets
 presets.define_config_flags(flags.FLAGS)
 flags.DEFINE_string('image', None, 'The low-resolution input image.')
 flags.DEFINE_string('hr', None, 'Optional ground-truth HR image: PSNR/SSIM are reported.')
+flags.DEFINE_string('kernel', None, 'Optional true kernel (.npy or .mat): the kernel error is reported.')
 flags.DEFINE_string('output_dir', 'out', 'Where outputs are written.')
 flags.DEFINE_bool('overwrite', False, 'Replace existing outputs.')
 FLAGS = flags.FLAGS
@@ -35,7 +36,7 @@ def main(argv):
   if not FLAGS.image:
     raise errors.UserError('--image is required (the low-resolution input)')
   results = run.super_resolve_files(
-      [run.Job(FLAGS.image, FLAGS.hr)], cfg, FLAGS.output_dir,
+      [run.Job(FLAGS.image, FLAGS.hr, FLAGS.kernel)], cfg, FLAGS.output_dir,
       overwrite=FLAGS.overwrite, log=lambda m: print(m, flush=True))
   for result in results:
     print(run.format_result(result))

@@ -6,6 +6,8 @@ Per image `<stem>`, in the output directory:
   <stem>_compare.png     bicubic | IKE [| HR]
   <stem>_losses.png      loss curves
   <stem>_metrics.json    config, seed, timings, final losses, PSNR/SSIM with --hr
+  <stem>_kernel.{npy,png,mat}   the estimated down-scaling kernel (and its error
+                                against a known kernel)
 """
 
 import dataclasses
@@ -18,8 +20,10 @@ import numpy as np
 
 from ike_jax import config as config_lib
 from ike_jax import data
+from ike_jax import datasets
 from ike_jax import errors
 from ike_jax import evaluate
+from ike_jax import kernel as kernel_lib
 from ike_jax import metrics as metrics_lib
 from ike_jax import outputs
 from ike_jax import resize
@@ -39,8 +43,10 @@ class Job:
 
 
 def output_names(stem, scale):
-  return {'sr': f'{stem}_x{scale}.png', 'compare': f'{stem}_compare.png',
-          'losses': f'{stem}_losses.png', 'metrics': f'{stem}_metrics.json'}
+  names = {'sr': f'{stem}_x{scale}.png', 'compare': f'{stem}_compare.png',
+           'losses': f'{stem}_losses.png', 'metrics': f'{stem}_metrics.json'}
+  names.update(zip(('kernel_npy', 'kernel_png', 'kernel_mat'), kernel_lib.kernel_output_names(stem)))
+  return names
 
 
 def bicubic_upscale(lr_u8, scale):
@@ -51,12 +57,18 @@ def bicubic_upscale(lr_u8, scale):
 
 def _load_job(job, cfg, log):
   """Loads and checks one image; returns (lr_u8 trimmed, hr_u8 or None)."""
+  s = cfg.scale
   lr = data.load_image(job.lr_path, log=log)
-  lr, (dh, dw) = data.trim_to_multiple(lr, cfg.scale)
+  full_shape = lr.shape
+  lr, (dh, dw) = data.trim_to_multiple(lr, s)
   if dh or dw:
-    log(f'{job.lr_path}: trimmed {dh} rows and {dw} columns to a multiple of {cfg.scale}; '
-        f'output will be {lr.shape[1] * cfg.scale}x{lr.shape[0] * cfg.scale}')
+    log(f'{job.lr_path}: trimmed {dh} rows and {dw} columns to a multiple of {s}; '
+        f'output will be {lr.shape[1] * s}x{lr.shape[0] * s}')
   hr = data.load_image(job.hr_path, log=log) if job.hr_path else None
+  if job.kernel_path and not os.path.isfile(job.kernel_path):
+    raise errors.InputError(f'{job.kernel_path}: no such file (--kernel)')
+  if hr is not None and hr.shape[:2] == (full_shape[0] * s, full_shape[1] * s):
+    hr = hr[:lr.shape[0] * s, :lr.shape[1] * s]  # the HR of the untrimmed LR: trim alike
   return lr, hr
 
 
@@ -96,14 +108,14 @@ def super_resolve_files(jobs, cfg, output_dir, *, overwrite=False, log=print):
         jnp.asarray(images[k])[None], cfg.static())[0]
     sr_u8 = data.from_model(np.asarray(sr))
     infer_s = time.perf_counter() - t0
-    result = _write_image_outputs(out, names[k], job, lr, hr, sr_u8,
+    result = _write_image_outputs(out, names[k], job, lr, hr, sr_u8, g,
                                   {key: v[:, k] for key, v in history.items()},
                                   cfg, dict(timings, inference_s=infer_s))
     results.append(result)
   return results
 
 
-def _write_image_outputs(out, names, job, lr, hr, sr_u8, history, cfg, timings):
+def _write_image_outputs(out, names, job, lr, hr, sr_u8, g, history, cfg, timings):
   s = cfg.scale
   bic = bicubic_upscale(lr, s)
   result = {
@@ -120,6 +132,8 @@ def _write_image_outputs(out, names, job, lr, hr, sr_u8, history, cfg, timings):
     result['hr'] = job.hr_path
     panels = [(f'bicubic {scores["bicubic"]["psnr_y"]:.2f} dB', bic),
               (f'IKE {scores["ike"]["psnr_y"]:.2f} dB', sr_u8), ('HR', hr[:sr_u8.shape[0], :sr_u8.shape[1]])]
+  true_kernel = datasets.load_kernel(job.kernel_path) if job.kernel_path else None
+  result.update(kernel_lib.write_kernel_outputs(out, job.stem, g, cfg, true_kernel))
   outputs.write_png(out.path_for(names['sr']), sr_u8)
   outputs.write_png(out.path_for(names['compare']), outputs.compare_image(panels))
   steps = list(range(1, len(next(iter(history.values()))) + 1)) if history else []
@@ -141,4 +155,6 @@ def format_result(result):
              f"bicubic {bic['psnr_y']:.2f} dB ({ike['psnr_y'] - bic['psnr_y']:+.2f})"
              f"\n  PSNR RGB (no shave):   IKE {ike['psnr_rgb']:.2f} dB, bicubic {bic['psnr_rgb']:.2f} dB"
              f"\n  SSIM Y: IKE {ike['ssim_y']:.4f}, bicubic {bic['ssim_y']:.4f}")
+  if 'kernel_error' in result:
+    line += f"\n  kernel error (sum of squared differences): {result['kernel_error']:.3g}"
   return line

@@ -1,0 +1,93 @@
+"""The command line, end to end, in subprocesses (as a user runs it)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_FLAGS = ['--blocks=1', '--iterations=3', '--metrics_every=3']
+
+
+def run_cli(*args, timeout=600):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  return subprocess.run([sys.executable, '-m', 'ike_jax.main', *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def write_png(path, size, seed=0):
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[:size[0], :size[1]]
+  img = np.stack([(xx * 5 + c * 40) % 256 for c in range(3)], -1) * 0.7
+  img += rng.integers(0, 60, size=img.shape)
+  iio.imwrite(path, np.clip(img, 0, 255).astype(np.uint8))
+  return path
+
+
+@pytest.mark.parametrize('scale,crop,size', [(2, 16, (50, 41)), (4, 32, (70, 66))])
+def test_cli_writes_valid_outputs(tmp_path, scale, crop, size):
+  lr = write_png(tmp_path / 'photo.png', size)
+  hr = write_png(tmp_path / 'hr.png', (size[0] * scale, size[1] * scale), seed=1)
+  out = tmp_path / 'out'
+  res = run_cli(f'--image={lr}', f'--hr={hr}', f'--scale={scale}', f'--crop={crop}',
+                f'--output_dir={out}', *TINY_FLAGS)
+  assert res.returncode == 0, res.stderr[-2000:]
+  h, w = (size[0] // scale) * scale, (size[1] // scale) * scale  # trimmed to multiples of s
+  sr = iio.imread(out / f'photo_x{scale}.png')
+  assert sr.shape == (h * scale, w * scale, 3) and sr.dtype == np.uint8
+  for name in ('compare', 'losses'):
+    pic = iio.imread(out / f'photo_{name}.png')
+    assert pic.ndim == 3 and pic.shape[0] > 10
+  metrics = json.loads((out / 'photo_metrics.json').read_text())
+  assert metrics['config']['scale'] == scale and metrics['seed'] == 0
+  for who in ('ike', 'bicubic'):
+    assert set(metrics['metrics'][who]) == {'psnr_rgb', 'ssim_rgb', 'psnr_y', 'ssim_y'}
+  assert metrics['timings']['compile_s'] > 0
+  assert 'trimmed' in res.stdout or (size[0] % scale == 0 and size[1] % scale == 0)
+  assert 'PSNR Y' in res.stdout and 'step' in res.stdout and 'ETA' in res.stdout
+
+
+def test_cli_same_seed_same_bytes_and_no_silent_overwrite(tmp_path):
+  lr = write_png(tmp_path / 'photo.png', (40, 40))
+  outs = []
+  for k in range(2):
+    out = tmp_path / f'out{k}'
+    res = run_cli(f'--image={lr}', '--crop=16', f'--output_dir={out}', *TINY_FLAGS)
+    assert res.returncode == 0, res.stderr[-2000:]
+    outs.append((out / 'photo_x2.png').read_bytes())
+  assert outs[0] == outs[1]
+  # A second run into the same directory refuses to overwrite.
+  res = run_cli(f'--image={lr}', '--crop=16', f'--output_dir={tmp_path / "out0"}', *TINY_FLAGS)
+  assert res.returncode == 2
+  assert 'exists' in res.stderr and 'Traceback' not in res.stderr
+  assert (tmp_path / 'out0' / 'photo_x2.png').read_bytes() == outs[0]
+
+
+def test_flags_after_flagfile_override_it(tmp_path):
+  lr = write_png(tmp_path / 'photo.png', (40, 40))
+  out = tmp_path / 'out'
+  res = run_cli('--flagfile=flags/demo.flags', f'--image={lr}', '--crop=16',
+                f'--output_dir={out}', *TINY_FLAGS)
+  assert res.returncode == 0, res.stderr[-2000:]
+  cfg = json.loads((out / 'photo_metrics.json').read_text())['config']
+  assert cfg['crop'] == 16 and cfg['iterations'] == 3 and cfg['blocks'] == 1
+  assert cfg['inverse'] == 'reference'  # from paper_x2.flags, through demo.flags
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--scale=3'], 'scale'),
+    (['--iterations=0'], 'iterations'),
+    (['--crop=15'], 'crop'),
+    (['--image=/no/such/file.png'], 'no such file'),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+  lr = write_png(tmp_path / 'photo.png', (40, 40))
+  res = run_cli(f'--image={lr}', f'--output_dir={tmp_path / "out"}', *args, timeout=120)
+  assert res.returncode == 2, res.stderr
+  lines = [l for l in res.stderr.strip().splitlines() if l]
+  assert len(lines) == 1 and message in lines[0] and 'Traceback' not in res.stderr
+  assert not (tmp_path / 'out' / 'photo_x2.png').exists()
