@@ -201,7 +201,7 @@ def measure(cfg, samples, output_dir, *, seeds=1, overwrite=False, log=print,
     log(f'seed {seed}: {len(jobs)} images -> {folder}')
     t0 = time.perf_counter()
     results = run.super_resolve_files(jobs, cfg.replace(seed=seed), folder,
-                                      overwrite=overwrite, log=log)
+                                      run.Options(overwrite=overwrite), log=log)
     wall = time.perf_counter() - t0
     per_seed.append({
         'seed': seed, 'output_dir': folder,

@@ -11,3 +11,7 @@ class InputError(UserError):
 
 class OutputError(UserError):
   """An output that cannot be written (or would overwrite an earlier one)."""
+
+
+class Interrupted(Exception):
+  """A run stopped by SIGINT/SIGTERM after saving a checkpoint (exit 130)."""

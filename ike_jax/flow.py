@@ -273,40 +273,47 @@ def _up(x, s):
   return resize.torch_align_corners(x, s)
 
 
-def g_forward(params, x, cfg):
+def _whole(fn, v):
+  return fn(v)
+
+
+def g_forward(params, x, cfg, local=_whole):
   """HR-side image to (LR image, latent): the learned down-scaling.
 
   Args:
     params: G's parameters, already passed through `prepare`.
     x: (N, H, W, 1) in [-1, 1], H and W multiples of s.
+    local: `local(fn, v)` applies the flow (a local, convolutional map) to v;
+      the evaluator passes a tiling version. The bicubic path stays global.
   Returns:
     lr: (N, H/s, W/s, 1); z: (N, H/s, W/s, s^2 - 1).
   """
   s = cfg.scale
+  run = lambda v: local(lambda t: flow_forward(params, t, cfg)[0], v)
   if not cfg.bicubic_residual:
-    out, _ = flow_forward(params, x, cfg)
+    out = run(x)
     return out[..., :1], out[..., 1:]
   d = _down(x, s)
-  out, _ = flow_forward(params, x - _up(d, s), cfg)
+  out = run(x - _up(d, s))
   return out[..., :1] + d, out[..., 1:]
 
 
-def g_inverse(params, y, z_up, cfg):
+def g_inverse(params, y, z_up, cfg, local=_whole):
   """LR image and up-sampled latent to the SR image (G run backwards).
 
   Args:
     params: prepared G parameters.
     y: (N, h, w, 1) in [-1, 1]; z_up: (N, h, w, s^2 - 1).
+    local: as in `g_forward`.
   Returns:
     (N, s*h, s*w, 1), unclipped.
   """
   s = cfg.scale
+  run = lambda v: local(lambda t: flow_inverse(params, t, cfg)[0], v)
   if not cfg.bicubic_residual:
-    out, _ = flow_inverse(params, jnp.concatenate([y, z_up], -1), cfg)
-    return out
+    return run(jnp.concatenate([y, z_up], -1))
   r_lr = y - _up(_down(y, s), s)
-  out, _ = flow_inverse(params, jnp.concatenate([r_lr, z_up], -1), cfg)
-  return out + _up(y, s)
+  return run(jnp.concatenate([r_lr, z_up], -1)) + _up(y, s)
 
 
 def colours_to_batch(img):

@@ -7,49 +7,114 @@ Flags given after a `--flagfile` override it. Every field of
 `ike_jax.config.Config` is a flag of the same name.
 """
 
+import glob
+import os
 import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from ike_jax import errors
 from ike_jax import presets
 
 presets.define_config_flags(flags.FLAGS)
 flags.DEFINE_string('image', None, 'The low-resolution input image.')
+flags.DEFINE_string('images', None, 'Many inputs: a glob or a comma list (they train together).')
+flags.DEFINE_string('input_dir', None, 'Many inputs: every image file in this directory.')
 flags.DEFINE_string('hr', None, 'Optional ground-truth HR image: PSNR/SSIM are reported.')
+flags.DEFINE_string('hr_dir', None, 'With many inputs: HR images with the same file stems.')
 flags.DEFINE_string('kernel', None, 'Optional true kernel (.npy or .mat): the kernel error is reported.')
 flags.DEFINE_string('output_dir', 'out', 'Where outputs are written.')
 flags.DEFINE_bool('overwrite', False, 'Replace existing outputs.')
+flags.DEFINE_integer('batch_size', 0, 'Images trained at once (memory); the rest queue. 0: all.')
+flags.DEFINE_integer('tile', 0, 'Inference tile side in LR pixels (bounded memory); 0: whole image.')
+flags.DEFINE_integer('checkpoint_every', 0, 'Save a checkpoint every N steps (always on SIGINT/SIGTERM).')
+flags.DEFINE_bool('resume', False, 'Continue from the checkpoint of an interrupted run.')
+flags.DEFINE_bool('distributed', False, 'Multi-host: call jax.distributed.initialize(); each '
+                  'process trains a disjoint share of the images.')
 FLAGS = flags.FLAGS
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 def config_from_flags():
   return presets.config_from_flag_values(FLAGS)
 
 
+def input_paths():
+  """The LR inputs named by --image, --images or --input_dir (exactly one)."""
+  given = [n for n in ('image', 'images', 'input_dir') if FLAGS[n].value]
+  if len(given) != 1:
+    raise errors.UserError('give exactly one of --image, --images, --input_dir'
+                           + (f' (got {", ".join("--" + g for g in given)})' if given else ''))
+  if FLAGS.image:
+    return [FLAGS.image]
+  if FLAGS.input_dir:
+    if not os.path.isdir(FLAGS.input_dir):
+      raise errors.UserError(f'{FLAGS.input_dir}: not a directory (--input_dir)')
+    paths = sorted(os.path.join(FLAGS.input_dir, f) for f in os.listdir(FLAGS.input_dir)
+                   if f.lower().endswith(IMAGE_EXTENSIONS))
+  else:
+    paths = []
+    for part in FLAGS.images.split(','):
+      matches = sorted(glob.glob(part)) if glob.has_magic(part) else [part]
+      paths += matches
+  if not paths:
+    raise errors.UserError('no input images found')
+  return paths
+
+
+def _hr_for(path):
+  if FLAGS.hr:
+    return FLAGS.hr
+  if not FLAGS.hr_dir:
+    return None
+  stem = os.path.splitext(os.path.basename(path))[0]
+  for ext in IMAGE_EXTENSIONS:
+    candidate = os.path.join(FLAGS.hr_dir, stem + ext)
+    if os.path.isfile(candidate):
+      return candidate
+  return None
+
+
 def main(argv):
+  logging.set_verbosity(logging.WARNING)  # keep JAX's and orbax's INFO lines out
   if len(argv) > 1:
     raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
+  paths = input_paths()
+  if len(paths) > 1 and (FLAGS.hr or FLAGS.kernel):
+    raise errors.UserError('--hr and --kernel name one image; with many inputs use --hr_dir')
   from ike_jax import run  # pylint: disable=g-import-not-at-top  (JAX after flag checks)
   cfg = config_from_flags()
-  if not FLAGS.image:
-    raise errors.UserError('--image is required (the low-resolution input)')
-  results = run.super_resolve_files(
-      [run.Job(FLAGS.image, FLAGS.hr, FLAGS.kernel)], cfg, FLAGS.output_dir,
-      overwrite=FLAGS.overwrite, log=lambda m: print(m, flush=True))
+  index, count = 0, 1
+  if FLAGS.distributed:
+    import jax  # pylint: disable=g-import-not-at-top
+    jax.distributed.initialize()
+    index, count = jax.process_index(), jax.process_count()
+  options = run.Options(overwrite=FLAGS.overwrite, batch_size=FLAGS.batch_size, tile=FLAGS.tile,
+                        checkpoint_every=FLAGS.checkpoint_every, resume=FLAGS.resume,
+                        process_index=index, process_count=count)
+  jobs = [run.Job(p, _hr_for(p), FLAGS.kernel) for p in paths]
+  results = run.super_resolve_files(jobs, cfg, FLAGS.output_dir, options,
+                                    log=lambda m: print(m, flush=True))
   for result in results:
     print(run.format_result(result))
-  return 0 if all(r['status'] == 'ok' for r in results) else 1
+  if len(jobs) > 1 and index == 0:
+    print(run.write_summary(FLAGS.output_dir, results))
+  return 0 if all(r['status'] in ('ok', 'skipped') for r in results) else 1
 
 
 def entry():
-  """Runs `main`; a user error is one line on stderr and exit status 2."""
+  """Runs `main`: a user error is one line on stderr and exit status 2."""
   try:
     app.run(main)
   except errors.UserError as err:
     print(f'error: {err}', file=sys.stderr)
     sys.exit(2)
+  except errors.Interrupted as err:
+    print(f'stopped: {err}', file=sys.stderr)
+    sys.exit(130)
   except KeyboardInterrupt:
     print('interrupted', file=sys.stderr)
     sys.exit(130)

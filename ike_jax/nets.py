@@ -95,14 +95,22 @@ def init_upsampler(key, scale):
           for k, wi, wo in zip(keys, widths[:-1], widths[1:])]
 
 
-def u_apply(params, z, scale):
-  """Up-samples the latent: (3, h, w, Z) -> (3, s*h, s*w, Z), Z = s^2 - 1."""
-  n_z = z.shape[-1]
-  x = flow.batch_to_colours(z)[None]                   # (1, h, w, Z*3)
-  x = resize.torch_align_corners(x, scale)
+def u_convs(params, x):
+  """U's conv stack on merged latents (N, H, W, 3Z) -> same shape."""
   for i, layer in enumerate(params):
     x = flow.conv(x, layer['w'], layer['b'])
     if i < len(params) - 1:
       x = jax.nn.relu(x)
+  return x
+
+
+def u_apply(params, z, scale, local=lambda fn, v: fn(v)):
+  """Up-samples the latent: (3, h, w, Z) -> (3, s*h, s*w, Z), Z = s^2 - 1.
+
+  `local(fn, v)` applies the (convolutional) stack; see `flow.g_forward`.
+  """
+  n_z = z.shape[-1]
+  x = flow.batch_to_colours(z)[None]                   # (1, h, w, Z*3)
+  x = local(lambda t: u_convs(params, t), resize.torch_align_corners(x, scale))
   x = x[0].reshape(*x.shape[1:3], n_z, 3)              # channel z*3 + colour
   return jnp.moveaxis(x, -1, 0)                        # (3, sh, sw, Z)

@@ -11,6 +11,7 @@ Per image `<stem>`, in the output directory:
 """
 
 import dataclasses
+import hashlib
 import os
 import time
 
@@ -18,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ike_jax import checkpoint
 from ike_jax import config as config_lib
 from ike_jax import data
 from ike_jax import datasets
@@ -72,46 +74,101 @@ def _load_job(job, cfg, log):
   return lr, hr
 
 
-def super_resolve_files(jobs, cfg, output_dir, *, overwrite=False, log=print):
-  """Trains IKE on every job's LR image (all at once) and writes the outputs.
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """How a run is carried out (not what the method computes)."""
+  overwrite: bool = False
+  batch_size: int = 0          # images trained at once; 0: all of them
+  tile: int = 0                # inference tile side (LR pixels); 0: whole image
+  checkpoint_every: int = 0    # steps between checkpoints; 0: only on a signal
+  resume: bool = False
+  process_index: int = 0       # multi-host: this process trains images
+  process_count: int = 1       #   process_index, process_index + count, ...
 
-  Returns a list of per-image result dicts (what `<stem>_metrics.json` holds).
-  Raises `errors.UserError` for bad input before any compilation.
+
+def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
+  """Trains IKE on every job's LR image and writes the outputs.
+
+  Images train `options.batch_size` at a time (all at once by default) in one
+  vmapped step. Jobs whose outputs are all present are skipped (reported).
+  Bad input raises `errors.UserError` before anything is compiled.
+
+  Returns a list of per-image result dicts (what `<stem>_metrics.json` holds,
+  or {'image', 'status': 'skipped' | 'diverged'}).
   """
   config_lib.validate(cfg)
-  out = outputs.OutputDir(output_dir, overwrite)
+  out = outputs.OutputDir(output_dir, options.overwrite)
   out.check_writable()
   names = [output_names(job.stem, cfg.scale) for job in jobs]
   if len({n['sr'] for n in names}) != len(names):
     raise errors.UserError('two inputs share a file name stem; their outputs would collide')
-  out.claim([v for n in names for v in n.values()])
+  todo, results = [], []
+  for job, name in zip(jobs, names):
+    if not options.overwrite and out.is_complete(name.values()):
+      log(f'{job.lr_path}: outputs complete in {output_dir}; skipped')
+      results.append({'image': job.lr_path, 'status': 'skipped'})
+    else:
+      todo.append((job, name))
+  if not options.resume:
+    out.claim([v for _, name in todo for v in name.values()])
+  todo = todo[options.process_index::options.process_count]
+  loaded = [_load_job(job, cfg, log) for job, _ in todo]  # every input checked first
 
-  loaded = [_load_job(job, cfg, log) for job in jobs]
-  plans = [data.plan_crops(lr, cfg.scale, cfg.crop, cfg.iterations, cfg.seed)
-           for lr, _ in loaded]
-  images = [data.to_model(lr) for lr, _ in loaded]
+  size = options.batch_size or max(len(todo), 1)
+  for start in range(0, len(todo), size):
+    batch = list(zip(todo[start:start + size], loaded[start:start + size]))
+    if len(todo) > size:
+      log(f'batch {start // size + 1}/{-(-len(todo) // size)}: {len(batch)} image(s)')
+    results += _train_batch(batch, cfg, out, options, log)
+  return results
 
-  states, history, timings = train.fit(images, plans, cfg, log=log)
-  diverged = history.pop('diverged', np.zeros(len(jobs), bool))
+
+def _train_batch(batch, cfg, out, options, log):
+  """Trains one batch of (job, names), (lr, hr) together; writes its outputs."""
+  jobs = [job for (job, _), _ in batch]
+  lrs = [lr for _, (lr, _) in batch]
+  plans = [data.plan_crops(lr, cfg.scale, cfg.crop, cfg.iterations, cfg.seed) for lr in lrs]
+  images = [data.to_model(lr) for lr in lrs]
+  key = hashlib.sha1(('|'.join(os.path.abspath(j.lr_path) for j in jobs)
+                      + repr(sorted(cfg.to_dict().items()))).encode()).hexdigest()[:12]
+  ckpt = checkpoint.Checkpointer(os.path.join(out.path, 'checkpoints', key))
+  if ckpt.exists() and not options.resume:
+    if not options.overwrite:
+      raise errors.UserError(f'a checkpoint of this run exists in {ckpt.directory}; pass '
+                             '--resume to continue it or --overwrite to start again')
+    ckpt.remove()
+  with checkpoint.StopFlag() as stop:  # SIGINT/SIGTERM: save a checkpoint, stop
+    try:
+      states, history, timings = train.fit(
+          images, plans, cfg, log=log, stop=stop, checkpointer=ckpt,
+          checkpoint_every=options.checkpoint_every)
+    except checkpoint.Interrupted as err:
+      raise errors.Interrupted(
+          f'interrupted at step {err.args[0]}; checkpoint saved in {ckpt.directory}; '
+          'rerun the same command with --resume to continue') from None
+  diverged = history.pop('diverged')
+
+  t0 = time.perf_counter()
+  keep = [k for k in range(len(jobs)) if not diverged[k]]
+  srs = evaluate.super_resolve_many(
+      jax.tree.map(lambda a: a[np.asarray(keep)], states.g) if keep else None,
+      jax.tree.map(lambda a: a[np.asarray(keep)], states.u) if keep else None,
+      [images[k] for k in keep], cfg, options.tile) if keep else []
+  infer_s = (time.perf_counter() - t0) / max(len(keep), 1)
+  srs = dict(zip(keep, srs))
 
   results = []
-  for k, (job, (lr, hr)) in enumerate(zip(jobs, loaded)):
+  for k, (((job, names), (lr, hr))) in enumerate(batch):
     if diverged[k]:
       log(f'{job.lr_path}: training diverged (NaN/Inf); no output written for this image')
       results.append({'image': job.lr_path, 'status': 'diverged'})
       continue
     g = jax.tree.map(lambda a: a[k], states.g)
-    u = jax.tree.map(lambda a: a[k], states.u)
-    t0 = time.perf_counter()
-    sr = evaluate.super_resolve_batched(
-        jax.tree.map(lambda a: a[None], g), jax.tree.map(lambda a: a[None], u),
-        jnp.asarray(images[k])[None], cfg.static())[0]
-    sr_u8 = data.from_model(np.asarray(sr))
-    infer_s = time.perf_counter() - t0
-    result = _write_image_outputs(out, names[k], job, lr, hr, sr_u8, g,
-                                  {key: v[:, k] for key, v in history.items()},
-                                  cfg, dict(timings, inference_s=infer_s))
-    results.append(result)
+    results.append(_write_image_outputs(
+        out, names, job, lr, hr, data.from_model(srs[k]), g,
+        {name: v[:, k] for name, v in history.items()}, cfg,
+        dict(timings, inference_s=infer_s, images_in_batch=len(jobs))))
+  ckpt.remove()
   return results
 
 
@@ -158,3 +215,26 @@ def format_result(result):
   if 'kernel_error' in result:
     line += f"\n  kernel error (sum of squared differences): {result['kernel_error']:.3g}"
   return line
+
+
+def write_summary(output_dir, results):
+  """Writes `summary.json` for a many-image run; returns the printed table."""
+  rows = ['| image | status | PSNR Y IKE | PSNR Y bicubic | gain | SSIM Y IKE |',
+          '|---|---|---|---|---|---|']
+  gains = []
+  for r in results:
+    m = r.get('metrics')
+    if m:
+      gain = m['ike']['psnr_y'] - m['bicubic']['psnr_y']
+      gains.append(gain)
+      rows.append(f"| {os.path.basename(r['image'])} | {r['status']} | {m['ike']['psnr_y']:.2f} | "
+                  f"{m['bicubic']['psnr_y']:.2f} | {gain:+.2f} | {m['ike']['ssim_y']:.4f} |")
+    else:
+      rows.append(f"| {os.path.basename(r['image'])} | {r['status']} | | | | |")
+  summary = {'images': results, 'count': len(results),
+             'ok': sum(r['status'] == 'ok' for r in results),
+             'mean_psnr_y_gain': float(np.mean(gains)) if gains else None}
+  outputs.write_json(os.path.join(output_dir, 'summary.json'), summary)
+  if gains:
+    rows.append(f'| mean | | | | {np.mean(gains):+.2f} | |')
+  return '\n'.join(rows)

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ike_jax import checkpoint
 from ike_jax import flow
 from ike_jax import losses
 from ike_jax import nets
@@ -282,7 +283,8 @@ def format_eta(seconds):
   return f'{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
 
 
-def fit(images, plans, cfg, seeds=None, log=print, states=None, on_chunk=None):
+def fit(images, plans, cfg, seeds=None, log=print, states=None, checkpointer=None,
+        checkpoint_every=0, stop=None):
   """Trains one model per image, all images at once.
 
   Args:
@@ -291,22 +293,40 @@ def fit(images, plans, cfg, seeds=None, log=print, states=None, on_chunk=None):
     cfg: the run's Config.
     seeds: per-image seeds (default: `cfg.seed` for every image).
     log: progress sink (one line per metrics chunk).
-    states: batched TrainState to continue from (resume), or None.
-    on_chunk: optional callback(states, step) after each chunk (checkpoints).
+    states: batched TrainState to start from instead of a fresh one.
+    checkpointer: a `checkpoint.Checkpointer`; with it, an existing checkpoint
+      is resumed and a new one saved every `checkpoint_every` steps (rounded
+      to metric points) and when `stop()` turns true.
+    stop: a callable polled every step (e.g. `checkpoint.StopFlag`); when it
+      returns true, a checkpoint is saved and `checkpoint.Interrupted` raised.
   Returns:
-    (states, history, timings): history maps metric name -> (steps, B) array;
+    (states, history, timings): history maps metric name -> (steps, B) array
+    and 'diverged' -> (B,) bool;
     timings has 'compile_s', 'step_s' (per iteration, all images) and 'total_s'.
   """
   n = len(images)
   seeds = [cfg.seed] * n if seeds is None else list(seeds)
-  plans_b = stack_plans(plans)
+  sharding, n_pad = image_sharding(n)
+  # Padding images (copies of the first) make the count divide the devices.
+  plans_b = stack_plans(list(plans) + [plans[0]] * n_pad)
   static = cfg.static()
   t0 = t_chunk = time.perf_counter()
-  log(f'compiling the train step ({n} image{"s" * (n > 1)}, crop {cfg.crop}, x{cfg.scale})...')
+  log(f'compiling the train step ({n} image{"s" * (n > 1)}, crop {cfg.crop}, x{cfg.scale}, '
+      f'{sharding.mesh.size} device{"s" * (sharding.mesh.size > 1)})...')
   if states is None:
-    states = init_states(jnp.asarray(seeds, jnp.int32), jnp.asarray(pad_images(images)), static)
-  start = int(jax.device_get(states.step[0]))
+    states = init_states(jnp.asarray(seeds + [seeds[0]] * n_pad, jnp.int32),
+                         jnp.asarray(pad_images(list(images) + [images[0]] * n_pad)), static)
   history, pending, compile_s, steady = {}, [], 0.0, []
+  if checkpointer is not None and checkpointer.exists():
+    states, saved = checkpointer.restore(states)
+    history = {k: list(v) for k, v in saved.items()}
+    log(f'resumed from {checkpointer.directory} at step {int(states.step[0])}')
+  states, plans_b = jax.device_put((states, plans_b), sharding)
+  start = int(jax.device_get(states.step[0]))
+  diverged = np.zeros(n, bool)
+
+  def save():
+    checkpointer.save(states, {k: np.stack(v) for k, v in history.items()})
   for step in range(start, cfg.iterations):
     states, metrics = train_step_batched(states, plans_b, static)
     pending.append(metrics)
@@ -318,7 +338,8 @@ def fit(images, plans, cfg, seeds=None, log=print, states=None, on_chunk=None):
     else:
       pending_steps += 1
     done = step + 1
-    if done % cfg.metrics_every and done != cfg.iterations:
+    stopping = stop is not None and stop()
+    if done % cfg.metrics_every and done != cfg.iterations and not stopping:
       continue
     finite = np.asarray(params_finite_batched(states))  # the only host sync,
     fetched = jax.device_get(pending)                    # every N steps
@@ -333,13 +354,35 @@ def fit(images, plans, cfg, seeds=None, log=print, states=None, on_chunk=None):
              if k in ('g_gan', 'bic', 'd', 'u', 'inter', 'csr', 'tv', 'ud')}
     log(f'step {done:5d}/{cfg.iterations} ' + ' '.join(f'{k} {v:.4g}' for k, v in shown.items())
         + f' | {per_step:.3f} s/step, ETA {format_eta(per_step * (cfg.iterations - done))}')
-    if not finite.all():
-      history['diverged'] = ~finite
-      break
-    if on_chunk is not None:
-      on_chunk(states, done)
+    newly = ~finite[:n] & ~diverged
+    if newly.any():
+      log(f'step {done}: image(s) {np.flatnonzero(newly).tolist()} diverged (NaN/Inf); '
+          'the others continue')
+      diverged |= newly
+      if diverged.all():
+        break
+    if checkpointer is not None and (stopping or (
+        checkpoint_every and done // checkpoint_every > (done - len(fetched)) // checkpoint_every)):
+      save()
+    if stopping:
+      raise checkpoint.Interrupted(done)
   total = time.perf_counter() - t0
   step_s = float(np.median(steady)) if steady else float('nan')
-  history = {k: (np.stack(v, axis=0) if isinstance(v, list) else v)
-             for k, v in history.items()}
+  history = {k: np.stack(v, axis=0)[:, :n] for k, v in history.items()}
+  history['diverged'] = diverged
+  states = jax.tree.map(lambda a: a[:n], states)
   return states, history, {'compile_s': compile_s, 'step_s': step_s, 'total_s': total}
+
+
+def image_sharding(n_images, devices=None):
+  """Shards a leading image axis over this process's devices.
+
+  Returns (NamedSharding over a 1-D 'images' mesh, number of padding images
+  that make the image count a multiple of the device count).
+  """
+  devices = jax.local_devices() if devices is None else devices
+  # Auto axes: GSPMD partitions the vmapped step; no sharding in the types.
+  mesh = jax.make_mesh((len(devices),), ('images',), devices=devices,
+                       axis_types=(jax.sharding.AxisType.Auto,))
+  return (jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('images')),
+          (-n_images) % len(devices))

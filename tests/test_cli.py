@@ -14,7 +14,7 @@ TINY_FLAGS = ['--blocks=1', '--iterations=3', '--metrics_every=3']
 
 
 def run_cli(*args, timeout=600):
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  env = dict(os.environ, JAX_PLATFORMS='cpu')  # conftest sets the shared compilation cache
   return subprocess.run([sys.executable, '-m', 'ike_jax.main', *args], cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
@@ -60,7 +60,12 @@ def test_cli_same_seed_same_bytes_and_no_silent_overwrite(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     outs.append((out / 'photo_x2.png').read_bytes())
   assert outs[0] == outs[1]
-  # A second run into the same directory refuses to overwrite.
+  # A second run into the same directory skips the complete image...
+  res = run_cli(f'--image={lr}', '--crop=16', f'--output_dir={tmp_path / "out0"}', *TINY_FLAGS)
+  assert res.returncode == 0 and 'skipped' in res.stdout
+  assert (tmp_path / 'out0' / 'photo_x2.png').read_bytes() == outs[0]
+  # ... and refuses to overwrite a partial one.
+  (tmp_path / 'out0' / 'photo_losses.png').unlink()
   res = run_cli(f'--image={lr}', '--crop=16', f'--output_dir={tmp_path / "out0"}', *TINY_FLAGS)
   assert res.returncode == 2
   assert 'exists' in res.stderr and 'Traceback' not in res.stderr

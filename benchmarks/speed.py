@@ -1,0 +1,552 @@
+r"""Training speed per preset, fused and unfused: time, FLOPs, memory, peak.
+
+  python -m benchmarks.speed [--presets=paper_x2,paper_x4,demo] \
+      [--variants=fused,unfused] [--steps=N] [--warmup=K] [--repeats=R] \
+      [--crop=C] [--set=blocks=1] [--nocomponents] \
+      [--results=benchmarks/results/speed_<host>.json]
+
+Every (preset, variant) row runs in its own subprocess (`--_one=preset:variant`,
+which prints one JSON line), so compile caches, the memory high-water mark and
+thread pools never mix between rows; the machine's peak (a float32 matmul and
+a convolution, `--_one=peak`) is measured the same way. Per row: compile time
+(first step minus a steady step), the median seconds per step over `--steps`
+steps after `--warmup` (each step ended by `block_until_ready`; median and IQR
+over `--repeats` repeat medians), the step's FLOPs from XLA's cost analysis,
+achieved FLOP/s against the measured peak, peak memory (device peak bytes where
+the backend reports them, else the process's RSS high-water growth), and a
+per-component breakdown (G forward/inverse, U, D, UD jitted separately).
+Writes the JSON and a Markdown table beside it (`.md`).
+"""
+
+import datetime
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+
+FLAGS = flags.FLAGS
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS_DIR = os.path.join(ROOT, 'flags')
+SAMPLE = os.path.join(ROOT, 'samples', 'astronaut_lr_x2.png')
+RESULT_PREFIX = 'BENCH_JSON '
+VARIANTS = {'fused': '--fuse_linear', 'unfused': '--nofuse_linear'}
+
+# PyTorch reference: about 6.2 s per step at paper_x2 settings on a 2-core
+# machine of this kind (issue 8 of this project, measured by running the
+# authors' PyTorch code on CPU).
+TORCH_S_PER_STEP = 6.2
+TORCH_SOURCE = ('issue 8 of this project: the authors\' PyTorch code on CPU, '
+                'paper_x2 settings, 2-core machine')
+TORCH_PRESET = 'paper_x2'
+
+
+def define_common_flags(flag_values=FLAGS):
+  """Flags shared with `benchmarks.throughput`."""
+  kw = dict(flag_values=flag_values)
+  flags.DEFINE_integer('steps', 10, 'Timed steps per repeat.', **kw)
+  flags.DEFINE_integer('warmup', 2, 'Untimed steps after the compiling one.', **kw)
+  flags.DEFINE_integer('repeats', 3, 'Repeats of --steps timed steps.', **kw)
+  flags.DEFINE_string('results', None, 'Results JSON (a .md is written beside).', **kw)
+  flags.DEFINE_integer('row_timeout', 3600, 'Seconds before a row\'s subprocess is killed.', **kw)
+  flags.DEFINE_string('_one', None, 'Internal: measure one row and print it as JSON.', **kw)
+
+
+# ----------------------------------------------------------------- helpers --
+
+def overrides_for(crop=None, sets=(), extra=()):
+  """Flagfile overrides: `--set` values, then crop, then `extra` (which win)."""
+  args = ['--' + s.lstrip('-') for s in sets]
+  if crop is not None:
+    args.append(f'--crop={crop}')
+  return args + list(extra)
+
+
+def load_config(preset, overrides=()):
+  """The Config of `flags/<preset>.flags` (or a flagfile path) plus overrides."""
+  from ike_jax import presets  # pylint: disable=g-import-not-at-top
+  path = preset if preset.endswith('.flags') else os.path.join(FLAGS_DIR, preset + '.flags')
+  return presets.config_from_flagfile(path, overrides)
+
+
+def image_side(crop):
+  """Side of the synthetic training image: room for crops to move."""
+  return max(2 * crop, 128)
+
+
+def tile_image(img, side):
+  """Mirror-tiles (or centre-crops) an (H, W, 3) uint8 image to (side, side, 3)."""
+  h, w = img.shape[:2]
+  img = np.pad(img, ((0, max(side - h, 0)), (0, max(side - w, 0)), (0, 0)), mode='symmetric')
+  return np.ascontiguousarray(img[:side, :side])
+
+
+def sample_image(crop):
+  """The bundled astronaut sample, mirror-tiled to `image_side(crop)`."""
+  import imageio.v3 as iio  # pylint: disable=g-import-not-at-top
+  return tile_image(np.asarray(iio.imread(SAMPLE))[..., :3], image_side(crop))
+
+
+def maxrss_bytes():
+  """This process's resident-set high-water mark (ru_maxrss), in bytes."""
+  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return rss if sys.platform == 'darwin' else rss * 1024
+
+
+def device_peak_bytes():
+  """The device's peak bytes in use, or None where the backend has no stats."""
+  import jax  # pylint: disable=g-import-not-at-top
+  try:
+    stats = jax.devices()[0].memory_stats()
+  except Exception:  # pylint: disable=broad-except
+    return None
+  return None if not stats else stats.get('peak_bytes_in_use')
+
+
+def machine_info():
+  import jax  # pylint: disable=g-import-not-at-top
+  dev = jax.devices()[0]
+  return {'device_kind': dev.device_kind, 'platform': dev.platform,
+          'device_count': jax.device_count(), 'jax_version': jax.__version__,
+          'cpu_count': os.cpu_count(), 'host': socket.gethostname(),
+          'python': platform.python_version(), 'machine': platform.machine(),
+          'date': datetime.datetime.now().astimezone().isoformat(timespec='seconds')}
+
+
+def cost_flops(compiled_or_lowered):
+  """'flops' of XLA's cost analysis (a dict, or a list of one per module)."""
+  ca = compiled_or_lowered.cost_analysis()
+  if isinstance(ca, (list, tuple)):
+    ca = ca[0] if ca else {}
+  flops = (ca or {}).get('flops')
+  return None if flops is None else float(flops)
+
+
+def xla_memory(compiled):
+  """Argument, output and temporary buffer sizes XLA planned, in bytes."""
+  try:
+    m = compiled.memory_analysis()
+  except Exception:  # pylint: disable=broad-except
+    return {}
+  if m is None:
+    return {}
+  return {k: int(getattr(m, k + '_size_in_bytes')) for k in ('argument', 'output', 'temp')
+          if hasattr(m, k + '_size_in_bytes')}
+
+
+def time_calls(call, steps, warmup, repeats):
+  """Times `call()` (which must block until done) the same way everywhere.
+
+  The first call (compilation included) is timed alone, then `warmup` untimed
+  calls, then `repeats` x `steps` timed calls.
+  Returns:
+    first_s, median_s (median of the repeat medians), iqr_s (their
+    interquartile range), min_s and repeat_medians_s.
+  """
+  t = time.perf_counter()
+  call()
+  first = time.perf_counter() - t
+  for _ in range(warmup):
+    call()
+  medians, fastest = [], float('inf')
+  for _ in range(max(repeats, 1)):
+    times = []
+    for _ in range(max(steps, 1)):
+      t = time.perf_counter()
+      call()
+      times.append(time.perf_counter() - t)
+    medians.append(float(np.median(times)))
+    fastest = min(fastest, min(times))
+  q25, q75 = np.percentile(medians, [25, 75])
+  return {'first_s': first, 'median_s': float(np.median(medians)),
+          'iqr_s': float(q75 - q25), 'min_s': fastest, 'repeat_medians_s': medians}
+
+
+def _blocking(fn, *args):
+  import jax  # pylint: disable=g-import-not-at-top
+  return lambda: jax.block_until_ready(fn(*args))
+
+
+# -------------------------------------------------------------- train step --
+
+def step_inputs(cfg, images_u8, seeds, n_steps):
+  """(states, plans, static config) for `n_steps` steps of stacked images."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from ike_jax import data  # pylint: disable=g-import-not-at-top
+  from ike_jax import train  # pylint: disable=g-import-not-at-top
+  static = cfg.static()
+  plans = train.stack_plans([data.plan_crops(im, cfg.scale, cfg.crop, n_steps, int(sd))
+                             for im, sd in zip(images_u8, seeds)])
+  models = train.pad_images([data.to_model(data.trim_to_multiple(im, cfg.scale)[0])
+                             for im in images_u8])
+  states = train.init_states(jnp.asarray(seeds, jnp.int32), jnp.asarray(models), static)
+  return states, plans, static
+
+
+def step_flops(cfg, batch=1, compiled=True):
+  """FLOPs of one batched train step from XLA's cost analysis, nothing run.
+
+  `compiled=False` analyses the lowered (unoptimised) module: no compilation,
+  so it takes seconds even for large configs.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from ike_jax import train  # pylint: disable=g-import-not-at-top
+  static = cfg.static()
+  side = image_side(cfg.crop)
+  states = jax.eval_shape(lambda: train.init_states(
+      jnp.zeros((batch,), jnp.int32), jnp.zeros((batch, side, side, 3)), static))
+  n = train.PLAN_BUCKET
+  plans = train.CropPlan(g_corners=jnp.zeros((batch, n, 2), jnp.int32),
+                         d_corners=jnp.zeros((batch, n, 2), jnp.int32))
+  lowered = train.train_step_batched.lower(states, plans, static)
+  return cost_flops(lowered.compile() if compiled else lowered)
+
+
+def measure_train_step(cfg, images_u8, seeds, steps, warmup, repeats, log=None):
+  """Times the batched train step on stacked images; one dict of results."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from ike_jax import train  # pylint: disable=g-import-not-at-top
+  log = log or (lambda m: None)
+  n_steps = 1 + warmup + max(repeats, 1) * max(steps, 1)
+  rss0 = maxrss_bytes()
+  states, plans, static = step_inputs(cfg, images_u8, seeds, n_steps)
+  jax.block_until_ready(states)
+  holder = [states]
+
+  def call():
+    holder[0], metrics = train.train_step_batched(holder[0], plans, static)
+    jax.block_until_ready((holder[0], metrics))
+
+  log(f'timing {len(seeds)} image(s), crop {cfg.crop}, x{cfg.scale}, '
+      f'{"fused" if cfg.fused else "unfused"}: 1 + {warmup} + {repeats} x {steps} steps')
+  t = time_calls(call, steps, warmup, repeats)
+  rss1, dev_peak = maxrss_bytes(), device_peak_bytes()
+  finite = bool(np.all(np.asarray(train.params_finite_batched(holder[0]))))
+  compiled = train.train_step_batched.lower(holder[0], plans, static).compile()
+  flops = cost_flops(compiled)
+  med = t['median_s']
+  out = {
+      'batch': len(seeds), 'crop': cfg.crop, 'scale': cfg.scale, 'blocks': cfg.blocks,
+      'fused': cfg.fused, 'iterations': cfg.iterations, 'image_side': int(images_u8[0].shape[0]),
+      'compile_s': max(t['first_s'] - med, 0.0), 'first_step_s': t['first_s'],
+      'step_s': med, 'step_iqr_s': t['iqr_s'], 'step_min_s': t['min_s'],
+      'repeat_medians_s': t['repeat_medians_s'], 'steps_per_s': 1.0 / med,
+      's_per_3000_steps': 3000 * med, 's_per_image_run': cfg.iterations * med,
+      'flops_per_step': flops, 'flops_per_s': None if flops is None else flops / med,
+      'peak_rss_mib': rss1 / 2**20, 'rss_growth_mib': (rss1 - rss0) / 2**20,
+      'device_peak_mib': None if dev_peak is None else dev_peak / 2**20,
+      'xla_buffers_mib': {k: v / 2**20 for k, v in xla_memory(compiled).items()},
+      'params_finite': finite,
+  }
+  out['memory_mib'] = (out['device_peak_mib'] if out['device_peak_mib'] is not None
+                       else out['rss_growth_mib'])
+  out['memory_source'] = ('device peak_bytes_in_use' if out['device_peak_mib'] is not None
+                          else 'growth of ru_maxrss from before the states were built')
+  return out
+
+
+# -------------------------------------------------------------- components --
+
+def component_functions(cfg, seed=0):
+  """(name, calls per step, note, jitted fn, args) for each piece of a step.
+
+  Calls per step follow `train.train_step` for cfg's losses; the sum of calls x
+  time is what the pieces account for when run apart (no cross-piece fusion).
+  Parameters come from `train.init_states` (one compile, shared with the step's).
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from ike_jax import flow  # pylint: disable=g-import-not-at-top
+  from ike_jax import nets  # pylint: disable=g-import-not-at-top
+  from ike_jax import train  # pylint: disable=g-import-not-at-top
+  s, c = cfg.scale, cfg.crop
+  dc, nz = c // s, s * s - 1
+  side = image_side(c)
+  states = jax.device_get(train.init_states(
+      jnp.asarray([seed], jnp.int32), jnp.zeros((1, side, side, 3), jnp.float32), cfg.static()))
+  g, u, d, d_sn, ud, ud_sn = jax.tree.map(
+      lambda a: a[0], (states.g, states.u, states.d, states.d_sn, states.ud, states.ud_sn))
+  rng = np.random.default_rng(seed)
+  normal = lambda *shape: (0.5 * rng.standard_normal(shape)).astype(np.float32)
+  x, z, z_up = normal(3, c, c, 1), normal(3, dc, dc, nz), normal(3, c, c, nz)
+  d_in, ud_in = normal(1, dc, dc, 3), normal(1, c, c, 3)
+  total = lambda t: sum(jnp.sum(l) for l in jax.tree.leaves(t))
+
+  def g_fwd(g, x):
+    return flow.g_forward(flow.prepare(g, cfg), x, cfg)
+
+  def g_inv(g, x, z_up):
+    return flow.g_inverse(flow.prepare(g, cfg), x, z_up, cfg)
+
+  def d_out(p, img):
+    return nets.d_apply(p, d_sn, img)[0]
+
+  def ud_out(p, img):
+    return nets.d_apply(p, ud_sn, img)[0]
+
+  u_step = bool({'tv', 'inter', 'csr'} & set(cfg.losses))
+  csr = u_step and 'csr' in cfg.losses
+  recompute = csr and cfg.recompute_ud_fake
+  grad = lambda f, argnums=0: jax.jit(jax.grad(lambda *a: total(f(*a)), argnums=argnums))
+  pieces = [
+      ('G fwd', 1, f'x {x.shape}; after the G step', jax.jit(g_fwd), (g, x)),
+      ('G fwd+bwd', 1, 'G step (grad wrt G)', grad(lambda g, x: g_fwd(g, x)[0]), (g, x)),
+      ('G inv fwd+bwd', int(u_step), f'LR grid {c}x{c}; U step (grad wrt G, z_up)',
+       grad(g_inv, (0, 2)), (g, x, z_up)),
+      ('G inv fwd', int(recompute), "UD's fake recomputed", jax.jit(g_inv), (g, x, z_up)),
+      ('U fwd+bwd', int(u_step), f'z {z.shape}', grad(lambda u, z: nets.u_apply(u, z, s)),
+       (u, z)),
+      ('U fwd', int(recompute), "UD's fake recomputed", jax.jit(lambda u, z: nets.u_apply(u, z, s)),
+       (u, z)),
+      ('D fwd+bwd', 3, f'{d_in.shape}; G step + real, fake', grad(d_out, (0, 1)), (d, d_in)),
+      ('UD fwd+bwd', (2 + s * s) if csr else 0, f'{ud_in.shape}; U step + real + {s * s} tiles',
+       grad(ud_out, (0, 1)), (ud, ud_in)),
+  ]
+  if cfg.fused:
+    pieces.append(('G fuse', 0, 'composing the 11x11 kernels; inside the G rows',
+                   jax.jit(lambda g: flow.prepare(g, cfg)), (g,)))
+  return pieces
+
+
+def measure_components(cfg, steps, warmup, repeats, log=None, names=None):
+  """Time and cost-analysis FLOPs of each piece of the step (or of `names`)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  log = log or (lambda m: None)
+  rows = []
+  for name, calls, note, fn, args in component_functions(cfg):
+    if names is not None and name not in names:
+      continue
+    log(f'component {name}')
+    args = jax.device_put(args)
+    compiled = fn.lower(*args).compile()
+    t = time_calls(_blocking(compiled, *args), steps, warmup, repeats)
+    flops = cost_flops(compiled)
+    rows.append({'name': name, 'calls_per_step': calls, 'note': note,
+                 's': t['median_s'], 'iqr_s': t['iqr_s'], 'flops': flops,
+                 'flops_per_s': None if flops is None else flops / t['median_s']})
+  return rows
+
+
+# -------------------------------------------------------------------- peak --
+
+def measure_peak(steps, warmup, repeats, matmul=2048, conv=(1, 256, 256, 64, 64)):
+  """Measured float32 GFLOP/s of a square matmul and a 3x3 SAME convolution."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from ike_jax import flow  # pylint: disable=g-import-not-at-top
+  k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+  n = matmul
+  a, b = jax.random.normal(k1, (n, n)), jax.random.normal(k2, (n, n))
+  nb, h, w, ci, co = conv
+  x, kern = jax.random.normal(k1, (nb, h, w, ci)), jax.random.normal(k2, (3, 3, ci, co))
+  out = {}
+  for name, fn, args, flops in (
+      ('matmul', jax.jit(jnp.matmul), (a, b), 2.0 * n ** 3),
+      ('conv', jax.jit(flow.conv), (x, kern), 2.0 * nb * h * w * 9 * ci * co)):
+    compiled = fn.lower(*args).compile()
+    t = time_calls(_blocking(compiled, *args), steps, warmup, repeats)
+    out[name] = {'flops': flops, 'cost_analysis_flops': cost_flops(compiled),
+                 's': t['median_s'], 'iqr_s': t['iqr_s'],
+                 'gflops_per_s': flops / t['median_s'] / 1e9}
+  out['matmul']['shape'] = f'{n}x{n} @ {n}x{n}'
+  out['conv']['shape'] = f'NHWC {nb}x{h}x{w}x{ci} * HWIO 3x3x{ci}x{co}'
+  out['peak_gflops_per_s'] = max(out['matmul']['gflops_per_s'], out['conv']['gflops_per_s'])
+  return out
+
+
+# ---------------------------------------------------------------- one row --
+
+def speed_row(preset, variant, *, crop=None, sets=(), steps=10, warmup=2, repeats=3,
+              components=True, log=None):
+  """Measures one (preset, variant) row in this process."""
+  cfg = load_config(preset, overrides_for(crop, sets, [VARIANTS[variant]]))
+  row = {'preset': preset, 'variant': variant,
+         'overridden': bool(crop is not None or sets), 'config': cfg.to_dict()}
+  row.update(measure_train_step(cfg, [sample_image(cfg.crop)], [cfg.seed], steps, warmup,
+                                repeats, log))
+  if components:
+    row['components'] = measure_components(cfg, steps, warmup, repeats, log)
+  return row
+
+
+def run_child(args, timeout, log=print):
+  """Runs `python -m <module> args` and returns its JSON result line."""
+  env = dict(os.environ)
+  env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
+  try:
+    proc = subprocess.run([sys.executable, '-m'] + args, cwd=ROOT, env=env, timeout=timeout,
+                          stdout=subprocess.PIPE, stderr=None, text=True, check=False)
+  except subprocess.TimeoutExpired:
+    return {'error': f'timed out after {timeout} s'}
+  for line in reversed(proc.stdout.splitlines()):
+    if line.startswith(RESULT_PREFIX):
+      return json.loads(line[len(RESULT_PREFIX):])
+  log(proc.stdout[-2000:])
+  return {'error': f'exit status {proc.returncode}, no result line'}
+
+
+def emit(result):
+  print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+# ---------------------------------------------------------------- report --
+
+def _f(v, fmt='{:.3g}'):
+  return '—' if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v)
+
+
+def torch_speedup(row):
+  """PyTorch-reference s/step over ours, for un-overridden paper_x2 rows only."""
+  if row.get('preset') != TORCH_PRESET or row.get('overridden') or 'step_s' not in row:
+    return None
+  return TORCH_S_PER_STEP / row['step_s']
+
+
+def markdown(report):
+  m, peak = report['machine'], report.get('peak', {})
+  peak_g = peak.get('peak_gflops_per_s')
+  lines = [f'# Training speed: {m["device_kind"]} ({m["platform"]}), {m["cpu_count"]} CPUs, '
+           f'jax {m["jax_version"]}, {m["date"]}', '',
+           f'Steps: 1 compiling + {report["settings"]["warmup"]} warm-up + '
+           f'{report["settings"]["repeats"]} x {report["settings"]["steps"]} timed; '
+           's/step = median of the repeat medians (IQR over repeats).', '']
+  if 'error' not in peak:
+    lines += ['| peak kernel | shape | GFLOP/s |', '|---|---|---|']
+    for k in ('matmul', 'conv'):
+      lines.append(f'| {k} f32 | {peak[k]["shape"]} | {peak[k]["gflops_per_s"]:.1f} |')
+    lines.append('')
+  lines += ['| preset | variant | crop | compile s | s/step (IQR) | steps/s | s / 3000 steps '
+            '| GFLOP/step | GFLOP/s | % of peak | memory MiB | vs PyTorch |',
+            '|---|---|---|---|---|---|---|---|---|---|---|---|']
+  for r in report['rows']:
+    if 'error' in r:
+      lines.append(f'| {r["preset"]} | {r["variant"]} | error: {r["error"]} |')
+      continue
+    gflop = None if r['flops_per_step'] is None else r['flops_per_step'] / 1e9
+    rate = None if r['flops_per_s'] is None else r['flops_per_s'] / 1e9
+    frac = None if rate is None or not peak_g else 100 * rate / peak_g
+    speedup = torch_speedup(r)
+    lines.append(
+        f'| {r["preset"]} | {r["variant"]} | {r["crop"]} | {r["compile_s"]:.1f} '
+        f'| {r["step_s"]:.4g} ({r["step_iqr_s"]:.2g}) | {r["steps_per_s"]:.3g} '
+        f'| {r["s_per_3000_steps"]:.4g} | {_f(gflop)} | {_f(rate)} | {_f(frac, "{:.1f}")} '
+        f'| {r["memory_mib"]:.0f} | {_f(speedup, "{:.1f}x")} |')
+  lines += ['', f'vs PyTorch: {TORCH_S_PER_STEP} s/step ({TORCH_SOURCE}) over our s/step; '
+            f'{TORCH_PRESET} rows without overrides only. % of peak: achieved GFLOP/s over '
+            'the faster of the two peak kernels. Memory: ' +
+            '; '.join(sorted({r['memory_source'] for r in report['rows'] if 'memory_source' in r})) + '.']
+  for r in report['rows']:
+    comps = r.get('components')
+    if not comps:
+      continue
+    accounted = sum(c['calls_per_step'] * c['s'] for c in comps)
+    lines += ['', f'### Components: {r["preset"]} {r["variant"]} (crop {r["crop"]}, x{r["scale"]})',
+              '', '| component | input; where in the step | calls/step | ms/call | GFLOP/call '
+              '| GFLOP/s | share of accounted |', '|---|---|---|---|---|---|---|']
+    for c in comps:
+      share = c['calls_per_step'] * c['s'] / accounted if accounted else None
+      gf = None if c['flops'] is None else c['flops'] / 1e9
+      rate = None if c['flops_per_s'] is None else c['flops_per_s'] / 1e9
+      lines.append(f'| {c["name"]} | {c["note"]} | {c["calls_per_step"]} | {1e3 * c["s"]:.3g} '
+                   f'| {_f(gf)} | {_f(rate)} | {_f(None if share is None else 100 * share, "{:.0f}%")} |')
+    lines.append(f'\nAccounted: {accounted:.4g} s vs a measured step of {r["step_s"]:.4g} s.')
+  return '\n'.join(lines) + '\n'
+
+
+def write_report(report, path):
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump(report, f, indent=2)
+  md_path = os.path.splitext(path)[0] + '.md'
+  text = markdown(report)
+  with open(md_path, 'w') as f:
+    f.write(text)
+  return {'json': path, 'md': md_path}, text
+
+
+# -------------------------------------------------------------------- main --
+
+def define_flags(flag_values=FLAGS):
+  kw = dict(flag_values=flag_values)
+  define_common_flags(flag_values)
+  flags.DEFINE_integer('crop', None, 'Override the presets\' crop.', **kw)
+  flags.DEFINE_multi_string('set', [], 'Any Config flag for every row, e.g. '
+                            '--set=blocks=1 (repeatable).', **kw)
+  flags.DEFINE_list('presets', ['paper_x2', 'paper_x4', 'demo'], 'Presets (flags/<name>.flags).', **kw)
+  flags.DEFINE_list('variants', ['fused', 'unfused'], 'Any of fused, unfused.', **kw)
+  flags.DEFINE_bool('components', True, 'Also time G, U, D and UD apart.', **kw)
+  flags.DEFINE_integer('peak_matmul', 2048, 'Side of the peak matmul.', **kw)
+  flags.DEFINE_list('peak_conv', ['1', '256', '256', '64', '64'],
+                    'Peak conv N,H,W,Cin,Cout (3x3 kernel).', **kw)
+
+
+def _child_main(one):
+  import jax  # pylint: disable=g-import-not-at-top
+  log = lambda m: print(m, file=sys.stderr, flush=True)
+  if one == 'peak':
+    result = measure_peak(FLAGS.steps, FLAGS.warmup, FLAGS.repeats, FLAGS.peak_matmul,
+                          tuple(int(v) for v in FLAGS.peak_conv))
+  else:
+    preset, variant = one.split(':')
+    result = speed_row(preset, variant, crop=FLAGS.crop, sets=FLAGS.set, steps=FLAGS.steps,
+                       warmup=FLAGS.warmup, repeats=FLAGS.repeats,
+                       components=FLAGS.components, log=log)
+  result['machine'] = machine_info()
+  del jax
+  emit(result)
+
+
+def main(argv):
+  del argv
+  if FLAGS._one:  # pylint: disable=protected-access
+    return _child_main(FLAGS._one)  # pylint: disable=protected-access
+  bad = [v for v in FLAGS.variants if v not in VARIANTS]
+  if bad:
+    raise app.UsageError(f'--variants takes fused,unfused; got {",".join(bad)}')
+  for p in FLAGS.presets:
+    load_config(p)  # fail early on a missing preset
+  args = [a for a in sys.argv[1:] if not a.startswith(('--_one', '--results'))]
+  log = lambda m: print(m, flush=True)
+  log('peak: matmul and conv')
+  peak = run_child(['benchmarks.speed', '--_one=peak'] + args, FLAGS.row_timeout, log)
+  machine = peak.pop('machine', None)
+  rows = []
+  for preset in FLAGS.presets:
+    for variant in FLAGS.variants:
+      log(f'{preset} {variant}')
+      row = run_child(['benchmarks.speed', f'--_one={preset}:{variant}'] + args,
+                      FLAGS.row_timeout, log)
+      machine = row.pop('machine', machine)
+      rows.append({'preset': preset, 'variant': variant, **row})
+      if 'error' not in row:
+        log(f'  {row["step_s"]:.4g} s/step, compile {row["compile_s"]:.1f} s')
+  report = {
+      'machine': machine or {},
+      'settings': {'steps': FLAGS.steps, 'warmup': FLAGS.warmup, 'repeats': FLAGS.repeats,
+                   'crop': FLAGS.crop, 'set': FLAGS.set},
+      'torch_reference': {'preset': TORCH_PRESET, 's_per_step': TORCH_S_PER_STEP,
+                          'source': TORCH_SOURCE},
+      'peak': peak, 'rows': rows,
+  }
+  if not report['machine']:
+    report['machine'] = {k: '?' for k in ('device_kind', 'platform', 'cpu_count',
+                                         'jax_version', 'date')}
+  path = FLAGS.results or os.path.join(ROOT, 'benchmarks', 'results',
+                                       f'speed_{socket.gethostname()}.json')
+  paths, text = write_report(report, path)
+  print(text)
+  log(f'wrote {paths["json"]} and {paths["md"]}')
+  return 1 if any('error' in r for r in rows) else 0
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)

@@ -1,0 +1,162 @@
+r"""Images per hour against the number of images trained together.
+
+  python -m benchmarks.throughput [--flagfile=flags/demo.flags] \
+      [--batch_sizes=1,2,4,8] [--steps=N] [--warmup=K] [--repeats=R] \
+      [--crop=C] [--blocks=1] \
+      [--results=benchmarks/results/throughput_<host>.json]
+
+Every `Config` field is a flag, as in `ike_jax.main`; without `--flagfile` the
+demo preset is read first.
+
+B images (scikit-image's bundled photos, centre-cropped or mirror-tiled to
+`max(2 crop, 128)` px) are stacked and trained by one vmapped step. Each B runs
+in its own subprocess (`--_one=B`), timed as `benchmarks.speed` times a step.
+Per image-step time = median step time / B; images per hour =
+3600 B / (step time x the preset's iterations), compile time reported apart
+(and once more amortised over one run). Writes the JSON and a Markdown table
+beside it (`.md`).
+"""
+
+import json
+import os
+import socket
+import sys
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from benchmarks import speed
+from ike_jax import presets
+
+FLAGS = flags.FLAGS
+DEFAULT_FLAGFILE = os.path.join(speed.FLAGS_DIR, 'demo.flags')
+
+
+def photos(batch, side):
+  """`batch` (side, side, 3) uint8 photos, cycling through the offline set."""
+  from ike_jax import datasets  # pylint: disable=g-import-not-at-top
+  names = list(datasets.OFFLINE_IMAGES)
+  out = []
+  for i in range(batch):
+    img = np.asarray(datasets.OFFLINE_IMAGES[names[i % len(names)]]())[..., :3]
+    if img.ndim == 2:
+      img = np.repeat(img[..., None], 3, axis=-1)
+    img = datasets.center_crop(img, side, multiple=1)
+    out.append(speed.tile_image(img.astype(np.uint8), side))
+  return out
+
+
+def throughput_row(cfg, batch, *, steps=10, warmup=2, repeats=3, log=None):
+  """Measures training `batch` images at once with `cfg`, in this process."""
+  images = photos(batch, speed.image_side(cfg.crop))
+  seeds = [cfg.seed + i for i in range(batch)]
+  row = speed.measure_train_step(cfg, images, seeds, steps, warmup, repeats, log)
+  step = row['step_s']
+  row['per_image_step_s'] = step / batch
+  row['images_per_hour'] = 3600.0 * batch / (step * cfg.iterations)
+  row['images_per_hour_incl_compile'] = 3600.0 * batch / (step * cfg.iterations + row['compile_s'])
+  if row['flops_per_step'] is not None:
+    row['flops_per_image_step'] = row['flops_per_step'] / batch
+  return row
+
+
+def markdown(report):
+  m, s = report['machine'], report['settings']
+  lines = [f'# Throughput: {m.get("device_kind")} ({m.get("platform")}), '
+           f'{m.get("cpu_count")} CPUs, jax {m.get("jax_version")}, {m.get("date")}', '',
+           f'Preset {s["flagfile"]} (crop {s["crop_used"]}, x{s["scale"]}, '
+           f'{s["iterations"]} iterations, {"fused" if s["fused"] else "unfused"}); '
+           f'1 compiling + {s["warmup"]} warm-up + {s["repeats"]} x {s["steps"]} timed steps.', '',
+           '| images (B) | compile s | s/step (IQR) | s per image-step | images/hour '
+           '| images/hour incl. compile | x vs B=1 | GFLOP/image-step | memory MiB |',
+           '|---|---|---|---|---|---|---|---|---|']
+  base = next((r['images_per_hour'] for r in report['rows']
+               if r.get('batch') == 1 and 'error' not in r), None)
+  for r in report['rows']:
+    if 'error' in r:
+      lines.append(f'| {r["batch"]} | error: {r["error"]} |')
+      continue
+    gf = r.get('flops_per_image_step')
+    lines.append(
+        f'| {r["batch"]} | {r["compile_s"]:.1f} | {r["step_s"]:.4g} ({r["step_iqr_s"]:.2g}) '
+        f'| {r["per_image_step_s"]:.4g} | {r["images_per_hour"]:.3g} '
+        f'| {r["images_per_hour_incl_compile"]:.3g} '
+        f'| {speed._f(None if not base else r["images_per_hour"] / base, "{:.2f}")} '  # pylint: disable=protected-access
+        f'| {speed._f(None if gf is None else gf / 1e9)} | {r["memory_mib"]:.0f} |')  # pylint: disable=protected-access
+  sources = sorted({r['memory_source'] for r in report['rows'] if 'memory_source' in r})
+  lines += ['', 'Memory: ' + '; '.join(sources) + '.']
+  return '\n'.join(lines) + '\n'
+
+
+def write_report(report, path):
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump(report, f, indent=2)
+  md_path = os.path.splitext(path)[0] + '.md'
+  text = markdown(report)
+  with open(md_path, 'w') as f:
+    f.write(text)
+  return {'json': path, 'md': md_path}, text
+
+
+def define_flags(flag_values=FLAGS):
+  kw = dict(flag_values=flag_values)
+  speed.define_common_flags(flag_values)
+  presets.define_config_flags(flag_values)
+  flags.DEFINE_list('batch_sizes', ['1', '2', '4', '8'], 'Images trained together.', **kw)
+
+
+def with_default_flagfile(argv):
+  """`argv` with `--flagfile=<demo preset>` first unless it names a flagfile."""
+  if any(a.lstrip('-').startswith('flagfile') for a in argv[1:]):
+    return list(argv)
+  return [argv[0], '--flagfile=' + DEFAULT_FLAGFILE] + list(argv[1:])
+
+
+def _flagfiles(argv):
+  return [a.split('=', 1)[1] for a in argv[1:] if a.lstrip('-').startswith('flagfile=')]
+
+
+def main(argv):
+  del argv
+  cfg = presets.config_from_flag_values(FLAGS)
+  if FLAGS._one:  # pylint: disable=protected-access
+    log = lambda m: print(m, file=sys.stderr, flush=True)
+    row = throughput_row(cfg, int(FLAGS._one), steps=FLAGS.steps, warmup=FLAGS.warmup,  # pylint: disable=protected-access
+                         repeats=FLAGS.repeats, log=log)
+    row['machine'] = speed.machine_info()
+    speed.emit(row)
+    return 0
+  sizes = [int(b) for b in FLAGS.batch_sizes]
+  args = [a for a in _ARGV[1:] if not a.startswith(('--_one', '--results'))]
+  rows, machine = [], None
+  for b in sizes:
+    print(f'B = {b}', flush=True)
+    row = speed.run_child(['benchmarks.throughput', f'--_one={b}'] + args, FLAGS.row_timeout)
+    machine = row.pop('machine', machine)
+    rows.append({'batch': b, **row})
+    if 'error' not in row:
+      print(f'  {row["step_s"]:.4g} s/step, {row["images_per_hour"]:.3g} images/hour', flush=True)
+  report = {
+      'machine': machine or {},
+      'settings': {'flagfile': ','.join(_flagfiles(_ARGV)), 'crop_used': cfg.crop,
+                   'scale': cfg.scale, 'iterations': cfg.iterations, 'fused': cfg.fused,
+                   'steps': FLAGS.steps, 'warmup': FLAGS.warmup, 'repeats': FLAGS.repeats,
+                   'argv': _ARGV[1:], 'config': cfg.to_dict()},
+      'rows': rows,
+  }
+  path = FLAGS.results or os.path.join(speed.ROOT, 'benchmarks', 'results',
+                                       f'throughput_{socket.gethostname()}.json')
+  paths, text = write_report(report, path)
+  print(text)
+  print(f'wrote {paths["json"]} and {paths["md"]}')
+  return 1 if any('error' in r for r in rows) else 0
+
+
+_ARGV = sys.argv
+
+if __name__ == '__main__':
+  define_flags()
+  _ARGV = with_default_flagfile(sys.argv)
+  app.run(main, argv=_ARGV)

@@ -1,0 +1,117 @@
+"""Tests for benchmarks.speed and benchmarks.throughput at tiny settings."""
+
+import json
+import math
+import os
+
+import pytest
+
+from benchmarks import speed
+from benchmarks import throughput
+
+TINY = ['--crop=16', '--blocks=1']
+TIMING = dict(steps=2, warmup=1, repeats=2)
+STEP_FIELDS = ('compile_s', 'first_step_s', 'step_s', 'step_min_s', 'steps_per_s',
+               's_per_3000_steps', 's_per_image_run', 'flops_per_step', 'flops_per_s',
+               'peak_rss_mib')
+
+
+def _positive(row, names):
+  for name in names:
+    assert isinstance(row[name], (int, float)), name
+    assert math.isfinite(row[name]) and row[name] > 0, (name, row[name])
+
+
+@pytest.fixture(scope='module')
+def speed_row():
+  # The throughput row below uses the same config and shapes: one compile.
+  return speed.speed_row('demo', 'fused', crop=16, sets=['blocks=1'], components=False,
+                         **TIMING)
+
+
+def test_speed_row_fields(speed_row):
+  _positive(speed_row, STEP_FIELDS)
+  assert speed_row['step_iqr_s'] >= 0 and speed_row['memory_mib'] >= 0
+  assert speed_row['crop'] == 16 and speed_row['blocks'] == 1 and speed_row['fused']
+  assert speed_row['overridden'] and speed_row['params_finite']
+  assert speed_row['s_per_3000_steps'] == pytest.approx(3000 * speed_row['step_s'])
+  assert len(speed_row['repeat_medians_s']) == TIMING['repeats']
+
+
+def test_throughput_row_fields(speed_row):
+  cfg = speed.load_config('demo', TINY)
+  row = throughput.throughput_row(cfg, 1, **TIMING)
+  fields = tuple(f for f in STEP_FIELDS if f != 'compile_s')  # compiled by speed_row
+  _positive(row, fields + ('per_image_step_s', 'images_per_hour',
+                           'images_per_hour_incl_compile', 'flops_per_image_step'))
+  assert row['batch'] == 1 and row['compile_s'] >= 0
+  assert row['images_per_hour'] == pytest.approx(3600 / (row['step_s'] * cfg.iterations))
+  assert row['images_per_hour_incl_compile'] <= row['images_per_hour']
+  assert row['flops_per_step'] == speed_row['flops_per_step']  # same compiled step
+
+
+def test_fused_step_costs_fewer_flops():
+  fused = speed.step_flops(speed.load_config('demo', TINY + ['--fuse_linear']), compiled=False)
+  unfused = speed.step_flops(speed.load_config('demo', TINY + ['--nofuse_linear']),
+                             compiled=False)
+  assert 0 < fused < unfused
+
+
+def test_components():
+  cfg = speed.load_config('demo', TINY)
+  pieces = speed.component_functions(cfg)
+  calls = {p[0]: p[1] for p in pieces}
+  assert {'G fwd', 'G fwd+bwd', 'G inv fwd+bwd', 'U fwd+bwd', 'D fwd+bwd', 'UD fwd+bwd',
+          'G fuse'} <= set(calls)
+  assert calls['UD fwd+bwd'] == 2 + 2 * 2 and calls['D fwd+bwd'] == 3
+  for name, _, _, fn, args in pieces:  # lowered only: compiling all takes long
+    assert speed.cost_flops(fn.lower(*args)) > 0, name
+  rows = speed.measure_components(cfg, 1, 0, 1, names=('U fwd', 'D fwd+bwd'))
+  assert [r['name'] for r in rows] == ['U fwd', 'D fwd+bwd']
+  for r in rows:
+    _positive(r, ('s', 'flops', 'flops_per_s'))
+
+
+def test_peak_kernels():
+  peak = speed.measure_peak(2, 1, 2, matmul=64, conv=(1, 16, 16, 8, 8))
+  for k in ('matmul', 'conv'):
+    _positive(peak[k], ('flops', 's', 'gflops_per_s'))
+  assert peak['matmul']['cost_analysis_flops'] == peak['matmul']['flops']
+  assert peak['peak_gflops_per_s'] == max(peak['matmul']['gflops_per_s'],
+                                          peak['conv']['gflops_per_s'])
+
+
+def test_child_process_prints_one_json_row():
+  row = speed.run_child(['benchmarks.speed', '--_one=peak', '--steps=1', '--warmup=0',
+                         '--repeats=1', '--peak_matmul=32', '--peak_conv=1,8,8,4,4'],
+                        timeout=120)
+  assert 'error' not in row, row
+  assert row['matmul']['gflops_per_s'] > 0
+  assert {'device_kind', 'jax_version', 'cpu_count', 'date'} <= set(row['machine'])
+
+
+def test_reports(tmp_path, speed_row):
+  machine = {'device_kind': 'cpu', 'platform': 'cpu', 'cpu_count': 2,
+             'jax_version': 'x', 'date': 'today'}
+  paper = dict(speed_row, preset='paper_x2', overridden=False, step_s=0.62)
+  assert speed.torch_speedup(paper) == pytest.approx(10.0)
+  assert speed.torch_speedup(speed_row) is None
+  peak = {'matmul': {'shape': 'a', 'gflops_per_s': 10.0},
+          'conv': {'shape': 'b', 'gflops_per_s': 20.0}, 'peak_gflops_per_s': 20.0}
+  report = {'machine': machine, 'settings': {'steps': 2, 'warmup': 1, 'repeats': 2},
+            'peak': peak, 'rows': [speed_row, paper, {'preset': 'demo', 'variant': 'unfused',
+                                                       'error': 'boom'}]}
+  paths, text = speed.write_report(report, str(tmp_path / 'speed.json'))
+  assert '| demo | fused | 16 |' in text and '10.0x' in text and 'error: boom' in text
+  with open(paths['json']) as f:
+    assert json.load(f)['rows'][0]['step_s'] == speed_row['step_s']
+  assert os.path.isfile(paths['md'])
+
+  t_report = {'machine': machine, 'rows': [dict(speed_row, batch=1, per_image_step_s=0.1,
+                                               images_per_hour=10.0,
+                                               images_per_hour_incl_compile=5.0)],
+              'settings': {'flagfile': 'demo', 'crop_used': 16, 'scale': 2,
+                           'iterations': 300, 'fused': True, 'steps': 2, 'warmup': 1,
+                           'repeats': 2}}
+  _, text = throughput.write_report(t_report, str(tmp_path / 'tp.json'))
+  assert '| 1 |' in text and '1.00' in text
