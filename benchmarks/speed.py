@@ -2,20 +2,23 @@ r"""Training speed per preset, fused and unfused: time, FLOPs, memory, peak.
 
   python -m benchmarks.speed [--presets=paper_x2,paper_x4,demo] \
       [--variants=fused,unfused] [--steps=N] [--warmup=K] [--repeats=R] \
-      [--crop=C] [--set=blocks=1] [--nocomponents] \
+      [--budget_s=S] [--crop=C] [--set=blocks=1] [--nocomponents] \
       [--results=benchmarks/results/speed_<host>.json]
 
 Every (preset, variant) row runs in its own subprocess (`--_one=preset:variant`,
 which prints one JSON line), so compile caches, the memory high-water mark and
-thread pools never mix between rows; the machine's peak (a float32 matmul and
-a convolution, `--_one=peak`) is measured the same way. Per row: compile time
+thread pools never mix between rows (and without JAX_COMPILATION_CACHE_DIR, so
+compile times are real compiles); the machine's peak (a float32 matmul and a
+convolution, `--_one=peak`) is measured the same way. Per row: compile time
 (first step minus a steady step), the median seconds per step over `--steps`
 steps after `--warmup` (each step ended by `block_until_ready`; median and IQR
-over `--repeats` repeat medians), the step's FLOPs from XLA's cost analysis,
-achieved FLOP/s against the measured peak, peak memory (device peak bytes where
-the backend reports them, else the process's RSS high-water growth), and a
-per-component breakdown (G forward/inverse, U, D, UD jitted separately).
-Writes the JSON and a Markdown table beside it (`.md`).
+over `--repeats` repeat medians; `--budget_s` lowers the steps per repeat when
+steps are slow, e.g. the unfused paper presets on a CPU), the step's FLOPs from
+XLA's cost analysis, achieved FLOP/s against the measured peak, peak memory
+(the device's peak bytes where the backend reports them, else the growth of the
+process's RSS high-water mark, compilation included) and a per-component
+breakdown (G forward/inverse, U, D, UD jitted separately). Writes the JSON and
+a Markdown table beside it (`.md`).
 """
 
 import datetime
@@ -54,8 +57,10 @@ def define_common_flags(flag_values=FLAGS):
   flags.DEFINE_integer('steps', 10, 'Timed steps per repeat.', **kw)
   flags.DEFINE_integer('warmup', 2, 'Untimed steps after the compiling one.', **kw)
   flags.DEFINE_integer('repeats', 3, 'Repeats of --steps timed steps.', **kw)
+  flags.DEFINE_float('budget_s', 120, 'Timed seconds per measurement, about: fewer steps '
+                     'per repeat (>= 1) when steps are slow. 0: always --steps.', **kw)
   flags.DEFINE_string('results', None, 'Results JSON (a .md is written beside).', **kw)
-  flags.DEFINE_integer('row_timeout', 3600, 'Seconds before a row\'s subprocess is killed.', **kw)
+  flags.DEFINE_integer('row_timeout', 7200, 'Seconds before a row\'s subprocess is killed.', **kw)
   flags.DEFINE_string('_one', None, 'Internal: measure one row and print it as JSON.', **kw)
 
 
@@ -117,6 +122,7 @@ def machine_info():
           'device_count': jax.device_count(), 'jax_version': jax.__version__,
           'cpu_count': os.cpu_count(), 'host': socket.gethostname(),
           'python': platform.python_version(), 'machine': platform.machine(),
+          'compilation_cache_dir': jax.config.jax_compilation_cache_dir or None,
           'date': datetime.datetime.now().astimezone().isoformat(timespec='seconds')}
 
 
@@ -141,24 +147,32 @@ def xla_memory(compiled):
           if hasattr(m, k + '_size_in_bytes')}
 
 
-def time_calls(call, steps, warmup, repeats):
+def time_calls(call, steps, warmup, repeats, budget_s=None):
   """Times `call()` (which must block until done) the same way everywhere.
 
-  The first call (compilation included) is timed alone, then `warmup` untimed
-  calls, then `repeats` x `steps` timed calls.
+  The first call (compilation included) is timed alone, then `warmup` calls,
+  then `repeats` x `steps` timed calls. With `budget_s`, `steps` shrinks (to no
+  less than 1) so the timed calls take about `budget_s` at the warm-up's pace.
   Returns:
     first_s, median_s (median of the repeat medians), iqr_s (their
-    interquartile range), min_s and repeat_medians_s.
+    interquartile range), min_s, repeat_medians_s and steps (per repeat).
   """
   t = time.perf_counter()
   call()
   first = time.perf_counter() - t
+  warm = []
   for _ in range(warmup):
+    t = time.perf_counter()
     call()
+    warm.append(time.perf_counter() - t)
+  steps, repeats = max(steps, 1), max(repeats, 1)
+  if budget_s:
+    pace = float(np.median(warm)) if warm else first
+    steps = max(1, min(steps, int(budget_s / (pace * repeats))))
   medians, fastest = [], float('inf')
-  for _ in range(max(repeats, 1)):
+  for _ in range(repeats):
     times = []
-    for _ in range(max(steps, 1)):
+    for _ in range(steps):
       t = time.perf_counter()
       call()
       times.append(time.perf_counter() - t)
@@ -166,7 +180,8 @@ def time_calls(call, steps, warmup, repeats):
     fastest = min(fastest, min(times))
   q25, q75 = np.percentile(medians, [25, 75])
   return {'first_s': first, 'median_s': float(np.median(medians)),
-          'iqr_s': float(q75 - q25), 'min_s': fastest, 'repeat_medians_s': medians}
+          'iqr_s': float(q75 - q25), 'min_s': fastest, 'repeat_medians_s': medians,
+          'steps': steps}
 
 
 def _blocking(fn, *args):
@@ -210,15 +225,17 @@ def step_flops(cfg, batch=1, compiled=True):
   return cost_flops(lowered.compile() if compiled else lowered)
 
 
-def measure_train_step(cfg, images_u8, seeds, steps, warmup, repeats, log=None):
+def measure_train_step(cfg, images_u8, seeds, steps, warmup, repeats, log=None,
+                       budget_s=None):
   """Times the batched train step on stacked images; one dict of results."""
   import jax  # pylint: disable=g-import-not-at-top
   from ike_jax import train  # pylint: disable=g-import-not-at-top
   log = log or (lambda m: None)
-  n_steps = 1 + warmup + max(repeats, 1) * max(steps, 1)
-  rss0 = maxrss_bytes()
+  n_steps = 1 + max(warmup, 0) + max(repeats, 1) * max(steps, 1)
+  rss0, t0 = maxrss_bytes(), time.perf_counter()
   states, plans, static = step_inputs(cfg, images_u8, seeds, n_steps)
   jax.block_until_ready(states)
+  init_s = time.perf_counter() - t0  # init_states' compile included
   holder = [states]
 
   def call():
@@ -227,7 +244,7 @@ def measure_train_step(cfg, images_u8, seeds, steps, warmup, repeats, log=None):
 
   log(f'timing {len(seeds)} image(s), crop {cfg.crop}, x{cfg.scale}, '
       f'{"fused" if cfg.fused else "unfused"}: 1 + {warmup} + {repeats} x {steps} steps')
-  t = time_calls(call, steps, warmup, repeats)
+  t = time_calls(call, steps, warmup, repeats, budget_s)
   rss1, dev_peak = maxrss_bytes(), device_peak_bytes()
   finite = bool(np.all(np.asarray(train.params_finite_batched(holder[0]))))
   compiled = train.train_step_batched.lower(holder[0], plans, static).compile()
@@ -236,9 +253,11 @@ def measure_train_step(cfg, images_u8, seeds, steps, warmup, repeats, log=None):
   out = {
       'batch': len(seeds), 'crop': cfg.crop, 'scale': cfg.scale, 'blocks': cfg.blocks,
       'fused': cfg.fused, 'iterations': cfg.iterations, 'image_side': int(images_u8[0].shape[0]),
-      'compile_s': max(t['first_s'] - med, 0.0), 'first_step_s': t['first_s'],
+      'compile_s': max(t['first_s'] - med, 0.0), 'first_step_s': t['first_s'], 'init_s': init_s,
       'step_s': med, 'step_iqr_s': t['iqr_s'], 'step_min_s': t['min_s'],
-      'repeat_medians_s': t['repeat_medians_s'], 'steps_per_s': 1.0 / med,
+      'repeat_medians_s': t['repeat_medians_s'],
+      'timed_steps': t['steps'] * len(t['repeat_medians_s']),
+      'steps_per_s': 1.0 / med,
       's_per_3000_steps': 3000 * med, 's_per_image_run': cfg.iterations * med,
       'flops_per_step': flops, 'flops_per_s': None if flops is None else flops / med,
       'peak_rss_mib': rss1 / 2**20, 'rss_growth_mib': (rss1 - rss0) / 2**20,
@@ -316,7 +335,7 @@ def component_functions(cfg, seed=0):
   return pieces
 
 
-def measure_components(cfg, steps, warmup, repeats, log=None, names=None):
+def measure_components(cfg, steps, warmup, repeats, log=None, names=None, budget_s=None):
   """Time and cost-analysis FLOPs of each piece of the step (or of `names`)."""
   import jax  # pylint: disable=g-import-not-at-top
   log = log or (lambda m: None)
@@ -327,7 +346,7 @@ def measure_components(cfg, steps, warmup, repeats, log=None, names=None):
     log(f'component {name}')
     args = jax.device_put(args)
     compiled = fn.lower(*args).compile()
-    t = time_calls(_blocking(compiled, *args), steps, warmup, repeats)
+    t = time_calls(_blocking(compiled, *args), steps, warmup, repeats, budget_s)
     flops = cost_flops(compiled)
     rows.append({'name': name, 'calls_per_step': calls, 'note': note,
                  's': t['median_s'], 'iqr_s': t['iqr_s'], 'flops': flops,
@@ -337,7 +356,8 @@ def measure_components(cfg, steps, warmup, repeats, log=None, names=None):
 
 # -------------------------------------------------------------------- peak --
 
-def measure_peak(steps, warmup, repeats, matmul=2048, conv=(1, 256, 256, 64, 64)):
+def measure_peak(steps, warmup, repeats, matmul=2048, conv=(1, 256, 256, 64, 64),
+                 budget_s=None):
   """Measured float32 GFLOP/s of a square matmul and a 3x3 SAME convolution."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
@@ -352,7 +372,7 @@ def measure_peak(steps, warmup, repeats, matmul=2048, conv=(1, 256, 256, 64, 64)
       ('matmul', jax.jit(jnp.matmul), (a, b), 2.0 * n ** 3),
       ('conv', jax.jit(flow.conv), (x, kern), 2.0 * nb * h * w * 9 * ci * co)):
     compiled = fn.lower(*args).compile()
-    t = time_calls(_blocking(compiled, *args), steps, warmup, repeats)
+    t = time_calls(_blocking(compiled, *args), steps, warmup, repeats, budget_s)
     out[name] = {'flops': flops, 'cost_analysis_flops': cost_flops(compiled),
                  's': t['median_s'], 'iqr_s': t['iqr_s'],
                  'gflops_per_s': flops / t['median_s'] / 1e9}
@@ -365,15 +385,16 @@ def measure_peak(steps, warmup, repeats, matmul=2048, conv=(1, 256, 256, 64, 64)
 # ---------------------------------------------------------------- one row --
 
 def speed_row(preset, variant, *, crop=None, sets=(), steps=10, warmup=2, repeats=3,
-              components=True, log=None):
+              components=True, log=None, budget_s=None):
   """Measures one (preset, variant) row in this process."""
   cfg = load_config(preset, overrides_for(crop, sets, [VARIANTS[variant]]))
   row = {'preset': preset, 'variant': variant,
          'overridden': bool(crop is not None or sets), 'config': cfg.to_dict()}
   row.update(measure_train_step(cfg, [sample_image(cfg.crop)], [cfg.seed], steps, warmup,
-                                repeats, log))
+                                repeats, log, budget_s))
   if components:
-    row['components'] = measure_components(cfg, steps, warmup, repeats, log)
+    row['components'] = measure_components(cfg, steps, warmup, repeats, log,
+                                           budget_s=budget_s)
   return row
 
 
@@ -381,6 +402,7 @@ def run_child(args, timeout, log=print):
   """Runs `python -m <module> args` and returns its JSON result line."""
   env = dict(os.environ)
   env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
+  env.pop('JAX_COMPILATION_CACHE_DIR', None)  # compile times must be real compiles
   try:
     proc = subprocess.run([sys.executable, '-m'] + args, cwd=ROOT, env=env, timeout=timeout,
                           stdout=subprocess.PIPE, stderr=None, text=True, check=False)
@@ -399,8 +421,13 @@ def emit(result):
 
 # ---------------------------------------------------------------- report --
 
-def _f(v, fmt='{:.3g}'):
+def fmt_value(v, fmt='{:.3g}'):
   return '—' if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v)
+
+
+def xla_buffers_mib(row):
+  b = row.get('xla_buffers_mib') or {}
+  return b['argument'] + b['temp'] if 'argument' in b and 'temp' in b else None
 
 
 def torch_speedup(row):
@@ -416,16 +443,18 @@ def markdown(report):
   lines = [f'# Training speed: {m["device_kind"]} ({m["platform"]}), {m["cpu_count"]} CPUs, '
            f'jax {m["jax_version"]}, {m["date"]}', '',
            f'Steps: 1 compiling + {report["settings"]["warmup"]} warm-up + '
-           f'{report["settings"]["repeats"]} x {report["settings"]["steps"]} timed; '
+           f'{report["settings"]["repeats"]} x (up to) {report["settings"]["steps"]} timed '
+           f'(fewer when slow: about {report["settings"].get("budget_s")} s timed per row); '
            's/step = median of the repeat medians (IQR over repeats).', '']
   if 'error' not in peak:
     lines += ['| peak kernel | shape | GFLOP/s |', '|---|---|---|']
     for k in ('matmul', 'conv'):
       lines.append(f'| {k} f32 | {peak[k]["shape"]} | {peak[k]["gflops_per_s"]:.1f} |')
     lines.append('')
-  lines += ['| preset | variant | crop | compile s | s/step (IQR) | steps/s | s / 3000 steps '
-            '| GFLOP/step | GFLOP/s | % of peak | memory MiB | vs PyTorch |',
-            '|---|---|---|---|---|---|---|---|---|---|---|---|']
+  lines += ['| preset | variant | crop | compile s | s/step (IQR) | timed steps | steps/s '
+            '| s / 3000 steps | GFLOP/step | GFLOP/s | % of peak | memory MiB '
+            '| XLA buffers MiB | vs PyTorch |',
+            '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
   for r in report['rows']:
     if 'error' in r:
       lines.append(f'| {r["preset"]} | {r["variant"]} | error: {r["error"]} |')
@@ -436,13 +465,17 @@ def markdown(report):
     speedup = torch_speedup(r)
     lines.append(
         f'| {r["preset"]} | {r["variant"]} | {r["crop"]} | {r["compile_s"]:.1f} '
-        f'| {r["step_s"]:.4g} ({r["step_iqr_s"]:.2g}) | {r["steps_per_s"]:.3g} '
-        f'| {r["s_per_3000_steps"]:.4g} | {_f(gflop)} | {_f(rate)} | {_f(frac, "{:.1f}")} '
-        f'| {r["memory_mib"]:.0f} | {_f(speedup, "{:.1f}x")} |')
+        f'| {r["step_s"]:.4g} ({r["step_iqr_s"]:.2g}) | {r.get("timed_steps", "—")} '
+        f'| {r["steps_per_s"]:.3g} | {r["s_per_3000_steps"]:.4g} | {fmt_value(gflop)} '
+        f'| {fmt_value(rate)} | {fmt_value(frac, "{:.1f}")} | {r["memory_mib"]:.0f} '
+        f'| {fmt_value(xla_buffers_mib(r), "{:.0f}")} | {fmt_value(speedup, "{:.1f}x")} |')
   lines += ['', f'vs PyTorch: {TORCH_S_PER_STEP} s/step ({TORCH_SOURCE}) over our s/step; '
             f'{TORCH_PRESET} rows without overrides only. % of peak: achieved GFLOP/s over '
             'the faster of the two peak kernels. Memory: ' +
-            '; '.join(sorted({r['memory_source'] for r in report['rows'] if 'memory_source' in r})) + '.']
+            '; '.join(sorted({r['memory_source'] for r in report['rows'] if 'memory_source' in r}))
+            + ' (on CPU this includes XLA\'s compile-time memory). XLA buffers: the compiled '
+            'step\'s arguments + temporaries from its memory analysis (outputs alias the '
+            'donated state).']
   for r in report['rows']:
     comps = r.get('components')
     if not comps:
@@ -452,11 +485,12 @@ def markdown(report):
               '', '| component | input; where in the step | calls/step | ms/call | GFLOP/call '
               '| GFLOP/s | share of accounted |', '|---|---|---|---|---|---|---|']
     for c in comps:
-      share = c['calls_per_step'] * c['s'] / accounted if accounted else None
+      share = 100 * c['calls_per_step'] * c['s'] / accounted if accounted else None
       gf = None if c['flops'] is None else c['flops'] / 1e9
       rate = None if c['flops_per_s'] is None else c['flops_per_s'] / 1e9
       lines.append(f'| {c["name"]} | {c["note"]} | {c["calls_per_step"]} | {1e3 * c["s"]:.3g} '
-                   f'| {_f(gf)} | {_f(rate)} | {_f(None if share is None else 100 * share, "{:.0f}%")} |')
+                   f'| {fmt_value(gf)} | {fmt_value(rate)} '
+                   f'| {fmt_value(share, "{:.0f}%")} |')
     lines.append(f'\nAccounted: {accounted:.4g} s vs a measured step of {r["step_s"]:.4g} s.')
   return '\n'.join(lines) + '\n'
 
@@ -480,7 +514,8 @@ def define_flags(flag_values=FLAGS):
   flags.DEFINE_integer('crop', None, 'Override the presets\' crop.', **kw)
   flags.DEFINE_multi_string('set', [], 'Any Config flag for every row, e.g. '
                             '--set=blocks=1 (repeatable).', **kw)
-  flags.DEFINE_list('presets', ['paper_x2', 'paper_x4', 'demo'], 'Presets (flags/<name>.flags).', **kw)
+  flags.DEFINE_list('presets', ['paper_x2', 'paper_x4', 'demo'],
+                    'Presets (flags/<name>.flags).', **kw)
   flags.DEFINE_list('variants', ['fused', 'unfused'], 'Any of fused, unfused.', **kw)
   flags.DEFINE_bool('components', True, 'Also time G, U, D and UD apart.', **kw)
   flags.DEFINE_integer('peak_matmul', 2048, 'Side of the peak matmul.', **kw)
@@ -493,12 +528,12 @@ def _child_main(one):
   log = lambda m: print(m, file=sys.stderr, flush=True)
   if one == 'peak':
     result = measure_peak(FLAGS.steps, FLAGS.warmup, FLAGS.repeats, FLAGS.peak_matmul,
-                          tuple(int(v) for v in FLAGS.peak_conv))
+                          tuple(int(v) for v in FLAGS.peak_conv), FLAGS.budget_s)
   else:
     preset, variant = one.split(':')
     result = speed_row(preset, variant, crop=FLAGS.crop, sets=FLAGS.set, steps=FLAGS.steps,
                        warmup=FLAGS.warmup, repeats=FLAGS.repeats,
-                       components=FLAGS.components, log=log)
+                       components=FLAGS.components, log=log, budget_s=FLAGS.budget_s)
   result['machine'] = machine_info()
   del jax
   emit(result)
@@ -531,7 +566,7 @@ def main(argv):
   report = {
       'machine': machine or {},
       'settings': {'steps': FLAGS.steps, 'warmup': FLAGS.warmup, 'repeats': FLAGS.repeats,
-                   'crop': FLAGS.crop, 'set': FLAGS.set},
+                   'budget_s': FLAGS.budget_s, 'crop': FLAGS.crop, 'set': FLAGS.set},
       'torch_reference': {'preset': TORCH_PRESET, 's_per_step': TORCH_S_PER_STEP,
                           'source': TORCH_SOURCE},
       'peak': peak, 'rows': rows,

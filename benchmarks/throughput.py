@@ -2,7 +2,7 @@ r"""Images per hour against the number of images trained together.
 
   python -m benchmarks.throughput [--flagfile=flags/demo.flags] \
       [--batch_sizes=1,2,4,8] [--steps=N] [--warmup=K] [--repeats=R] \
-      [--crop=C] [--blocks=1] \
+      [--budget_s=S] [--crop=C] [--blocks=1] \
       [--results=benchmarks/results/throughput_<host>.json]
 
 Every `Config` field is a flag, as in `ike_jax.main`; without `--flagfile` the
@@ -39,19 +39,18 @@ def photos(batch, side):
   names = list(datasets.OFFLINE_IMAGES)
   out = []
   for i in range(batch):
-    img = np.asarray(datasets.OFFLINE_IMAGES[names[i % len(names)]]())[..., :3]
-    if img.ndim == 2:
-      img = np.repeat(img[..., None], 3, axis=-1)
+    img = np.asarray(datasets.OFFLINE_IMAGES[names[i % len(names)]]())
+    img = np.repeat(img[..., None], 3, axis=-1) if img.ndim == 2 else img[..., :3]
     img = datasets.center_crop(img, side, multiple=1)
     out.append(speed.tile_image(img.astype(np.uint8), side))
   return out
 
 
-def throughput_row(cfg, batch, *, steps=10, warmup=2, repeats=3, log=None):
+def throughput_row(cfg, batch, *, steps=10, warmup=2, repeats=3, log=None, budget_s=None):
   """Measures training `batch` images at once with `cfg`, in this process."""
   images = photos(batch, speed.image_side(cfg.crop))
   seeds = [cfg.seed + i for i in range(batch)]
-  row = speed.measure_train_step(cfg, images, seeds, steps, warmup, repeats, log)
+  row = speed.measure_train_step(cfg, images, seeds, steps, warmup, repeats, log, budget_s)
   step = row['step_s']
   row['per_image_step_s'] = step / batch
   row['images_per_hour'] = 3600.0 * batch / (step * cfg.iterations)
@@ -67,10 +66,12 @@ def markdown(report):
            f'{m.get("cpu_count")} CPUs, jax {m.get("jax_version")}, {m.get("date")}', '',
            f'Preset {s["flagfile"]} (crop {s["crop_used"]}, x{s["scale"]}, '
            f'{s["iterations"]} iterations, {"fused" if s["fused"] else "unfused"}); '
-           f'1 compiling + {s["warmup"]} warm-up + {s["repeats"]} x {s["steps"]} timed steps.', '',
-           '| images (B) | compile s | s/step (IQR) | s per image-step | images/hour '
+           f'1 compiling + {s["warmup"]} warm-up + {s["repeats"]} x (up to) {s["steps"]} timed '
+           'steps.', '',
+           '| images (B) | compile s | s/step (IQR) | timed steps | s per image-step | images/hour '
            '| images/hour incl. compile | x vs B=1 | GFLOP/image-step | memory MiB |',
-           '|---|---|---|---|---|---|---|---|---|']
+           '|---|---|---|---|---|---|---|---|---|---|']
+  fmt = speed.fmt_value
   base = next((r['images_per_hour'] for r in report['rows']
                if r.get('batch') == 1 and 'error' not in r), None)
   for r in report['rows']:
@@ -80,12 +81,13 @@ def markdown(report):
     gf = r.get('flops_per_image_step')
     lines.append(
         f'| {r["batch"]} | {r["compile_s"]:.1f} | {r["step_s"]:.4g} ({r["step_iqr_s"]:.2g}) '
-        f'| {r["per_image_step_s"]:.4g} | {r["images_per_hour"]:.3g} '
-        f'| {r["images_per_hour_incl_compile"]:.3g} '
-        f'| {speed._f(None if not base else r["images_per_hour"] / base, "{:.2f}")} '  # pylint: disable=protected-access
-        f'| {speed._f(None if gf is None else gf / 1e9)} | {r["memory_mib"]:.0f} |')  # pylint: disable=protected-access
+        f'| {r.get("timed_steps", "—")} | {r["per_image_step_s"]:.4g} '
+        f'| {r["images_per_hour"]:.3g} | {r["images_per_hour_incl_compile"]:.3g} '
+        f'| {fmt(None if not base else r["images_per_hour"] / base, "{:.2f}")} '
+        f'| {fmt(None if gf is None else gf / 1e9)} | {r["memory_mib"]:.0f} |')
   sources = sorted({r['memory_source'] for r in report['rows'] if 'memory_source' in r})
-  lines += ['', 'Memory: ' + '; '.join(sources) + '.']
+  lines += ['', 'Memory: ' + '; '.join(sources) + ' (on CPU this includes XLA\'s compile-time '
+            'memory; the JSON has the compiled step\'s buffer sizes).']
   return '\n'.join(lines) + '\n'
 
 
@@ -123,8 +125,9 @@ def main(argv):
   cfg = presets.config_from_flag_values(FLAGS)
   if FLAGS._one:  # pylint: disable=protected-access
     log = lambda m: print(m, file=sys.stderr, flush=True)
-    row = throughput_row(cfg, int(FLAGS._one), steps=FLAGS.steps, warmup=FLAGS.warmup,  # pylint: disable=protected-access
-                         repeats=FLAGS.repeats, log=log)
+    batch = int(FLAGS._one)  # pylint: disable=protected-access
+    row = throughput_row(cfg, batch, steps=FLAGS.steps, warmup=FLAGS.warmup,
+                         repeats=FLAGS.repeats, log=log, budget_s=FLAGS.budget_s)
     row['machine'] = speed.machine_info()
     speed.emit(row)
     return 0
@@ -143,7 +146,7 @@ def main(argv):
       'settings': {'flagfile': ','.join(_flagfiles(_ARGV)), 'crop_used': cfg.crop,
                    'scale': cfg.scale, 'iterations': cfg.iterations, 'fused': cfg.fused,
                    'steps': FLAGS.steps, 'warmup': FLAGS.warmup, 'repeats': FLAGS.repeats,
-                   'argv': _ARGV[1:], 'config': cfg.to_dict()},
+                   'budget_s': FLAGS.budget_s, 'argv': _ARGV[1:], 'config': cfg.to_dict()},
       'rows': rows,
   }
   path = FLAGS.results or os.path.join(speed.ROOT, 'benchmarks', 'results',

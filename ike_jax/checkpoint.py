@@ -5,6 +5,7 @@ noisy training image, schedule values, step and rng) and the metric history,
 so a resumed run continues to the same result as an uninterrupted one.
 """
 
+import glob
 import io
 import os
 import shutil
@@ -16,6 +17,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from ike_jax import outputs
+
+_HISTORY = 'history.npz'  # inside the state directory
 
 
 class Interrupted(Exception):
@@ -50,49 +53,70 @@ class Checkpointer:
   def __init__(self, directory):
     self.directory = os.path.abspath(directory)
 
-  @property
-  def _ckpt(self):
-    return ocp.StandardCheckpointer()  # made when needed: it starts threads
+  @staticmethod
+  def _ckpt():
+    # Made when needed (it starts threads). One instance per save: `save` is
+    # asynchronous, so it must be waited for and closed on the same instance.
+    return ocp.StandardCheckpointer()
 
   @property
   def _state_dir(self):
     return os.path.join(self.directory, 'state')
 
-  @property
-  def _history_path(self):
-    return os.path.join(self.directory, 'history.npz')
+  def _latest(self):
+    """The directory of the last complete save, or None.
+
+    A save is complete once it holds its history (written last). `state.old`
+    is the previous save, used when a crash came between the two renames.
+    """
+    for path in (self._state_dir, self._state_dir + '.old'):
+      if os.path.isfile(os.path.join(path, _HISTORY)):
+        return path
+    return None
 
   def remove(self):
     """Deletes the checkpoint (after the run's outputs are written)."""
     _rmtree(self.directory)
 
   def exists(self):
-    return os.path.isdir(self._state_dir) and os.path.isfile(self._history_path)
+    return self._latest() is not None
 
   def save(self, states, history):
-    """Writes states (overwriting the previous checkpoint) and history."""
+    """Replaces the checkpoint with `states` and `history`.
+
+    Both go into one new directory that is renamed into place, so a kill at
+    any moment leaves a complete checkpoint (this one or the previous one).
+    """
     os.makedirs(self.directory, exist_ok=True)
     host = jax.device_get(states)
-    tmp = self._state_dir + '.tmp'
-    _rmtree(tmp)  # left over from a save that was killed
-    self._ckpt.save(tmp, host, force=True)
-    self._ckpt.wait_until_finished()
-    if os.path.isdir(self._state_dir):
-      old = self._state_dir + '.old'
-      os.replace(self._state_dir, old)
-      os.replace(tmp, self._state_dir)
-      _rmtree(old)
-    else:
-      os.replace(tmp, self._state_dir)
+    tmp, old = self._state_dir + '.tmp', self._state_dir + '.old'
+    for leftover in glob.glob(glob.escape(tmp) + '*'):  # from a save that was killed
+      _rmtree(leftover)
+    ckpt = self._ckpt()
+    try:
+      ckpt.save(tmp, host, force=True)
+      ckpt.wait_until_finished()
+    finally:
+      ckpt.close()
     buf = io.BytesIO()
     np.savez(buf, **{k: np.asarray(v) for k, v in history.items()})
-    outputs.write_bytes_atomic(self._history_path, buf.getvalue())
+    outputs.write_bytes_atomic(os.path.join(tmp, _HISTORY), buf.getvalue())
+    if os.path.isdir(self._state_dir):
+      _rmtree(old)  # stale: `state` is complete
+      os.replace(self._state_dir, old)
+    os.replace(tmp, self._state_dir)
+    _rmtree(old)
 
   def restore(self, template):
     """Returns (states, history) restored into the structure of `template`."""
+    path = self._latest()
     host_template = jax.device_get(template)
-    states = self._ckpt.restore(self._state_dir, host_template)
-    with np.load(self._history_path) as f:
+    ckpt = self._ckpt()
+    try:
+      states = ckpt.restore(path, host_template)
+    finally:
+      ckpt.close()
+    with np.load(os.path.join(path, _HISTORY)) as f:
       history = {k: f[k] for k in f.files}
     return states, history
 

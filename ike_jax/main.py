@@ -105,10 +105,22 @@ def main(argv):
   return 0 if all(r['status'] in ('ok', 'skipped') for r in results) else 1
 
 
+def parse_flags(argv):
+  """`app.run`'s flag parser: a bad flag is an `errors.UserError` (one line).
+
+  absl's own parser prints usage text and exits with status 1 instead.
+  """
+  try:
+    return FLAGS(argv)
+  except flags.Error as err:
+    message = ' '.join(str(err).split()).removeprefix('ERROR:: ')
+    raise errors.UserError(f'{message} (see --helpshort)') from None
+
+
 def entry():
   """Runs `main`: a user error is one line on stderr and exit status 2."""
   try:
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
   except errors.UserError as err:
     print(f'error: {err}', file=sys.stderr)
     sys.exit(2)

@@ -66,6 +66,11 @@ def _load_job(job, cfg, log):
   if dh or dw:
     log(f'{job.lr_path}: trimmed {dh} rows and {dw} columns to a multiple of {s}; '
         f'output will be {lr.shape[1] * s}x{lr.shape[0] * s}')
+  if min(lr.shape[:2]) < cfg.crop:  # checked here, before any batch trains
+    raise errors.InputError(
+        f'{job.lr_path}: image is {lr.shape[1]}x{lr.shape[0]} pixels'
+        f'{" after trimming" if dh or dw else ""}; --crop {cfg.crop} needs at least '
+        f'{cfg.crop}x{cfg.crop}: lower --crop or use a larger image')
   hr = data.load_image(job.hr_path, log=log) if job.hr_path else None
   if job.kernel_path and not os.path.isfile(job.kernel_path):
     raise errors.InputError(f'{job.kernel_path}: no such file (--kernel)')
@@ -169,6 +174,10 @@ def _train_batch(batch, cfg, out, options, log):
         {name: v[:, k] for name, v in history.items()}, cfg,
         dict(timings, inference_s=infer_s, images_in_batch=len(jobs))))
   ckpt.remove()
+  try:
+    os.rmdir(os.path.dirname(ckpt.directory))  # `checkpoints/`, when now empty
+  except OSError:
+    pass
   return results
 
 

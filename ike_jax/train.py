@@ -239,6 +239,25 @@ def train_step_batched(states, plans, cfg):
 params_finite_batched = jax.jit(jax.vmap(params_finite))
 
 
+@functools.lru_cache(maxsize=8)
+def sharded_train_step(mesh):
+  """`train_step_batched` with the image axis split over `mesh`'s devices.
+
+  `shard_map` runs the vmapped step on each device's slice of images; images
+  are independent, so no communication is needed. (Letting GSPMD partition
+  the vmapped step instead fails on the grouped convolutions that vmap makes
+  of per-image weights.)
+  """
+  spec = jax.sharding.PartitionSpec('images')
+
+  @functools.partial(jax.jit, static_argnums=(2,), donate_argnums=(0,))
+  def step(states, plans, cfg):
+    body = lambda s, p: jax.vmap(lambda si, pi: train_step(si, pi, cfg))(s, p)
+    return jax.shard_map(body, mesh=mesh, in_specs=(spec, spec), out_specs=spec,
+                         check_vma=False)(states, plans)
+  return step
+
+
 @functools.partial(jax.jit, static_argnums=(2,))
 def init_states(seeds, images, cfg):
   """Stacked initial states: seeds (B,) int32, images (B, H, W, 3)."""
@@ -321,14 +340,17 @@ def fit(images, plans, cfg, seeds=None, log=print, states=None, checkpointer=Non
     states, saved = checkpointer.restore(states)
     history = {k: list(v) for k, v in saved.items()}
     log(f'resumed from {checkpointer.directory} at step {int(states.step[0])}')
-  states, plans_b = jax.device_put((states, plans_b), sharding)
+  step_fn = train_step_batched
+  if sharding.mesh.size > 1:
+    states, plans_b = jax.device_put((states, plans_b), sharding)
+    step_fn = sharded_train_step(sharding.mesh)
   start = int(jax.device_get(states.step[0]))
   diverged = np.zeros(n, bool)
 
   def save():
     checkpointer.save(states, {k: np.stack(v) for k, v in history.items()})
   for step in range(start, cfg.iterations):
-    states, metrics = train_step_batched(states, plans_b, static)
+    states, metrics = step_fn(states, plans_b, static)
     pending.append(metrics)
     if step == start:
       jax.block_until_ready(states.step)
@@ -356,9 +378,9 @@ def fit(images, plans, cfg, seeds=None, log=print, states=None, checkpointer=Non
         + f' | {per_step:.3f} s/step, ETA {format_eta(per_step * (cfg.iterations - done))}')
     newly = ~finite[:n] & ~diverged
     if newly.any():
-      log(f'step {done}: image(s) {np.flatnonzero(newly).tolist()} diverged (NaN/Inf); '
-          'the others continue')
       diverged |= newly
+      log(f'step {done}: image(s) {np.flatnonzero(newly).tolist()} diverged (NaN/Inf)'
+          + ('' if diverged.all() else '; the others continue'))
       if diverged.all():
         break
     if checkpointer is not None and (stopping or (

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import time
 
 import pytest
 
@@ -11,7 +12,8 @@ from benchmarks import throughput
 
 TINY = ['--crop=16', '--blocks=1']
 TIMING = dict(steps=2, warmup=1, repeats=2)
-STEP_FIELDS = ('compile_s', 'first_step_s', 'step_s', 'step_min_s', 'steps_per_s',
+# compile_s is only >= 0: conftest's persistent compilation cache may serve it.
+STEP_FIELDS = ('first_step_s', 'init_s', 'step_s', 'step_min_s', 'steps_per_s',
                's_per_3000_steps', 's_per_image_run', 'flops_per_step', 'flops_per_s',
                'peak_rss_mib')
 
@@ -31,7 +33,8 @@ def speed_row():
 
 def test_speed_row_fields(speed_row):
   _positive(speed_row, STEP_FIELDS)
-  assert speed_row['step_iqr_s'] >= 0 and speed_row['memory_mib'] >= 0
+  assert speed_row['compile_s'] >= 0 and speed_row['step_iqr_s'] >= 0
+  assert speed_row['memory_mib'] >= 0 and speed_row['xla_buffers_mib']['argument'] > 0
   assert speed_row['crop'] == 16 and speed_row['blocks'] == 1 and speed_row['fused']
   assert speed_row['overridden'] and speed_row['params_finite']
   assert speed_row['s_per_3000_steps'] == pytest.approx(3000 * speed_row['step_s'])
@@ -41,8 +44,7 @@ def test_speed_row_fields(speed_row):
 def test_throughput_row_fields(speed_row):
   cfg = speed.load_config('demo', TINY)
   row = throughput.throughput_row(cfg, 1, **TIMING)
-  fields = tuple(f for f in STEP_FIELDS if f != 'compile_s')  # compiled by speed_row
-  _positive(row, fields + ('per_image_step_s', 'images_per_hour',
+  _positive(row, STEP_FIELDS + ('per_image_step_s', 'images_per_hour',
                            'images_per_hour_incl_compile', 'flops_per_image_step'))
   assert row['batch'] == 1 and row['compile_s'] >= 0
   assert row['images_per_hour'] == pytest.approx(3600 / (row['step_s'] * cfg.iterations))
@@ -70,6 +72,15 @@ def test_components():
   assert [r['name'] for r in rows] == ['U fwd', 'D fwd+bwd']
   for r in rows:
     _positive(r, ('s', 'flops', 'flops_per_s'))
+
+
+def test_time_calls_budget_caps_steps():
+  calls = []
+  t = speed.time_calls(lambda: (calls.append(1), time.sleep(0.01)), steps=100, warmup=1,
+                       repeats=2, budget_s=0.1)
+  assert 1 <= t['steps'] <= 6 and len(calls) == 2 + 2 * t['steps']
+  assert t['median_s'] >= 0.01 and t['iqr_s'] >= 0 and len(t['repeat_medians_s']) == 2
+  assert speed.time_calls(lambda: None, steps=3, warmup=0, repeats=1)['steps'] == 3
 
 
 def test_peak_kernels():
