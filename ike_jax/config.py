@@ -61,6 +61,11 @@ class Config:
   d_fake_noise_std: float = 1 / 255
   recompute_ud_fake: bool = True    # UD's fake from post-U-step U and G
   edge_mask_round: bool = True      # L_inter's mask from uint8-rounded up(crop)
+  # Beyond the paper (issue 9 levers), off in the paper presets.
+  refine: bool = False              # back-project SR onto G's estimated kernel
+  refine_iterations: int = 100
+  refine_prior: float = 3e-5        # smoothed-TV weight of the refinement
+  self_ensemble: bool = False       # average SR over the 8 flips/rotations
   # Run.
   metrics_every: int = 50
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from ike_jax import flow
 from ike_jax import nets
+from ike_jax import refine
 
 SUBNET_RADIUS = flow.FUSED_SIZE // 2   # five 3x3 convs, or one 11x11
 U_RADIUS = nets.U_LAYERS                # eight 3x3 convs
@@ -98,11 +99,15 @@ def super_resolve(g, u, lr, cfg, tile=0):
   else:
     fwd = inv = ups = lambda fn, v: fn(v)
   gp = flow.prepare(g, cfg)
-  x = flow.colours_to_batch(lr)
-  _, z = flow.g_forward(gp, x, cfg, local=fwd)
-  z_up = nets.u_apply(u, z, s, local=ups)
-  sr = flow.g_inverse(gp, x, z_up, cfg, local=inv)
-  return jnp.clip(flow.batch_to_colours(sr), -1.0, 1.0)
+
+  def sr_of(img):
+    x = flow.colours_to_batch(img)
+    _, z = flow.g_forward(gp, x, cfg, local=fwd)
+    z_up = nets.u_apply(u, z, s, local=ups)
+    return flow.batch_to_colours(flow.g_inverse(gp, x, z_up, cfg, local=inv))
+
+  sr = refine.self_ensemble(sr_of, lr) if cfg.self_ensemble else sr_of(lr)
+  return jnp.clip(sr, -1.0, 1.0)
 
 
 @functools.partial(jax.jit, static_argnums=(3, 4))

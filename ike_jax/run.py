@@ -28,6 +28,7 @@ from ike_jax import evaluate
 from ike_jax import kernel as kernel_lib
 from ike_jax import metrics as metrics_lib
 from ike_jax import outputs
+from ike_jax import refine
 from ike_jax import resize
 from ike_jax import train
 
@@ -159,8 +160,12 @@ def _train_batch(batch, cfg, out, options, log):
       jax.tree.map(lambda a: a[np.asarray(keep)], states.g) if keep else None,
       jax.tree.map(lambda a: a[np.asarray(keep)], states.u) if keep else None,
       [images[k] for k in keep], cfg, options.tile) if keep else []
-  infer_s = (time.perf_counter() - t0) / max(len(keep), 1)
   srs = dict(zip(keep, srs))
+  if cfg.refine:
+    for k in keep:
+      srs[k] = refine_with_estimated_kernel(jax.tree.map(lambda a, k=k: a[k], states.g),
+                                            srs[k], images[k], cfg)
+  infer_s = (time.perf_counter() - t0) / max(len(keep), 1)
 
   results = []
   for k, (((job, names), (lr, hr))) in enumerate(batch):
@@ -179,6 +184,17 @@ def _train_batch(batch, cfg, out, options, log):
   except OSError:
     pass
   return results
+
+
+def refine_with_estimated_kernel(g, sr, lr, cfg):
+  """Kernel-consistent refinement (issue 9, lever 1): the SR image is moved
+  until, blurred by G's estimated per-colour kernel and subsampled, it
+  reproduces the LR input (`refine.back_project`, smoothed-TV prior)."""
+  est = kernel_lib.estimate_kernel(g, cfg)
+  out = refine.back_project(jnp.asarray(sr), jnp.asarray(lr), jnp.asarray(est['per_colour']),
+                            cfg.scale, est['origin'], iterations=cfg.refine_iterations,
+                            prior_weight=cfg.refine_prior)
+  return np.asarray(out)
 
 
 def _write_image_outputs(out, names, job, lr, hr, sr_u8, g, history, cfg, timings):
