@@ -31,6 +31,8 @@ flags.DEFINE_integer('batch_size', 0, 'Images trained at once (memory); the rest
 flags.DEFINE_integer('tile', 0, 'Inference tile side in LR pixels (bounded memory); 0: whole image.')
 flags.DEFINE_integer('checkpoint_every', 0, 'Save a checkpoint every N steps (always on SIGINT/SIGTERM).')
 flags.DEFINE_bool('resume', False, 'Continue from the checkpoint of an interrupted run.')
+flags.DEFINE_string('compilation_cache_dir', None, 'Persistent XLA compilation cache: later '
+                    'runs with the same settings skip compiling.')
 flags.DEFINE_bool('distributed', False, 'Multi-host: call jax.distributed.initialize(); each '
                   'process trains a disjoint share of the images.')
 FLAGS = flags.FLAGS
@@ -87,6 +89,9 @@ def main(argv):
     raise errors.UserError('--hr and --kernel name one image; with many inputs use --hr_dir')
   from ike_jax import run  # pylint: disable=g-import-not-at-top  (JAX after flag checks)
   cfg = config_from_flags()
+  if FLAGS.compilation_cache_dir:
+    import jax  # pylint: disable=g-import-not-at-top
+    jax.config.update('jax_compilation_cache_dir', FLAGS.compilation_cache_dir)
   index, count = 0, 1
   if FLAGS.distributed:
     import jax  # pylint: disable=g-import-not-at-top
