@@ -180,7 +180,7 @@ def _device():
   return f'{d.platform}: {getattr(d, "device_kind", d)}'
 
 
-def measure(cfg, samples, output_dir, *, seeds=1, overwrite=False, log=print,
+def measure(cfg, samples, output_dir, *, seeds=1, overwrite=False, batch_size=0, log=print,
             dataset=None):
   """Super-resolves `samples` once per seed and scores them.
 
@@ -201,7 +201,7 @@ def measure(cfg, samples, output_dir, *, seeds=1, overwrite=False, log=print,
     log(f'seed {seed}: {len(jobs)} images -> {folder}')
     t0 = time.perf_counter()
     results = run.super_resolve_files(jobs, cfg.replace(seed=seed), folder,
-                                      run.Options(overwrite=overwrite), log=log)
+                                      run.Options(overwrite=overwrite, batch_size=batch_size), log=log)
     wall = time.perf_counter() - t0
     per_seed.append({
         'seed': seed, 'output_dir': folder,
@@ -339,6 +339,8 @@ def define_dataset_flags(output_dir, flag_values=FLAGS):
   flags.DEFINE_string('results', None, 'Results JSON; the .md and _gain.png go beside it.',
                       **kw)
   flags.DEFINE_bool('overwrite', False, 'Replace earlier outputs in --output_dir.', **kw)
+  flags.DEFINE_integer('batch_size', 0, 'Images trained at once (0: all). On a CPU, 1 is '
+                       'fastest (see benchmarks/RESULTS.md, throughput).', **kw)
 
 
 def load_samples(flag_values, scale):
@@ -364,7 +366,8 @@ def main(argv):
   cfg = presets.config_from_flag_values(FLAGS)
   samples = load_samples(FLAGS, cfg.scale)
   report = measure(cfg, samples, FLAGS.output_dir, seeds=FLAGS.seeds,
-                   overwrite=FLAGS.overwrite, log=lambda m: print(m, flush=True),
+                   overwrite=FLAGS.overwrite, batch_size=FLAGS.batch_size,
+                   log=lambda m: print(m, flush=True),
                    dataset=FLAGS.dataset)
   report.update(root=FLAGS.root, argv=sys.argv[1:])
   results = FLAGS.results or os.path.join('benchmarks', 'results', f'quality_x{cfg.scale}.json')

@@ -32,6 +32,7 @@ def _fit(cfg, img, seed=0):
 def test_losses_finite_on_a_short_run():
   _, history, timings = _fit(TINY, synthetic_image())
   assert {'g_gan', 'bic', 'd', 'u', 'inter', 'csr', 'tv', 'ud'} <= set(history)
+  assert history.pop('diverged').tolist() == [False]
   for name, values in history.items():
     assert values.shape == (TINY.iterations, 1), name
     assert np.all(np.isfinite(values)), name
