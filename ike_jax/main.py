@@ -27,7 +27,8 @@ flags.DEFINE_string('hr_dir', None, 'With many inputs: HR images with the same f
 flags.DEFINE_string('kernel', None, 'Optional true kernel (.npy or .mat): the kernel error is reported.')
 flags.DEFINE_string('output_dir', 'out', 'Where outputs are written.')
 flags.DEFINE_bool('overwrite', False, 'Replace existing outputs.')
-flags.DEFINE_integer('batch_size', 0, 'Images trained at once (memory); the rest queue. 0: all.')
+flags.DEFINE_integer('batch_size', 0, 'Images trained at once (memory); the rest queue. '
+                     '0: all on an accelerator, 1 on a CPU.')
 flags.DEFINE_integer('tile', 0, 'Inference tile side in LR pixels (bounded memory); 0: whole image.')
 flags.DEFINE_integer('checkpoint_every', 0, 'Save a checkpoint every N steps (always on SIGINT/SIGTERM).')
 flags.DEFINE_bool('resume', False, 'Continue from the checkpoint of an interrupted run.')
@@ -97,7 +98,15 @@ def main(argv):
     import jax  # pylint: disable=g-import-not-at-top
     jax.distributed.initialize()
     index, count = jax.process_index(), jax.process_count()
-  options = run.Options(overwrite=FLAGS.overwrite, batch_size=FLAGS.batch_size, tile=FLAGS.tile,
+  batch_size = FLAGS.batch_size
+  if not batch_size and len(paths) > 1:
+    import jax  # pylint: disable=g-import-not-at-top
+    if jax.default_backend() == 'cpu':
+      # Measured (benchmarks/RESULTS.md, throughput): on a CPU, XLA's grouped
+      # convolutions make a vmapped batch slower per image than one at a time.
+      batch_size = 1
+      print('CPU: training one image at a time (--batch_size sets it)', flush=True)
+  options = run.Options(overwrite=FLAGS.overwrite, batch_size=batch_size, tile=FLAGS.tile,
                         checkpoint_every=FLAGS.checkpoint_every, resume=FLAGS.resume,
                         process_index=index, process_count=count)
   jobs = [run.Job(p, _hr_for(p), FLAGS.kernel) for p in paths]

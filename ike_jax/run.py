@@ -80,6 +80,12 @@ def _load_job(job, cfg, log):
   return lr, hr
 
 
+# Inputs above this many LR pixels are super-resolved tile by tile unless
+# --tile says otherwise (a 2K LR image at x4 would need tens of GB otherwise).
+AUTO_TILE_PIXELS = 768 * 768
+AUTO_TILE = 256
+
+
 @dataclasses.dataclass(frozen=True)
 class Options:
   """How a run is carried out (not what the method computes)."""
@@ -156,10 +162,14 @@ def _train_batch(batch, cfg, out, options, log):
 
   t0 = time.perf_counter()
   keep = [k for k in range(len(jobs)) if not diverged[k]]
+  tile = options.tile
+  if not tile and any(lr.shape[0] * lr.shape[1] > AUTO_TILE_PIXELS for lr in lrs):
+    tile = AUTO_TILE
+    log(f'large input: inference in overlapping {tile}x{tile} tiles (memory bounded; --tile sets it)')
   srs = evaluate.super_resolve_many(
       jax.tree.map(lambda a: a[np.asarray(keep)], states.g) if keep else None,
       jax.tree.map(lambda a: a[np.asarray(keep)], states.u) if keep else None,
-      [images[k] for k in keep], cfg, options.tile) if keep else []
+      [images[k] for k in keep], cfg, tile) if keep else []
   srs = dict(zip(keep, srs))
   if cfg.refine:
     for k in keep:

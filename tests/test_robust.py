@@ -423,3 +423,19 @@ def test_same_seed_same_result_other_seed_differs():
   for k in h0:
     np.testing.assert_array_equal(h0[k], h1[k])
   assert any(not np.array_equal(a, b) for a, b in zip(_leaves(s0.g), _leaves(s2.g)))
+
+
+def test_large_input_is_super_resolved_in_tiles(tmp_path, monkeypatch):
+  """An 'enormous' image (here: above a lowered threshold) gets tiled inference."""
+  monkeypatch.setattr(run, 'AUTO_TILE_PIXELS', 30 * 30)
+  monkeypatch.setattr(run, 'AUTO_TILE', 16)
+  rng = np.random.default_rng(0)
+  path = tmp_path / 'big.png'
+  iio.imwrite(path, rng.integers(0, 255, (40, 36, 3)).astype(np.uint8))
+  logs = []
+  cfg = config_lib.Config(crop=16, blocks=1, iterations=3, metrics_every=3)
+  results = run.super_resolve_files([run.Job(str(path))], cfg, str(tmp_path / 'out'),
+                                    run.Options(), log=logs.append)
+  assert results[0]['status'] == 'ok'
+  assert any('tiles' in line for line in logs)
+  assert iio.imread(tmp_path / 'out' / 'big_x2.png').shape == (80, 72, 3)
