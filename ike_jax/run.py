@@ -121,12 +121,15 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
       results.append({'image': job.lr_path, 'status': 'skipped'})
     else:
       todo.append((job, name))
-  if not options.resume:
-    out.claim([v for _, name in todo for v in name.values()])
   todo = todo[options.process_index::options.process_count]
+  size = options.batch_size or max(len(todo), 1)
+  for start in range(0, len(todo), size):
+    chunk = todo[start:start + size]
+    # A resumed batch may have written some outputs; any other must not find any.
+    if not (options.resume and _checkpointer(out, [j for j, _ in chunk], cfg).exists()):
+      out.claim([v for _, name in chunk for v in name.values()])
   loaded = [_load_job(job, cfg, log) for job, _ in todo]  # every input checked first
 
-  size = options.batch_size or max(len(todo), 1)
   for start in range(0, len(todo), size):
     batch = list(zip(todo[start:start + size], loaded[start:start + size]))
     if len(todo) > size:
@@ -135,15 +138,20 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
   return results
 
 
+def _checkpointer(out, jobs, cfg):
+  """The checkpoint of one batch: keyed by its inputs and its config."""
+  key = hashlib.sha1(('|'.join(os.path.abspath(j.lr_path) for j in jobs)
+                      + repr(sorted(cfg.to_dict().items()))).encode()).hexdigest()[:12]
+  return checkpoint.Checkpointer(os.path.join(out.path, 'checkpoints', key))
+
+
 def _train_batch(batch, cfg, out, options, log):
   """Trains one batch of (job, names), (lr, hr) together; writes its outputs."""
   jobs = [job for (job, _), _ in batch]
   lrs = [lr for _, (lr, _) in batch]
   plans = [data.plan_crops(lr, cfg.scale, cfg.crop, cfg.iterations, cfg.seed) for lr in lrs]
   images = [data.to_model(lr) for lr in lrs]
-  key = hashlib.sha1(('|'.join(os.path.abspath(j.lr_path) for j in jobs)
-                      + repr(sorted(cfg.to_dict().items()))).encode()).hexdigest()[:12]
-  ckpt = checkpoint.Checkpointer(os.path.join(out.path, 'checkpoints', key))
+  ckpt = _checkpointer(out, jobs, cfg)
   if ckpt.exists() and not options.resume:
     if not options.overwrite:
       raise errors.UserError(f'a checkpoint of this run exists in {ckpt.directory}; pass '
