@@ -19,6 +19,7 @@ import time
 
 from absl import app
 from absl import flags
+import jax
 import numpy as np
 
 from ike_jax import datasets
@@ -365,8 +366,11 @@ def main(argv):
     raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
   cfg = presets.config_from_flag_values(FLAGS)
   samples = load_samples(FLAGS, cfg.scale)
+  batch_size = FLAGS.batch_size
+  if not batch_size and jax.default_backend() == 'cpu':
+    batch_size = 1  # faster per image on a CPU (RESULTS.md, throughput)
   report = measure(cfg, samples, FLAGS.output_dir, seeds=FLAGS.seeds,
-                   overwrite=FLAGS.overwrite, batch_size=FLAGS.batch_size,
+                   overwrite=FLAGS.overwrite, batch_size=batch_size,
                    log=lambda m: print(m, flush=True),
                    dataset=FLAGS.dataset)
   report.update(root=FLAGS.root, argv=sys.argv[1:])
