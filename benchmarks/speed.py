@@ -495,12 +495,13 @@ def markdown(report):
   return '\n'.join(lines) + '\n'
 
 
-def write_report(report, path):
+def write_report(report, path, to_markdown=None):
+  """Writes the report as JSON and, beside it, as Markdown (`to_markdown`)."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, 'w') as f:
     json.dump(report, f, indent=2)
   md_path = os.path.splitext(path)[0] + '.md'
-  text = markdown(report)
+  text = (to_markdown or markdown)(report)
   with open(md_path, 'w') as f:
     f.write(text)
   return {'json': path, 'md': md_path}, text

@@ -17,7 +17,6 @@ Per image-step time = median step time / B; images per hour =
 beside it (`.md`).
 """
 
-import json
 import os
 import socket
 import sys
@@ -92,14 +91,7 @@ def markdown(report):
 
 
 def write_report(report, path):
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, 'w') as f:
-    json.dump(report, f, indent=2)
-  md_path = os.path.splitext(path)[0] + '.md'
-  text = markdown(report)
-  with open(md_path, 'w') as f:
-    f.write(text)
-  return {'json': path, 'md': md_path}, text
+  return speed.write_report(report, path, to_markdown=markdown)
 
 
 def define_flags(flag_values=FLAGS):
