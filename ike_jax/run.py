@@ -130,11 +130,14 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
       out.claim([v for _, name in chunk for v in name.values()])
   loaded = [_load_job(job, cfg, log) for job, _ in todo]  # every input checked first
 
+  # One padded shape for the whole run: batches share one compiled step.
+  pad_shape = (max((lr.shape[0] for lr, _ in loaded), default=0),
+               max((lr.shape[1] for lr, _ in loaded), default=0))
   for start in range(0, len(todo), size):
     batch = list(zip(todo[start:start + size], loaded[start:start + size]))
     if len(todo) > size:
       log(f'batch {start // size + 1}/{-(-len(todo) // size)}: {len(batch)} image(s)')
-    results += _train_batch(batch, cfg, out, options, log)
+    results += _train_batch(batch, cfg, out, options, log, pad_shape)
   return results
 
 
@@ -145,7 +148,7 @@ def _checkpointer(out, jobs, cfg):
   return checkpoint.Checkpointer(os.path.join(out.path, 'checkpoints', key))
 
 
-def _train_batch(batch, cfg, out, options, log):
+def _train_batch(batch, cfg, out, options, log, pad_shape=None):
   """Trains one batch of (job, names), (lr, hr) together; writes its outputs."""
   jobs = [job for (job, _), _ in batch]
   lrs = [lr for _, (lr, _) in batch]
@@ -161,7 +164,7 @@ def _train_batch(batch, cfg, out, options, log):
     try:
       states, history, timings = train.fit(
           images, plans, cfg, log=log, stop=stop, checkpointer=ckpt,
-          checkpoint_every=options.checkpoint_every)
+          checkpoint_every=options.checkpoint_every, pad_shape=pad_shape)
     except checkpoint.Interrupted as err:
       raise errors.Interrupted(
           f'interrupted at step {err.args[0]}; checkpoint saved in {ckpt.directory}; '

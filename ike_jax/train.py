@@ -284,13 +284,14 @@ def stack_plans(plans):
   return CropPlan(g_corners=stack('g_corners'), d_corners=stack('d_corners'))
 
 
-def pad_images(images):
+def pad_images(images, shape=None):
   """Zero-pads (H_i, W_i, 3) images to a common (B, H, W, 3) float32 array.
 
-  Crops never leave an image's own region, so the padding is never read.
+  `shape` (H, W) defaults to the largest image's. Crops never leave an
+  image's own region, so the padding is never read.
   """
-  h = max(im.shape[0] for im in images)
-  w = max(im.shape[1] for im in images)
+  h = max([im.shape[0] for im in images] + ([shape[0]] if shape else []))
+  w = max([im.shape[1] for im in images] + ([shape[1]] if shape else []))
   out = np.zeros((len(images), h, w, 3), np.float32)
   for k, im in enumerate(images):
     out[k, :im.shape[0], :im.shape[1]] = im
@@ -303,7 +304,7 @@ def format_eta(seconds):
 
 
 def fit(images, plans, cfg, seeds=None, log=print, states=None, checkpointer=None,
-        checkpoint_every=0, stop=None):
+        checkpoint_every=0, stop=None, pad_shape=None):
   """Trains one model per image, all images at once.
 
   Args:
@@ -318,6 +319,8 @@ def fit(images, plans, cfg, seeds=None, log=print, states=None, checkpointer=Non
       to metric points) and when `stop()` turns true.
     stop: a callable polled every step (e.g. `checkpoint.StopFlag`); when it
       returns true, a checkpoint is saved and `checkpoint.Interrupted` raised.
+    pad_shape: (H, W) to pad every image to, so batches of a run share one
+      compiled step (default: this batch's largest image).
   Returns:
     (states, history, timings): history maps metric name -> (steps, B) array
     and 'diverged' -> (B,) bool;
@@ -334,7 +337,8 @@ def fit(images, plans, cfg, seeds=None, log=print, states=None, checkpointer=Non
       f'{sharding.mesh.size} device{"s" * (sharding.mesh.size > 1)})...')
   if states is None:
     states = init_states(jnp.asarray(seeds + [seeds[0]] * n_pad, jnp.int32),
-                         jnp.asarray(pad_images(list(images) + [images[0]] * n_pad)), static)
+                         jnp.asarray(pad_images(list(images) + [images[0]] * n_pad, pad_shape)),
+                         static)
   history, pending, compile_s, steady = {}, [], 0.0, []
   if checkpointer is not None and checkpointer.exists():
     states, saved = checkpointer.restore(states)
