@@ -17,12 +17,12 @@ import os
 import sys
 import time
 
-from absl import app
 from absl import flags
 import jax
 import numpy as np
 
 from ike_jax import datasets
+from ike_jax import cli
 from ike_jax import errors
 from ike_jax import outputs
 from ike_jax import presets
@@ -383,14 +383,7 @@ def main(argv):
 
 def entry(main_fn=main):
   """Runs `main_fn` under absl; a user error is one line and exit status 2."""
-  try:
-    app.run(main_fn)
-  except errors.UserError as err:
-    print(f'error: {err}', file=sys.stderr)
-    sys.exit(2)
-  except KeyboardInterrupt:
-    print('interrupted', file=sys.stderr)
-    sys.exit(130)
+  cli.run_app(main_fn)
 
 
 if __name__ == '__main__':

@@ -9,12 +9,11 @@ Flags given after a `--flagfile` override it. Every field of
 
 import glob
 import os
-import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 
+from ike_jax import cli
 from ike_jax import errors
 from ike_jax import presets
 
@@ -133,17 +132,7 @@ def parse_flags(argv):
 
 def entry():
   """Runs `main`: a user error is one line on stderr and exit status 2."""
-  try:
-    app.run(main, flags_parser=parse_flags)
-  except errors.UserError as err:
-    print(f'error: {err}', file=sys.stderr)
-    sys.exit(2)
-  except errors.Interrupted as err:
-    print(f'stopped: {err}', file=sys.stderr)
-    sys.exit(130)
-  except KeyboardInterrupt:
-    print('interrupted', file=sys.stderr)
-    sys.exit(130)
+  cli.run_app(main, flags_parser=parse_flags)
 
 
 if __name__ == '__main__':
