@@ -1,72 +1,179 @@
-"""Issue 9 levers on one image: train once, then SR plain / refined / ensembled.
+r"""Issue 9's lever table: what each lever adds over bicubic, with seeds.
 
-  python -m benchmarks.levers --flagfile=flags/demo.flags \
-      --lr=samples/astronaut_lr_x2.png --hr=samples/astronaut_hr.png
+  python -m benchmarks.levers --flagfile=flags/demo.flags --dataset=offline \
+      [--scale=2] [--num_images=4] [--seeds=3] [--exact=true] [--ceilings=true] \
+      [--best_flagfile=flags/best_x2.flags] [--results=benchmarks/results/levers_x2.json]
 
-Prints Y-PSNR / SSIM (shave = scale) for bicubic, IKE, IKE + --refine (back
-projection onto G's estimated kernel), IKE + --self_ensemble, and, when
---kernel is given, bicubic refined with the true kernel (the lever's ceiling).
+Trains the preset once per (image, seed) and scores, against the same bicubic:
+  IKE                      the preset's SR image
+  + self-ensemble          8 flips/rotations averaged (--self_ensemble)
+  + refine (G kernel)      back-projection onto G's estimated kernel (--refine)
+  + ZSSR (G kernel)        ZSSR net trained with G's estimated kernel (--zssr)
+  exact G                  retrained with --nobicubic_residual --squeeze=haar
+                           --inverse=exact (G(SR) reproduces the LR exactly)
+  best                     retrained with --best_flagfile, when given
+  ceiling: refine / ZSSR (true kernel)   the same levers given the true kernel
+Per row: mean over images of the Y-PSNR / SSIM-Y gain over bicubic (shave =
+scale), then mean +- std over seeds, and the seconds the row costs per image
+(training for trained rows, the extra work for the others). The preset's
+flags (iterations, crop, ...) apply to every trained row.
 """
 
+import os
 import sys
 import time
 
-from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from benchmarks import quality
 from ike_jax import data
 from ike_jax import datasets
 from ike_jax import evaluate
-from ike_jax import kernel
 from ike_jax import metrics
+from ike_jax import outputs
 from ike_jax import presets
 from ike_jax import refine
 from ike_jax import resize
 from ike_jax import run
 from ike_jax import train
 
-presets.define_config_flags(flags.FLAGS)
-flags.DEFINE_string('lr', 'samples/astronaut_lr_x2.png', 'LR input.')
-flags.DEFINE_string('hr', 'samples/astronaut_hr.png', 'Ground truth.')
-flags.DEFINE_string('kernel', None, 'Optional true kernel (ceiling of --refine).')
 FLAGS = flags.FLAGS
+EXACT = dict(bicubic_residual=False, squeeze='haar', inverse='exact')
+
+
+def _train(cfg, imgs, seeds, log):
+  """Trains every (image, seed); returns ([(g, u) per pair], seconds per pair)."""
+  pairs = [(img, seed) for seed in seeds for img in imgs]
+  size = 1 if jax.default_backend() == 'cpu' else len(pairs)
+  models, t0 = [], time.perf_counter()
+  for start in range(0, len(pairs), size):
+    chunk = pairs[start:start + size]
+    plans = [data.plan_crops(lr, cfg.scale, cfg.crop, cfg.iterations, seed) for lr, seed in chunk]
+    states, _, _ = train.fit([data.to_model(lr) for lr, _ in chunk], plans, cfg,
+                             seeds=[seed for _, seed in chunk], log=lambda m: None)
+    models += [jax.tree.map(lambda a, k=k: a[k], (states.g, states.u)) for k in range(len(chunk))]
+    log(f'  trained {start + len(chunk)}/{len(pairs)}')
+  return models, (time.perf_counter() - t0) / len(pairs), pairs
+
+
+def _sr(models, pairs, cfg):
+  g = jax.tree.map(lambda *a: jnp.stack(a), *[m[0] for m in models])
+  u = jax.tree.map(lambda *a: jnp.stack(a), *[m[1] for m in models])
+  return evaluate.super_resolve_many(g, u, [data.to_model(lr) for lr, _ in pairs], cfg)
+
+
+def _timed(fn):
+  t = time.perf_counter()
+  out = fn()
+  return out, time.perf_counter() - t
+
+
+def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=None, log=print):
+  """Returns {row: {'gain_y': [per seed], 'gain_ssim': [...], 'seconds': s}}."""
+  s = cfg.scale
+  lrs = [data.load_image(x.lr_path, log=log) for x in samples]
+  hrs = [data.load_image(x.hr_path, log=log) for x in samples]
+  kernels = [datasets.load_kernel(x.kernel_path) if x.kernel_path else None for x in samples]
+  bic = [metrics.compare(run.bicubic_upscale(lr, s), hr, s) for lr, hr in zip(lrs, hrs)]
+  n = len(samples)
+  rows = {}
+
+  def score(name, srs_model, seconds):
+    """srs_model: SR images in [-1, 1], ordered (seed, image)."""
+    gy, gs = [], []
+    for i in range(len(seeds)):
+      m = [metrics.compare(data.from_model(np.asarray(srs_model[i * n + j])), hrs[j], s)
+           for j in range(n)]
+      gy.append(float(np.mean([a['psnr_y'] - b['psnr_y'] for a, b in zip(m, bic)])))
+      gs.append(float(np.mean([a['ssim_y'] - b['ssim_y'] for a, b in zip(m, bic)])))
+    rows[name] = {'gain_y': gy, 'gain_ssim': gs, 'seconds': seconds}
+    log(f'{name}: {np.mean(gy):+.2f} dB (seeds {", ".join(f"{v:+.2f}" for v in gy)})')
+
+  log(f'training {cfg.iterations} steps x {n} images x {len(seeds)} seeds')
+  models, train_s, pairs = _train(cfg, lrs, seeds, log)
+  srs, t = _timed(lambda: _sr(models, pairs, cfg))
+  score('IKE', srs, train_s + t / len(pairs))
+  ens, t = _timed(lambda: _sr(models, pairs, cfg.replace(self_ensemble=True)))
+  score('+ self-ensemble', ens, t / len(pairs))
+  imgs = [data.to_model(lr) for lr, _ in pairs]
+  refined, t = _timed(lambda: [run.refine_with_estimated_kernel(m[0], sr, img, cfg)
+                               for m, sr, img in zip(models, srs, imgs)])
+  score('+ refine (G kernel)', refined, t / len(pairs))
+  zssr, t = _timed(lambda: [run.zssr_with_estimated_kernel(m[0], img, cfg)
+                            for m, img in zip(models, imgs)])
+  score('+ ZSSR (G kernel)', zssr, t / len(pairs))
+  for name, extra in (('exact G', EXACT if exact else None), ('best', best)):
+    if extra is None:
+      continue
+    cfg_row = cfg.replace(**extra) if isinstance(extra, dict) else extra
+    log(f'{name}: training')
+    m_row, train_row, _ = _train(cfg_row, lrs, seeds, log)
+    srs_row, t = _timed(lambda: _sr(m_row, pairs, cfg_row))
+    if cfg_row.zssr:
+      srs_row = [run.zssr_with_estimated_kernel(m[0], img, cfg_row) for m, img in zip(m_row, imgs)]
+    if cfg_row.refine:
+      srs_row = [run.refine_with_estimated_kernel(m[0], sr, img, cfg_row)
+                 for m, sr, img in zip(m_row, srs_row, imgs)]
+    score(name, srs_row, train_row + t / len(pairs))
+  if ceilings and all(k is not None for k in kernels):
+    ks = [jnp.asarray(kernels[j % n], jnp.float32) for j in range(len(pairs))]
+    up = [resize.matlab(jnp.asarray(img)[None], s)[0] for img in imgs]
+    out, t = _timed(lambda: [refine.back_project(u0, jnp.asarray(img), k, s, iterations=cfg.refine_iterations,
+                                                 prior_weight=cfg.refine_prior)
+                             for u0, img, k in zip(up, imgs, ks)])
+    score('ceiling: bicubic + refine (true kernel)', out, t / len(pairs))
+    out, t = _timed(lambda: [refine.apply_zssr(refine.train_zssr(
+        jax.random.PRNGKey(seed), jnp.asarray(img), k, s, steps=cfg.zssr_steps,
+        crop=min(cfg.crop, 64))[0], jnp.asarray(img), s)
+        for (_, seed), img, k in zip(pairs, imgs, ks)])
+    score('ceiling: ZSSR (true kernel)', out, t / len(pairs))
+  return rows
+
+
+def markdown(report):
+  lines = [f"Lever table, x{report['scale']}, {report['num_images']} images, seeds "
+           f"{report['seeds']}, preset `{report['flagfile']}` ({report['iterations']} steps, "
+           f"crop {report['crop']}), device {report['device']}.", '',
+           '| row | Y-PSNR gain (dB) | SSIM-Y gain | seconds per image |', '|---|---|---|---|']
+  for name, r in report['rows'].items():
+    gy, gs = np.asarray(r['gain_y']), np.asarray(r['gain_ssim'])
+    lines.append(f'| {name} | {gy.mean():+.2f} ± {gy.std():.2f} | {gs.mean():+.4f} ± {gs.std():.4f} '
+                 f'| {r["seconds"]:.1f} |')
+  return '\n'.join(lines)
 
 
 def main(argv):
   del argv
   cfg = presets.config_from_flag_values(FLAGS)
-  lr, hr = data.load_image(FLAGS.lr), data.load_image(FLAGS.hr)
-  img = data.to_model(lr)
-  plan = data.plan_crops(lr, cfg.scale, cfg.crop, cfg.iterations, cfg.seed)
-  states, _, timings = train.fit([img], [plan], cfg, log=lambda m: None)
-  g = jax.tree.map(lambda a: a[0], states.g)
-  score = lambda sr: metrics.compare(sr, hr, cfg.scale)
-  rows = {'bicubic': (score(run.bicubic_upscale(lr, cfg.scale)), 0.0)}
-  t = time.perf_counter()
-  sr = evaluate.super_resolve_many(states.g, states.u, [img], cfg)[0]
-  rows['IKE'] = (score(data.from_model(sr)), time.perf_counter() - t)
-  t = time.perf_counter()
-  refined = run.refine_with_estimated_kernel(g, sr, img, cfg)
-  rows['IKE + refine (estimated kernel)'] = (score(data.from_model(refined)), time.perf_counter() - t)
-  t = time.perf_counter()
-  ens = evaluate.super_resolve_many(states.g, states.u, [img], cfg.replace(self_ensemble=True))[0]
-  rows['IKE + self-ensemble'] = (score(data.from_model(ens)), time.perf_counter() - t)
-  if FLAGS.kernel:
-    k = datasets.load_kernel(FLAGS.kernel)
-    t = time.perf_counter()
-    up = resize.matlab(jnp.asarray(img)[None], cfg.scale)[0]
-    best = refine.back_project(up, jnp.asarray(img), jnp.asarray(k), cfg.scale)
-    rows['bicubic + refine (true kernel)'] = (score(data.from_model(best)), time.perf_counter() - t)
-  est = kernel.estimate_kernel(g, cfg)
-  print(f'train: {timings["total_s"]:.0f} s ({cfg.iterations} steps); '
-        f'estimated kernel sum {est["sum"]:.3f}, linear {est["linear"]}')
-  print('| method | Y-PSNR | Y-SSIM | extra time (s) |\n|---|---|---|---|')
-  for name, (m, secs) in rows.items():
-    print(f'| {name} | {m["psnr_y"]:.2f} | {m["ssim_y"]:.4f} | {secs:.1f} |')
+  samples = quality.load_samples(FLAGS, cfg.scale)
+  if any(x.hr_path is None for x in samples):
+    raise quality.errors.UserError('the lever table needs HR images')
+  best = presets.config_from_flagfile(FLAGS.best_flagfile) if FLAGS.best_flagfile else None
+  seeds = [cfg.seed + i for i in range(FLAGS.seeds)]
+  rows = measure(cfg, samples, seeds, exact=FLAGS.exact, ceilings=FLAGS.ceilings, best=best,
+                 log=lambda m: print(m, flush=True))
+  report = {'scale': cfg.scale, 'num_images': len(samples), 'seeds': seeds,
+            'flagfile': next((a.split('=', 1)[1] for a in sys.argv
+                          if a.startswith('--flagfile=')), None), 'iterations': cfg.iterations, 'crop': cfg.crop,
+            'device': str(jax.devices()[0]), 'best_flagfile': FLAGS.best_flagfile,
+            'config': cfg.to_dict(), 'rows': rows, 'argv': sys.argv[1:]}
+  path = FLAGS.results or os.path.join('benchmarks', 'results', f'levers_x{cfg.scale}.json')
+  outputs.write_json(path, report)
+  md = markdown(report)
+  with open(os.path.splitext(path)[0] + '.md', 'w') as f:
+    f.write(md + '\n')
+  print(md)
+  print(f'wrote {path}')
   return 0
 
 
 if __name__ == '__main__':
-  sys.exit(app.run(main))
+  presets.define_config_flags(FLAGS)
+  quality.define_dataset_flags('runs/levers')
+  flags.DEFINE_bool('exact', True, 'Also train the exactly invertible G row.')
+  flags.DEFINE_bool('ceilings', True, 'Also score the levers with the true kernel.')
+  flags.DEFINE_string('best_flagfile', None, 'A preset to train as the "best" row.')
+  quality.entry(main)

@@ -40,7 +40,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS_DIR = os.path.join(ROOT, 'flags')
 SAMPLE = os.path.join(ROOT, 'samples', 'astronaut_lr_x2.png')
 RESULT_PREFIX = 'BENCH_JSON '
-VARIANTS = {'fused': '--fuse_linear', 'unfused': '--nofuse_linear'}
+VARIANTS = {'fused': ['--fuse_linear'], 'unfused': ['--nofuse_linear'],
+            # D, UD and U in bf16 (f32 accumulation): for accelerators.
+            'fused_bf16': ['--fuse_linear', '--compute_dtype=bfloat16']}
 
 # PyTorch reference: about 6.2 s per step at paper_x2 settings on a 2-core
 # machine of this kind (issue 8 of this project, measured by running the
@@ -306,10 +308,10 @@ def component_functions(cfg, seed=0):
     return flow.g_inverse(flow.prepare(g, cfg), x, z_up, cfg)
 
   def d_out(p, img):
-    return nets.d_apply(p, d_sn, img)[0]
+    return nets.d_apply(p, d_sn, img, cfg.compute_dtype)[0]
 
   def ud_out(p, img):
-    return nets.d_apply(p, ud_sn, img)[0]
+    return nets.d_apply(p, ud_sn, img, cfg.compute_dtype)[0]
 
   u_step = bool({'tv', 'inter', 'csr'} & set(cfg.losses))
   csr = u_step and 'csr' in cfg.losses
@@ -321,9 +323,9 @@ def component_functions(cfg, seed=0):
       ('G inv fwd+bwd', int(u_step), f'LR grid {c}x{c}; U step (grad wrt G, z_up)',
        grad(g_inv, (0, 2)), (g, x, z_up)),
       ('G inv fwd', int(recompute), "UD's fake recomputed", jax.jit(g_inv), (g, x, z_up)),
-      ('U fwd+bwd', int(u_step), f'z {z.shape}', grad(lambda u, z: nets.u_apply(u, z, s)),
+      ('U fwd+bwd', int(u_step), f'z {z.shape}', grad(lambda u, z: nets.u_apply(u, z, s, dtype=cfg.compute_dtype)),
        (u, z)),
-      ('U fwd', int(recompute), "UD's fake recomputed", jax.jit(lambda u, z: nets.u_apply(u, z, s)),
+      ('U fwd', int(recompute), "UD's fake recomputed", jax.jit(lambda u, z: nets.u_apply(u, z, s, dtype=cfg.compute_dtype)),
        (u, z)),
       ('D fwd+bwd', 3, f'{d_in.shape}; G step + real, fake', grad(d_out, (0, 1)), (d, d_in)),
       ('UD fwd+bwd', (2 + s * s) if csr else 0, f'{ud_in.shape}; U step + real + {s * s} tiles',
@@ -387,7 +389,7 @@ def measure_peak(steps, warmup, repeats, matmul=2048, conv=(1, 256, 256, 64, 64)
 def speed_row(preset, variant, *, crop=None, sets=(), steps=10, warmup=2, repeats=3,
               components=True, log=None, budget_s=None):
   """Measures one (preset, variant) row in this process."""
-  cfg = load_config(preset, overrides_for(crop, sets, [VARIANTS[variant]]))
+  cfg = load_config(preset, overrides_for(crop, sets, VARIANTS[variant]))
   row = {'preset': preset, 'variant': variant,
          'overridden': bool(crop is not None or sets), 'config': cfg.to_dict()}
   row.update(measure_train_step(cfg, [sample_image(cfg.crop)], [cfg.seed], steps, warmup,
@@ -517,7 +519,7 @@ def define_flags(flag_values=FLAGS):
                             '--set=blocks=1 (repeatable).', **kw)
   flags.DEFINE_list('presets', ['paper_x2', 'paper_x4', 'demo'],
                     'Presets (flags/<name>.flags).', **kw)
-  flags.DEFINE_list('variants', ['fused', 'unfused'], 'Any of fused, unfused.', **kw)
+  flags.DEFINE_list('variants', ['fused', 'unfused'], 'Any of fused, unfused, fused_bf16.', **kw)
   flags.DEFINE_bool('components', True, 'Also time G, U, D and UD apart.', **kw)
   flags.DEFINE_integer('peak_matmul', 2048, 'Side of the peak matmul.', **kw)
   flags.DEFINE_list('peak_conv', ['1', '256', '256', '64', '64'],
@@ -546,7 +548,7 @@ def main(argv):
     return _child_main(FLAGS._one)  # pylint: disable=protected-access
   bad = [v for v in FLAGS.variants if v not in VARIANTS]
   if bad:
-    raise app.UsageError(f'--variants takes fused,unfused; got {",".join(bad)}')
+    raise app.UsageError(f'--variants takes {",".join(VARIANTS)}; got {",".join(bad)}')
   for p in FLAGS.presets:
     load_config(p)  # fail early on a missing preset
   args = [a for a in sys.argv[1:] if not a.startswith(('--_one', '--results'))]

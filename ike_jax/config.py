@@ -29,6 +29,8 @@ class Config:
   inverse: str = 'exact'            # 'exact' | 'reference' (PyTorch's)
   fuse_linear: bool = True          # one 11x11 conv per linear subnet
   affine_clamp: float = 1.0
+  # 'bfloat16': D, UD and U convolve in bf16 (f32 accumulation; G stays f32).
+  compute_dtype: str = 'float32'
   # Losses (SPEC 6). The G step always has the GAN and bicubic terms.
   losses: tuple = ('tv', 'inter', 'csr')
   lambda_bic: float = 5.0
@@ -36,6 +38,12 @@ class Config:
   lambda_csr: float = 2.0
   lambda_tv: float = 1.0
   lambda_energy: float = 4.0        # value switched on by the schedule
+  # KernelGAN's priors on G's impulse response (0: off, as in the paper).
+  lambda_sum2one: float = 0.0
+  lambda_boundaries: float = 0.0
+  lambda_centralized: float = 0.0
+  lambda_negative: float = 0.0
+  kernel_probe: int = 0             # probe side for them; 0: G's receptive field
   energy_ksize: int = 36
   energy_sigma: float = 0.9
   # Optimisers (Adam for G, D, U, UD).
@@ -66,6 +74,8 @@ class Config:
   refine_iterations: int = 100
   refine_prior: float = 3e-5        # smoothed-TV weight of the refinement
   self_ensemble: bool = False       # average SR over the 8 flips/rotations
+  zssr: bool = False                # SR by a ZSSR net trained with G's kernel
+  zssr_steps: int = 2000
   # Run.
   metrics_every: int = 50
 
@@ -76,6 +86,11 @@ class Config:
   @property
   def stages(self):
     return {2: 1, 4: 2}[self.scale]
+
+  @property
+  def kernel_priors(self):
+    return max(self.lambda_sum2one, self.lambda_boundaries, self.lambda_centralized,
+               self.lambda_negative) > 0
 
   @property
   def d_crop(self):
@@ -120,6 +135,8 @@ def validate(cfg):
       (cfg.squeeze in ('space_to_depth', 'haar'), f'--squeeze must be space_to_depth or haar, got {cfg.squeeze}'),
       (cfg.inverse in ('exact', 'reference'), f'--inverse must be exact or reference, got {cfg.inverse}'),
       (set(cfg.losses) <= set(LOSS_NAMES), f'--losses takes a comma list of {",".join(LOSS_NAMES)}, got {",".join(cfg.losses)}'),
+      (cfg.compute_dtype in ('float32', 'bfloat16'),
+       f'--compute_dtype must be float32 or bfloat16, got {cfg.compute_dtype}'),
       (cfg.metrics_every > 0, f'--metrics_every must be positive, got {cfg.metrics_every}'),
       (min(cfg.lr_g, cfg.lr_d, cfg.lr_u, cfg.lr_ud) >= 0, 'learning rates must be >= 0'),
   ]

@@ -103,7 +103,7 @@ def super_resolve(g, u, lr, cfg, tile=0):
   def sr_of(img):
     x = flow.colours_to_batch(img)
     _, z = flow.g_forward(gp, x, cfg, local=fwd)
-    z_up = nets.u_apply(u, z, s, local=ups)
+    z_up = nets.u_apply(u, z, s, local=ups, dtype=cfg.compute_dtype)
     return flow.batch_to_colours(flow.g_inverse(gp, x, z_up, cfg, local=inv))
 
   sr = refine.self_ensemble(sr_of, lr) if cfg.self_ensemble else sr_of(lr)

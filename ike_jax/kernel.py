@@ -85,6 +85,22 @@ def _precise():
   return jax.default_matmul_precision('highest')
 
 
+def impulse_response(g_prepared, cfg, side):
+  """Differentiable kernel of G's LR map at a zero probe: (side, side).
+
+  Entry (a, b) is d lr[c, c] / d x[a, b] on a (side, side) probe, c = side /
+  (2s), i.e. the weights of the HR pixels that make the LR pixel of the
+  block starting at (side/2, side/2). Exact for a linear G; for others, its
+  linearisation at 0. `side` a multiple of 2s; taps beyond the probe are
+  not seen.
+  """
+  s = cfg.scale
+  x0 = jnp.zeros((1, side, side, 1))
+  lr, vjp = jax.vjp(lambda x: flow.g_forward(g_prepared, x, cfg)[0], x0)
+  c = side // s // 2
+  return vjp(jnp.zeros_like(lr).at[0, c, c, 0].set(1.0))[0][0, :, :, 0]
+
+
 def _jacobian_row(params, x0, cfg, at):
   """(N, H, W, 1) -> (N, H, W): d lr[n, at[0], at[1], 0] / d x[n] at x0."""
   return _jacobian_row_jit(params, x0, cfg.static(), at)

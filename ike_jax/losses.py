@@ -5,6 +5,8 @@
   energy(lr, crop)   = mean |lum(lr) - gauss_down(lum(crop))|
   inter(crop, sr)    = mean (1 - edge) |up(crop) - sr|      (edge: Sobel of up(crop), constant)
   tv(sr)             = 2 (mean dv^2 + mean dh^2)
+  kernel_priors(k)   = KernelGAN's priors on G's impulse response (sum to 1,
+                       mass inside the kernel window, centred on its block)
 The backward cross-scale loss L_CSR^bwd is `gan_l1(UD(sr), 1)` (see `train`).
 """
 
@@ -104,3 +106,32 @@ def tv(x):
   dv = x[:, 1:, :, :] - x[:, :-1, :, :]
   dh = x[:, :, 1:, :] - x[:, :, :-1, :]
   return 2 * (jnp.mean(dv ** 2) + jnp.mean(dh ** 2))
+
+
+def kernel_priors(k, scale, radius):
+  """KernelGAN's kernel regularisers on G's impulse response.
+
+  Args:
+    k: (P, P) weights of the HR pixels that make the LR pixel whose block
+      starts at (P/2, P/2) (`kernel.impulse_response`); P a multiple of 2s.
+    scale: s.
+    radius: half the kernel window (HR px from the block centre).
+  Returns:
+    dict of scalars: 'sum2one' |1 - sum k|; 'boundaries' sum |k| * mask, the
+    mask 0 within `radius` of the block centre, rising linearly to 1 one
+    pixel further out; 'negative' sum of the negative taps' magnitudes (a
+    blur is non-negative); 'centralized' squared distance (HR px) between the
+    centre of mass of |k| and the block centre.
+  """
+  side = k.shape[0]
+  centre = side // 2 + (scale - 1) / 2
+  yy, xx = jnp.mgrid[:side, :side]
+  dist = jnp.sqrt((yy - centre) ** 2 + (xx - centre) ** 2)
+  mask = jnp.clip(dist - radius, 0.0, 1.0)
+  mag = jnp.abs(k)
+  mass = jnp.maximum(jnp.sum(mag), 1e-8)
+  com_y, com_x = jnp.sum(mag * yy) / mass, jnp.sum(mag * xx) / mass
+  return {'sum2one': jnp.abs(1.0 - jnp.sum(k)),
+          'boundaries': jnp.sum(mag * mask),
+          'negative': jnp.sum(jax.nn.relu(-k)),
+          'centralized': (com_y - centre) ** 2 + (com_x - centre) ** 2}

@@ -8,6 +8,12 @@ always normalises with the statistics of the current call and every call
 advances the power-iteration vectors, so `d_apply` returns the new vectors.
 Input (N, H, W, 3) -> output map (N, H - 6, W - 6, 1) in (0, 1).
 
+`dtype` (D, UD, U): the dtype their convolutions compute in. bfloat16 casts
+activations and (spectrally normalised) weights to bf16 and accumulates in
+float32 (`preferred_element_type`); biases, BatchNorm, losses and the Adam
+master weights stay float32. G never takes it: the flow stays float32 so its
+inverse and the kernel read from it keep full precision.
+
 U (ZSSR-style): the latent of all three colours merged into one image with
 `3 (s^2 - 1)` channels (channel `z*3 + colour`), align-corners bicubic x s, then
 eight 3x3 convs with 64 channels and ReLU between them, back to `3 (s^2 - 1)`.
@@ -72,13 +78,24 @@ def _batch_norm(x, scale, offset):
   return (x - mean) * jax.lax.rsqrt(var + BN_EPS) * scale + offset
 
 
-def d_apply(params, sn, x):
+def _conv(x, w, b, padding='SAME', dtype=jnp.float32):
+  """`flow.conv` computed in `dtype`, accumulated and returned in float32."""
+  if jnp.dtype(dtype) == jnp.float32:
+    return flow.conv(x, w, b, padding)
+  y = jax.lax.conv_general_dilated(
+      x.astype(dtype), w.astype(dtype), (1, 1), padding,
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+      preferred_element_type=jnp.float32)
+  return y + b
+
+
+def d_apply(params, sn, x, dtype=jnp.float32):
   """D(x) for (N, H, W, 3) -> ((N, H-6, W-6, 1) in (0, 1), new sn state)."""
   new_sn = []
   for i, (layer, u) in enumerate(zip(params, sn)):
     w, u = spectral_normalize(layer['w'], u)
     new_sn.append(u)
-    x = flow.conv(x, w, layer['b'], padding='VALID')
+    x = _conv(x, w, layer['b'], 'VALID', dtype)
     if 'bn_scale' in layer:
       x = jax.nn.relu(_batch_norm(x, layer['bn_scale'], layer['bn_offset']))
   return jax.nn.sigmoid(x), new_sn
@@ -95,22 +112,22 @@ def init_upsampler(key, scale):
           for k, wi, wo in zip(keys, widths[:-1], widths[1:])]
 
 
-def u_convs(params, x):
-  """U's conv stack on merged latents (N, H, W, 3Z) -> same shape."""
+def u_convs(params, x, dtype=jnp.float32):
+  """U's conv stack on merged latents (N, H, W, 3Z) -> same shape (float32)."""
   for i, layer in enumerate(params):
-    x = flow.conv(x, layer['w'], layer['b'])
+    x = _conv(x, layer['w'], layer['b'], 'SAME', dtype)
     if i < len(params) - 1:
       x = jax.nn.relu(x)
   return x
 
 
-def u_apply(params, z, scale, local=lambda fn, v: fn(v)):
+def u_apply(params, z, scale, local=lambda fn, v: fn(v), dtype=jnp.float32):
   """Up-samples the latent: (3, h, w, Z) -> (3, s*h, s*w, Z), Z = s^2 - 1.
 
   `local(fn, v)` applies the (convolutional) stack; see `flow.g_forward`.
   """
   n_z = z.shape[-1]
   x = flow.batch_to_colours(z)[None]                   # (1, h, w, Z*3)
-  x = local(lambda t: u_convs(params, t), resize.torch_align_corners(x, scale))
+  x = local(lambda t: u_convs(params, t, dtype), resize.torch_align_corners(x, scale))
   x = x[0].reshape(*x.shape[1:3], n_z, 3)              # channel z*3 + colour
   return jnp.moveaxis(x, -1, 0)                        # (3, sh, sw, Z)

@@ -31,6 +31,8 @@ HELP = {
     'bic_mix_colours': 'PyTorch quirk: the bicubic-loss target sums the three colours.',
     'recompute_ud_fake': "PyTorch order: UD's fake recomputed after the U step.",
     'edge_mask_round': "PyTorch: L_inter's edge mask from the uint8-rounded image.",
+    'compute_dtype': ('float32 or bfloat16: the dtype D, UD and U convolve in (f32 '
+                      'accumulation; G stays float32). bfloat16 is for accelerators.'),
     'metrics_every': 'Fetch metrics and print progress every N steps.',
 }
 

@@ -182,6 +182,10 @@ def _train_batch(batch, cfg, out, options, log, pad_shape=None):
       jax.tree.map(lambda a: a[np.asarray(keep)], states.u) if keep else None,
       [images[k] for k in keep], cfg, tile) if keep else []
   srs = dict(zip(keep, srs))
+  if cfg.zssr:
+    for k in keep:
+      srs[k] = zssr_with_estimated_kernel(jax.tree.map(lambda a, k=k: a[k], states.g),
+                                          images[k], cfg)
   if cfg.refine:
     for k in keep:
       srs[k] = refine_with_estimated_kernel(jax.tree.map(lambda a, k=k: a[k], states.g),
@@ -207,15 +211,35 @@ def _train_batch(batch, cfg, out, options, log, pad_shape=None):
   return results
 
 
+def lever_kernel(g, cfg):
+  """G's estimated per-colour kernel scaled to unit sum, and its origin.
+
+  The levers need a blur that keeps brightness; under the paper's
+  colour-summing bicubic target G's LR map does not sum to 1 (issue 9).
+  """
+  est = kernel_lib.estimate_kernel(g, cfg)
+  per_colour = est['per_colour'] / est['per_colour'].sum(axis=(1, 2), keepdims=True)
+  return jnp.asarray(per_colour, jnp.float32), est['origin']
+
+
 def refine_with_estimated_kernel(g, sr, lr, cfg):
   """Kernel-consistent refinement (issue 9, lever 1): the SR image is moved
-  until, blurred by G's estimated per-colour kernel and subsampled, it
+  until, blurred by G's estimated kernel (unit sum) and subsampled, it
   reproduces the LR input (`refine.back_project`, smoothed-TV prior)."""
-  est = kernel_lib.estimate_kernel(g, cfg)
-  out = refine.back_project(jnp.asarray(sr), jnp.asarray(lr), jnp.asarray(est['per_colour']),
-                            cfg.scale, est['origin'], iterations=cfg.refine_iterations,
-                            prior_weight=cfg.refine_prior)
+  k, origin = lever_kernel(g, cfg)
+  out = refine.back_project(jnp.asarray(sr), jnp.asarray(lr), k, cfg.scale, origin,
+                            iterations=cfg.refine_iterations, prior_weight=cfg.refine_prior)
   return np.asarray(out)
+
+
+def zssr_with_estimated_kernel(g, lr, cfg):
+  """Internal SR with G's estimated kernel (issue 9, lever 2; KernelGAN+ZSSR):
+  a small CNN trained on (LR degraded by the kernel, LR) pairs, applied to LR.
+  Replaces the flow's SR image."""
+  k, origin = lever_kernel(g, cfg)
+  params, _ = refine.train_zssr(jax.random.PRNGKey(cfg.seed), jnp.asarray(lr), k, cfg.scale,
+                                origin, steps=cfg.zssr_steps, crop=min(cfg.crop, 64))
+  return np.asarray(refine.apply_zssr(params, jnp.asarray(lr), cfg.scale))
 
 
 def _write_image_outputs(out, names, job, lr, hr, sr_u8, g, history, cfg, timings):

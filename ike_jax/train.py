@@ -30,6 +30,7 @@ import optax
 
 from ike_jax import checkpoint
 from ike_jax import flow
+from ike_jax import kernel
 from ike_jax import losses
 from ike_jax import nets
 
@@ -95,7 +96,7 @@ def lr_factor(step, cfg):
 
 def _sr_image(g_prepared, u, x, z, cfg):
   """SR of the colour batch `x` (3, h, w, 1) given its latent: (1, sh, sw, 3)."""
-  z_up = nets.u_apply(u, z, cfg.scale)
+  z_up = nets.u_apply(u, z, cfg.scale, dtype=cfg.compute_dtype)
   return flow.batch_to_colours(flow.g_inverse(g_prepared, x, z_up, cfg))[None]
 
 
@@ -138,15 +139,24 @@ def train_step(state, plan, cfg):
 
   # 1. G step.
   def g_loss(g):
-    lr, _ = flow.g_forward(flow.prepare(g, cfg), x, cfg)
+    gp = flow.prepare(g, cfg)
+    lr, _ = flow.g_forward(gp, x, cfg)
     lr_img = flow.batch_to_colours(lr)[None]                # (1, c/s, c/s, 3)
-    pred, d_sn = nets.d_apply(state.d, state.d_sn, lr_img)
+    pred, d_sn = nets.d_apply(state.d, state.d_sn, lr_img, cfg.compute_dtype)
     m = {'g_gan': losses.gan_l1(pred, 1.0),
          'bic': losses.bicubic(lr_img, crop_g, s, cfg.bic_mix_colours)}
     total = m['g_gan'] + state.lambda_bic * m['bic']
     if 'energy' in cfg.losses:
       m['energy'] = losses.energy(lr_img, crop_g, s, cfg.energy_ksize, cfg.energy_sigma)
       total += state.lambda_energy * m['energy']
+    if cfg.kernel_priors:
+      side = cfg.kernel_probe or kernel.default_probe_side(cfg)
+      k = kernel.impulse_response(gp, cfg, side)
+      pri = losses.kernel_priors(k, s, kernel.DEFAULT_SIZE[s] // 2 + 0.5)
+      m.update(pri)
+      total += (cfg.lambda_sum2one * pri['sum2one'] + cfg.lambda_boundaries * pri['boundaries']
+                + cfg.lambda_centralized * pri['centralized']
+                + cfg.lambda_negative * pri['negative'])
     return total, (d_sn, m)
 
   (_, (d_sn, metrics)), grads = jax.value_and_grad(g_loss, has_aux=True)(state.g)
@@ -161,8 +171,8 @@ def train_step(state, plan, cfg):
   fake = fake + cfg.d_fake_noise_std * jax.random.normal(k_fake, fake.shape)
 
   def d_loss(d):
-    pred_real, sn = nets.d_apply(d, d_sn, crop_d)
-    pred_fake, sn = nets.d_apply(d, sn, fake)
+    pred_real, sn = nets.d_apply(d, d_sn, crop_d, cfg.compute_dtype)
+    pred_fake, sn = nets.d_apply(d, sn, fake, cfg.compute_dtype)
     return 0.5 * (losses.gan_l1(pred_real, 1.0) + losses.gan_l1(pred_fake, 0.0)), sn
 
   (metrics['d'], d_sn), grads = jax.value_and_grad(d_loss, has_aux=True)(state.d)
@@ -178,7 +188,7 @@ def train_step(state, plan, cfg):
         m['inter'] = losses.inter(crop_g, sr, s, cfg.edge_mask_round)
         total += cfg.lambda_inter * m['inter']
       if 'csr' in cfg.losses:
-        pred, sn = nets.d_apply(ud, ud_sn, sr)
+        pred, sn = nets.d_apply(ud, ud_sn, sr, cfg.compute_dtype)
         m['csr'] = losses.gan_l1(pred, 1.0)
         total += cfg.lambda_csr * m['csr']
       if 'tv' in cfg.losses:
@@ -200,11 +210,11 @@ def train_step(state, plan, cfg):
       tiles = [sr[:, a * c:(a + 1) * c, b * c:(b + 1) * c] for a in range(s) for b in range(s)]
 
       def ud_loss(ud_params):
-        pred, sn = nets.d_apply(ud_params, ud_sn, crop_g)
+        pred, sn = nets.d_apply(ud_params, ud_sn, crop_g, cfg.compute_dtype)
         real = losses.gan_l1(pred, 1.0)
         fake_total = 0.0
         for tile in tiles:  # separate calls: BatchNorm and power iteration per call
-          pred, sn = nets.d_apply(ud_params, sn, tile)
+          pred, sn = nets.d_apply(ud_params, sn, tile, cfg.compute_dtype)
           fake_total += losses.gan_l1(pred, 0.0)
         return 0.5 * (real + fake_total / len(tiles)), sn
 

@@ -134,3 +134,25 @@ def test_noise_accumulates_in_the_training_image_only_in_parity_mode():
     states, _, _ = _fit(cfg, img)
     changed = float(jnp.max(jnp.abs(states.image[0] - data.to_model(img))))
     assert (changed > 0) == accumulate
+
+
+def test_bfloat16_nets_track_float32():
+  # --compute_dtype=bfloat16 changes only D/UD/U's arithmetic: their outputs
+  # stay within bf16 rounding of the float32 ones, and a short run trains.
+  from ike_jax import nets  # pylint: disable=g-import-not-at-top
+  key = jax.random.PRNGKey(0)
+  d, sn = nets.init_discriminator(key)
+  x = jax.random.uniform(key, (2, 20, 20, 3), minval=-1, maxval=1)
+  f32, _ = nets.d_apply(d, sn, x)
+  b16, _ = nets.d_apply(d, sn, x, jnp.bfloat16)
+  assert b16.dtype == jnp.float32
+  np.testing.assert_allclose(b16, f32, atol=2e-2)
+  assert float(jnp.max(jnp.abs(b16 - f32))) > 0  # it did compute in bf16
+  u = nets.init_upsampler(key, 2)
+  z = jax.random.normal(key, (3, 8, 8, 3))
+  f32 = nets.u_apply(u, z, 2)
+  b16 = nets.u_apply(u, z, 2, dtype=jnp.bfloat16)
+  rel = float(jnp.linalg.norm(b16 - f32) / jnp.linalg.norm(f32))
+  assert 0 < rel < 2e-2, rel
+  _, history, _ = _fit(TINY.replace(compute_dtype='bfloat16', iterations=10), synthetic_image())
+  assert all(np.all(np.isfinite(v)) for v in history.values())
