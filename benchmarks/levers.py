@@ -11,7 +11,7 @@ Trains the preset once per (image, seed) and scores, against the same bicubic:
   + ZSSR (G kernel)        ZSSR net trained with G's estimated kernel (--zssr)
   exact G                  retrained with --nobicubic_residual --squeeze=haar
                            --inverse=exact (G(SR) reproduces the LR exactly)
-  best                     retrained with --best_flagfile, when given
+  <name>                   retrained with each --best_flagfile=<path>/<name>.flags
   ceiling: refine / ZSSR (true kernel)   the same levers given the true kernel
 Per row: mean over images of the Y-PSNR / SSIM-Y gain over bicubic (shave =
 scale), then mean +- std over seeds, and the seconds the row costs per image
@@ -71,11 +71,12 @@ def _timed(fn):
   return out, time.perf_counter() - t
 
 
-def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=None, log=print):
+def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=(), log=print):
   """Returns {row: {'gain_y': [per seed], 'gain_ssim': [...], 'seconds': s}}."""
   s = cfg.scale
-  lrs = [data.load_image(x.lr_path, log=log) for x in samples]
-  hrs = [data.load_image(x.hr_path, log=log) for x in samples]
+  lrs = [data.trim_to_multiple(data.load_image(x.lr_path, log=log), s)[0] for x in samples]
+  hrs = [data.load_image(x.hr_path, log=log)[:lr.shape[0] * s, :lr.shape[1] * s]
+         for x, lr in zip(samples, lrs)]
   kernels = [datasets.load_kernel(x.kernel_path) if x.kernel_path else None for x in samples]
   bic = [metrics.compare(run.bicubic_upscale(lr, s), hr, s) for lr, hr in zip(lrs, hrs)]
   n = len(samples)
@@ -105,9 +106,8 @@ def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=None, log=pr
   zssr, t = _timed(lambda: [run.zssr_with_estimated_kernel(m[0], img, cfg)
                             for m, img in zip(models, imgs)])
   score('+ ZSSR (G kernel)', zssr, t / len(pairs))
-  for name, extra in (('exact G', EXACT if exact else None), ('best', best)):
-    if extra is None:
-      continue
+  trained_rows = ([('exact G', EXACT)] if exact else []) + list(best)
+  for name, extra in trained_rows:
     cfg_row = cfg.replace(**extra) if isinstance(extra, dict) else extra
     log(f'{name}: training')
     m_row, train_row, _ = _train(cfg_row, lrs, seeds, log)
@@ -151,7 +151,8 @@ def main(argv):
   samples = quality.load_samples(FLAGS, cfg.scale)
   if any(x.hr_path is None for x in samples):
     raise quality.errors.UserError('the lever table needs HR images')
-  best = presets.config_from_flagfile(FLAGS.best_flagfile) if FLAGS.best_flagfile else None
+  best = [(os.path.splitext(os.path.basename(p))[0], presets.config_from_flagfile(p))
+          for p in FLAGS.best_flagfile]
   seeds = [cfg.seed + i for i in range(FLAGS.seeds)]
   rows = measure(cfg, samples, seeds, exact=FLAGS.exact, ceilings=FLAGS.ceilings, best=best,
                  log=lambda m: print(m, flush=True))
@@ -175,5 +176,5 @@ if __name__ == '__main__':
   quality.define_dataset_flags('runs/levers')
   flags.DEFINE_bool('exact', True, 'Also train the exactly invertible G row.')
   flags.DEFINE_bool('ceilings', True, 'Also score the levers with the true kernel.')
-  flags.DEFINE_string('best_flagfile', None, 'A preset to train as the "best" row.')
+  flags.DEFINE_multi_string('best_flagfile', [], 'Presets to train as extra rows (repeatable).')
   quality.entry(main)

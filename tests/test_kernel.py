@@ -233,3 +233,36 @@ def test_write_kernel_outputs(tmp_path):
   res = kernel.write_kernel_outputs(out, 'no_truth', _perturbed(cfg), cfg)
   assert 'kernel_error' not in res
   assert (tmp_path / 'no_truth_kernel.png').stat().st_size > 0
+
+
+@pytest.mark.parametrize('scale', [2, 4])
+def test_impulse_response_is_the_estimated_kernel(scale):
+  # The differentiable probe the kernel priors train on is the same map that
+  # `estimate_kernel` reads out (linear G, no residual), centred alike.
+  cfg = config.Config(scale=scale, blocks=1, bicubic_residual=False)
+  params = _perturbed(cfg)
+  side = kernel.default_probe_side(cfg)
+  k = np.asarray(kernel.impulse_response(flow.prepare(params, cfg), cfg, side))
+  est = kernel.estimate_kernel(params, cfg)
+  top = scale * (side // scale // 2) - np.asarray(est['origin'])
+  size = est['kernel'].shape[0]
+  np.testing.assert_allclose(k[top[0]:top[0] + size, top[1]:top[1] + size],
+                             est['kernel'], atol=1e-5)
+  grad = jax.grad(lambda p: jnp.sum(kernel.impulse_response(flow.prepare(p, cfg), cfg, side)))(params)
+  assert any(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(grad))
+
+
+def test_kernel_priors_on_hand_made_kernels():
+  from ike_jax import losses  # pylint: disable=g-import-not-at-top
+  side, s = 24, 2
+  centre = side // 2 + 0.5
+  yy, xx = np.mgrid[:side, :side]
+  blur = np.exp(-((yy - centre) ** 2 + (xx - centre) ** 2) / 2.0)
+  blur /= blur.sum()
+  good = losses.kernel_priors(jnp.asarray(blur, jnp.float32), s, 5.5)
+  assert float(good['sum2one']) < 1e-5 and float(good['negative']) == 0
+  assert float(good['boundaries']) < 1e-6 and float(good['centralized']) < 1e-6
+  far = np.roll(blur, 8, axis=1)  # mass outside the window, off-centre
+  bad = losses.kernel_priors(jnp.asarray(3 * far - blur, jnp.float32), s, 5.5)
+  assert float(bad['sum2one']) > 0.5 and float(bad['negative']) > 0.3
+  assert float(bad['boundaries']) > 0.5 and float(bad['centralized']) > 1.0

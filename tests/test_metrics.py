@@ -315,3 +315,14 @@ def test_cores_jit_and_vmap_over_a_batch():
   # Leading axes work without vmap too.
   chex.assert_trees_all_close(metrics.psnr_jax(a, b), psnrs, atol=1e-5)
   chex.assert_trees_all_close(metrics.ssim_jax(a, b), ssims, atol=1e-6)
+
+
+def test_grid_strength_sees_a_2x2_checkerboard():
+  rng = np.random.default_rng(0)
+  smooth = ndimage.gaussian_filter(rng.uniform(0, 255, (128, 128, 3)), (3, 3, 0))
+  base = metrics.grid_strength(smooth, 2)
+  checker = (np.indices((128, 128)).sum(0) % 2 * 2.0 - 1.0)[..., None]  # +-1
+  grid = metrics.grid_strength(smooth + 3.0 * checker, 2)
+  assert base < 0.3
+  assert grid == pytest.approx(6.0 * 219 / 255, abs=base + 0.05)  # 2 x 3 x Y's gain
+  assert metrics.phase_means(smooth, 2).shape == (2, 2)
