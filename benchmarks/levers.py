@@ -71,7 +71,8 @@ def _timed(fn):
   return out, time.perf_counter() - t
 
 
-def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=(), log=print):
+def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=(), preset_rows=True,
+            log=print):
   """Returns {row: {'gain_y': [per seed], 'gain_ssim': [...], 'seconds': s}}."""
   s = cfg.scale
   lrs = [data.trim_to_multiple(data.load_image(x.lr_path, log=log), s)[0] for x in samples]
@@ -93,30 +94,37 @@ def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=(), log=prin
     rows[name] = {'gain_y': gy, 'gain_ssim': gs, 'seconds': seconds}
     log(f'{name}: {np.mean(gy):+.2f} dB (seeds {", ".join(f"{v:+.2f}" for v in gy)})')
 
-  log(f'training {cfg.iterations} steps x {n} images x {len(seeds)} seeds')
-  models, train_s, pairs = _train(cfg, lrs, seeds, log)
-  srs, t = _timed(lambda: _sr(models, pairs, cfg))
-  score('IKE', srs, train_s + t / len(pairs))
-  ens, t = _timed(lambda: _sr(models, pairs, cfg.replace(self_ensemble=True)))
-  score('+ self-ensemble', ens, t / len(pairs))
+  pairs = [(lr, seed) for seed in seeds for lr in lrs]
   imgs = [data.to_model(lr) for lr, _ in pairs]
-  refined, t = _timed(lambda: [run.refine_with_estimated_kernel(m[0], sr, img, cfg)
-                               for m, sr, img in zip(models, srs, imgs)])
-  score('+ refine (G kernel)', refined, t / len(pairs))
-  zssr, t = _timed(lambda: [run.zssr_with_estimated_kernel(m[0], img, cfg)
-                            for m, img in zip(models, imgs)])
-  score('+ ZSSR (G kernel)', zssr, t / len(pairs))
+  if preset_rows:
+    log(f'training {cfg.iterations} steps x {n} images x {len(seeds)} seeds')
+    models, train_s, _ = _train(cfg, lrs, seeds, log)
+    srs, t = _timed(lambda: _sr(models, pairs, cfg))
+    score('IKE', srs, train_s + t / len(pairs))
+    ens, t = _timed(lambda: _sr(models, pairs, cfg.replace(self_ensemble=True)))
+    score('+ self-ensemble', ens, t / len(pairs))
+    refined, t = _timed(lambda: [run.refine_with_estimated_kernel(m[0], sr, img, cfg)
+                                 for m, sr, img in zip(models, srs, imgs)])
+    score('+ refine (G kernel)', refined, t / len(pairs))
+    zssr, t = _timed(lambda: [run.zssr_with_estimated_kernel(m[0], img, cfg)
+                              for m, img in zip(models, imgs)])
+    score('+ ZSSR (G kernel)', zssr, t / len(pairs))
   trained_rows = ([('exact G', EXACT)] if exact else []) + list(best)
   for name, extra in trained_rows:
     cfg_row = cfg.replace(**extra) if isinstance(extra, dict) else extra
     log(f'{name}: training')
     m_row, train_row, _ = _train(cfg_row, lrs, seeds, log)
-    srs_row, t = _timed(lambda: _sr(m_row, pairs, cfg_row))
+    if cfg_row.generator == 'deep_linear':  # no inverse: start from bicubic
+      srs_row, t = [data.to_model(run.bicubic_upscale(lr, s)) for lr, _ in pairs], 0.0
+    else:
+      srs_row, t = _timed(lambda: _sr(m_row, pairs, cfg_row))
+    t0 = time.perf_counter()
     if cfg_row.zssr:
       srs_row = [run.zssr_with_estimated_kernel(m[0], img, cfg_row) for m, img in zip(m_row, imgs)]
     if cfg_row.refine:
       srs_row = [run.refine_with_estimated_kernel(m[0], sr, img, cfg_row)
                  for m, sr, img in zip(m_row, srs_row, imgs)]
+    t += time.perf_counter() - t0
     score(name, srs_row, train_row + t / len(pairs))
   if ceilings and all(k is not None for k in kernels):
     ks = [jnp.asarray(kernels[j % n], jnp.float32) for j in range(len(pairs))]
@@ -155,7 +163,7 @@ def main(argv):
           for p in FLAGS.best_flagfile]
   seeds = [cfg.seed + i for i in range(FLAGS.seeds)]
   rows = measure(cfg, samples, seeds, exact=FLAGS.exact, ceilings=FLAGS.ceilings, best=best,
-                 log=lambda m: print(m, flush=True))
+                 preset_rows=FLAGS.preset_rows, log=lambda m: print(m, flush=True))
   report = {'scale': cfg.scale, 'num_images': len(samples), 'seeds': seeds,
             'flagfile': next((a.split('=', 1)[1] for a in sys.argv
                           if a.startswith('--flagfile=')), None), 'iterations': cfg.iterations, 'crop': cfg.crop,
@@ -175,6 +183,7 @@ if __name__ == '__main__':
   presets.define_config_flags(FLAGS)
   quality.define_dataset_flags('runs/levers')
   flags.DEFINE_bool('exact', True, 'Also train the exactly invertible G row.')
+  flags.DEFINE_bool('preset_rows', True, 'Train the preset and score its lever rows.')
   flags.DEFINE_bool('ceilings', True, 'Also score the levers with the true kernel.')
   flags.DEFINE_multi_string('best_flagfile', [], 'Presets to train as extra rows (repeatable).')
   quality.entry(main)

@@ -19,7 +19,9 @@ class Config:
   crop: int = 128
   iterations: int = 3000
   seed: int = 0
-  # The invertible flow G (SPEC 3).
+  # The invertible flow G (SPEC 3). generator='deep_linear' swaps in
+  # KernelGAN's linear down-scaler (a kernel source only: no inverse).
+  generator: str = 'flow'           # 'flow' | 'deep_linear'
   blocks: int = 4
   coupling: str = 'additive'        # 'additive' | 'affine'
   tri_channel: bool = True          # False: the two-channel ablation block
@@ -39,10 +41,14 @@ class Config:
   lambda_tv: float = 1.0
   lambda_energy: float = 4.0        # value switched on by the schedule
   # KernelGAN's priors on G's impulse response (0: off, as in the paper).
+  # sparse and centralized apply once lambda_bic has decayed below
+  # energy_switch, as KernelGAN switches them on (to 5 and 1).
   lambda_sum2one: float = 0.0
   lambda_boundaries: float = 0.0
-  lambda_centralized: float = 0.0
   lambda_negative: float = 0.0
+  lambda_sparse: float = 0.0
+  lambda_centralized: float = 0.0
+  lever_kernel_taps: int = 0        # keep the N largest taps of G's kernel (0: all)
   kernel_probe: int = 0             # probe side for them; 0: G's receptive field
   energy_ksize: int = 36
   energy_sigma: float = 0.9
@@ -90,7 +96,7 @@ class Config:
   @property
   def kernel_priors(self):
     return max(self.lambda_sum2one, self.lambda_boundaries, self.lambda_centralized,
-               self.lambda_negative) > 0
+               self.lambda_negative, self.lambda_sparse) > 0
 
   @property
   def d_crop(self):
@@ -131,6 +137,12 @@ def validate(cfg):
       (cfg.crop // max(cfg.scale, 1) > 6,
        f'--crop/scale must exceed 6 (D is a 7x7 patch discriminator), got crop {cfg.crop}'),
       (cfg.blocks > 0, f'--blocks must be positive, got {cfg.blocks}'),
+      (cfg.generator in ('flow', 'deep_linear'),
+       f'--generator must be flow or deep_linear, got {cfg.generator}'),
+      (cfg.generator == 'flow' or cfg.zssr or cfg.refine,
+       '--generator=deep_linear has no inverse: add --zssr or --refine'),
+      (cfg.generator == 'flow' or not set(cfg.losses) & {'tv', 'inter', 'csr'},
+       '--generator=deep_linear trains no up-sampler: use --losses= (none) or energy'),
       (cfg.coupling in ('additive', 'affine'), f'--coupling must be additive or affine, got {cfg.coupling}'),
       (cfg.squeeze in ('space_to_depth', 'haar'), f'--squeeze must be space_to_depth or haar, got {cfg.squeeze}'),
       (cfg.inverse in ('exact', 'reference'), f'--inverse must be exact or reference, got {cfg.inverse}'),

@@ -35,6 +35,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from ike_jax import kernelgan
+
 from ike_jax import resize
 
 GROWTH = 32
@@ -227,6 +229,8 @@ def init_block(key, channels, cfg):
 
 def init_flow(key, cfg):
   """G's parameters for `cfg.scale` (stages) and `cfg.blocks` per stage."""
+  if cfg.generator == 'deep_linear':
+    return kernelgan.init(key)
   stages = []
   for stage in range(cfg.stages):
     keys = jax.random.split(jax.random.fold_in(key, stage), cfg.blocks)
@@ -236,6 +240,8 @@ def init_flow(key, cfg):
 
 def prepare(params, cfg):
   """Fuses every linear subnet when `cfg.fused` (call once per step)."""
+  if cfg.generator == 'deep_linear':
+    return kernelgan.prepare(params)
   if not cfg.fused:
     return params
   is_subnet = lambda t: isinstance(t, list) and t and isinstance(t[0], dict) and 'w' in t[0]
@@ -293,6 +299,9 @@ def g_forward(params, x, cfg, local=_whole):
     lr: (N, H/s, W/s, 1); z: (N, H/s, W/s, s^2 - 1).
   """
   s = cfg.scale
+  if cfg.generator == 'deep_linear':  # KernelGAN's G: no latent
+    lr = kernelgan.forward(params, x, s)
+    return lr, jnp.zeros((*lr.shape[:-1], s * s - 1), lr.dtype)
   run = lambda v: local(lambda t: flow_forward(params, t, cfg)[0], v)
   if not cfg.bicubic_residual:
     out = run(x)
@@ -313,6 +322,8 @@ def g_inverse(params, y, z_up, cfg, local=_whole):
     (N, s*h, s*w, 1), unclipped.
   """
   s = cfg.scale
+  if cfg.generator == 'deep_linear':
+    raise ValueError('the deep linear generator has no inverse (use --zssr or --refine)')
   run = lambda v: local(lambda t: flow_inverse(params, t, cfg)[0], v)
   if not cfg.bicubic_residual:
     return run(jnp.concatenate([y, z_up], -1))

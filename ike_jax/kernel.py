@@ -41,6 +41,7 @@ from scipy import ndimage
 
 from ike_jax import degradations
 from ike_jax import flow
+from ike_jax import kernelgan
 from ike_jax import outputs
 
 # Kernel sides: 11 is KernelGAN's and DIV2KRK's x2 size; 31 is this project's
@@ -59,6 +60,8 @@ def receptive_radius(cfg):
   a squeeze adds one grid step. So: 10B (+1) grid px for every stage but the
   last, 10B - 5 (+1) for the last.
   """
+  if cfg.generator == 'deep_linear':  # one 13x13 kernel; room for the crop
+    return max(kernelgan.KERNEL_SIZE // 2, DEFAULT_SIZE[cfg.scale] // 2)
   r, reach = 0, flow.FUSED_SIZE // 2
   for stage in range(cfg.stages):
     step = 2 ** (stage + 1)

@@ -120,7 +120,8 @@ def kernel_priors(k, scale, radius):
     dict of scalars: 'sum2one' |1 - sum k|; 'boundaries' sum |k| * mask, the
     mask 0 within `radius` of the block centre, rising linearly to 1 one
     pixel further out; 'negative' sum of the negative taps' magnitudes (a
-    blur is non-negative); 'centralized' squared distance (HR px) between the
+    blur is non-negative); 'sparse' mean |k|^0.2 (KernelGAN's sparsity);
+    'centralized' squared distance (HR px) between the
     centre of mass of |k| and the block centre.
   """
   side = k.shape[0]
@@ -134,4 +135,5 @@ def kernel_priors(k, scale, radius):
   return {'sum2one': jnp.abs(1.0 - jnp.sum(k)),
           'boundaries': jnp.sum(mag * mask),
           'negative': jnp.sum(jax.nn.relu(-k)),
+          'sparse': jnp.mean((mag + 1e-12) ** 0.2),
           'centralized': (com_y - centre) ** 2 + (com_x - centre) ** 2}

@@ -177,10 +177,13 @@ def _train_batch(batch, cfg, out, options, log, pad_shape=None):
   if not tile and any(lr.shape[0] * lr.shape[1] > AUTO_TILE_PIXELS for lr in lrs):
     tile = AUTO_TILE
     log(f'large input: inference in overlapping {tile}x{tile} tiles (memory bounded; --tile sets it)')
-  srs = evaluate.super_resolve_many(
-      jax.tree.map(lambda a: a[np.asarray(keep)], states.g) if keep else None,
-      jax.tree.map(lambda a: a[np.asarray(keep)], states.u) if keep else None,
-      [images[k] for k in keep], cfg, tile) if keep else []
+  if cfg.generator == 'deep_linear':  # no inverse: the levers start from bicubic
+    srs = [data.to_model(bicubic_upscale(lrs[k], cfg.scale)) for k in keep]
+  else:
+    srs = evaluate.super_resolve_many(
+        jax.tree.map(lambda a: a[np.asarray(keep)], states.g) if keep else None,
+        jax.tree.map(lambda a: a[np.asarray(keep)], states.u) if keep else None,
+        [images[k] for k in keep], cfg, tile) if keep else []
   srs = dict(zip(keep, srs))
   if cfg.zssr:
     for k in keep:
@@ -218,7 +221,12 @@ def lever_kernel(g, cfg):
   colour-summing bicubic target G's LR map does not sum to 1 (issue 9).
   """
   est = kernel_lib.estimate_kernel(g, cfg)
-  per_colour = est['per_colour'] / est['per_colour'].sum(axis=(1, 2), keepdims=True)
+  per_colour = est['per_colour']
+  if cfg.lever_kernel_taps:  # KernelGAN's post-processing: the N largest taps
+    flat = per_colour.reshape(len(per_colour), -1)
+    cut = -np.sort(-flat, axis=1)[:, min(cfg.lever_kernel_taps, flat.shape[1]) - 1]
+    per_colour = np.where(per_colour >= cut[:, None, None], per_colour, 0.0)
+  per_colour = per_colour / per_colour.sum(axis=(1, 2), keepdims=True)
   return jnp.asarray(per_colour, jnp.float32), est['origin']
 
 

@@ -154,9 +154,11 @@ def train_step(state, plan, cfg):
       k = kernel.impulse_response(gp, cfg, side)
       pri = losses.kernel_priors(k, s, kernel.DEFAULT_SIZE[s] // 2 + 0.5)
       m.update(pri)
+      late = state.lambda_bic < cfg.energy_switch  # KernelGAN's switch
       total += (cfg.lambda_sum2one * pri['sum2one'] + cfg.lambda_boundaries * pri['boundaries']
-                + cfg.lambda_centralized * pri['centralized']
-                + cfg.lambda_negative * pri['negative'])
+                + cfg.lambda_negative * pri['negative']
+                + jnp.where(late, cfg.lambda_centralized * pri['centralized']
+                            + cfg.lambda_sparse * pri['sparse'], 0.0))
     return total, (d_sn, m)
 
   (_, (d_sn, metrics)), grads = jax.value_and_grad(g_loss, has_aux=True)(state.g)
