@@ -33,6 +33,18 @@ HELP = {
     'edge_mask_round': "PyTorch: L_inter's edge mask from the uint8-rounded image.",
     'compute_dtype': ('float32 or bfloat16: the dtype D, UD and U convolve in (f32 '
                       'accumulation; G stays float32). bfloat16 is for accelerators.'),
+    'generator': ("G: flow (IKE's invertible flow) or deep_linear (KernelGAN's linear "
+                  'down-scaler; a kernel source only, needs --zssr or --refine).'),
+    'zssr': "Issue 9 lever: SR by a small ZSSR net trained with G's estimated kernel.",
+    'zssr_steps': 'Adam steps of the --zssr net.',
+    'refine': "Issue 9 lever: back-project the SR image onto G's estimated kernel.",
+    'self_ensemble': 'Average the SR image over the 8 flips/rotations of the input.',
+    'lambda_sum2one': "KernelGAN prior on G's kernel: |1 - sum|.",
+    'lambda_boundaries': "KernelGAN prior on G's kernel: mass outside the kernel window.",
+    'lambda_negative': "Prior on G's kernel: negative taps.",
+    'lambda_sparse': "KernelGAN prior on G's kernel (once lambda_bic < energy_switch): mean |k|^0.2.",
+    'lambda_centralized': "KernelGAN prior on G's kernel (once lambda_bic < energy_switch): centre offset^2.",
+    'lever_kernel_taps': "Keep only the N largest taps of G's kernel for --zssr/--refine (0: all).",
     'metrics_every': 'Fetch metrics and print progress every N steps.',
 }
 

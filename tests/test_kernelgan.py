@@ -1,0 +1,80 @@
+"""KernelGAN's deep linear generator (`--generator=deep_linear`)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ike_jax import config
+from ike_jax import errors
+from ike_jax import flow
+from ike_jax import kernel
+from ike_jax import kernelgan
+from ike_jax import presets
+from ike_jax import run
+from tests.test_train import synthetic_image
+
+DL = config.Config(generator='deep_linear', losses=(), zssr=True, crop=16, iterations=4,
+                   metrics_every=2, zssr_steps=4)
+
+
+def _stack(params, x):
+  for layer in params['deep_linear']:
+    x = jax.lax.conv_general_dilated(x, layer['w'], (1, 1), 'VALID',
+                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return x
+
+
+@pytest.mark.parametrize('scale', [2, 4])
+def test_fused_kernel_is_the_layer_stack(scale):
+  # One strided 13x13 conv with the composed kernel == the six layers, then
+  # keeping every s-th pixel (zero padding of 6 on each side).
+  params = kernelgan.init(jax.random.PRNGKey(scale))
+  x = jax.random.normal(jax.random.PRNGKey(1), (2, 24, 24, 1))
+  layered = _stack(params, jnp.pad(x, ((0, 0), (6, 6), (6, 6), (0, 0))))[:, ::scale, ::scale]
+  fused = kernelgan.forward(kernelgan.prepare(params), x, scale)
+  assert fused.shape == (2, 24 // scale, 24 // scale, 1)
+  np.testing.assert_allclose(fused, layered, atol=1e-5)
+  assert kernelgan.compose(params).shape == (kernelgan.KERNEL_SIZE,) * 2
+
+
+def test_g_of_deep_linear_is_linear_and_its_kernel_is_read_out():
+  cfg = DL.replace(scale=2)
+  params = flow.init_flow(jax.random.PRNGKey(0), cfg)
+  lr, z = flow.g_forward(flow.prepare(params, cfg), jnp.zeros((3, 32, 32, 1)), cfg)
+  assert lr.shape == (3, 16, 16, 1) and z.shape == (3, 16, 16, 3)
+  est = kernel.estimate_kernel(params, cfg)
+  assert est['linear']
+  # lr[i] = sum_a k13[a] x[s i + a - 6]; the estimate's tap b sits at HR
+  # s i + b - origin, so it is k13[b - origin + 6]: an 11x11 window of k13.
+  full = np.asarray(kernelgan.compose(params))
+  padded = np.pad(full, 11)  # zero outside the 13x13 support
+  top = 6 - np.asarray(est['origin']) + 11
+  np.testing.assert_allclose(est['kernel'], padded[top[0]:top[0] + 11, top[1]:top[1] + 11],
+                             atol=1e-6)
+  with pytest.raises(ValueError, match='no inverse'):
+    flow.g_inverse(flow.prepare(params, cfg), lr, z, cfg)
+
+
+@pytest.mark.parametrize('kw,match', [
+    (dict(zssr=False), 'no inverse'),
+    (dict(losses=('tv',)), 'no up-sampler'),
+    (dict(generator='other'), '--generator')])
+def test_bad_deep_linear_settings_are_user_errors(kw, match):
+  with pytest.raises(errors.UserError, match=match):
+    config.validate(DL.replace(**kw))
+
+
+def test_best_presets_parse_and_a_tiny_deep_linear_run_writes_outputs(tmp_path):
+  for name in ('best_x2', 'best_x4', 'best_x2_accel'):
+    cfg = presets.config_from_flagfile(f'flags/{name}.flags')
+    config.validate(cfg)
+    assert cfg.generator == 'deep_linear' and cfg.zssr
+  img = synthetic_image(32)
+  from ike_jax import outputs  # pylint: disable=g-import-not-at-top
+  lr_path = str(tmp_path / 'in.png')
+  outputs.write_png(lr_path, img)
+  result = run.super_resolve_files([run.Job(lr_path)], DL, str(tmp_path / 'out'),
+                                   log=lambda m: None)[0]
+  assert result['status'] == 'ok' and result['sr_shape'] == [64, 64, 3]
+  assert (tmp_path / 'out' / 'in_x2.png').exists()
