@@ -49,6 +49,7 @@ def _train(cfg, imgs, seeds, log):
   pairs = [(img, seed) for seed in seeds for img in imgs]
   size = 1 if jax.default_backend() == 'cpu' else len(pairs)
   models, t0 = [], time.perf_counter()
+  cfg = run.training_config(cfg)
   for start in range(0, len(pairs), size):
     chunk = pairs[start:start + size]
     plans = [data.plan_crops(lr, cfg.scale, cfg.crop, cfg.iterations, seed) for lr, seed in chunk]

@@ -23,6 +23,7 @@ from ike_jax import checkpoint
 from ike_jax import config as config_lib
 from ike_jax import data
 from ike_jax import datasets
+from ike_jax import degradations
 from ike_jax import errors
 from ike_jax import evaluate
 from ike_jax import kernel as kernel_lib
@@ -152,7 +153,8 @@ def _train_batch(batch, cfg, out, options, log, pad_shape=None):
   """Trains one batch of (job, names), (lr, hr) together; writes its outputs."""
   jobs = [job for (job, _), _ in batch]
   lrs = [lr for _, (lr, _) in batch]
-  plans = [data.plan_crops(lr, cfg.scale, cfg.crop, cfg.iterations, cfg.seed) for lr in lrs]
+  train_cfg = training_config(cfg)
+  plans = [data.plan_crops(lr, train_cfg.scale, cfg.crop, cfg.iterations, cfg.seed) for lr in lrs]
   images = [data.to_model(lr) for lr in lrs]
   ckpt = _checkpointer(out, jobs, cfg)
   if ckpt.exists() and not options.resume:
@@ -163,7 +165,7 @@ def _train_batch(batch, cfg, out, options, log, pad_shape=None):
   with checkpoint.StopFlag() as stop:  # SIGINT/SIGTERM: save a checkpoint, stop
     try:
       states, history, timings = train.fit(
-          images, plans, cfg, log=log, stop=stop, checkpointer=ckpt,
+          images, plans, train_cfg, log=log, stop=stop, checkpointer=ckpt,
           checkpoint_every=options.checkpoint_every, pad_shape=pad_shape)
     except checkpoint.Interrupted as err:
       raise errors.Interrupted(
@@ -214,20 +216,36 @@ def _train_batch(batch, cfg, out, options, log, pad_shape=None):
   return results
 
 
+def training_config(cfg):
+  """The config G trains with. KernelGAN's x4 recipe: its deep linear G
+  learns the x2 kernel, and the x4 kernel is derived from it analytically
+  (`lever_kernel`), so at x4 that G trains at x2."""
+  if cfg.generator == 'deep_linear' and cfg.scale == 4:
+    return cfg.replace(scale=2)
+  return cfg
+
+
 def lever_kernel(g, cfg):
   """G's estimated per-colour kernel scaled to unit sum, and its origin.
 
   The levers need a blur that keeps brightness; under the paper's
   colour-summing bicubic target G's LR map does not sum to 1 (issue 9).
+  A deep linear G trained at x2 for an x4 job gives the x4 kernel of
+  degrading twice by its x2 kernel (`degradations.analytic_x4_kernel`; the
+  origin triples: LR2[j] = sum k2[a] k2[b] x[4j + a + 2b - 3 o2]).
   """
-  est = kernel_lib.estimate_kernel(g, cfg)
-  per_colour = est['per_colour']
+  train_cfg = training_config(cfg)
+  est = kernel_lib.estimate_kernel(g, train_cfg)
+  per_colour, origin = est['per_colour'], est['origin']
+  if train_cfg.scale != cfg.scale:
+    per_colour = np.stack([degradations.analytic_x4_kernel(k) for k in per_colour])
+    origin = (3 * origin[0], 3 * origin[1])
   if cfg.lever_kernel_taps:  # KernelGAN's post-processing: the N largest taps
     flat = per_colour.reshape(len(per_colour), -1)
     cut = -np.sort(-flat, axis=1)[:, min(cfg.lever_kernel_taps, flat.shape[1]) - 1]
     per_colour = np.where(per_colour >= cut[:, None, None], per_colour, 0.0)
   per_colour = per_colour / per_colour.sum(axis=(1, 2), keepdims=True)
-  return jnp.asarray(per_colour, jnp.float32), est['origin']
+  return jnp.asarray(per_colour, jnp.float32), origin
 
 
 def refine_with_estimated_kernel(g, sr, lr, cfg):
@@ -268,7 +286,11 @@ def _write_image_outputs(out, names, job, lr, hr, sr_u8, g, history, cfg, timing
     panels = [(f'bicubic {scores["bicubic"]["psnr_y"]:.2f} dB', bic),
               (f'IKE {scores["ike"]["psnr_y"]:.2f} dB', sr_u8), ('HR', hr[:sr_u8.shape[0], :sr_u8.shape[1]])]
   true_kernel = datasets.load_kernel(job.kernel_path) if job.kernel_path else None
-  result.update(kernel_lib.write_kernel_outputs(out, job.stem, g, cfg, true_kernel))
+  train_cfg = training_config(cfg)
+  if train_cfg.scale != cfg.scale:  # G's kernel is the x2 one: nothing to compare with
+    true_kernel = None
+    result['kernel_scale'] = train_cfg.scale
+  result.update(kernel_lib.write_kernel_outputs(out, job.stem, g, train_cfg, true_kernel))
   outputs.write_png(out.path_for(names['sr']), sr_u8)
   outputs.write_png(out.path_for(names['compare']), outputs.compare_image(panels))
   steps = list(range(1, len(next(iter(history.values()))) + 1)) if history else []

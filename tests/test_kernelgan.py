@@ -78,3 +78,21 @@ def test_best_presets_parse_and_a_tiny_deep_linear_run_writes_outputs(tmp_path):
                                    log=lambda m: None)[0]
   assert result['status'] == 'ok' and result['sr_shape'] == [64, 64, 3]
   assert (tmp_path / 'out' / 'in_x2.png').exists()
+
+
+def test_x4_lever_kernel_is_the_x2_kernel_applied_twice():
+  # G trains at x2 for an x4 job; the x4 kernel (31x31, origin 3 x the x2
+  # origin) must degrade like the x2 kernel applied twice.
+  from ike_jax import refine  # pylint: disable=g-import-not-at-top
+  cfg4 = DL.replace(scale=4)
+  assert run.training_config(cfg4).scale == 2 and run.training_config(DL) == DL
+  g = flow.init_flow(jax.random.PRNGKey(3), run.training_config(cfg4))
+  k2, o2 = run.lever_kernel(g, DL)
+  k4, o4 = run.lever_kernel(g, cfg4)
+  assert k4.shape == (3, 31, 31) and o4 == (3 * o2[0], 3 * o2[1])
+  np.testing.assert_allclose(np.asarray(k4).sum(axis=(1, 2)), 1.0, atol=1e-5)
+  img = jax.random.uniform(jax.random.PRNGKey(4), (64, 64, 3), minval=-1, maxval=1)
+  twice = refine.degrade(refine.degrade(img, k2, 2, o2), k2, 2, o2)
+  once = refine.degrade(img, k4, 4, o4)
+  # Equal away from the borders (the two paths mirror the borders differently).
+  np.testing.assert_allclose(once[4:-4, 4:-4], twice[4:-4, 4:-4], atol=1e-4)
