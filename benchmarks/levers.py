@@ -120,11 +120,7 @@ def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=(), preset_r
     else:
       srs_row, t = _timed(lambda: _sr(m_row, pairs, cfg_row))
     t0 = time.perf_counter()
-    if cfg_row.zssr:
-      srs_row = [run.zssr_with_estimated_kernel(m[0], img, cfg_row) for m, img in zip(m_row, imgs)]
-    if cfg_row.refine:
-      srs_row = [run.refine_with_estimated_kernel(m[0], sr, img, cfg_row)
-                 for m, sr, img in zip(m_row, srs_row, imgs)]
+    srs_row = [run.apply_levers(m[0], sr, img, cfg_row) for m, sr, img in zip(m_row, srs_row, imgs)]
     t += time.perf_counter() - t0
     score(name, srs_row, train_row + t / len(pairs))
   if ceilings and all(k is not None for k in kernels):

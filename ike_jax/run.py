@@ -186,15 +186,8 @@ def _train_batch(batch, cfg, out, options, log, pad_shape=None):
         jax.tree.map(lambda a: a[np.asarray(keep)], states.g) if keep else None,
         jax.tree.map(lambda a: a[np.asarray(keep)], states.u) if keep else None,
         [images[k] for k in keep], cfg, tile) if keep else []
-  srs = dict(zip(keep, srs))
-  if cfg.zssr:
-    for k in keep:
-      srs[k] = zssr_with_estimated_kernel(jax.tree.map(lambda a, k=k: a[k], states.g),
-                                          images[k], cfg)
-  if cfg.refine:
-    for k in keep:
-      srs[k] = refine_with_estimated_kernel(jax.tree.map(lambda a, k=k: a[k], states.g),
-                                            srs[k], images[k], cfg)
+  srs = {k: apply_levers(jax.tree.map(lambda a, k=k: a[k], states.g), sr, images[k], cfg)
+         for k, sr in zip(keep, srs)}
   infer_s = (time.perf_counter() - t0) / max(len(keep), 1)
 
   results = []
@@ -246,6 +239,16 @@ def lever_kernel(g, cfg):
     per_colour = np.where(per_colour >= cut[:, None, None], per_colour, 0.0)
   per_colour = per_colour / per_colour.sum(axis=(1, 2), keepdims=True)
   return jnp.asarray(per_colour, jnp.float32), origin
+
+
+def apply_levers(g, sr, lr, cfg):
+  """The SR image after the kernel levers `cfg` asks for: `--zssr` replaces
+  it, then `--refine` back-projects it (both with G's estimated kernel)."""
+  if cfg.zssr:
+    sr = zssr_with_estimated_kernel(g, lr, cfg)
+  if cfg.refine:
+    sr = refine_with_estimated_kernel(g, sr, lr, cfg)
+  return sr
 
 
 def refine_with_estimated_kernel(g, sr, lr, cfg):
