@@ -167,6 +167,7 @@ def main(argv):
             'device': str(jax.devices()[0]), 'best_flagfile': FLAGS.best_flagfile,
             'config': cfg.to_dict(), 'rows': rows, 'argv': sys.argv[1:]}
   path = FLAGS.results or os.path.join('benchmarks', 'results', f'levers_x{cfg.scale}.json')
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   outputs.write_json(path, report)
   md = markdown(report)
   with open(os.path.splitext(path)[0] + '.md', 'w') as f:

@@ -14,6 +14,10 @@ flags, 1000 of 3000 steps): Y-PSNR 27.31 dB against bicubic 29.24 dB; its SR
 image re-degraded by the true kernel reproduced the LR at 32.5 dB (bicubic
 36.0 dB) and carried a 2x2 grid artifact.
 
+With --score_sr it trains nothing: it scores SR images made elsewhere from the
+LR image this script writes (e.g. by the authors' PyTorch code,
+benchmarks/device/call3.sh) with the same metrics.
+
 Per seed this runs the CLI's pipeline (`run.super_resolve_files`) and adds,
 for the SR image and for bicubic: `grid` (the spread of the 2x2-phase means of
 Y, `metrics.grid_strength`) and `lr_psnr` (the SR image blurred by the true
@@ -43,6 +47,9 @@ flags.DEFINE_integer('seeds', 1, 'Seeds to run (--seed, --seed+1, ...).')
 flags.DEFINE_string('output_dir', 'runs/parity', 'Where the input and SR images go.')
 flags.DEFINE_string('results', None, 'Results JSON (default: <output_dir>/parity.json).')
 flags.DEFINE_bool('overwrite', False, 'Replace earlier outputs in --output_dir.')
+flags.DEFINE_multi_string('score_sr', [], 'Score these 512x512 SR images of the parity LR '
+                          '(made elsewhere) instead of training (repeatable).')
+flags.DEFINE_string('score_label', 'external', 'What made the --score_sr images.')
 FLAGS = flags.FLAGS
 
 # Issue 9 of this project: the authors' PyTorch IKE, paper flags, 1000 steps.
@@ -70,6 +77,41 @@ def lr_psnr(sr, lr, k, scale=2):
   return metrics.psnr(again, lr)
 
 
+def score_row(sr, hr, lr, k):
+  """Metrics of one SR image (512x512x3 uint8) of the parity input."""
+  m = metrics.compare(sr, hr, 2)
+  return {'psnr_y': m['psnr_y'], 'ssim_y': m['ssim_y'], 'grid': metrics.grid_strength(sr, 2),
+          'lr_psnr': lr_psnr(sr, lr, k)}
+
+
+def summary(rows):
+  """Mean and std over the rows that finished, per metric."""
+  ok = [r for r in rows if r['status'] == 'ok']
+  out = {}
+  for key in ('psnr_y', 'ssim_y', 'grid', 'lr_psnr'):
+    if ok:
+      out[key] = float(np.mean([r[key] for r in ok]))
+      out[key + '_std'] = float(np.std([r[key] for r in ok]))
+  return out
+
+
+def score_external(paths, hr, lr, k):
+  """Rows for SR images made elsewhere; unreadable or mis-sized ones are marked."""
+  rows = []
+  for path in paths:
+    try:
+      sr = iio.imread(path)[..., :3]
+    except (OSError, ValueError) as e:
+      rows.append({'path': path, 'status': f'unreadable: {e}'})
+      continue
+    if sr.shape != hr.shape:
+      rows.append({'path': path, 'status': f'shape {sr.shape}, expected {hr.shape}'})
+      continue
+    rows.append({'path': path, 'status': 'ok', **score_row(sr, hr, lr, k)})
+    print(json.dumps(rows[-1]), flush=True)
+  return rows
+
+
 def main(argv):
   del argv
   cfg = presets.config_from_flag_values(FLAGS)
@@ -84,9 +126,15 @@ def main(argv):
     if not os.path.exists(paths[name]):
       outputs.write_png(paths[name], img)
   np.save(paths['kernel'], k)
-  bic = run.bicubic_upscale(lr, 2)
-  bic_row = {'psnr_y': metrics.compare(bic, hr, 2)['psnr_y'],
-             'grid': metrics.grid_strength(bic, 2), 'lr_psnr': lr_psnr(bic, lr, k)}
+  bic_row = score_row(run.bicubic_upscale(lr, 2), hr, lr, k)
+  if FLAGS.score_sr:
+    rows = score_external(FLAGS.score_sr, hr, lr, k)
+    report = {'label': FLAGS.score_label, 'bicubic': bic_row, 'images': rows,
+              'mean': summary(rows), 'torch_issue9': TORCH}
+    _write_report(FLAGS.results or os.path.join(FLAGS.output_dir, 'parity_scored.json'), report)
+    print_table([(os.path.basename(r['path']), r) for r in rows if r['status'] == 'ok'],
+                bic_row, report['mean'])
+    return 0
   rows = []
   for i in range(FLAGS.seeds):
     seed_cfg = cfg.replace(seed=cfg.seed + i)
@@ -101,26 +149,33 @@ def main(argv):
       rows.append({'seed': seed_cfg.seed, 'status': result['status']})
       continue
     sr = iio.imread(os.path.join(out_dir, result['outputs']['sr']))
-    rows.append({'seed': seed_cfg.seed, 'status': 'ok',
-                 'psnr_y': result['metrics']['ike']['psnr_y'],
-                 'ssim_y': result['metrics']['ike']['ssim_y'],
-                 'grid': metrics.grid_strength(sr, 2), 'lr_psnr': lr_psnr(sr, lr, k),
+    rows.append({'seed': seed_cfg.seed, 'status': 'ok', **score_row(sr, hr, lr, k),
                  'kernel_error': result.get('kernel_error'),
                  'train_s': result['timings'].get('total_s')})
     print(json.dumps(rows[-1]), flush=True)
-  ok = [r for r in rows if r['status'] == 'ok']
-  mean = {key: float(np.mean([r[key] for r in ok])) for key in ('psnr_y', 'grid', 'lr_psnr')} if ok else {}
+  mean = summary(rows)
   report = {'config': cfg.to_dict(), 'device': str(jax.devices()[0]), 'bicubic': bic_row,
             'seeds': rows, 'mean': mean, 'torch': TORCH}
-  outputs.write_json(FLAGS.results or os.path.join(FLAGS.output_dir, 'parity.json'), report)
+  _write_report(FLAGS.results or os.path.join(FLAGS.output_dir, 'parity.json'), report)
+  print_table([(f"seed {r['seed']}", r) for r in rows if r['status'] == 'ok'], bic_row, mean)
+  return 0
+
+
+def _write_report(path, report):
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  outputs.write_json(path, report)
+
+
+def print_table(named_rows, bic_row, mean):
+  """Markdown table: bicubic, each row, the mean, and issue 9's PyTorch figure."""
   print('| | Y-PSNR | 2x2 grid (grey levels) | LR re-degraded PSNR |\n|---|---|---|---|')
   print(f"| bicubic | {bic_row['psnr_y']:.2f} | {bic_row['grid']:.3f} | {bic_row['lr_psnr']:.2f} |")
-  for r in ok:
-    print(f"| seed {r['seed']} | {r['psnr_y']:.2f} | {r['grid']:.3f} | {r['lr_psnr']:.2f} |")
-  if ok:
-    print(f"| mean | {mean['psnr_y']:.2f} | {mean['grid']:.3f} | {mean['lr_psnr']:.2f} |")
+  for name, r in named_rows:
+    print(f"| {name} | {r['psnr_y']:.2f} | {r['grid']:.3f} | {r['lr_psnr']:.2f} |")
+  if mean:
+    print(f"| mean ± std | {mean['psnr_y']:.2f} ± {mean['psnr_y_std']:.2f} | {mean['grid']:.3f} "
+          f"| {mean['lr_psnr']:.2f} |")
   print(f"| PyTorch ({TORCH['source']}) | {TORCH['psnr_y']:.2f} | | {TORCH['lr_psnr']:.1f} |")
-  return 0
 
 
 if __name__ == '__main__':

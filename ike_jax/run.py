@@ -226,19 +226,26 @@ def lever_kernel(g, cfg):
   A deep linear G trained at x2 for an x4 job gives the x4 kernel of
   degrading twice by its x2 kernel (`degradations.analytic_x4_kernel`; the
   origin triples: LR2[j] = sum k2[a] k2[b] x[4j + a + 2b - 3 o2]).
+  `--lever_kernel_taps` cuts the kernel G learned (at x4, the x2 kernel,
+  before the x4 one is derived from it, as KernelGAN does).
   """
   train_cfg = training_config(cfg)
   est = kernel_lib.estimate_kernel(g, train_cfg)
   per_colour, origin = est['per_colour'], est['origin']
-  if train_cfg.scale != cfg.scale:
-    per_colour = np.stack([degradations.analytic_x4_kernel(k) for k in per_colour])
+  if cfg.lever_kernel_taps:  # KernelGAN's post-processing, on the kernel G learned
+    per_colour = largest_taps(per_colour, cfg.lever_kernel_taps)
+  if train_cfg.scale != cfg.scale:  # KernelGAN: x4 from the cut x2 kernel
+    per_colour = np.stack([degradations.analytic_x4_kernel(k / k.sum()) for k in per_colour])
     origin = (3 * origin[0], 3 * origin[1])
-  if cfg.lever_kernel_taps:  # KernelGAN's post-processing: the N largest taps
-    flat = per_colour.reshape(len(per_colour), -1)
-    cut = -np.sort(-flat, axis=1)[:, min(cfg.lever_kernel_taps, flat.shape[1]) - 1]
-    per_colour = np.where(per_colour >= cut[:, None, None], per_colour, 0.0)
   per_colour = per_colour / per_colour.sum(axis=(1, 2), keepdims=True)
   return jnp.asarray(per_colour, jnp.float32), origin
+
+
+def largest_taps(per_colour, n):
+  """(C, k, k) kernels with all but each colour's n largest taps set to 0."""
+  flat = per_colour.reshape(len(per_colour), -1)
+  cut = -np.sort(-flat, axis=1)[:, min(n, flat.shape[1]) - 1]
+  return np.where(per_colour >= cut[:, None, None], per_colour, 0.0)
 
 
 def apply_levers(g, sr, lr, cfg):

@@ -96,3 +96,15 @@ def test_x4_lever_kernel_is_the_x2_kernel_applied_twice():
   once = refine.degrade(img, k4, 4, o4)
   # Equal away from the borders (the two paths mirror the borders differently).
   np.testing.assert_allclose(once[4:-4, 4:-4], twice[4:-4, 4:-4], atol=1e-4)
+
+
+def test_x4_tap_cut_applies_to_the_x2_kernel_before_the_x4_one_is_derived():
+  # KernelGAN's order: keep the x2 kernel's N largest taps, then derive x4.
+  cfg2 = DL.replace(lever_kernel_taps=9)
+  cfg4 = cfg2.replace(scale=4)
+  g = flow.init_flow(jax.random.PRNGKey(5), run.training_config(cfg4))
+  k2, _ = run.lever_kernel(g, cfg2)
+  assert (np.count_nonzero(np.asarray(k2), axis=(1, 2)) <= 9).all()
+  k4, _ = run.lever_kernel(g, cfg4)
+  want = np.stack([kernel.degradations.analytic_x4_kernel(k) for k in np.asarray(k2, np.float64)])
+  np.testing.assert_allclose(np.asarray(k4), want / want.sum(axis=(1, 2), keepdims=True), atol=1e-6)
