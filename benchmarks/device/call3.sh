@@ -16,8 +16,9 @@ nvidia-smi -L; python3 -c "import torch, jax; print(torch.__version__, jax.__ver
 # TORCH_ONLY=1 runs the PyTorch part alone (sharing the GPU and 16 cores with the
 # JAX jobs slowed it to 0.75 s/step in the first call, which then ran out of time).
 T=${T:-450}; SEEDS=${SEEDS:-4}; ITERS=${ITERS:-1000}; TORCH_PY=${TORCH_PY:-python3}; TORCH_ONLY=${TORCH_ONLY:-0}
+FIRST_SEED=${FIRST_SEED:-0}  # PyTorch runs use seeds FIRST_SEED ... FIRST_SEED+SEEDS-1
 README_FLAGS="--z_up ZSSR --INN --test --tri_channel --use_res --linear --other_loss interpolation_loss cycle_consistency --scale_factor 0.5 --INN_down space2depth"
-for s in $(seq 0 $((SEEDS - 1))); do
+for s in $(seq $FIRST_SEED $((FIRST_SEED + SEEDS - 1))); do
   ( cp -r .ref/src /tmp/ref$s
     OMP_NUM_THREADS=${TORCH_THREADS:-1} timeout $T $TORCH_PY .ref/run_ref.py /tmp/ref$s $s -i $PWD/.ref/in -e $PWD/.ref/hr \
       -o /tmp/ref$s/out $README_FLAGS --tb_name s$s --max_iters $ITERS > $R/torch_$s.log 2>&1
