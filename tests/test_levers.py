@@ -66,3 +66,19 @@ def test_lever_table_writes_rows(tmp_path):
   md = levers.markdown({'scale': 2, 'num_images': 1, 'seeds': [0], 'flagfile': None,
                         'iterations': 8, 'crop': 16, 'device': 'cpu', 'rows': rows})
   assert md.count('\n| ') == 7 and json.dumps(rows)
+
+
+def test_parity_scores_external_sr_images_and_marks_bad_ones(tmp_path):
+  # --score_sr: an SR image made elsewhere is scored like our own; bicubic's
+  # PNG must give bicubic's row, and a wrong-sized image is marked, not scored.
+  hr, lr, k = parity.parity_input()
+  bic = run.bicubic_upscale(lr, 2)
+  good, small = tmp_path / 'bic.png', tmp_path / 'small.png'
+  import imageio.v3 as iio  # pylint: disable=g-import-not-at-top
+  iio.imwrite(good, bic)
+  iio.imwrite(small, lr)
+  rows = parity.score_external([str(good), str(small), str(tmp_path / 'none.png')], hr, lr, k)
+  assert [r['status'] for r in rows][0] == 'ok'
+  assert rows[1]['status'].startswith('shape') and rows[2]['status'].startswith('unreadable')
+  assert rows[0]['psnr_y'] == pytest.approx(parity.score_row(bic, hr, lr, k)['psnr_y'], abs=1e-6)
+  assert parity.summary(rows)['psnr_y_std'] == 0.0
