@@ -42,14 +42,18 @@ from ike_jax import outputs
 from ike_jax import presets
 from ike_jax import run
 
-presets.define_config_flags(flags.FLAGS)
-flags.DEFINE_integer('seeds', 1, 'Seeds to run (--seed, --seed+1, ...).')
-flags.DEFINE_string('output_dir', 'runs/parity', 'Where the input and SR images go.')
-flags.DEFINE_string('results', None, 'Results JSON (default: <output_dir>/parity.json).')
-flags.DEFINE_bool('overwrite', False, 'Replace earlier outputs in --output_dir.')
-flags.DEFINE_multi_string('score_sr', [], 'Score these 512x512 SR images of the parity LR '
-                          '(made elsewhere) instead of training (repeatable).')
-flags.DEFINE_string('score_label', 'external', 'What made the --score_sr images.')
+def define_flags():
+  """This script's flags (defined when it runs, so other scripts can import it)."""
+  presets.define_config_flags(flags.FLAGS)
+  flags.DEFINE_integer('seeds', 1, 'Seeds to run (--seed, --seed+1, ...).')
+  flags.DEFINE_string('output_dir', 'runs/parity', 'Where the input and SR images go.')
+  flags.DEFINE_string('results', None, 'Results JSON (default: <output_dir>/parity.json).')
+  flags.DEFINE_bool('overwrite', False, 'Replace earlier outputs in --output_dir.')
+  flags.DEFINE_multi_string('score_sr', [], 'Score these 512x512 SR images of the parity LR '
+                            '(made elsewhere) instead of training (repeatable).')
+  flags.DEFINE_string('score_label', 'external', 'What made the --score_sr images.')
+
+
 FLAGS = flags.FLAGS
 
 # Issue 9 of this project: the authors' PyTorch IKE, paper flags, 1000 steps.
@@ -179,4 +183,5 @@ def print_table(named_rows, bic_row, mean):
 
 
 if __name__ == '__main__':
+  define_flags()
   cli.run_app(main)

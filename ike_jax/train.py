@@ -118,23 +118,50 @@ def _schedule(state, bic, cfg):
                        lambda_energy=energy)
 
 
-def train_step(state, plan, cfg):
-  """One IKE iteration for one image. Returns (new state, metrics dict)."""
-  s, c, dc = cfg.scale, cfg.crop, cfg.d_crop
-  i = state.step
-  k_real, k_fake = jax.random.split(jax.random.fold_in(state.rng, i))
-  lr_mult = lr_factor(i, cfg)
+def take_crops(state, plan, key, cfg):
+  """This iteration's crops: G's, then D's with noise (written back into the image).
 
-  # Crops: G's first, then D's with noise (written back into the image).
+  Returns (crop_g (1, c, c, 3), crop_d (1, dc, dc, 3), the image after the
+  D-noise write-back (unchanged unless `cfg.d_noise_accumulate`)).
+  """
+  c, dc, i = cfg.crop, cfg.d_crop, state.step
   gy, gx = plan.g_corners[i, 0], plan.g_corners[i, 1]
   dy, dx = plan.d_corners[i, 0], plan.d_corners[i, 1]
   crop_g = jax.lax.dynamic_slice(state.image, (gy, gx, 0), (c, c, 3))[None]
   d_clean = jax.lax.dynamic_slice(state.image, (dy, dx, 0), (dc, dc, 3))
-  d_noisy = d_clean + cfg.d_noise_std * jax.random.normal(k_real, d_clean.shape)
+  d_noisy = d_clean + cfg.d_noise_std * jax.random.normal(key, d_clean.shape)
   image = state.image
   if cfg.d_noise_accumulate:
     image = jax.lax.dynamic_update_slice(image, d_noisy, (dy, dx, 0))
-  crop_d = d_noisy[None]
+  return crop_g, d_noisy[None], image
+
+
+def train_step(state, plan, cfg):
+  """One IKE iteration for one image. Returns (new state, metrics dict)."""
+  k_real, k_fake = jax.random.split(jax.random.fold_in(state.rng, state.step))
+  crop_g, crop_d, image = take_crops(state, plan, k_real, cfg)
+  lr_side = cfg.crop // cfg.scale
+  fake_noise = jax.random.normal(k_fake, (1, lr_side, lr_side, 3))
+  return step_on_crops(state.replace(image=image), crop_g, crop_d, fake_noise, cfg)
+
+
+def step_on_crops(state, crop_g, crop_d, fake_noise, cfg):
+  """The iteration's G, D, U and UD steps and the schedule, on given inputs.
+
+  Args:
+    state: TrainState (its `image` is not read).
+    crop_g: (1, c, c, 3) G's crop in [-1, 1].
+    crop_d: (1, c/s, c/s, 3) D's real crop, noise included.
+    fake_noise: (1, c/s, c/s, 3) standard normal; D's fake gets
+      `cfg.d_fake_noise_std` times it. (Split out so a recorded PyTorch run's
+      crops and noise can be replayed, `benchmarks/replay.py`.)
+  Returns:
+    (new state, metrics dict).
+  """
+  s, c = cfg.scale, cfg.crop
+  i = state.step
+  lr_mult = lr_factor(i, cfg)
+  image = state.image
   x = flow.colours_to_batch(crop_g[0])                      # (3, c, c, 1)
 
   # 1. G step.
@@ -170,7 +197,7 @@ def train_step(state, plan, cfg):
 
   # 2. D step.
   fake = flow.batch_to_colours(lr_new)[None]
-  fake = fake + cfg.d_fake_noise_std * jax.random.normal(k_fake, fake.shape)
+  fake = fake + cfg.d_fake_noise_std * fake_noise
 
   def d_loss(d):
     pred_real, sn = nets.d_apply(d, d_sn, crop_d, cfg.compute_dtype)
