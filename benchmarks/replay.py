@@ -49,7 +49,10 @@ flags.DEFINE_integer('steps', 0, 'Steps to replay (0: every recorded step).')
 flags.DEFINE_integer('report_every', 50, 'Fetch and print the losses every N steps.')
 flags.DEFINE_string('output_dir', 'runs/replay', 'Where the SR image and plots go.')
 flags.DEFINE_string('results', None, 'Results JSON (default: <output_dir>/replay.json).')
+flags.DEFINE_bool('overwrite', False, 'Replace an earlier replay in --output_dir.')
 FLAGS = flags.FLAGS
+
+RECORD_KEYS = ('crops_g', 'crops_d', 'fake_noise', 'loss_names', 'losses')
 
 # The PyTorch D (and UD): its convs in our layer order, and the BatchNorm after each.
 D_CONVS = ('first_layer', 'feature_block.0', 'feature_block.3', 'feature_block.6',
@@ -178,12 +181,29 @@ def main(argv):
     record = dict(np.load(FLAGS.record))
   except (OSError, ValueError) as e:
     raise errors.UserError(f'cannot read --record {FLAGS.record}: {e}') from None
+  missing = [k for k in RECORD_KEYS if k not in record]
+  if missing:
+    raise errors.UserError(f'--record {FLAGS.record} lacks {", ".join(missing)} '
+                           '(write it with benchmarks/torch_ref/record.py and REC set)')
+  results = FLAGS.results or os.path.join(FLAGS.output_dir, 'replay.json')
+  sr_path = os.path.join(FLAGS.output_dir, 'sr_replay.png')
+  for path in (sr_path, results):
+    if os.path.exists(path) and not FLAGS.overwrite:
+      raise errors.UserError(f'{path} exists; pass --overwrite to replace it')
+  torch_sr = None
+  if FLAGS.torch_sr:
+    try:
+      torch_sr = iio.imread(FLAGS.torch_sr)[..., :3]
+    except (OSError, ValueError) as e:
+      raise errors.UserError(f'cannot read --torch_sr {FLAGS.torch_sr}: {e}') from None
   hr, lr, k = parity.parity_input()
+  if torch_sr is not None and torch_sr.shape != hr.shape:
+    raise errors.UserError(f'--torch_sr is {torch_sr.shape}, the parity SR image is {hr.shape}')
   os.makedirs(FLAGS.output_dir, exist_ok=True)
   state, ours = replay(record, lr, cfg, FLAGS.steps, FLAGS.report_every)
   losses, theirs = compare_losses(ours, record)
   sr = data.from_model(evaluate.super_resolve(state.g, state.u, data.to_model(lr), cfg))
-  outputs.write_png(os.path.join(FLAGS.output_dir, 'sr_replay.png'), sr)
+  outputs.write_png(sr_path, sr)
   steps = np.arange(1, len(ours['bic']) + 1)
   outputs.loss_curves_png(os.path.join(FLAGS.output_dir, 'bic_loss_replay.png'),
                           {'bicubic loss, ike_jax': ours['bic'],
@@ -194,11 +214,10 @@ def main(argv):
             'device': str(jax.devices()[0]), 'bicubic_loss': losses,
             'bicubic': parity.score_row(run.bicubic_upscale(lr, 2), hr, lr, k),
             'ike_jax_replay': parity.score_row(sr, hr, lr, k)}
-  if FLAGS.torch_sr:
-    torch_sr = iio.imread(FLAGS.torch_sr)[..., :3]
+  if torch_sr is not None:
     report['pytorch'] = parity.score_row(torch_sr, hr, lr, k)
     report['replay_vs_pytorch_psnr'] = metrics.psnr(sr, torch_sr)
-  outputs.write_json(FLAGS.results or os.path.join(FLAGS.output_dir, 'replay.json'), report)
+  outputs.write_json(results, report)
   print(json.dumps(report['bicubic_loss']))
   for name in ('bicubic', 'ike_jax_replay', 'pytorch'):
     if name in report:

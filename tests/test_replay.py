@@ -1,6 +1,10 @@
 """Replaying a recorded PyTorch run (benchmarks/replay.py): weight layout, the
 step on given crops, and a replay of our own run reproducing it."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,6 +18,7 @@ from ike_jax import flow
 from ike_jax import train
 from tests.test_train import synthetic_image
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = config.Config(crop=16, blocks=2, iterations=3, d_noise_accumulate=True)
 
 
@@ -120,3 +125,18 @@ def test_replay_refuses_a_record_of_another_crop_size():
   rec = {'crops_g': np.zeros((2, 3, 32, 32), np.float32)}
   with pytest.raises(errors.UserError, match='--crop=16'):
     replay.replay(rec, synthetic_image(32), TINY)
+
+
+def test_replay_cli_gives_one_line_errors_for_a_bad_record(tmp_path):
+  bad = tmp_path / 'rec.npz'
+  np.savez(bad, crops_g=np.zeros((1, 3, 128, 128), np.float32))
+  for path in (bad, tmp_path / 'missing.npz'):
+    proc = subprocess.run(
+        [sys.executable, '-m', 'benchmarks.replay', '--flagfile=flags/paper_x2.flags',
+         f'--record={path}', f'--output_dir={tmp_path / "out"}'],
+        capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, JAX_PLATFORMS='cpu'),
+        check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith('error: ') and 'Traceback' not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+  assert not (tmp_path / 'out').exists()
