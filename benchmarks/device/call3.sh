@@ -2,8 +2,9 @@
 # GPU call 3 (issue 9): parity on the astronaut input, both codes on one GPU, and
 # the x4 lever rows. Prepared on the CPU machine beforehand (neither is committed):
 #   .ref/src        the authors' PyTorch src/ (bingbingwei/IKE-InvertibleKernelEstimator)
-#   .ref/run_ref.py a wrapper: seeds Python/NumPy/torch, stubs tensorboardX and the
-#                   unused ZSSR stage's tensorflow import, turns TF32 off, runs train.py
+#   (the wrapper that seeds their train.py, stubs tensorboardX and the unused ZSSR
+#   stage's tensorflow import and turns TF32 off is benchmarks/torch_ref/record.py;
+#   the 2026-11-26 call ran an uncommitted copy of it without the recording part)
 #   .ref/in, .ref/hr  astr.png: the parity LR (256x256) and HR (benchmarks/parity.py)
 #   gpu_run/offline_x4  the x4 offline set (--hr_size=384), as levers_x4.json used
 # Run with carry [.ref, gpu_run]; every part runs under `timeout` and writes into $OUT/r.
@@ -20,7 +21,7 @@ FIRST_SEED=${FIRST_SEED:-0}  # PyTorch runs use seeds FIRST_SEED ... FIRST_SEED+
 README_FLAGS="--z_up ZSSR --INN --test --tri_channel --use_res --linear --other_loss interpolation_loss cycle_consistency --scale_factor 0.5 --INN_down space2depth"
 for s in $(seq $FIRST_SEED $((FIRST_SEED + SEEDS - 1))); do
   ( cp -r .ref/src /tmp/ref$s
-    OMP_NUM_THREADS=${TORCH_THREADS:-1} timeout $T $TORCH_PY .ref/run_ref.py /tmp/ref$s $s -i $PWD/.ref/in -e $PWD/.ref/hr \
+    OMP_NUM_THREADS=${TORCH_THREADS:-1} timeout $T $TORCH_PY benchmarks/torch_ref/record.py /tmp/ref$s $s -i $PWD/.ref/in -e $PWD/.ref/hr \
       -o /tmp/ref$s/out $README_FLAGS --tb_name s$s --max_iters $ITERS > $R/torch_$s.log 2>&1
     cp "/tmp/ref$s/out/astr/SR_additive_['space2depth'].png" $R/torch_sr_$s.png ) &
   PIDS="$PIDS $!"
