@@ -140,8 +140,7 @@ def train_step(state, plan, cfg):
   """One IKE iteration for one image. Returns (new state, metrics dict)."""
   k_real, k_fake = jax.random.split(jax.random.fold_in(state.rng, state.step))
   crop_g, crop_d, image = take_crops(state, plan, k_real, cfg)
-  lr_side = cfg.crop // cfg.scale
-  fake_noise = jax.random.normal(k_fake, (1, lr_side, lr_side, 3))
+  fake_noise = jax.random.normal(k_fake, (1, cfg.d_crop, cfg.d_crop, 3))  # G's LR output's shape
   return step_on_crops(state.replace(image=image), crop_g, crop_d, fake_noise, cfg)
 
 
@@ -149,7 +148,7 @@ def step_on_crops(state, crop_g, crop_d, fake_noise, cfg):
   """The iteration's G, D, U and UD steps and the schedule, on given inputs.
 
   Args:
-    state: TrainState (its `image` is not read).
+    state: TrainState (its `image` is carried over, not read).
     crop_g: (1, c, c, 3) G's crop in [-1, 1].
     crop_d: (1, c/s, c/s, 3) D's real crop, noise included.
     fake_noise: (1, c/s, c/s, 3) standard normal; D's fake gets
