@@ -1,4 +1,4 @@
-"""Degrades one HR image deterministically; a CLI over `ike_jax.degradations`.
+"""Degrades one HR image deterministically; a CLI over `benchmarks.degradations`.
 
   python -m benchmarks.degrade --image=in.png --kind=div2krk --scale=2 \
       --seed=0 --out=dir
@@ -17,13 +17,8 @@ import sys
 import imageio.v3 as iio
 import numpy as np
 
+from benchmarks.degradations import KINDS, degrade
 from ike_jax import errors
-# Re-exported so benchmark code can `from benchmarks.degrade import ...`.
-from ike_jax.degradations import (  # pylint: disable=unused-import
-    KINDS, analytic_x4_kernel, bilateral_degrade, blur_subsample,
-    center_of_mass, degrade, diffusion_degrade, div2krk_kernel,
-    fixed_gaussian_kernel, kernel_center, median_degrade, mix_degrade,
-    perona_malik, to_uint8)
 
 
 def read_rgb(path: str) -> np.ndarray:

@@ -30,7 +30,6 @@ import numpy as np
 
 from benchmarks import quality
 from ike_jax import data
-from ike_jax import datasets
 from ike_jax import evaluate
 from ike_jax import metrics
 from ike_jax import outputs
@@ -79,7 +78,7 @@ def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=(), preset_r
   lrs = [data.trim_to_multiple(data.load_image(x.lr_path, log=log), s)[0] for x in samples]
   hrs = [data.load_image(x.hr_path, log=log)[:lr.shape[0] * s, :lr.shape[1] * s]
          for x, lr in zip(samples, lrs)]
-  kernels = [datasets.load_kernel(x.kernel_path) if x.kernel_path else None for x in samples]
+  kernels = [data.load_kernel(x.kernel_path) if x.kernel_path else None for x in samples]
   bic = [metrics.compare(run.bicubic_upscale(lr, s), hr, s) for lr, hr in zip(lrs, hrs)]
   n = len(samples)
   rows = {}

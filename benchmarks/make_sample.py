@@ -17,7 +17,7 @@ import imageio.v3 as iio
 import numpy as np
 from skimage import data
 
-from ike_jax import degradations
+from benchmarks import degradations
 
 SAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'samples')

@@ -23,13 +23,12 @@ benchmarks/device/call3.sh) with the same metrics.
 
 Per seed this runs the CLI's pipeline (`run.super_resolve_files`) and adds,
 for the SR image and for bicubic: `grid` (the spread of the 2x2-phase means of
-Y, `metrics.grid_strength`) and `lr_psnr` (the SR image blurred by the true
+Y, `grid.grid_strength`) and `lr_psnr` (the SR image blurred by the true
 kernel and subsampled, against the LR input, RGB PSNR).
 """
 
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -38,8 +37,9 @@ import jax
 import numpy as np
 from skimage import data as skdata
 
+from benchmarks import degradations
+from benchmarks import grid
 from ike_jax import cli
-from ike_jax import degradations
 from ike_jax import metrics
 from ike_jax import outputs
 from ike_jax import presets
@@ -92,7 +92,7 @@ def lr_psnr(sr, lr, k, scale=2):
 def score_row(sr, hr, lr, k):
   """Metrics of one SR image (512x512x3 uint8) of the parity input."""
   m = metrics.compare(sr, hr, 2)
-  return {'psnr_y': m['psnr_y'], 'ssim_y': m['ssim_y'], 'grid': metrics.grid_strength(sr, 2),
+  return {'psnr_y': m['psnr_y'], 'ssim_y': m['ssim_y'], 'grid': grid.grid_strength(sr, 2),
           'lr_psnr': lr_psnr(sr, lr, k)}
 
 

@@ -21,7 +21,8 @@ from absl import flags
 import jax
 import numpy as np
 
-from ike_jax import datasets
+from benchmarks import datasets
+from benchmarks import plots
 from ike_jax import cli
 from ike_jax import errors
 from ike_jax import outputs
@@ -318,7 +319,7 @@ def write_report(report, results_path):
   outputs.write_bytes_atomic(paths['md'], markdown(report).encode('utf-8'))
   gains = [img['mean'].get('gain_psnr_y', float('nan')) for img in report['images']]
   if any(math.isfinite(g) for g in gains):
-    outputs.gain_bar_png(paths['gain_png'], [img['name'] for img in report['images']], gains)
+    plots.gain_bar_png(paths['gain_png'], [img['name'] for img in report['images']], gains)
   else:
     del paths['gain_png']
   return paths

@@ -34,7 +34,7 @@ DEFAULT_FLAGFILE = os.path.join(speed.FLAGS_DIR, 'demo.flags')
 
 def photos(batch, side):
   """`batch` (side, side, 3) uint8 photos, cycling through the offline set."""
-  from ike_jax import datasets  # pylint: disable=g-import-not-at-top
+  from benchmarks import datasets  # pylint: disable=g-import-not-at-top
   names = list(datasets.OFFLINE_IMAGES)
   out = []
   for i in range(batch):

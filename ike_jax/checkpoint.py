@@ -21,10 +21,6 @@ from ike_jax import outputs
 _HISTORY = 'history.npz'  # inside the state directory
 
 
-class Interrupted(Exception):
-  """Training stopped by SIGINT/SIGTERM after saving a checkpoint."""
-
-
 class StopFlag:
   """Set by SIGINT/SIGTERM while installed; the training loop polls it."""
 

@@ -1,102 +1,127 @@
-"""One frozen, hashable configuration for a run (a static argument of `jit`).
+"""The configuration of a run: frozen, hashable, nested by concern.
 
-Defaults are the PyTorch IKE README command (SPEC 6 and 13), with two
-exceptions SPEC asks for: the exact inverse (`inverse='exact'`; the paper
-presets set `reference`) and the fused linear subnets (`fuse_linear=True`).
-Every PyTorch quirk is a field so the paper presets can reproduce it.
+  Config
+    train: TrainConfig      what the jitted train step computes (its jit key and,
+      scale, crop             with the seed and iteration count, the checkpoint key)
+      model: ModelConfig      the kernel estimator G
+      loss: LossConfig        loss terms and weights, kernel priors
+      optim: OptimConfig      Adam and the schedules
+      quirks: QuirksConfig    behaviours of the authors' PyTorch code
+    post: PostConfig        what happens to the SR image after training
+    run: RunConfig          seed, iterations, progress
+
+Every field is a command-line flag of the same name (`ike_jax.presets`), with
+the help text written next to it here. Names are unique across groups, so
+`Config.create(blocks=1)` and `cfg.replace(crop=32)` take flat names.
+Defaults are the authors' README command at x2, except the exact inverse and
+the fused linear subnets (`docs/method.md`, "Deviations of the PyTorch code").
 """
 
 import dataclasses
+import importlib
 
 LOSS_NAMES = ('energy', 'tv', 'inter', 'csr')
 
 
+def _field(default, help_text):
+  return dataclasses.field(default=default, metadata={'help': help_text})
+
+
 @dataclasses.dataclass(frozen=True)
-class Config:
-  """Method, schedule and run settings. See `ike_jax.main` for the flags."""
-  # Problem.
-  scale: int = 2
-  crop: int = 128
-  iterations: int = 3000
-  seed: int = 0
-  # The invertible flow G (SPEC 3). generator='deep_linear' swaps in
-  # KernelGAN's linear down-scaler (a kernel source only: no inverse).
-  generator: str = 'flow'           # 'flow' | 'deep_linear'
-  blocks: int = 4
-  coupling: str = 'additive'        # 'additive' | 'affine'
-  tri_channel: bool = True          # False: the two-channel ablation block
-  squeeze: str = 'space_to_depth'   # 'space_to_depth' | 'haar'
-  linear: bool = True               # linear subnets (the paper's setting)
-  bicubic_residual: bool = True
-  inverse: str = 'exact'            # 'exact' | 'reference' (PyTorch's)
-  fuse_linear: bool = True          # one 11x11 conv per linear subnet
-  affine_clamp: float = 1.0
-  # 'bfloat16': D, UD and U convolve in bf16 (f32 accumulation; G stays f32).
-  compute_dtype: str = 'float32'
-  # Losses (SPEC 6). The G step always has the GAN and bicubic terms.
-  losses: tuple = ('tv', 'inter', 'csr')
-  lambda_bic: float = 5.0
-  lambda_inter: float = 5.0
-  lambda_csr: float = 2.0
-  lambda_tv: float = 1.0
-  lambda_energy: float = 4.0        # value switched on by the schedule
-  # KernelGAN's priors on G's impulse response (0: off, as in the paper).
-  # sparse and centralized apply once lambda_bic has decayed below
-  # energy_switch, as KernelGAN switches them on (to 5 and 1).
-  lambda_sum2one: float = 0.0
-  lambda_boundaries: float = 0.0
-  lambda_negative: float = 0.0
-  lambda_sparse: float = 0.0
-  lambda_centralized: float = 0.0
-  lever_kernel_taps: int = 0        # keep the N largest taps of G's kernel (0: all)
-  kernel_probe: int = 0             # probe side for them; 0: G's receptive field
-  energy_ksize: int = 36
-  energy_sigma: float = 0.9
-  # Optimisers (Adam for G, D, U, UD).
-  lr_g: float = 2e-4
-  lr_d: float = 2e-4
-  lr_u: float = 2e-4
-  lr_ud: float = 2e-4
-  beta1: float = 0.25
-  beta2: float = 0.999
-  adam_eps: float = 1e-8
-  lr_decay_every: int = 750         # G, D and U lr / 10 after these many
-  lr_decay: float = 0.1
-  # lambda_bic schedule (KernelGAN's learner).
-  bic_trigger: float = -1.0         # < 0: 1.0 with the residual, else 0.4
-  bic_decay_every: int = 200
-  bic_decay_rate: float = 100.0
-  bic_min: float = 5e-6
-  energy_switch: float = 5e-3
-  # PyTorch quirks (True/PyTorch values reproduce the reference code).
-  bic_mix_colours: bool = True      # bicubic target sums the three colours
-  d_noise_accumulate: bool = True   # D's crop noise written into the image
-  d_noise_std: float = 2 / 255      # model units ([-1, 1])
-  d_fake_noise_std: float = 1 / 255
-  recompute_ud_fake: bool = True    # UD's fake from post-U-step U and G
-  edge_mask_round: bool = True      # L_inter's mask from uint8-rounded up(crop)
-  # Beyond the paper (issue 9 levers), off in the paper presets.
-  refine: bool = False              # back-project SR onto G's estimated kernel
-  refine_iterations: int = 100
-  refine_prior: float = 3e-5        # smoothed-TV weight of the refinement
-  self_ensemble: bool = False       # average SR over the 8 flips/rotations
-  zssr: bool = False                # SR by a ZSSR net trained with G's kernel
-  zssr_steps: int = 2000
-  # Run.
-  metrics_every: int = 50
+class ModelConfig:
+  """The kernel estimator G (`ike_jax.estimators`)."""
+  generator: str = _field('flow', 'Kernel estimator G: one of ike_jax.estimators.NAMES '
+                          "(flow: IKE's invertible flow, the default).")
+  blocks: int = _field(4, 'Coupling blocks per squeeze stage of the flow.')
+  coupling: str = _field('additive', 'Coupling: additive or affine.')
+  tri_channel: bool = _field(True, 'Tri-channel blocks (LR | z | residual); false: two-channel.')
+  squeeze: str = _field('space_to_depth', 'Squeeze: space_to_depth or haar.')
+  linear: bool = _field(True, 'Linear subnets (no LeakyReLU), the paper setting.')
+  bicubic_residual: bool = _field(True, 'The flow works on the residual of the bicubic path.')
+  inverse: str = _field('exact', "G's reverse pass: exact, or reference (the PyTorch code's, "
+                        'exact only without the residual channel).')
+  fuse_linear: bool = _field(True, 'Compose each linear subnet into one 11x11 convolution.')
+  affine_clamp: float = _field(1.0, 'Affine coupling: the log-scale is clamp * (2 sigmoid - 1).')
+  compute_dtype: str = _field('float32', 'float32 or bfloat16: the dtype D, UD and U convolve '
+                              'in (f32 accumulation; G stays float32).')
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  """Loss terms. The G step always has the GAN and bicubic terms."""
+  losses: tuple = _field(('csr', 'inter', 'tv'), 'Optional losses: any of energy,tv,inter,csr.')
+  lambda_bic: float = _field(5.0, 'Initial weight of the bicubic loss (decayed by the schedule).')
+  lambda_inter: float = _field(5.0, 'Weight of the interpolation loss (edge-masked L1 to bicubic).')
+  lambda_csr: float = _field(2.0, "Weight of the cross-scale GAN loss (UD on G's SR image).")
+  lambda_tv: float = _field(1.0, 'Weight of the total-variation loss on the SR image.')
+  lambda_energy: float = _field(4.0, 'Weight of the energy loss once the schedule switches it on.')
+  energy_ksize: int = _field(36, 'Energy loss: Gaussian window side.')
+  energy_sigma: float = _field(0.9, 'Energy loss: Gaussian window sigma.')
+  lambda_sum2one: float = _field(0.0, "KernelGAN prior on G's kernel: |1 - sum|.")
+  lambda_boundaries: float = _field(0.0, "KernelGAN prior on G's kernel: mass outside its window.")
+  lambda_negative: float = _field(0.0, "Prior on G's kernel: negative taps.")
+  lambda_sparse: float = _field(0.0, "KernelGAN prior on G's kernel (once lambda_bic < "
+                                'energy_switch): mean |k|^0.2.')
+  lambda_centralized: float = _field(0.0, "KernelGAN prior on G's kernel (once lambda_bic < "
+                                     'energy_switch): squared centre offset.')
+  kernel_probe: int = _field(0, "Probe side for the kernel priors; 0: G's receptive field.")
 
   def __post_init__(self):
     # Normalise list-like `losses` so the config stays hashable.
     object.__setattr__(self, 'losses', tuple(sorted(set(self.losses))))
 
   @property
-  def stages(self):
-    return {2: 1, 4: 2}[self.scale]
-
-  @property
   def kernel_priors(self):
     return max(self.lambda_sum2one, self.lambda_boundaries, self.lambda_centralized,
                self.lambda_negative, self.lambda_sparse) > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+  """Adam for G, D, U and UD; the learning-rate and lambda_bic schedules."""
+  lr_g: float = _field(2e-4, "G's Adam learning rate.")
+  lr_d: float = _field(2e-4, "D's Adam learning rate.")
+  lr_u: float = _field(2e-4, "U's Adam learning rate.")
+  lr_ud: float = _field(2e-4, "UD's Adam learning rate (never decayed).")
+  beta1: float = _field(0.25, 'Adam beta1.')
+  beta2: float = _field(0.999, 'Adam beta2.')
+  adam_eps: float = _field(1e-8, 'Adam epsilon.')
+  lr_decay_every: int = _field(750, "G's, D's and U's learning rates decay every N steps.")
+  lr_decay: float = _field(0.1, 'Learning-rate decay factor.')
+  bic_trigger: float = _field(-1.0, 'Bicubic loss below which lambda_bic starts decaying; '
+                              '< 0: 1.0 with the bicubic residual, else 0.4.')
+  bic_decay_every: int = _field(200, 'lambda_bic decays every N steps once triggered.')
+  bic_decay_rate: float = _field(100.0, 'lambda_bic is divided by this at each decay.')
+  bic_min: float = _field(5e-6, 'Floor of lambda_bic.')
+  energy_switch: float = _field(5e-3, 'lambda_bic below which the energy loss and the late '
+                                'kernel priors switch on.')
+
+
+@dataclasses.dataclass(frozen=True)
+class QuirksConfig:
+  """Behaviours of the authors' PyTorch code; True reproduces it."""
+  bic_mix_colours: bool = _field(True, 'The bicubic-loss target sums the three colours.')
+  d_noise_accumulate: bool = _field(True, "D's crop noise is written back into the training image.")
+  d_noise_std: float = _field(2 / 255, "Std of the noise on D's real crop (model units, [-1, 1]).")
+  d_fake_noise_std: float = _field(1 / 255, "Std of the noise on D's fake input (model units).")
+  recompute_ud_fake: bool = _field(True, "UD's fake is recomputed after the U step.")
+  edge_mask_round: bool = _field(True, "The interpolation loss's edge mask comes from the "
+                                 'uint8-rounded image.')
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Everything the train step computes with: its `jit` static argument."""
+  scale: int = _field(2, 'Super-resolution factor: 2 or 4.')
+  crop: int = _field(128, 'Side of the G training crop (LR pixels).')
+  model: ModelConfig = ModelConfig()
+  loss: LossConfig = LossConfig()
+  optim: OptimConfig = OptimConfig()
+  quirks: QuirksConfig = QuirksConfig()
+
+  @property
+  def stages(self):
+    return {2: 1, 4: 2}[self.scale]
 
   @property
   def d_crop(self):
@@ -104,53 +129,137 @@ class Config:
 
   @property
   def fused(self):
-    return self.fuse_linear and self.linear
+    return self.model.fuse_linear and self.model.linear
 
   @property
   def bic_threshold(self):
-    if self.bic_trigger >= 0:
-      return self.bic_trigger
-    return 1.0 if self.bicubic_residual else 0.4
+    if self.optim.bic_trigger >= 0:
+      return self.optim.bic_trigger
+    return 1.0 if self.model.bicubic_residual else 0.4
 
-  def static(self):
-    """This config with the run-only fields (seed, iterations, metrics_every)
-    neutralised: what a jitted step depends on, so seeds share one compile."""
-    return dataclasses.replace(self, seed=0, iterations=1, metrics_every=1)
+  def replace(self, **flat):
+    return _replace(self, flat)
 
-  def replace(self, **kw):
-    return dataclasses.replace(self, **kw)
+
+@dataclasses.dataclass(frozen=True)
+class PostConfig:
+  """Post-processing of the SR image; never part of the train step."""
+  zssr: bool = _field(False, "SR by a small ZSSR net trained with G's estimated kernel.")
+  zssr_steps: int = _field(2000, 'Adam steps of the --zssr net.')
+  refine: bool = _field(False, "Back-project the SR image onto G's estimated kernel.")
+  refine_iterations: int = _field(100, 'Gradient steps of --refine.')
+  refine_prior: float = _field(3e-5, 'Smoothed-TV weight of --refine.')
+  self_ensemble: bool = _field(False, 'Average the SR image over the 8 flips/rotations.')
+  lever_kernel_taps: int = _field(0, "Keep only the N largest taps of G's kernel for --zssr "
+                                  'and --refine (0: all).')
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  """How long, from which seed, how often to report."""
+  iterations: int = _field(3000, 'Training iterations per image.')
+  seed: int = _field(0, 'Random seed (initialisation, crops, noise).')
+  metrics_every: int = _field(50, 'Fetch metrics and print progress every N steps.')
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """A whole run: `train` (jit key), `post`, `run`."""
+  train: TrainConfig = TrainConfig()
+  post: PostConfig = PostConfig()
+  run: RunConfig = RunConfig()
+
+  @classmethod
+  def create(cls, **flat):
+    """A Config from flat field names, e.g. `Config.create(crop=32, zssr=True)`."""
+    return _replace(cls(), flat)
+
+  @property
+  def scale(self):
+    return self.train.scale
+
+  def replace(self, **flat):
+    """A copy with fields replaced by flat name (`cfg.replace(blocks=2)`)."""
+    return _replace(self, flat)
 
   def to_dict(self):
+    """Nested plain dict (JSON-ready)."""
     d = dataclasses.asdict(self)
-    d['losses'] = list(self.losses)
+    d['train']['loss']['losses'] = list(self.train.loss.losses)
     return d
+
+
+def leaf_fields(cls=Config, prefix=()):
+  """(path, field) for every leaf field, depth first: (('train', 'model'), blocks)."""
+  for f in dataclasses.fields(cls):
+    if dataclasses.is_dataclass(f.type):
+      yield from leaf_fields(f.type, prefix + (f.name,))
+    else:
+      yield prefix, f
+
+
+def _replace(obj, flat):
+  """Replaces flat-named leaf fields anywhere below `obj`."""
+  flat = dict(flat)
+  changes = {}
+  for f in dataclasses.fields(obj):
+    if f.name in flat:
+      changes[f.name] = flat.pop(f.name)
+    elif dataclasses.is_dataclass(f.type):
+      names = {leaf.name for _, leaf in leaf_fields(f.type)}
+      mine = {k: flat.pop(k) for k in list(flat) if k in names}
+      if mine:
+        changes[f.name] = _replace(getattr(obj, f.name), mine)
+  if flat:
+    raise TypeError(f'unknown config fields: {", ".join(sorted(flat))}')
+  return dataclasses.replace(obj, **changes)
+
+
+def flat_dict(cfg):
+  """{flat name: value} of every leaf field."""
+  out = {}
+  for path, f in leaf_fields(type(cfg)):
+    node = cfg
+    for name in path:
+      node = getattr(node, name)
+    out[f.name] = getattr(node, f.name)
+  return out
+
+
+ESTIMATORS_MODULE = 'ike_jax.estimators'
 
 
 def validate(cfg):
   """Raises `errors.UserError` (one line) for settings no run can use."""
   from ike_jax import errors  # pylint: disable=g-import-not-at-top
+  estimators = importlib.import_module(ESTIMATORS_MODULE)
+  t, m, run = cfg.train, cfg.train.model, cfg.run
+  losses = set(t.loss.losses)
+  known = m.generator in estimators.NAMES
+  inverse = known and estimators.get(m.generator).HAS_INVERSE
   checks = [
-      (cfg.scale in (2, 4), f'--scale must be 2 or 4, got {cfg.scale}'),
-      (cfg.iterations > 0, f'--iterations must be positive, got {cfg.iterations}'),
-      (cfg.crop > 0 and cfg.crop % cfg.scale == 0,
-       f'--crop must be a positive multiple of the scale ({cfg.scale}), got {cfg.crop}'),
-      (cfg.crop // max(cfg.scale, 1) > 6,
-       f'--crop/scale must exceed 6 (D is a 7x7 patch discriminator), got crop {cfg.crop}'),
-      (cfg.blocks > 0, f'--blocks must be positive, got {cfg.blocks}'),
-      (cfg.generator in ('flow', 'deep_linear'),
-       f'--generator must be flow or deep_linear, got {cfg.generator}'),
-      (cfg.generator == 'flow' or cfg.zssr or cfg.refine,
-       '--generator=deep_linear has no inverse: add --zssr or --refine'),
-      (cfg.generator == 'flow' or not set(cfg.losses) & {'tv', 'inter', 'csr'},
-       '--generator=deep_linear trains no up-sampler: use --losses= (none) or energy'),
-      (cfg.coupling in ('additive', 'affine'), f'--coupling must be additive or affine, got {cfg.coupling}'),
-      (cfg.squeeze in ('space_to_depth', 'haar'), f'--squeeze must be space_to_depth or haar, got {cfg.squeeze}'),
-      (cfg.inverse in ('exact', 'reference'), f'--inverse must be exact or reference, got {cfg.inverse}'),
-      (set(cfg.losses) <= set(LOSS_NAMES), f'--losses takes a comma list of {",".join(LOSS_NAMES)}, got {",".join(cfg.losses)}'),
-      (cfg.compute_dtype in ('float32', 'bfloat16'),
-       f'--compute_dtype must be float32 or bfloat16, got {cfg.compute_dtype}'),
-      (cfg.metrics_every > 0, f'--metrics_every must be positive, got {cfg.metrics_every}'),
-      (min(cfg.lr_g, cfg.lr_d, cfg.lr_u, cfg.lr_ud) >= 0, 'learning rates must be >= 0'),
+      (t.scale in (2, 4), f'--scale must be 2 or 4, got {t.scale}'),
+      (run.iterations > 0, f'--iterations must be positive, got {run.iterations}'),
+      (t.crop > 0 and t.crop % t.scale == 0,
+       f'--crop must be a positive multiple of the scale ({t.scale}), got {t.crop}'),
+      (t.crop // max(t.scale, 1) > 6,
+       f'--crop/scale must exceed 6 (D is a 7x7 patch discriminator), got crop {t.crop}'),
+      (m.blocks > 0, f'--blocks must be positive, got {m.blocks}'),
+      (known, f'--generator must be one of {", ".join(estimators.NAMES)}, got {m.generator}'),
+      (not known or inverse or cfg.post.zssr or cfg.post.refine,
+       f'--generator={m.generator} has no inverse: add --zssr or --refine'),
+      (not known or inverse or not losses & {'tv', 'inter', 'csr'},
+       f'--generator={m.generator} trains no up-sampler: use --losses= (none) or energy'),
+      (m.coupling in ('additive', 'affine'), f'--coupling must be additive or affine, got {m.coupling}'),
+      (m.squeeze in ('space_to_depth', 'haar'), f'--squeeze must be space_to_depth or haar, got {m.squeeze}'),
+      (m.inverse in ('exact', 'reference'), f'--inverse must be exact or reference, got {m.inverse}'),
+      (losses <= set(LOSS_NAMES),
+       f'--losses takes a comma list of {",".join(LOSS_NAMES)}, got {",".join(t.loss.losses)}'),
+      (m.compute_dtype in ('float32', 'bfloat16'),
+       f'--compute_dtype must be float32 or bfloat16, got {m.compute_dtype}'),
+      (run.metrics_every > 0, f'--metrics_every must be positive, got {run.metrics_every}'),
+      (min(t.optim.lr_g, t.optim.lr_d, t.optim.lr_u, t.optim.lr_ud) >= 0,
+       'learning rates must be >= 0'),
   ]
   for ok, message in checks:
     if not ok:

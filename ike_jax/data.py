@@ -16,6 +16,7 @@ from PIL import Image
 from PIL import ImageOps
 
 from ike_jax.errors import InputError
+from ike_jax.errors import one_line
 from ike_jax.errors import UserError
 
 _GREY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -25,12 +26,6 @@ _EXIF_ORIENTATION = 0x0112
 
 # ----------------------------------------------------------------------------
 # Loading and conversions.
-
-
-def _one_line(err):
-  """`err` as a short single line (PIL messages may span lines)."""
-  text = ' '.join(str(err).split())
-  return text or type(err).__name__
 
 
 def _decode(name, log):
@@ -45,7 +40,7 @@ def _decode(name, log):
       oriented = ImageOps.exif_transpose(im)
     except Exception as err:  # pylint: disable=broad-except
       log(f'warning: {name}: unreadable EXIF orientation ignored '
-          f'({_one_line(err)})')
+          f'({one_line(err)})')
       return im.copy()
     if orientation not in (1, None):
       log(f'{name}: applied EXIF orientation {orientation} (rotated/flipped)')
@@ -85,7 +80,7 @@ def load_image(path, *, log: Callable[[str], None] = print):
   try:
     im = _decode(name, log)
   except Image.DecompressionBombError as err:
-    raise InputError(f'{name}: image too large ({_one_line(err)})') from err
+    raise InputError(f'{name}: image too large ({one_line(err)})') from err
   except Image.UnidentifiedImageError as err:
     raise InputError(f'{name}: not an image file PIL can read') from err
   except PermissionError as err:
@@ -94,7 +89,7 @@ def load_image(path, *, log: Callable[[str], None] = print):
     # Corrupt files surface as OSError, SyntaxError, ValueError, zlib.error,
     # struct.error, ... depending on the codec; all are the user's input.
     raise InputError(
-        f'{name}: corrupt or truncated image ({_one_line(err)})') from err
+        f'{name}: corrupt or truncated image ({one_line(err)})') from err
 
   mode = im.mode
   if mode in ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I'):
@@ -120,7 +115,7 @@ def load_image(path, *, log: Callable[[str], None] = print):
     arr = np.asarray(rgb, dtype=np.uint8)
   except Exception as err:  # pylint: disable=broad-except
     raise InputError(
-        f'{name}: cannot convert mode {mode} to RGB ({_one_line(err)})'
+        f'{name}: cannot convert mode {mode} to RGB ({one_line(err)})'
     ) from err
   if arr.ndim != 3 or arr.shape[2] != 3 or arr.size == 0:
     raise InputError(f'{name}: unexpected decoded shape {arr.shape}')
@@ -363,3 +358,32 @@ def plan_crops(img_u8, scale, crop, iterations, seed):
   g = sample_crop_corners(g_map, crop, iterations, rng)
   d = sample_crop_corners(d_map, crop // scale, iterations, rng)
   return CropPlan(g_corners=g, d_corners=d)
+
+
+# ----------------------------------------------------------------------------
+# Kernel files.
+
+
+def load_kernel(path):
+  """Reads a kernel (.npy, or DIV2KRK's .mat) as a 2-D float64 array.
+
+  A .mat file's 'Kernel' variable is used, else its first 2-D array.
+
+  Raises:
+    InputError: no 2-D kernel in the file.
+  """
+  path = os.fspath(path)
+  if path.endswith('.mat'):
+    from scipy import io  # pylint: disable=g-import-not-at-top
+    mat = io.loadmat(path)
+    arrays = [v for k, v in mat.items()
+              if not k.startswith('__') and getattr(v, 'ndim', 0) == 2]
+    k = mat['Kernel'] if 'Kernel' in mat else (arrays[0] if arrays else None)
+    if k is None:
+      raise InputError(f'{path}: no 2-D kernel array inside')
+  else:
+    k = np.load(path)
+  k = np.asarray(k, np.float64)
+  if k.ndim != 2:
+    raise InputError(f'{path}: kernel must be 2-D, got shape {k.shape}')
+  return k

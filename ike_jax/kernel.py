@@ -1,4 +1,8 @@
-"""The estimated kernel: G's learned HR-to-LR map as a correlation kernel.
+"""Kernel math: G's learned HR-to-LR map read as a kernel, and what kernels do.
+
+No file I/O here (`ike_jax.report` writes kernels). `cfg` is a
+`config.TrainConfig` at the scale G trained at; the estimator it names
+(`ike_jax.estimators`) supplies G's forward map.
 
 With linear subnets and additive coupling, G's map from an HR-side image x to
 its LR image is affine, `lr = A x + f(0)`, and (away from borders) shift
@@ -7,13 +11,13 @@ s x s block starting at HR pixel (s*i, s*j). Row (i, j) of A is therefore the
 degradation kernel; `estimate_kernel` reads it with one reverse-mode pass (the
 gradient of the LR pixel at the probe centre with respect to x).
 
-Convention (the same as `degradations.blur_subsample` and KernelGAN): a
+Convention (the same as `degrade` and KernelGAN): a
 (k, k) correlation kernel with origin c (default `k // 2` per axis) degrades by
 
   LR[i, j] = sum_{a, b} k[a, b] x[s*i + a - c_row, s*j + b - c_col],
 
 so a kernel centred on the block has its centre of mass at
-`degradations.kernel_center(k, s)` (5.5 for 11 at x2, 16.5 for 31 at x4).
+`kernel_center(k, s)` (5.5 for 11 at x2, 16.5 for 31 at x4).
 
 The bicubic residual path uses PyTorch's align-corners resizes, whose grid
 step is (H-1)/(h-1) HR px (h = H/s), not s: LR pixel o samples the HR image
@@ -30,46 +34,51 @@ residual, G is exactly shift-invariant.
 """
 
 import functools
-import io
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import io as sio
-from scipy import ndimage
+from scipy import signal
 
-from ike_jax import degradations
-from ike_jax import flow
-from ike_jax import kernelgan
-from ike_jax import outputs
+from ike_jax import estimators
 
 # Kernel sides: 11 is KernelGAN's and DIV2KRK's x2 size; 31 is this project's
-# x4 data kernel (`degradations.analytic_x4_kernel` of an 11x11 x2 kernel).
+# x4 data kernel (`x4_from_x2` of an 11x11 x2 kernel).
 DEFAULT_SIZE = {2: 11, 4: 31}
 # Relative linearity residual up to which the map counts as linear; float32
 # round-off of a linear G is ~1e-7 to 5e-6.
 LINEAR_TOL = 1e-4
 
 
-def receptive_radius(cfg):
-  """Bound (HR px) on how far from its block an LR pixel of G can see.
+def kernel_center(size, scale):
+  """KernelGAN's wanted centre of mass (0-based index) for a size-k kernel."""
+  return size // 2 + 0.5 * (scale - size % 2)
 
-  Each subnet reaches 5 px of its stage's grid. Per block the latent gains
-  10 (F, then G on the result) and the LR channel, after B blocks, 10B - 5;
-  a squeeze adds one grid step. So: 10B (+1) grid px for every stage but the
-  last, 10B - 5 (+1) for the last.
+
+def center_of_mass(k):
+  """(row, col) centre of mass of a 2-D kernel, 0-based."""
+  k = np.asarray(k, np.float64)
+  rows, cols = np.indices(k.shape)
+  total = k.sum()
+  return np.array([(rows * k).sum() / total, (cols * k).sum() / total])
+
+
+def x4_from_x2(k2):
+  """x4 kernel equal to degrading twice with `k2` and subsampling 2.
+
+  With correlation about the kernel's index `k // 2`, blurring by k2 and
+  keeping every 2nd pixel, twice, equals blurring once by `k4 = k2 (full
+  convolution) k2 dilated by 2` and keeping every 4th pixel. An 11x11 k2
+  gives a 31x31 k4 whose centre of mass is 2 * com(k2) + com(k2): 16.5 on
+  both axes when com(k2) = 5.5, i.e. `kernel_center(31, 4)`. (KernelGAN's x4
+  recipe; the origin triples, `LR4[j] = sum k2[a] k2[b] x[4j + a + 2b - 3 o2]`.)
   """
-  if cfg.generator == 'deep_linear':  # one 13x13 kernel; room for the crop
-    return max(kernelgan.KERNEL_SIZE // 2, DEFAULT_SIZE[cfg.scale] // 2)
-  r, reach = 0, flow.FUSED_SIZE // 2
-  for stage in range(cfg.stages):
-    step = 2 ** (stage + 1)
-    last = stage == cfg.stages - 1
-    r += step * (1 + 2 * reach * cfg.blocks - (reach if last else 0))
-  if cfg.bicubic_residual:
-    r += 3 * cfg.scale + 3  # align-corners down, then up
-  return r
+  k2 = np.asarray(k2, np.float64)
+  dilated = np.zeros((2 * k2.shape[0] - 1, 2 * k2.shape[1] - 1))
+  dilated[::2, ::2] = k2
+  k4 = signal.convolve2d(k2, dilated, mode='full')
+  return k4 / k4.sum()
 
 
 def default_probe_side(cfg):
@@ -79,7 +88,8 @@ def default_probe_side(cfg):
   centre LR pixel sits at an exact block.
   """
   s = cfg.scale
-  return 2 * s * math.ceil((receptive_radius(cfg) + s) / s)
+  radius = max(estimators.of(cfg).receptive_radius(cfg), DEFAULT_SIZE[s] // 2)
+  return 2 * s * math.ceil((radius + s) / s)
 
 
 def _precise():
@@ -99,34 +109,28 @@ def impulse_response(g_prepared, cfg, side):
   """
   s = cfg.scale
   x0 = jnp.zeros((1, side, side, 1))
-  lr, vjp = jax.vjp(lambda x: flow.g_forward(g_prepared, x, cfg)[0], x0)
+  lr, vjp = jax.vjp(lambda x: estimators.of(cfg).forward(g_prepared, x, cfg)[0], x0)
   c = side // s // 2
   return vjp(jnp.zeros_like(lr).at[0, c, c, 0].set(1.0))[0][0, :, :, 0]
 
 
+@functools.partial(jax.jit, static_argnames=('cfg',))
 def _jacobian_row(params, x0, cfg, at):
   """(N, H, W, 1) -> (N, H, W): d lr[n, at[0], at[1], 0] / d x[n] at x0."""
-  return _jacobian_row_jit(params, x0, cfg.static(), at)
-
-
-def _lr(params, x, cfg):
-  """G's LR image (N, H/s, W/s, 1) of x (N, H, W, 1); one compile per shape."""
-  return _lr_jit(params, x, cfg.static())
-
-
-@functools.partial(jax.jit, static_argnames=('cfg',))
-def _jacobian_row_jit(params, x0, cfg, at):
   with _precise():
-    gp = flow.prepare(params, cfg)  # idempotent; fused inside the jit
-    lr, vjp = jax.vjp(lambda x: flow.g_forward(gp, x, cfg)[0], x0)
+    est = estimators.of(cfg)
+    gp = est.prepare(params, cfg)  # raw params in; prepared inside the jit
+    lr, vjp = jax.vjp(lambda x: est.forward(gp, x, cfg)[0], x0)
     cotangent = jnp.zeros_like(lr).at[:, at[0], at[1], 0].set(1.0)
     return vjp(cotangent)[0][..., 0]
 
 
 @functools.partial(jax.jit, static_argnames=('cfg',))
-def _lr_jit(params, x, cfg):
+def _lr(params, x, cfg):
+  """G's LR image (N, H/s, W/s, 1) of x (N, H, W, 1); one compile per shape."""
   with _precise():
-    return flow.g_forward(flow.prepare(params, cfg), x, cfg)[0]
+    est = estimators.of(cfg)
+    return est.forward(est.prepare(params, cfg), x, cfg)[0]
 
 
 def nonlinearity(g_params, cfg, shape, seed=0):
@@ -137,8 +141,8 @@ def nonlinearity(g_params, cfg, shape, seed=0):
   0 for an affine G up to round-off.
 
   Args:
-    g_params: G's parameters (raw or prepared).
-    cfg: the run's `Config`.
+    g_params: G's raw parameters.
+    cfg: the `TrainConfig` G trained with.
     shape: (H, W) of the probes, multiples of s.
     seed: seed of the random probes.
   """
@@ -163,7 +167,7 @@ def _probe_batch(probe, cfg):
     img = img[..., None]
   if img.ndim != 3:
     raise ValueError(f'probe must be HxW or HxWxC, got shape {img.shape}')
-  return flow.colours_to_batch(jnp.asarray(img)), img.shape[-1], False
+  return estimators.colours_to_batch(jnp.asarray(img)), img.shape[-1], False
 
 
 def estimate_kernel(g_params, cfg, size=None, probe=None):
@@ -184,8 +188,8 @@ def estimate_kernel(g_params, cfg, size=None, probe=None):
   kernel the way KernelGAN centres its kernels.
 
   Args:
-    g_params: G's parameters for one image, raw or `flow.prepare`d.
-    cfg: the run's `Config`.
+    g_params: G's raw parameters for one image.
+    cfg: the `TrainConfig` G trained with.
     size: kernel side; default 11 (x2) or 31 (x4).
     probe: None (mid-grey, `default_probe_side`, clear of all borders), an
       int side of a mid-grey square probe (multiple of 2s), or an (H, W[, C])
@@ -197,7 +201,7 @@ def estimate_kernel(g_params, cfg, size=None, probe=None):
     dict: 'kernel' (size, size) float64, mean over colours; 'per_colour'
     (C, size, size) (C = 3 unless the probe says otherwise); 'sum' (the DC
     gain); 'center_of_mass' (row, col) of 'kernel' in crop indices; 'origin'
-    (row, col) for `apply_kernel`; 'linear' (nonlinearity <= LINEAR_TOL);
+    (row, col) for `degrade`; 'linear' (nonlinearity <= LINEAR_TOL);
     'nonlinearity' (see `nonlinearity`); 'probe_shape' (H, W).
   """
   s = cfg.scale
@@ -217,7 +221,7 @@ def estimate_kernel(g_params, cfg, size=None, probe=None):
   origin = np.array([size // 2, size // 2])
   total, mass = full.sum(), np.abs(full).sum()
   if mass > 0 and abs(total) > 1e-3 * mass:
-    offset = degradations.center_of_mass(full) - top_left - (s - 1) / 2
+    offset = center_of_mass(full) - top_left - (s - 1) / 2
     origin -= np.floor(offset + 0.5).astype(int)
   # Keep the crop inside the probe.
   origin = np.clip(origin, top_left + size - np.array([hgt, wid]), top_left)
@@ -227,7 +231,7 @@ def estimate_kernel(g_params, cfg, size=None, probe=None):
   per_colour = rows[:, start[0]:start[0] + size, start[1]:start[1] + size]
   kernel = per_colour.mean(0)
   ksum = float(kernel.sum())
-  com = (degradations.center_of_mass(kernel) if ksum != 0
+  com = (center_of_mass(kernel) if ksum != 0
          else np.array([np.nan, np.nan]))
   nl = nonlinearity(g_params, cfg, (hgt, wid))
   return {
@@ -264,8 +268,8 @@ def kernel_error(est, true):
     float >= 0.
   """
   est, true = _unit_sum(est, 'estimated'), _unit_sum(true, 'true')
-  shift = np.floor(degradations.center_of_mass(true) -
-                   degradations.center_of_mass(est) + 0.5).astype(int)
+  shift = np.floor(center_of_mass(true) -
+                   center_of_mass(est) + 0.5).astype(int)
   lo = np.minimum(0, shift)
   hi = np.maximum(true.shape, np.array(est.shape) + shift)
   canvas_t = np.zeros(hi - lo)
@@ -276,79 +280,62 @@ def kernel_error(est, true):
   return float(((canvas_e - canvas_t) ** 2).sum())
 
 
-def apply_kernel(img, k, scale, origin=None, mode='reflect'):
-  """Degrades an image with a correlation kernel, then keeps every s-th pixel.
+def static_origin(k, origin=None):
+  """A kernel's (row, col) origin as Python ints; default `(kh // 2, kw // 2)`."""
+  if origin is None:
+    return k.shape[-2] // 2, k.shape[-1] // 2
+  return int(origin[0]), int(origin[1])
 
-  `LR[i, j] = sum_{a, b} k[a, b] x[s*i + a - origin[0], s*j + b - origin[1]]`,
+
+def degrade(img, k, scale, origin=None, mode='reflect'):
+  """Correlates each colour with a kernel, then keeps every s-th pixel.
+
+  `LR[i, j] = sum_{a, b} k[a, b] x[s*i + a - origin[0], s*j + b - origin[1]]`:
   the LR grid of G (its pixel (i, j) is the block starting at (s*i, s*j)).
+  The one blur-and-subsample of the project: data synthesis, the
+  self-check, back-projection and ZSSR's training pairs all use it. Pure JAX
+  (float32, full-precision convolution): jit-able, differentiable, vmaps over
+  a leading image axis.
 
   Args:
     img: (H, W) or (H, W, C) float image.
-    k: (kh, kw) kernel, or (C, kh, kw), one per channel.
-    scale: s.
-    origin: the kernel index under HR pixel (s*i, s*j); default
-      `(kh // 2, kw // 2)`, as `degradations.blur_subsample`; pass
-      `estimate_kernel(...)['origin']` for an estimated kernel.
-    mode: `scipy.ndimage` border mode; 'reflect' (half-sample symmetric, the
-      data's) by default, 'constant' for zero padding.
+    k: (kh, kw) kernel, or (C, kh, kw), one per colour.
+    scale: s (static).
+    origin: static (row, col) kernel index under HR pixel (s*i, s*j);
+      default `(kh // 2, kw // 2)`; pass `estimate_kernel(...)['origin']`
+      for an estimated kernel.
+    mode: 'reflect' (half-sample symmetric borders, the data's) or
+      'constant' (zero padding).
   Returns:
-    (ceil(H/s), ceil(W/s)[, C]) float64.
+    (ceil(H/s), ceil(W/s)[, C]) float32.
   """
-  img = np.asarray(img, np.float64)
-  k = np.asarray(k, np.float64)
+  img = jnp.asarray(img, jnp.float32)
+  x = img[..., None] if img.ndim == 2 else img
+  h, w, c = x.shape
+  k = jnp.asarray(k, jnp.float32)
   kh, kw = k.shape[-2:]
-  origin = (kh // 2, kw // 2) if origin is None else tuple(origin)
-  # ndimage centres a filter at index size // 2; a positive origin moves it
-  # towards lower indices, i.e. reads x[i + a - size // 2 - origin].
-  shift = (int(origin[0]) - kh // 2, int(origin[1]) - kw // 2)
-  chans = img[..., None] if img.ndim == 2 else img
-  kernels = k if k.ndim == 3 else np.broadcast_to(k, (chans.shape[-1], kh, kw))
-  if len(kernels) != chans.shape[-1]:
-    raise ValueError(f'{len(kernels)} kernels for {chans.shape[-1]} channels')
-  out = np.stack([
-      ndimage.correlate(chans[..., c], kernels[c], mode=mode, origin=shift)
-      for c in range(chans.shape[-1])], axis=-1)[::scale, ::scale]
+  o = static_origin(k, origin)
+  if k.ndim == 3 and k.shape[0] != c:
+    raise ValueError(f'{k.shape[0]} kernels for {c} channels')
+  # Pad so that padded index p holds x[p - o] over the whole kernel reach.
+  lo = (max(o[0], 0), max(o[1], 0))
+  hi = (max(kh - 1 - o[0], 0), max(kw - 1 - o[1], 0))
+  pad = ((lo[0], hi[0]), (lo[1], hi[1]), (0, 0))
+  padded = jnp.pad(x, pad, mode='symmetric') if mode == 'reflect' else jnp.pad(x, pad)
+  padded = padded[lo[0] - o[0]:, lo[1] - o[1]:]  # only for origins outside k
+  taps = jnp.broadcast_to(k, (c, kh, kw)) if k.ndim == 2 else k
+  out = jax.lax.conv_general_dilated(
+      padded[None], jnp.transpose(taps, (1, 2, 0))[:, :, None, :],
+      window_strides=(scale, scale), padding='VALID',
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'), feature_group_count=c,
+      precision=jax.lax.Precision.HIGHEST)[0]
+  out = out[:-(-h // scale), :-(-w // scale)]
   return out[..., 0] if img.ndim == 2 else out
 
 
-def kernel_output_names(stem):
-  """The files `write_kernel_outputs` writes, to claim up front."""
-  return [f'{stem}_kernel.npy', f'{stem}_kernel.png', f'{stem}_kernel.mat']
-
-
-def write_kernel_outputs(out_dir, stem, g_params, cfg, true_kernel=None):
-  """Estimates G's kernel and writes it as .npy, .png and .mat (atomically).
-
-  `<stem>_kernel.npy` and `<stem>_kernel.mat` (key 'Kernel', as KernelGAN)
-  hold the mean-over-colours kernel, float32; the PNG shows it, beside the
-  true kernel when given.
-
-  Args:
-    out_dir: an `outputs.OutputDir` (claims are the caller's job).
-    stem: file name stem.
-    g_params: G's parameters for this image (raw or prepared).
-    cfg: the run's `Config`.
-    true_kernel: optional 2-D true kernel.
-  Returns:
-    {'kernel_files': names relative to out_dir, 'kernel_sum',
-     'kernel_linear', 'kernel_nonlinearity', ['kernel_error']}.
-  """
-  est = estimate_kernel(g_params, cfg)
-  kernel = est['kernel'].astype(np.float32)
-  names = kernel_output_names(stem)
-  npy, png, mat = (out_dir.path_for(n) for n in names)
-  outputs.write_npy(npy, kernel)
-  result = {'kernel_files': names, 'kernel_sum': est['sum'],
-            'kernel_linear': bool(est['linear']),
-            'kernel_nonlinearity': est['nonlinearity']}
-  title = 'estimated' if est['linear'] else 'estimated (linearised)'
-  panels = [(title, kernel)]
-  if true_kernel is not None:
-    result['kernel_error'] = kernel_error(kernel, true_kernel)
-    panels = [(f'{title}, error {result["kernel_error"]:.2e}', kernel),
-              ('true', np.asarray(true_kernel, np.float64))]
-  outputs.kernel_png(png, panels)
-  buf = io.BytesIO()
-  sio.savemat(buf, {'Kernel': kernel})
-  outputs.write_bytes_atomic(mat, buf.getvalue())
-  return result
+def largest_taps(per_colour, n):
+  """(C, k, k) kernels with all but each colour's n largest taps set to 0."""
+  per_colour = np.asarray(per_colour)
+  flat = per_colour.reshape(len(per_colour), -1)
+  cut = -np.sort(-flat, axis=1)[:, min(n, flat.shape[1]) - 1]
+  return np.where(per_colour >= cut[:, None, None], per_colour, 0.0)

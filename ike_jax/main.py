@@ -1,10 +1,11 @@
-r"""Zero-shot blind super-resolution with IKE.
+r"""Zero-shot blind super-resolution with IKE: flags in, `pipeline` out.
 
-  python -m ike_jax.main --image=photo.png --scale=2 --output_dir=out
-  python -m ike_jax.main --image=photo.png --flagfile=flags/demo.flags --hr=hr.png
+  ike-jax --image=photo.png --preset=best_x2 --output_dir=out
+  ike-jax --image=photo.png --scale=2 --hr=hr.png     # the paper's method
+  ike-jax --input_dir=photos/ --preset=paper_x2       # many images at once
 
-Flags given after a `--flagfile` override it. Every field of
-`ike_jax.config.Config` is a flag of the same name.
+Flags after a `--preset` or `--flagfile` override it. Every field of
+`ike_jax.config.Config` is a flag of the same name (`--helpfull`).
 """
 
 import glob
@@ -17,8 +18,10 @@ from ike_jax import cli
 from ike_jax import errors
 from ike_jax import presets
 
-presets.define_config_flags(flags.FLAGS)
+presets.define_config_flags(flags.FLAGS, module_name='ike_jax.config')
 flags.DEFINE_string('image', None, 'The low-resolution input image.')
+flags.DEFINE_string('preset', None, 'A preset from flags/, e.g. best_x2, best_x4, paper_x2 '
+                    '(later flags override it). Default: the paper method at x2.')
 flags.DEFINE_string('images', None, 'Many inputs: a glob or a comma list (they train together).')
 flags.DEFINE_string('input_dir', None, 'Many inputs: every image file in this directory.')
 flags.DEFINE_string('hr', None, 'Optional ground-truth HR image: PSNR/SSIM are reported.')
@@ -35,6 +38,8 @@ flags.DEFINE_string('compilation_cache_dir', None, 'Persistent XLA compilation c
                     'runs with the same settings skip compiling.')
 flags.DEFINE_bool('distributed', False, 'Multi-host: call jax.distributed.initialize(); each '
                   'process trains a disjoint share of the images.')
+for _name in ('scale', 'iterations', 'seed'):  # in --helpshort beside this module's flags
+  flags.declare_key_flag(_name)
 FLAGS = flags.FLAGS
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -87,7 +92,7 @@ def main(argv):
   paths = input_paths()
   if len(paths) > 1 and (FLAGS.hr or FLAGS.kernel):
     raise errors.UserError('--hr and --kernel name one image; with many inputs use --hr_dir')
-  from ike_jax import run  # pylint: disable=g-import-not-at-top  (JAX after flag checks)
+  from ike_jax import pipeline  # pylint: disable=g-import-not-at-top  (JAX after flag checks)
   cfg = config_from_flags()
   if FLAGS.compilation_cache_dir:
     import jax  # pylint: disable=g-import-not-at-top
@@ -105,16 +110,18 @@ def main(argv):
       # convolutions make a vmapped batch slower per image than one at a time.
       batch_size = 1
       print('CPU: training one image at a time (--batch_size sets it)', flush=True)
-  options = run.Options(overwrite=FLAGS.overwrite, batch_size=batch_size, tile=FLAGS.tile,
+  options = pipeline.Options(overwrite=FLAGS.overwrite, batch_size=batch_size, tile=FLAGS.tile,
                         checkpoint_every=FLAGS.checkpoint_every, resume=FLAGS.resume,
                         process_index=index, process_count=count)
-  jobs = [run.Job(p, _hr_for(p), FLAGS.kernel) for p in paths]
-  results = run.super_resolve_files(jobs, cfg, FLAGS.output_dir, options,
-                                    log=lambda m: print(m, flush=True))
+  jobs = [pipeline.Job(p, _hr_for(p), FLAGS.kernel) for p in paths]
+  print(f'settings: {presets.config_summary(cfg)}', flush=True)
+  results = pipeline.super_resolve_files(jobs, cfg, FLAGS.output_dir, options,
+                                         log=lambda m: print(m, flush=True))
+  from ike_jax import report  # pylint: disable=g-import-not-at-top
   for result in results:
-    print(run.format_result(result))
+    print(report.format_result(result))
   if len(jobs) > 1 and index == 0:
-    print(run.write_summary(FLAGS.output_dir, results))
+    print(report.write_summary(FLAGS.output_dir, results))
   return 0 if all(r['status'] in ('ok', 'skipped') for r in results) else 1
 
 
@@ -124,7 +131,7 @@ def parse_flags(argv):
   absl's own parser prints usage text and exits with status 1 instead.
   """
   try:
-    return FLAGS(argv)
+    return FLAGS(presets.expand_presets(argv, FLAGS))
   except flags.Error as err:
     message = ' '.join(str(err).split()).removeprefix('ERROR:: ')
     raise errors.UserError(f'{message} (see --helpshort)') from None

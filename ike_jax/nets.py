@@ -22,7 +22,8 @@ eight 3x3 convs with 64 channels and ReLU between them, back to `3 (s^2 - 1)`.
 import jax
 import jax.numpy as jnp
 
-from ike_jax import flow
+from ike_jax import estimators
+from ike_jax import layers
 from ike_jax import resize
 
 D_CHANNELS = 64
@@ -79,9 +80,9 @@ def _batch_norm(x, scale, offset):
 
 
 def _conv(x, w, b, padding='SAME', dtype=jnp.float32):
-  """`flow.conv` computed in `dtype`, accumulated and returned in float32."""
+  """`layers.conv` computed in `dtype`, accumulated and returned in float32."""
   if jnp.dtype(dtype) == jnp.float32:
-    return flow.conv(x, w, b, padding)
+    return layers.conv(x, w, b, padding)
   y = jax.lax.conv_general_dilated(
       x.astype(dtype), w.astype(dtype), (1, 1), padding,
       dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
@@ -108,7 +109,7 @@ def init_upsampler(key, scale):
   c = 3 * (scale * scale - 1)
   widths = [c] + [U_CHANNELS] * (U_LAYERS - 1) + [c]
   keys = jax.random.split(key, U_LAYERS)
-  return [{'w': flow._xavier_01(k, (3, 3, wi, wo)), 'b': jnp.zeros((wo,))}  # pylint: disable=protected-access
+  return [{'w': layers.xavier_01(k, (3, 3, wi, wo)), 'b': jnp.zeros((wo,))}
           for k, wi, wo in zip(keys, widths[:-1], widths[1:])]
 
 
@@ -124,10 +125,10 @@ def u_convs(params, x, dtype=jnp.float32):
 def u_apply(params, z, scale, local=lambda fn, v: fn(v), dtype=jnp.float32):
   """Up-samples the latent: (3, h, w, Z) -> (3, s*h, s*w, Z), Z = s^2 - 1.
 
-  `local(fn, v)` applies the (convolutional) stack; see `flow.g_forward`.
+  `local(fn, v)` applies the (convolutional) stack; see `estimators.flow.forward`.
   """
   n_z = z.shape[-1]
-  x = flow.batch_to_colours(z)[None]                   # (1, h, w, Z*3)
+  x = estimators.batch_to_colours(z)[None]                   # (1, h, w, Z*3)
   x = local(lambda t: u_convs(params, t, dtype), resize.torch_align_corners(x, scale))
   x = x[0].reshape(*x.shape[1:3], n_z, 3)              # channel z*3 + colour
   return jnp.moveaxis(x, -1, 0)                        # (3, sh, sw, Z)

@@ -22,10 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ike_jax.errors import OutputError
-
-
-def _one_line(err: OSError) -> str:
-  return (err.strerror or str(err)).replace("\n", " ")
+from ike_jax.errors import one_line
 
 
 def _open_temp(directory: str, base: str) -> tuple[int, str]:
@@ -67,7 +64,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     os.replace(tmp, path)
     tmp = None
   except OSError as err:
-    raise OutputError(f"cannot write {path}: {_one_line(err)}") from err
+    raise OutputError(f"cannot write {path}: {one_line(err)}") from err
   finally:
     if tmp is not None:
       try:
@@ -93,7 +90,7 @@ class OutputDir:
       os.makedirs(self.path, exist_ok=True)
     except OSError as err:
       raise OutputError(f"cannot create output directory {self.path}: "
-                        f"{_one_line(err)}") from err
+                        f"{one_line(err)}") from err
     if not os.path.isdir(self.path):
       raise OutputError(f"output path {self.path} is not a directory")
     try:
@@ -102,7 +99,7 @@ class OutputDir:
       os.unlink(tmp)
     except OSError as err:
       raise OutputError(f"cannot write to output directory {self.path}: "
-                        f"{_one_line(err)}") from err
+                        f"{one_line(err)}") from err
 
   def path_for(self, name: str) -> str:
     """The path of output `name`, which must stay inside the directory."""
@@ -258,7 +255,8 @@ def compare_image(panels: Sequence[tuple[str, Any]],
   return np.asarray(out)
 
 
-def _save_figure(fig: Figure, path: str | os.PathLike) -> None:
+def save_figure(fig: Figure, path: str | os.PathLike) -> None:
+  """Renders a matplotlib `Figure` (Agg, 100 dpi) to a PNG file atomically."""
   FigureCanvasAgg(fig)
   buf = io.BytesIO()
   fig.savefig(buf, format="png", dpi=100)
@@ -295,7 +293,7 @@ def loss_curves_png(path: str | os.PathLike,
     ax.set_title(key)
     ax.set_xlabel("step")
     ax.grid(True, alpha=0.3)
-  _save_figure(fig, path)
+  save_figure(fig, path)
 
 
 def kernel_png(path: str | os.PathLike,
@@ -314,29 +312,5 @@ def kernel_png(path: str | os.PathLike,
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-  _save_figure(fig, path)
+  save_figure(fig, path)
 
-
-def gain_bar_png(path: str | os.PathLike, names: Sequence[str],
-                 gains_db: Sequence[float]) -> None:
-  """Bar chart of per-image PSNR gain over bicubic, mean in the title."""
-  gains = np.asarray(gains_db, dtype=np.float64).reshape(-1)
-  if len(names) != gains.size:
-    raise ValueError(f"{len(names)} names for {gains.size} gains")
-  fig = Figure(figsize=(max(4.0, 0.5 * len(names) + 2.0), 3.6),
-               layout="constrained")
-  ax = fig.add_subplot(1, 1, 1)
-  finite = gains[np.isfinite(gains)]
-  if finite.size:
-    title = f"PSNR gain over bicubic (mean {finite.mean():+.2f} dB)"
-  else:
-    title = "PSNR gain over bicubic (no values)"
-  x = np.arange(gains.size)
-  colors = ["tab:green" if g >= 0 else "tab:red" for g in gains]
-  ax.bar(x, np.nan_to_num(gains, nan=0.0, posinf=0.0, neginf=0.0),
-         color=colors)
-  ax.axhline(0.0, color="black", linewidth=0.8)
-  ax.set_xticks(x, [str(n) for n in names], rotation=45, ha="right")
-  ax.set_ylabel("gain (dB)")
-  ax.set_title(title)
-  _save_figure(fig, path)

@@ -1,11 +1,14 @@
-"""Config flags on any `FlagValues`, and presets (flagfiles) read into Configs.
+"""Config flags, and presets (absl flagfiles in `flags/`) read into Configs.
 
-`define_config_flags(flags.FLAGS)` gives a program one flag per `Config` field;
-`config_from_flagfile` reads a preset such as `flags/ablation_3_tri.flags` into
-a `Config` without touching the global flags, so one process can load several.
+`define_config_flags(flags.FLAGS)` gives a program one flag per leaf field of
+`config.Config`, named after the field, with the help text written beside the
+field. Flagfiles are read by absl alone (`--flagfile=`; a nested
+`--flagfile=flags/x.flags` inside a preset is relative to the repository
+root). `--preset=NAME` stands for `--flagfile=<repository>/flags/NAME.flags`
+and works from any directory.
 """
 
-import dataclasses
+import contextlib
 import os
 
 from absl import flags
@@ -13,50 +16,27 @@ from absl import flags
 from ike_jax import config as config_lib
 from ike_jax import errors
 
-HELP = {
-    'scale': 'Super-resolution factor: 2 or 4.',
-    'crop': 'Side of the G training crop (LR pixels).',
-    'iterations': 'Training iterations per image.',
-    'seed': 'Random seed (initialisation, crops, noise).',
-    'blocks': 'Coupling blocks per squeeze stage.',
-    'coupling': 'Coupling: additive or affine.',
-    'tri_channel': 'Tri-channel blocks (LR | z | residual); false = two-channel.',
-    'squeeze': 'Squeeze: space_to_depth or haar.',
-    'linear': 'Linear subnets (no LeakyReLU), the paper setting.',
-    'bicubic_residual': 'The flow works on the residual of the bicubic path.',
-    'inverse': "G's reverse pass: exact, or reference (the PyTorch code's inexact one).",
-    'fuse_linear': 'Compose each linear subnet into one 11x11 convolution.',
-    'losses': 'Optional losses: any of energy,tv,inter,csr.',
-    'd_noise_accumulate': "PyTorch quirk: D's crop noise is written into the training image.",
-    'bic_mix_colours': 'PyTorch quirk: the bicubic-loss target sums the three colours.',
-    'recompute_ud_fake': "PyTorch order: UD's fake recomputed after the U step.",
-    'edge_mask_round': "PyTorch: L_inter's edge mask from the uint8-rounded image.",
-    'compute_dtype': ('float32 or bfloat16: the dtype D, UD and U convolve in (f32 '
-                      'accumulation; G stays float32). bfloat16 is for accelerators.'),
-    'generator': ("G: flow (IKE's invertible flow) or deep_linear (KernelGAN's linear "
-                  'down-scaler; a kernel source only, needs --zssr or --refine).'),
-    'zssr': "Issue 9 lever: SR by a small ZSSR net trained with G's estimated kernel.",
-    'zssr_steps': 'Adam steps of the --zssr net.',
-    'refine': "Issue 9 lever: back-project the SR image onto G's estimated kernel.",
-    'self_ensemble': 'Average the SR image over the 8 flips/rotations of the input.',
-    'lambda_sum2one': "KernelGAN prior on G's kernel: |1 - sum|.",
-    'lambda_boundaries': "KernelGAN prior on G's kernel: mass outside the kernel window.",
-    'lambda_negative': "Prior on G's kernel: negative taps.",
-    'lambda_sparse': "KernelGAN prior on G's kernel (once lambda_bic < energy_switch): mean |k|^0.2.",
-    'lambda_centralized': "KernelGAN prior on G's kernel (once lambda_bic < energy_switch): centre offset^2.",
-    'lever_kernel_taps': "Keep only the N largest taps of G's kernel for --zssr/--refine (0: all).",
-    'metrics_every': 'Fetch metrics and print progress every N steps.',
-}
-
-CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(config_lib.Config))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRESET_DIR = os.path.join(ROOT, 'flags')
+FIELDS = tuple(f for _, f in config_lib.leaf_fields())
 
 
-def define_config_flags(flag_values=flags.FLAGS):
-  """Defines one flag per Config field, with the field's default and type."""
-  for field in dataclasses.fields(config_lib.Config):
-    help_text = HELP.get(field.name, field.name.replace('_', ' ') + '.')
+def preset_names():
+  """The presets in `flags/` (file stems), sorted."""
+  if not os.path.isdir(PRESET_DIR):
+    return []
+  return sorted(f[:-len('.flags')] for f in os.listdir(PRESET_DIR) if f.endswith('.flags'))
+
+
+def define_config_flags(flag_values=flags.FLAGS, module_name=None):
+  """Defines one flag per leaf field of Config, with its default, type and help.
+
+  `module_name` is the module the flags are listed under in `--helpfull`.
+  """
+  for field in FIELDS:
+    help_text = field.metadata['help']
     default = field.default
-    kw = dict(flag_values=flag_values)
+    kw = dict(flag_values=flag_values, module_name=module_name)
     if isinstance(default, bool):
       flags.DEFINE_bool(field.name, default, help_text, **kw)
     elif isinstance(default, int):
@@ -71,56 +51,55 @@ def define_config_flags(flag_values=flags.FLAGS):
 
 def config_from_flag_values(flag_values=flags.FLAGS):
   """The Config that parsed `flag_values` describe."""
-  values = {name: flag_values[name].value for name in CONFIG_FIELDS}
+  values = {f.name: flag_values[f.name].value for f in FIELDS}
   values['losses'] = tuple(v for v in values['losses'] if v)
-  return config_lib.Config(**values)
+  return config_lib.Config.create(**values)
 
 
-def _resolve(path, including_file):
-  """Finds a nested flagfile: as given, else beside or above its includer."""
-  path = os.path.expanduser(path)
-  if os.path.isabs(path) or including_file is None or os.path.isfile(path):
-    return path
-  here = os.path.dirname(os.path.abspath(including_file))
-  for base in (here, os.path.dirname(here)):
-    candidate = os.path.join(base, path)
-    if os.path.isfile(candidate):
-      return candidate
+def preset_path(name):
+  """`flags/NAME.flags`; a one-line error naming the presets if there is none."""
+  path = os.path.join(PRESET_DIR, f'{name}.flags')
+  if not os.path.isfile(path):
+    raise errors.UserError(f'no preset {name!r}; presets: {", ".join(preset_names())}')
   return path
 
 
-def read_flagfile(path, _including=None, _seen=()):
-  """The flag arguments of a flagfile, nested `--flagfile=`s expanded.
+def read_flagfile(path, flag_values=None):
+  """The flag arguments of a flagfile, nested flagfiles expanded (by absl).
 
-  Follows absl's format: one flag a line; blank lines and lines starting with
-  `#` or `//` are skipped.
+  Nested relative includes resolve against the repository root, where the
+  presets live; `path` itself against the working directory.
   """
-  path = _resolve(path, _including)
-  real = os.path.realpath(path)
-  if real in _seen:
-    raise errors.UserError(f'flagfile {path} includes itself')
+  flag_values = flag_values or flags.FlagValues()
+  path = os.path.abspath(os.path.expanduser(path))
   try:
-    with open(path) as f:
-      lines = f.read().splitlines()
-  except OSError as err:
-    raise errors.UserError(f'cannot read flagfile {path}: {err.strerror or err}') from err
-  args = []
-  for line in lines:
-    line = line.strip()
-    if not line or line.startswith(('#', '//')):
-      continue
-    if line.startswith(('--flagfile=', '-flagfile=')):
-      args += read_flagfile(line.split('=', 1)[1], path, _seen + (real,))
+    with contextlib.chdir(ROOT):
+      return flag_values.read_flags_from_files(['--flagfile=' + path], force_gnu=False)
+  except flags.Error as err:
+    raise errors.UserError(' '.join(str(err).split())) from None
+
+
+def expand_presets(argv, flag_values=None):
+  """argv with each `--preset=NAME` replaced by that preset's flags, in place,
+  so flags after it override it."""
+  out, args = [], list(argv)
+  while args:
+    arg = args.pop(0)
+    if arg in ('--preset', '-preset') and args:
+      arg = '--preset=' + args.pop(0)
+    if arg.startswith(('--preset=', '-preset=')):
+      name = arg.split('=', 1)[1]
+      out += read_flagfile(preset_path(name), flag_values) + [f'--preset={name}']
     else:
-      args.append(line)
-  return args
+      out.append(arg)
+  return out
 
 
 def config_from_flagfile(path, overrides=()):
   """Reads a preset into a Config; `overrides` (e.g. '--crop=32') come after."""
   flag_values = flags.FlagValues()
   define_config_flags(flag_values)
-  args = read_flagfile(path) + [
+  args = read_flagfile(path, flag_values) + [
       a if a.startswith('-') else '--' + a for a in overrides]
   try:
     extra = flag_values(['preset'] + args)
@@ -129,3 +108,12 @@ def config_from_flagfile(path, overrides=()):
   if len(extra) > 1:
     raise errors.UserError(f'{path}: unexpected arguments: {" ".join(extra[1:])}')
   return config_from_flag_values(flag_values)
+
+
+def config_summary(cfg):
+  """The fields of `cfg` that differ from the defaults, as flags."""
+  default = config_lib.flat_dict(config_lib.Config())
+  changed = {k: v for k, v in config_lib.flat_dict(cfg).items() if default[k] != v}
+  return ' '.join(f'--{k}={",".join(v) if isinstance(v, tuple) else v}'
+                  for k, v in changed.items()) or '(defaults)'
+

@@ -9,8 +9,8 @@ import imageio.v3 as iio
 import pytest
 
 from benchmarks import ablation
+from benchmarks import datasets
 from benchmarks import quality
-from ike_jax import datasets
 from ike_jax import errors
 from ike_jax import presets
 

@@ -1,4 +1,4 @@
-"""Tests for ike_jax.datasets on tiny fake trees and the offline builder."""
+"""Tests for benchmarks.datasets on tiny fake trees and the offline builder."""
 
 import os
 
@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from scipy import io as sio
 
-from ike_jax import datasets
-from ike_jax import degradations
+from benchmarks import datasets
+from ike_jax import data
 from ike_jax import errors
+from ike_jax import kernel
 
 
 def _png(path, size=8):
@@ -46,7 +47,7 @@ def test_div2krk(tmp_path):
   s10 = samples[2]
   assert s10.hr_path.endswith('img_10_gt.png')
   assert s10.kernel_path.endswith('kernel_10.mat')
-  k = datasets.load_kernel(s10.kernel_path)
+  k = data.load_kernel(s10.kernel_path)
   assert k.shape == (11, 11) and np.isclose(k[0, 0], 10 / 121.0)
   with pytest.raises(errors.UserError, match='lr_x4'):
     datasets.load_dataset('div2krk', str(tmp_path), scale=4)
@@ -90,9 +91,9 @@ def test_offline_builder(tmp_path):
   for s in samples:
     hr, lr = iio.imread(s.hr_path), iio.imread(s.lr_path)
     assert hr.shape == (64, 64, 3) and lr.shape == (32, 32, 3)
-    k = datasets.load_kernel(s.kernel_path)
+    k = data.load_kernel(s.kernel_path)
     assert k.shape == (11, 11)
-    np.testing.assert_allclose(degradations.center_of_mass(k), [5.5, 5.5],
+    np.testing.assert_allclose(kernel.center_of_mass(k), [5.5, 5.5],
                                atol=1e-3)
   # Cached files are kept; a missing one is rebuilt with the same bytes.
   lr_bytes = open(samples[1].lr_path, 'rb').read()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ike_jax import config
-from ike_jax import flow
+from ike_jax.estimators import flow
 
 
 
@@ -19,7 +19,7 @@ def random_params(cfg, seed=0, scale=0.5):
   Weight noise has std `scale / sqrt(fan_in)` (each layer's gain about
   `scale`), bias noise std `scale / 10`.
   """
-  params = flow.init_flow(jax.random.PRNGKey(seed), cfg)
+  params = flow.init(jax.random.PRNGKey(seed), cfg)
   leaves, tree = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.PRNGKey(seed + 100), len(leaves))
   def perturb(leaf, key):
@@ -31,7 +31,7 @@ def random_params(cfg, seed=0, scale=0.5):
 def make_cfg(**kw):
   base = dict(blocks=2, linear=True, fuse_linear=False, bicubic_residual=False)
   base.update(kw)
-  return config.Config(**base)
+  return config.Config.create(**base).train
 
 
 CASES = list(itertools.product((True, False), ('additive', 'affine'),
@@ -60,7 +60,7 @@ def test_fused_flow_inverts_exactly(scale, coupling):
   cfg = make_cfg(scale=scale, coupling=coupling, fuse_linear=True, bicubic_residual=True)
   gp = jax.jit(lambda p: flow.prepare(p, cfg))(random_params(cfg))
   x = jax.random.normal(jax.random.PRNGKey(3), (3, 32, 32, 1))
-  lr, z = flow.g_forward(gp, x, cfg)
+  lr, z = flow.forward(gp, x, cfg)
   # G^-1(G(x)) == x holds for the flow itself (the residual wrapper's inverse
   # starts from an LR image, not from x): check the flow, then G^-1 on (lr, z).
   y, _ = flow.flow_forward(gp, x, cfg)
@@ -76,8 +76,8 @@ def test_residual_wrapper_inverts_its_forward_map():
   cfg = make_cfg(bicubic_residual=False, inverse='exact')
   params = random_params(cfg)
   x = jax.random.normal(jax.random.PRNGKey(4), (3, 16, 16, 1))
-  lr, z = flow.g_forward(params, x, cfg)
-  np.testing.assert_allclose(flow.g_inverse(params, lr, z, cfg), x, atol=1e-5)
+  lr, z = flow.forward(params, x, cfg)
+  np.testing.assert_allclose(flow.inverse(params, lr, z, cfg), x, atol=1e-5)
 
 
 @pytest.mark.parametrize('squeeze,scale', [('haar', 2), ('space_to_depth', 2), ('haar', 4)])
@@ -114,7 +114,7 @@ def test_reference_inverse_is_not_exact_with_residual_channel():
 def test_linear_additive_flow_is_affine(scale, fused, residual):
   cfg = make_cfg(scale=scale, fuse_linear=fused, bicubic_residual=residual)
   gp = flow.prepare(random_params(cfg), cfg)
-  f = jax.jit(lambda v: jnp.concatenate(flow.g_forward(gp, v, cfg), -1))
+  f = jax.jit(lambda v: jnp.concatenate(flow.forward(gp, v, cfg), -1))
   kx, ky = jax.random.split(jax.random.PRNGKey(7))
   x = jax.random.normal(kx, (3, 16, 16, 1))
   y = jax.random.normal(ky, (3, 16, 16, 1))
@@ -168,8 +168,8 @@ def test_fused_matches_layered_away_from_borders(scale):
   params = random_params(base)
   fused = base.replace(fuse_linear=True)
   x = jax.random.normal(jax.random.PRNGKey(9), (3, 128 if scale == 2 else 256, 128 if scale == 2 else 256, 1))
-  y_layered = jnp.concatenate(flow.g_forward(flow.prepare(params, base), x, base), -1)
-  y_fused = jnp.concatenate(flow.g_forward(flow.prepare(params, fused), x, fused), -1)
+  y_layered = jnp.concatenate(flow.forward(flow.prepare(params, base), x, base), -1)
+  y_fused = jnp.concatenate(flow.forward(flow.prepare(params, fused), x, fused), -1)
   m = 24 if scale == 2 else 20  # border zone reached by zero padding, in LR pixels
   inner = (slice(None), slice(m, -m), slice(m, -m))
   np.testing.assert_allclose(y_fused[inner], y_layered[inner], atol=1e-4)
@@ -182,7 +182,7 @@ def test_fuse_dense_equals_layers_on_a_large_image():
   x = jax.random.normal(jax.random.PRNGKey(12), (2, 40, 40, 3))
   fused = flow.fuse_dense(layers)
   chex.assert_shape(fused['kernel'], (11, 11, 3, 2))
-  a = flow.subnet_apply(fused, x, True)
+  a = flow.subnet_apply(fused, x, make_cfg(fuse_linear=True))
   b = flow.dense_apply(layers, x, True)
   np.testing.assert_allclose(a[:, 5:-5, 5:-5], b[:, 5:-5, 5:-5], atol=1e-5)
 
@@ -194,7 +194,7 @@ def test_jitted_forward_does_not_retrace():
   @jax.jit
   @chex.assert_max_traces(n=1)
   def fwd(p, x):
-    return flow.g_forward(flow.prepare(p, cfg), x, cfg)
+    return flow.forward(flow.prepare(p, cfg), x, cfg)
 
   x = jnp.ones((3, 16, 16, 1))
   fwd(params, x)

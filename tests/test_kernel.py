@@ -10,16 +10,20 @@ import pytest
 from scipy import io as sio
 from scipy import ndimage
 
+from tests import reference
+
+from benchmarks import degradations
 from ike_jax import config
-from ike_jax import degradations
-from ike_jax import flow
+from ike_jax import estimators
+from ike_jax.estimators import flow
 from ike_jax import kernel
 from ike_jax import outputs
+from ike_jax import report
 from ike_jax import resize
 
 
 def _shapes(cfg):
-  return jax.eval_shape(lambda: flow.init_flow(jax.random.PRNGKey(0), cfg))
+  return jax.eval_shape(lambda: flow.init(jax.random.PRNGKey(0), cfg))
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,7 +60,7 @@ def _lr_minus_f0(params, cfg, img):
   Batched as (4, H, W, 1), the shape `kernel.nonlinearity` compiled.
   """
   batch = jnp.concatenate([jnp.zeros((1, *img.shape[:2], 1)),
-                           flow.colours_to_batch(jnp.asarray(img, jnp.float32))])
+                           estimators.colours_to_batch(jnp.asarray(img, jnp.float32))])
   out = np.asarray(kernel._lr(params, batch, cfg), np.float64)
   return np.moveaxis(out[1:, ..., 0] - out[0, ..., 0], 0, -1)
 
@@ -64,17 +68,17 @@ def _lr_minus_f0(params, cfg, img):
 @pytest.mark.parametrize('scale,blocks,side', [(2, 2, 96), (4, 1, 128)])
 @pytest.mark.parametrize('fuse', [True, False])
 def test_kernel_reproduces_lr_map_without_residual(scale, blocks, side, fuse):
-  cfg = config.Config(scale=scale, blocks=blocks, fuse_linear=fuse,
-                      bicubic_residual=False)
+  cfg = config.Config.create(scale=scale, blocks=blocks, fuse_linear=fuse,
+                      bicubic_residual=False).train
   params = _perturbed(cfg)
-  radius = kernel.receptive_radius(cfg)
+  radius = flow.receptive_radius(cfg)
   est = kernel.estimate_kernel(params, cfg, size=2 * radius + 1, probe=side)
   assert est['linear'] and est['nonlinearity'] < 1e-5
   np.testing.assert_allclose(est['per_colour'], est['per_colour'][:1].repeat(3, 0))
   assert abs(est['sum'] - 1) > 0.01  # far from a bicubic map
   img = _smooth_image(side)
   want = _lr_minus_f0(params, cfg, img)
-  got = kernel.apply_kernel(img, est['per_colour'], scale, est['origin'],
+  got = kernel.degrade(img, est['per_colour'], scale, est['origin'],
                             mode='constant')
   m = -(-radius // scale)  # LR pixels whose receptive field is inside
   assert want.shape[0] - 2 * m >= 8
@@ -91,14 +95,14 @@ def test_residual_path_is_exact_at_centre_and_drifts_measurably(scale, side):
   times a first-order Taylor bound); measured factors are 0.08-0.24 (x2 and
   x4, 1-4 blocks, fused or not, blur sigma 0.7-3), so 0.5 leaves 2x room.
   """
-  cfg = config.Config(scale=scale, blocks=1)
+  cfg = config.Config.create(scale=scale, blocks=1).train
   params = _perturbed(cfg)
-  radius = kernel.receptive_radius(cfg)
+  radius = flow.receptive_radius(cfg)
   est = kernel.estimate_kernel(params, cfg, size=2 * radius + 1, probe=side)
   assert est['linear']
   img = _smooth_image(side)
   want = _lr_minus_f0(params, cfg, img)
-  got = kernel.apply_kernel(img, est['kernel'], scale, est['origin'],
+  got = kernel.degrade(img, est['kernel'], scale, est['origin'],
                             mode='constant')
   h, c, m = side // scale, side // scale // 2, -(-radius // scale)
   err = np.abs(got - want).max(-1)[m:h - m, m:h - m]
@@ -114,8 +118,8 @@ def test_residual_path_is_exact_at_centre_and_drifts_measurably(scale, side):
 @pytest.mark.parametrize('scale', [2, 4])
 @pytest.mark.parametrize('squeeze', ['haar', 'space_to_depth'])
 def test_zero_subnets_without_residual_give_box_or_delta(scale, squeeze):
-  cfg = config.Config(scale=scale, blocks=1, squeeze=squeeze,
-                      bicubic_residual=False)
+  cfg = config.Config.create(scale=scale, blocks=1, squeeze=squeeze,
+                      bicubic_residual=False).train
   est = kernel.estimate_kernel(_zero(cfg), cfg)
   size = kernel.DEFAULT_SIZE[scale]
   want = np.zeros((size, size))
@@ -126,11 +130,11 @@ def test_zero_subnets_without_residual_give_box_or_delta(scale, squeeze):
     assert r == size // 2
     want[r:r + scale, r:r + scale] = 1 / scale**2
     np.testing.assert_allclose(est['center_of_mass'],
-                               [degradations.kernel_center(size, scale)] * 2)
+                               [kernel.kernel_center(size, scale)] * 2)
   else:
     # The block's top-left pixel, within half a pixel of KernelGAN's centre.
     want[r, r] = 1.0
-    assert abs(r - degradations.kernel_center(size, scale)) <= 0.5
+    assert abs(r - kernel.kernel_center(size, scale)) <= 0.5
   np.testing.assert_allclose(est['kernel'], want, atol=1e-6)
   np.testing.assert_allclose(est['per_colour'], np.stack([want] * 3), atol=1e-6)
   assert est['sum'] == pytest.approx(1.0, abs=1e-6)
@@ -138,7 +142,7 @@ def test_zero_subnets_without_residual_give_box_or_delta(scale, squeeze):
   # Its own kernel degrades exactly as G (zero subnets: G is exactly linear).
   img = _smooth_image(est['probe_shape'][0])  # the shape already compiled
   np.testing.assert_allclose(
-      kernel.apply_kernel(img, est['kernel'], scale, est['origin']),
+      kernel.degrade(img, est['kernel'], scale, est['origin']),
       _lr_minus_f0(_zero(cfg), cfg, img), atol=1e-6)
 
 
@@ -146,7 +150,7 @@ def test_zero_subnets_without_residual_give_box_or_delta(scale, squeeze):
                                            (4, 'space_to_depth')])
 def test_zero_subnets_with_residual_match_resize_matrices(scale, squeeze):
   """LR = D x + S (x - U D x): D/U align-corners, S G's squeeze, all separable."""
-  cfg = config.Config(scale=scale, blocks=1, squeeze=squeeze)
+  cfg = config.Config.create(scale=scale, blocks=1, squeeze=squeeze).train
   side = kernel.default_probe_side(cfg)
   est = kernel.estimate_kernel(_zero(cfg), cfg, probe=side)
   h = side // scale
@@ -192,35 +196,37 @@ def test_kernel_error():
     kernel.kernel_error(np.zeros((5, 5)), true)
 
 
-def test_apply_kernel_convention_matches_degradations():
+def test_degrade_convention_matches_ndimage():
   img = np.random.default_rng(2).uniform(0, 255, (30, 26, 3))
   k, _ = degradations.div2krk_kernel(np.random.default_rng(3), 2)
-  np.testing.assert_allclose(kernel.apply_kernel(img, k, 2),
-                             degradations.blur_subsample(img, k, 2))
+  np.testing.assert_allclose(kernel.degrade(img, k, 2), reference.ndimage_degrade(img, k, 2),
+                             rtol=1e-5, atol=1e-3)
   # origin moves the kernel: a delta at origin is a pure subsample.
   delta = np.zeros((5, 5))
   delta[1, 3] = 1
-  np.testing.assert_array_equal(
-      kernel.apply_kernel(img[..., 0], delta, 2, origin=(1, 3)), img[::2, ::2, 0])
+  np.testing.assert_array_equal(  # float32 in, float32 out: exact
+      kernel.degrade(img[..., 0], delta, 2, origin=(1, 3)),
+      img[::2, ::2, 0].astype(np.float32))
 
 
 @pytest.mark.parametrize('kw', [dict(linear=False), dict(coupling='affine')])
 def test_nonlinear_flow_is_flagged(kw):
   # Two blocks: with one affine block the LR channel never sees exp(s(u)).
-  cfg = config.Config(scale=2, blocks=2, **kw)
+  cfg = config.Config.create(scale=2, blocks=2, **kw).train
   est = kernel.estimate_kernel(_perturbed(cfg), cfg)
   assert not est['linear']
   assert est['nonlinearity'] > kernel.LINEAR_TOL
   assert np.isfinite(est['kernel']).all()
 
 
-def test_write_kernel_outputs(tmp_path):
-  cfg = config.Config(scale=2, blocks=1)
+def test_write_kernel_files(tmp_path):
+  cfg = config.Config.create(scale=2, blocks=1).train
   out = outputs.OutputDir(tmp_path, overwrite=False)
   true, _ = degradations.div2krk_kernel(np.random.default_rng(0), 2)
-  res = kernel.write_kernel_outputs(out, 'img', _perturbed(cfg), cfg, true)
-  assert res['kernel_files'] == kernel.kernel_output_names('img') == [
+  names = report.output_names('img', 2)
+  assert [names[k] for k in ('kernel_npy', 'kernel_png', 'kernel_mat')] == [
       'img_kernel.npy', 'img_kernel.png', 'img_kernel.mat']
+  res = report.write_kernel_files(out, names, kernel.estimate_kernel(_perturbed(cfg), cfg), true)
   k = np.load(tmp_path / 'img_kernel.npy', allow_pickle=False)
   assert k.shape == (11, 11)
   np.testing.assert_array_equal(sio.loadmat(tmp_path / 'img_kernel.mat')['Kernel'], k)
@@ -230,7 +236,8 @@ def test_write_kernel_outputs(tmp_path):
   assert res['kernel_sum'] == pytest.approx(k.sum(), abs=1e-5)
   assert res['kernel_error'] == pytest.approx(kernel.kernel_error(k, true))
   assert not list(tmp_path.glob('.*.tmp'))
-  res = kernel.write_kernel_outputs(out, 'no_truth', _perturbed(cfg), cfg)
+  res = report.write_kernel_files(out, report.output_names('no_truth', 2),
+                                  kernel.estimate_kernel(_perturbed(cfg), cfg))
   assert 'kernel_error' not in res
   assert (tmp_path / 'no_truth_kernel.png').stat().st_size > 0
 
@@ -239,7 +246,7 @@ def test_write_kernel_outputs(tmp_path):
 def test_impulse_response_is_the_estimated_kernel(scale):
   # The differentiable probe the kernel priors train on is the same map that
   # `estimate_kernel` reads out (linear G, no residual), centred alike.
-  cfg = config.Config(scale=scale, blocks=1, bicubic_residual=False)
+  cfg = config.Config.create(scale=scale, blocks=1, bicubic_residual=False).train
   params = _perturbed(cfg)
   side = kernel.default_probe_side(cfg)
   k = np.asarray(kernel.impulse_response(flow.prepare(params, cfg), cfg, side))

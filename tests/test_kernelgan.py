@@ -7,14 +7,14 @@ import pytest
 
 from ike_jax import config
 from ike_jax import errors
-from ike_jax import flow
+from ike_jax.estimators import flow
 from ike_jax import kernel
 from ike_jax import kernelgan
 from ike_jax import presets
 from ike_jax import run
 from tests.test_train import synthetic_image
 
-DL = config.Config(generator='deep_linear', losses=(), zssr=True, crop=16, iterations=4,
+DL = config.Config.create(generator='deep_linear', losses=(), zssr=True, crop=16, iterations=4,
                    metrics_every=2, zssr_steps=4)
 
 
@@ -40,8 +40,8 @@ def test_fused_kernel_is_the_layer_stack(scale):
 
 def test_g_of_deep_linear_is_linear_and_its_kernel_is_read_out():
   cfg = DL.replace(scale=2)
-  params = flow.init_flow(jax.random.PRNGKey(0), cfg)
-  lr, z = flow.g_forward(flow.prepare(params, cfg), jnp.zeros((3, 32, 32, 1)), cfg)
+  params = flow.init(jax.random.PRNGKey(0), cfg)
+  lr, z = flow.forward(flow.prepare(params, cfg), jnp.zeros((3, 32, 32, 1)), cfg)
   assert lr.shape == (3, 16, 16, 1) and z.shape == (3, 16, 16, 3)
   est = kernel.estimate_kernel(params, cfg)
   assert est['linear']
@@ -53,7 +53,7 @@ def test_g_of_deep_linear_is_linear_and_its_kernel_is_read_out():
   np.testing.assert_allclose(est['kernel'], padded[top[0]:top[0] + 11, top[1]:top[1] + 11],
                              atol=1e-6)
   with pytest.raises(ValueError, match='no inverse'):
-    flow.g_inverse(flow.prepare(params, cfg), lr, z, cfg)
+    flow.inverse(flow.prepare(params, cfg), lr, z, cfg)
 
 
 @pytest.mark.parametrize('kw,match', [
@@ -86,7 +86,7 @@ def test_x4_lever_kernel_is_the_x2_kernel_applied_twice():
   from ike_jax import refine  # pylint: disable=g-import-not-at-top
   cfg4 = DL.replace(scale=4)
   assert run.training_config(cfg4).scale == 2 and run.training_config(DL) == DL
-  g = flow.init_flow(jax.random.PRNGKey(3), run.training_config(cfg4))
+  g = flow.init(jax.random.PRNGKey(3), run.training_config(cfg4))
   k2, o2 = run.lever_kernel(g, DL)
   k4, o4 = run.lever_kernel(g, cfg4)
   assert k4.shape == (3, 31, 31) and o4 == (3 * o2[0], 3 * o2[1])
@@ -102,7 +102,7 @@ def test_x4_tap_cut_applies_to_the_x2_kernel_before_the_x4_one_is_derived():
   # KernelGAN's order: keep the x2 kernel's N largest taps, then derive x4.
   cfg2 = DL.replace(lever_kernel_taps=9)
   cfg4 = cfg2.replace(scale=4)
-  g = flow.init_flow(jax.random.PRNGKey(5), run.training_config(cfg4))
+  g = flow.init(jax.random.PRNGKey(5), run.training_config(cfg4))
   k2, _ = run.lever_kernel(g, cfg2)
   assert (np.count_nonzero(np.asarray(k2), axis=(1, 2)) <= 9).all()
   k4, _ = run.lever_kernel(g, cfg4)

@@ -18,7 +18,7 @@ from ike_jax import run
 from ike_jax import train
 from tests.test_train import synthetic_image
 
-TINY = config.Config(crop=16, blocks=1, iterations=8, metrics_every=4, refine_iterations=10,
+TINY = config.Config.create(crop=16, blocks=1, iterations=8, metrics_every=4, refine_iterations=10,
                      zssr_steps=10)
 
 

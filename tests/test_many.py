@@ -11,14 +11,14 @@ import numpy as np
 
 from ike_jax import config
 from ike_jax import data
-from ike_jax import evaluate
+from ike_jax import infer
 from ike_jax import nets
 from ike_jax import train
 from tests.test_flow import random_params
 from tests.test_train import synthetic_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CFG = config.Config(crop=16, blocks=1, iterations=4, metrics_every=2)
+CFG = config.Config.create(crop=16, blocks=1, iterations=4, metrics_every=2)
 SIZES = [(40, 40), (48, 36), (56, 44)]
 
 # Batched and single-image steps run the same math, but XLA may pick other
@@ -41,7 +41,7 @@ def _fit(images, cfg=CFG):
 
 
 def _sr(states, images, cfg=CFG):
-  return evaluate.super_resolve_many(states.g, states.u, [data.to_model(im) for im in images], cfg)
+  return infer.super_resolve_many(states.g, states.u, [data.to_model(im) for im in images], cfg)
 
 
 def test_batched_training_equals_each_image_alone_and_compiles_once():
@@ -63,13 +63,13 @@ def test_batched_training_equals_each_image_alone_and_compiles_once():
 
 def test_tiled_inference_equals_whole_image_inference():
   for scale in (2, 4):
-    cfg = config.Config(scale=scale, blocks=1)
+    cfg = config.Config.create(scale=scale, blocks=1)
     g = random_params(cfg)
     u = nets.init_upsampler(jax.random.PRNGKey(1), scale)
     lr = jax.random.uniform(jax.random.PRNGKey(2), (72, 56, 3), minval=-1, maxval=1)
-    whole = np.asarray(jax.jit(lambda g, u, x: evaluate.super_resolve(g, u, x, cfg))(g, u, lr))
+    whole = np.asarray(jax.jit(lambda g, u, x: infer.super_resolve(g, u, x, cfg))(g, u, lr))
     tile = 24
-    tiled = np.asarray(jax.jit(lambda g, u, x: evaluate.super_resolve(g, u, x, cfg, tile))(g, u, lr))
+    tiled = np.asarray(jax.jit(lambda g, u, x: infer.super_resolve(g, u, x, cfg, tile))(g, u, lr))
     assert tiled.shape == whole.shape == (72 * scale, 56 * scale, 3)
     diff = np.abs(tiled - whole)
     m = 8 * scale  # image-border zone, where tiles see padding
@@ -88,12 +88,12 @@ def test_sharded_run_on_four_devices_equals_one_device(tmp_path):
       import numpy as np, jax
       from ike_jax import config, data, train, evaluate
       assert jax.device_count() == 4, jax.devices()
-      cfg = config.Config(crop=16, blocks=1, iterations=4, metrics_every=2)
+      cfg = config.Config.create(crop=16, blocks=1, iterations=4, metrics_every=2)
       images = list(np.load({str(tmp_path / 'images.npy')!r}))
       plans = [data.plan_crops(im, 2, 16, 4, 0) for im in images]
       states, _, _ = train.fit([data.to_model(im) for im in images], plans, cfg, log=print)
       print('compiled steps:', train.sharded_train_step(train.image_sharding(5)[0].mesh)._cache_size())
-      srs = evaluate.super_resolve_many(states.g, states.u, [data.to_model(im) for im in images], cfg)
+      srs = infer.super_resolve_many(states.g, states.u, [data.to_model(im) for im in images], cfg)
       leaves = jax.tree.leaves(states.g)
       np.savez({str(tmp_path / 'sharded.npz')!r}, sr=np.stack(srs), *[np.asarray(l) for l in leaves])
   ''')

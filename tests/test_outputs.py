@@ -9,6 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from benchmarks import plots
 from ike_jax import outputs
 from ike_jax.errors import OutputError
 
@@ -217,10 +218,10 @@ def test_kernel_png(tmp_path):
 
 def test_gain_bar_png(tmp_path):
   path = tmp_path / "gain.png"
-  outputs.gain_bar_png(path, ["baby", "bird", "butterfly"], [0.8, -0.2, 1.5])
+  plots.gain_bar_png(path, ["baby", "bird", "butterfly"], [0.8, -0.2, 1.5])
   _check_png(path)
   with pytest.raises(ValueError):
-    outputs.gain_bar_png(path, ["a"], [1.0, 2.0])
+    plots.gain_bar_png(path, ["a"], [1.0, 2.0])
 
 
 def test_pictures_do_not_load_pyplot(tmp_path):

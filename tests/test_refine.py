@@ -1,4 +1,4 @@
-"""Tests for ike_jax.refine: degrade, back-projection, self-ensemble, ZSSR."""
+"""Tests for kernel.degrade, ike_jax.refine (back-projection, self-ensemble) and ike_jax.zssr."""
 
 import jax
 import jax.numpy as jnp
@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ike_jax import degradations
+from benchmarks import degradations
 from ike_jax import kernel as kernel_lib
 from ike_jax import refine
 from ike_jax import resize
+from ike_jax import zssr
+from tests import reference
 
 
 def _psnr(a, b):
@@ -30,12 +32,12 @@ def _smooth_hr(shape, seed=0, sigma=2.0):
     ((20, 26, 3), 5, 2, (1, 3), True),
     ((17, 21, 3), 7, 4, (3, 4), False),
 ])
-def test_degrade_matches_apply_kernel(shape, ksize, scale, origin, per_colour):
+def test_degrade_matches_ndimage(shape, ksize, scale, origin, per_colour):
   rng = np.random.default_rng(0)
   img = rng.uniform(-1, 1, shape)
   k = rng.uniform(-0.2, 1, (3, ksize, ksize) if per_colour else (ksize, ksize))
-  want = kernel_lib.apply_kernel(img, k, scale, origin)
-  got = refine.degrade(jnp.asarray(img, jnp.float32), jnp.asarray(k), scale,
+  want = reference.ndimage_degrade(img, k, scale, origin)
+  got = kernel_lib.degrade(jnp.asarray(img, jnp.float32), jnp.asarray(k), scale,
                        origin)
   assert got.shape == want.shape
   np.testing.assert_allclose(got, want, atol=1e-5)
@@ -44,16 +46,16 @@ def test_degrade_matches_apply_kernel(shape, ksize, scale, origin, per_colour):
 def test_degrade_vmaps_over_images():
   imgs = np.random.default_rng(1).uniform(-1, 1, (2, 12, 10, 3))
   k = degradations.fixed_gaussian_kernel(2.0, 1.0, 0.3, size=5)
-  got = jax.vmap(lambda x: refine.degrade(x, k, 2))(jnp.asarray(imgs))
+  got = jax.vmap(lambda x: kernel_lib.degrade(x, k, 2))(jnp.asarray(imgs))
   for img, out in zip(imgs, got):
-    np.testing.assert_allclose(out, kernel_lib.apply_kernel(img, k, 2),
+    np.testing.assert_allclose(out, reference.ndimage_degrade(img, k, 2),
                                atol=1e-5)
 
 
 def test_back_project_enforces_consistency_and_helps_psnr():
   hr = _smooth_hr((48, 40, 3))
   k = degradations.fixed_gaussian_kernel(3.0, 1.2, 0.7)  # 11x11, x2-centred
-  lr = jnp.asarray(kernel_lib.apply_kernel(hr, k, 2), jnp.float32)
+  lr = jnp.asarray(kernel_lib.degrade(hr, k, 2), jnp.float32)
   bicubic = resize.matlab(lr[None], 2)[0]
   sr = refine.back_project(bicubic, lr, k, 2)
   before = float(refine.data_term(bicubic, lr, k, 2))
@@ -105,16 +107,16 @@ def test_dihedral_transforms_are_distinct_and_invertible():
 def test_train_zssr_reduces_loss_and_apply_shape():
   lr = jnp.asarray(_smooth_hr((32, 28, 3), seed=4, sigma=1.0))
   k = degradations.fixed_gaussian_kernel(2.0, 1.0, 0.3, size=5)
-  init = refine.init_zssr(jax.random.PRNGKey(1), channels=8, layers=3)
-  params, losses = refine.train_zssr(
+  init = zssr.init_zssr(jax.random.PRNGKey(1), channels=8, layers=3)
+  params, losses = zssr.train_zssr(
       jax.random.PRNGKey(0), lr, k, 2, steps=60, crop=16,
       learning_rate=1e-2, params=init)
   assert losses.shape == (60,) and np.isfinite(losses).all()
   # The L1 loss on the whole image's pair; measured 0.089 -> 0.073.
-  son, father = refine.degrade(lr, k, 2)[None], lr[None]
-  before = float(refine.zssr_loss(init, son, father, 2))
-  after = float(refine.zssr_loss(params, son, father, 2))
+  son, father = kernel_lib.degrade(lr, k, 2)[None], lr[None]
+  before = float(zssr.zssr_loss(init, son, father, 2))
+  after = float(zssr.zssr_loss(params, son, father, 2))
   assert after < 0.9 * before
-  sr = refine.apply_zssr(params, lr, 2)
+  sr = zssr.apply_zssr(params, lr, 2)
   assert sr.shape == (64, 56, 3)
   assert float(jnp.abs(sr).max()) <= 1.0

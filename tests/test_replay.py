@@ -14,12 +14,12 @@ from benchmarks import replay
 from ike_jax import config
 from ike_jax import data
 from ike_jax import errors
-from ike_jax import flow
+from ike_jax.estimators import flow
 from ike_jax import train
 from tests.test_train import synthetic_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = config.Config(crop=16, blocks=2, iterations=3, d_noise_accumulate=True)
+TINY = config.Config.create(crop=16, blocks=2, iterations=3, d_noise_accumulate=True)
 
 
 def torch_conv_reference(x_chw, w_oihw, b):

@@ -31,7 +31,7 @@ from tests.test_cli import run_cli
 from tests.test_cli import write_png
 
 TINY = ['--crop=16', '--blocks=1', '--iterations=3', '--metrics_every=3']
-CFG = config_lib.Config(crop=16, blocks=1, iterations=3, metrics_every=3)
+CFG = config_lib.Config.create(crop=16, blocks=1, iterations=3, metrics_every=3)
 FAST_S = 30  # a run that compiles takes longer than this on the test machines
 
 
@@ -433,7 +433,7 @@ def test_large_input_is_super_resolved_in_tiles(tmp_path, monkeypatch):
   path = tmp_path / 'big.png'
   iio.imwrite(path, rng.integers(0, 255, (40, 36, 3)).astype(np.uint8))
   logs = []
-  cfg = config_lib.Config(crop=16, blocks=1, iterations=3, metrics_every=3)
+  cfg = config_lib.Config.create(crop=16, blocks=1, iterations=3, metrics_every=3)
   results = run.super_resolve_files([run.Job(str(path))], cfg, str(tmp_path / 'out'),
                                     run.Options(), log=logs.append)
   assert results[0]['status'] == 'ok'

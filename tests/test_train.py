@@ -5,14 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ike_jax import estimators
 from ike_jax import config
 from ike_jax import data
-from ike_jax import flow
+from ike_jax.estimators import flow
 from ike_jax import losses
 from ike_jax import presets
 from ike_jax import train
 
-TINY = config.Config(crop=16, blocks=1, iterations=30, metrics_every=10)
+TINY = config.Config.create(crop=16, blocks=1, iterations=30, metrics_every=10)
 
 
 def synthetic_image(size=48, seed=0):
@@ -55,8 +56,8 @@ def test_g_step_reduces_the_bicubic_loss():
   crop = jnp.asarray(model)[8:8 + cfg.crop, 8:8 + cfg.crop][None]
 
   def bic(g):
-    lr, _ = flow.g_forward(flow.prepare(g, cfg), flow.colours_to_batch(crop[0]), cfg)
-    return float(losses.bicubic(flow.batch_to_colours(lr)[None], crop, cfg.scale, False))
+    lr, _ = flow.forward(flow.prepare(g, cfg), estimators.colours_to_batch(crop[0]), cfg)
+    return float(losses.bicubic(estimators.batch_to_colours(lr)[None], crop, cfg.scale, False))
 
   before = bic(jax.tree.map(lambda a: a[0], states.g))
   plan = data.plan_crops(img, cfg.scale, cfg.crop, cfg.iterations, 0)
@@ -79,13 +80,13 @@ def test_train_step_compiles_once():
 
 
 def test_lr_decay_schedule():
-  cfg = config.Config()
+  cfg = config.Config.create()
   got = [float(train.lr_factor(jnp.asarray(i), cfg)) for i in (0, 1, 750, 751, 1500, 1501, 2251)]
   np.testing.assert_allclose(got, [1, 1, 1, 0.1, 0.1, 0.01, 0.001], rtol=1e-6)
 
 
 def test_lambda_bic_schedule_follows_the_learner():
-  cfg = config.Config()
+  cfg = config.Config.create()
   state = train.TrainState(
       step=jnp.asarray(0), rng=None, image=None, g=None, d=None, d_sn=None, u=None, ud=None,
       ud_sn=None, opt=None, lambda_bic=jnp.asarray(5.0), lambda_energy=jnp.asarray(0.0),

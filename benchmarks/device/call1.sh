@@ -1,5 +1,5 @@
 #!/bin/bash
-# GPU call 1 (issue 8): speed table and fused/unfused/bf16 quality.
+# GPU call 1: speed table and fused/unfused/bf16 quality.
 export PYTHONUNBUFFERED=1
 R=$OUT/r; mkdir -p $R
 # gpu_run/offline: the offline set, built beforehand on the CPU machine with

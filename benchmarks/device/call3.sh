@@ -1,6 +1,7 @@
 #!/bin/bash
-# GPU call 3 (issue 9): parity on the astronaut input, both codes on one GPU, and
-# the x4 lever rows. Prepared on the CPU machine beforehand (neither is committed):
+# GPU call 3: parity on the astronaut input (benchmarks/parity.py), both codes
+# on one GPU, and the x4 lever rows. Prepared on the CPU machine beforehand
+# (neither is committed):
 #   .ref/src        the authors' PyTorch src/ (bingbingwei/IKE-InvertibleKernelEstimator)
 #   (the wrapper that seeds their train.py, stubs tensorboardX and the unused ZSSR
 #   stage's tensorflow import and turns TF32 off is benchmarks/torch_ref/record.py;

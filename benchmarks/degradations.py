@@ -1,14 +1,16 @@
 """Deterministic synthetic degradations for offline test data (SPEC 9-10).
 
-NumPy/SciPy only. Images are float or uint8 arrays, HxW or HxWxC, values in
-0..255; results are float arrays in (about) the same range. Every random choice
-comes from a `numpy.random.Generator`, so a given integer seed always yields the
-same low-resolution image and the same kernel.
+Benchmark-only. Images are float or uint8 arrays, HxW or HxWxC, values in
+0..255; results are float64 NumPy arrays in (about) the same range. The linear
+blur-and-subsample is `ike_jax.kernel.degrade` (float32 JAX); the kernels and
+non-linear filters are NumPy/SciPy. Every random choice comes from a
+`numpy.random.Generator`, so a given integer seed always yields the same
+low-resolution image and the same kernel.
 
 Sampling convention: filter at full resolution, then keep rows and columns
 0, s, 2s, ... A kernel of size k whose centre of mass sits at
-`k // 2 + 0.5 * (s - k % 2)` (KernelGAN's convention, `kernel_center`) makes
-that LR grid line up with the bicubic one.
+`k // 2 + 0.5 * (s - k % 2)` (KernelGAN's convention,
+`ike_jax.kernel.kernel_center`) makes that LR grid line up with the bicubic one.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
 
 from ike_jax import errors
+from ike_jax import kernel as kernel_lib
 
 KINDS = ('div2krk', 'median', 'bilateral', 'diffusion', 'mix')
 SCALES = (2, 4)
@@ -26,19 +29,6 @@ SCALES = (2, 4)
 # SPEC 10: variances of the two principal axes and the per-tap noise amplitude.
 _VAR_RANGE = (0.6, 5.0)
 _TAP_NOISE = 0.25
-
-
-def kernel_center(size: int, scale: int) -> float:
-  """KernelGAN's wanted centre of mass (0-based index) for a size-k kernel."""
-  return size // 2 + 0.5 * (scale - size % 2)
-
-
-def center_of_mass(k: np.ndarray) -> np.ndarray:
-  """(row, col) centre of mass of a 2-D kernel, 0-based."""
-  k = np.asarray(k, np.float64)
-  rows, cols = np.indices(k.shape)
-  total = k.sum()
-  return np.array([(rows * k).sum() / total, (cols * k).sum() / total])
 
 
 def _gaussian(l1: float, l2: float, theta: float, size: int,
@@ -66,13 +56,13 @@ def fixed_gaussian_kernel(l1: float, l2: float, theta: float, size: int = 11,
     theta: rotation in radians of the l1 axis from +col towards +row.
     size: kernel side.
     center: (row, col) where the Gaussian is centred; defaults to the x2
-      alignment centre `kernel_center(size, 2)` on both axes ((5.5, 5.5) for
-      size 11).
+      alignment centre `kernel_lib.kernel_center(size, 2)` on both axes
+      ((5.5, 5.5) for size 11).
       Truncation by the grid can move the centre of mass of wide kernels
       slightly away from this point.
   """
   if center is None:
-    center = (kernel_center(size, 2),) * 2
+    center = (kernel_lib.kernel_center(size, 2),) * 2
   k = _gaussian(l1, l2, theta, size, center)
   return k / k.sum()
 
@@ -88,7 +78,7 @@ def _shift_to_center(k: np.ndarray, wanted: np.ndarray,
   total = np.zeros(2)
   shifted = k
   for _ in range(iterations):
-    delta = wanted - center_of_mass(shifted)
+    delta = wanted - kernel_lib.center_of_mass(shifted)
     if np.max(np.abs(delta)) < 1e-10:
       break
     total += delta
@@ -99,22 +89,6 @@ def _shift_to_center(k: np.ndarray, wanted: np.ndarray,
   return shifted
 
 
-def analytic_x4_kernel(k2: np.ndarray) -> np.ndarray:
-  """x4 kernel equal to degrading twice with `k2` and subsampling 2.
-
-  With correlation about the kernel's index `k // 2` (scipy.ndimage), blurring
-  by k2 and keeping every 2nd pixel, twice, equals blurring once by
-  `k4 = k2 (full convolution) k2 dilated by 2` and keeping every 4th pixel. An
-  11x11 k2 gives a 31x31 k4 whose centre of mass is 2 * com(k2) + com(k2):
-  16.5 on both axes when com(k2) = 5.5, i.e. `kernel_center(31, 4)`.
-  """
-  k2 = np.asarray(k2, np.float64)
-  dilated = np.zeros((2 * k2.shape[0] - 1, 2 * k2.shape[1] - 1))
-  dilated[::2, ::2] = k2
-  k4 = signal.convolve2d(k2, dilated, mode='full')
-  return k4 / k4.sum()
-
-
 def div2krk_kernel(rng: np.random.Generator, scale: int = 2,
                    size: int = 11) -> tuple[np.ndarray, dict[str, Any]]:
   """Random DIV2KRK-style kernel (SPEC 10).
@@ -122,9 +96,9 @@ def div2krk_kernel(rng: np.random.Generator, scale: int = 2,
   Args:
     rng: source of randomness.
     scale: 2 gives a (size, size) kernel with centre of mass
-      `kernel_center(size, 2)` (5.5 for 11); 4 gives `analytic_x4_kernel` of
-      such an x2 kernel ((3 * size - 2) square, 31x31 with centre of mass
-      16.5).
+      `kernel_lib.kernel_center(size, 2)` (5.5 for 11); 4 gives
+      `kernel_lib.x4_from_x2` of such an x2 kernel ((3 * size - 2) square,
+      31x31 with centre of mass 16.5).
     size: side of the x2 kernel.
 
   Returns:
@@ -134,17 +108,17 @@ def div2krk_kernel(rng: np.random.Generator, scale: int = 2,
     raise errors.UserError(f'scale must be 2 or 4, got {scale}')
   l1, l2 = rng.uniform(*_VAR_RANGE, size=2)
   theta = rng.uniform(0.0, np.pi)
-  wanted = kernel_center(size, 2)
+  wanted = kernel_lib.kernel_center(size, 2)
   k = _gaussian(l1, l2, theta, size, (wanted, wanted))
   k = k * (1.0 + rng.uniform(-_TAP_NOISE, _TAP_NOISE, size=k.shape))
   k /= k.sum()
   k = _shift_to_center(k, np.array([wanted, wanted]))
   if scale == 4:
-    k = analytic_x4_kernel(k)
+    k = kernel_lib.x4_from_x2(k)
   info = {
       'kind': 'div2krk', 'l1': float(l1), 'l2': float(l2),
       'theta': float(theta), 'kernel_size': list(k.shape),
-      'center_of_mass': center_of_mass(k).tolist(),
+      'center_of_mass': kernel_lib.center_of_mass(k).tolist(),
   }
   return k, info
 
@@ -171,7 +145,10 @@ def subsample(img: np.ndarray, scale: int) -> np.ndarray:
 
 
 def blur_subsample(img: np.ndarray, k: np.ndarray, scale: int) -> np.ndarray:
-  """Correlates each channel with `k` (half-sample symmetric), then subsamples.
+  """`ike_jax.kernel.degrade` (default origin, half-sample symmetric borders).
+
+  Correlates each channel with `k` about its index `(kh // 2, kw // 2)`, then
+  keeps rows/cols 0, s, 2s, ... Computed in float32; returned as float64.
 
   Args:
     img: (H, W[, C]) float or uint8 in 0..255.
@@ -182,10 +159,7 @@ def blur_subsample(img: np.ndarray, k: np.ndarray, scale: int) -> np.ndarray:
     (ceil(H/s), ceil(W/s)[, C]) float64.
   """
   img = _as_float_image(img)
-  k = np.asarray(k, np.float64)
-  blurred = _per_channel(
-      img, lambda ch: ndimage.correlate(ch, k, mode='reflect'))
-  return subsample(blurred, scale)
+  return np.asarray(kernel_lib.degrade(img, k, scale), np.float64)
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -258,7 +232,7 @@ def _diffusion(img: np.ndarray, rng: np.random.Generator):
 def _gaussian_blur(img: np.ndarray, rng: np.random.Generator, scale: int):
   l1, l2 = rng.uniform(*_VAR_RANGE, size=2)
   theta = float(rng.uniform(0.0, np.pi))
-  c = kernel_center(11, scale)
+  c = kernel_lib.kernel_center(11, scale)
   k = fixed_gaussian_kernel(l1, l2, theta, 11, (c, c))
   out = _per_channel(img, lambda ch: ndimage.correlate(ch, k, mode='reflect'))
   return out, {'op': 'gaussian', 'l1': float(l1), 'l2': float(l2),

@@ -1,4 +1,4 @@
-"""KernelGAN's deep linear generator, an alternative kernel source for G.
+"""KernelGAN's deep linear generator as a kernel estimator (`ike_jax.estimators`).
 
 With `--generator=deep_linear` the G of the training step is KernelGAN's
 (Bell-Kligler et al., 2019) down-scaler instead of the invertible flow: six
@@ -7,20 +7,43 @@ each colour, the last one strided by s. Being linear, the stack equals one
 13x13 correlation kernel; it is composed from the layer weights every step
 (differentiable, so the deep-linear parameterisation and its implicit
 regularisation still train) and applied as one strided convolution -- the
-same fusion as `flow.fuse_dense`. It has no inverse: the SR image then comes
-from the levers that use the kernel (`--zssr`, `--refine`).
+same fusion as the flow's linear subnets. It has no inverse and no latent:
+the SR image comes from the post-processing that uses the kernel (`--zssr`,
+`--refine`). KernelGAN's x4 recipe: G trains at x2 and the x4 kernel is
+derived from the x2 one (`training_scale`, `kernel.x4_from_x2`).
 """
 
 import jax
 import jax.numpy as jnp
 
+NAME = 'deep_linear'
+HAS_INVERSE = False
+LABEL = 'KernelGAN G'
 SIZES = (7, 5, 3, 1, 1, 1)
 CHANNELS = 64
 KERNEL_SIZE = sum(SIZES) - len(SIZES) + 1  # 13
 
 
-def init(key):
+def training_scale(scale):
+  """KernelGAN learns the x2 kernel also for x4 jobs."""
+  del scale
+  return 2
+
+
+def receptive_radius(cfg):
+  """One 13x13 kernel; at least the 11x11 data kernel's radius."""
+  del cfg
+  return KERNEL_SIZE // 2
+
+
+def tile_margins(cfg):
+  """Margin of the forward map (there is no inverse)."""
+  return {'forward': -(-KERNEL_SIZE // cfg.scale) * cfg.scale, 'inverse': 0}
+
+
+def init(key, cfg):
   """Layer weights (k, k, in, out), PyTorch's default U(+-1/sqrt(fan_in))."""
+  del cfg
   widths = [1] + [CHANNELS] * (len(SIZES) - 1) + [1]
   params = []
   for i, (k, key) in enumerate(zip(SIZES, jax.random.split(key, len(SIZES)))):
@@ -45,18 +68,26 @@ def compose(params):
   return jax.grad(stack)(jnp.zeros((1, KERNEL_SIZE, KERNEL_SIZE, 1)))[0, :, :, 0]
 
 
-def prepare(params):
+def prepare(params, cfg):
   """Composes the kernel once per step: {'kernel': (13, 13)}."""
-  if 'kernel' in params:
-    return params
+  del cfg
   return {'kernel': compose(params)}
 
 
-def forward(prepared, x, scale):
-  """(N, H, W, 1) -> (N, H/s, W/s, 1): `lr[i, j] = sum k[a, b] x[s i + a - 6, s j + b - 6]`
-  (zero padding)."""
+def forward(prepared, x, cfg, local=lambda fn, v: fn(v)):
+  """(N, H, W, 1) -> (lr (N, H/s, W/s, 1), z (N, H/s, W/s, s^2 - 1) of zeros).
+
+  `lr[i, j] = sum k[a, b] x[s i + a - 6, s j + b - 6]` (zero padding).
+  """
+  s = cfg.scale
   k = prepared['kernel'][:, :, None, None]
   half = KERNEL_SIZE // 2
-  return jax.lax.conv_general_dilated(
-      x, k, (scale, scale), ((half, half), (half, half)),
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  lr = local(lambda v: jax.lax.conv_general_dilated(
+      v, k, (s, s), ((half, half), (half, half)),
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC')), x)
+  return lr, jnp.zeros((*lr.shape[:-1], s * s - 1), lr.dtype)
+
+
+def inverse(prepared, y, z_up, cfg, local=None):
+  """There is none: a linear down-scaler loses what the SR image needs."""
+  raise ValueError(f'the {NAME} estimator has no inverse (use --zssr or --refine)')

@@ -1,5 +1,7 @@
-"""Super-resolution with trained models (SPEC 7): `(_, z) = G(y)`,
-`z_up = U(z)`, `sr = G^-1(y, z_up)`, clipped to [-1, 1].
+"""Super-resolution with trained models: `(_, z) = G(y)`, `z_up = U(z)`,
+`sr = G^-1(y, z_up)`, clipped to [-1, 1] (`docs/method.md`, "Inference").
+An estimator without an inverse gives MATLAB-bicubic instead, the starting
+point of the post-processing that uses its kernel.
 
 The bicubic resizes (the residual path, U's first op) always act on the whole
 image, so the align-corners geometry is the whole image's, as in the PyTorch
@@ -19,11 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ike_jax import flow
+from ike_jax import estimators
 from ike_jax import nets
 from ike_jax import refine
+from ike_jax import resize
 
-SUBNET_RADIUS = flow.FUSED_SIZE // 2   # five 3x3 convs, or one 11x11
 U_RADIUS = nets.U_LAYERS                # eight 3x3 convs
 
 
@@ -32,17 +34,8 @@ def _round_up(v, m):
 
 
 def tile_margins(cfg):
-  """Receptive-field margins (input pixels) of the three local maps.
-
-  Forward flow: each block chains F then G (R runs beside F), 2 radii on the
-  grid of its stage, whose pixel is 2^k input pixels. Inverse flow: R, G then
-  F, 3 radii per block, on grids 2^(S-k) times finer than its LR input.
-  """
-  stages, per = cfg.stages, cfg.blocks * SUBNET_RADIUS
-  fwd = sum(2 * per * 2 ** k for k in range(1, stages + 1))
-  inv = sum(3 * per / 2 ** (stages - k) for k in range(1, stages + 1))
-  return {'forward': _round_up(fwd, cfg.scale), 'inverse': _round_up(inv, 1),
-          'u': U_RADIUS}
+  """Receptive-field margins (input pixels) of G's forward and inverse and U."""
+  return {**estimators.of(cfg).tile_margins(cfg), 'u': U_RADIUS}
 
 
 def tiled(fn, x, tile, margin, factor, align=1):
@@ -80,17 +73,22 @@ def tiled(fn, x, tile, margin, factor, align=1):
   return full[:, :int(round(h * factor)), :int(round(w * factor))]
 
 
-def super_resolve(g, u, lr, cfg, tile=0):
+def super_resolve(g, u, lr, cfg, tile=0, self_ensemble=False):
   """SR of one image.
 
   Args:
     g, u: G's and U's parameters (unprepared).
     lr: (H, W, 3) in [-1, 1], H and W multiples of `cfg.scale`.
+    cfg: the `TrainConfig` G and U trained with.
     tile: 0 for one whole-image pass, else the tile side (LR pixels).
+    self_ensemble: average over the 8 flips/rotations of the input.
   Returns:
     (s*H, s*W, 3) in [-1, 1].
   """
   s = cfg.scale
+  est = estimators.of(cfg)
+  if not est.HAS_INVERSE:
+    return jnp.clip(resize.matlab(lr[None], s)[0], -1.0, 1.0)
   if tile:
     m = tile_margins(cfg)
     fwd = functools.partial(tiled, tile=tile, margin=m['forward'], factor=1 / s, align=s)
@@ -98,30 +96,32 @@ def super_resolve(g, u, lr, cfg, tile=0):
     ups = functools.partial(tiled, tile=tile, margin=m['u'], factor=1)
   else:
     fwd = inv = ups = lambda fn, v: fn(v)
-  gp = flow.prepare(g, cfg)
+  gp = est.prepare(g, cfg)
 
   def sr_of(img):
-    x = flow.colours_to_batch(img)
-    _, z = flow.g_forward(gp, x, cfg, local=fwd)
-    z_up = nets.u_apply(u, z, s, local=ups, dtype=cfg.compute_dtype)
-    return flow.batch_to_colours(flow.g_inverse(gp, x, z_up, cfg, local=inv))
+    x = estimators.colours_to_batch(img)
+    _, z = est.forward(gp, x, cfg, local=fwd)
+    z_up = nets.u_apply(u, z, s, local=ups, dtype=cfg.model.compute_dtype)
+    return estimators.batch_to_colours(est.inverse(gp, x, z_up, cfg, local=inv))
 
-  sr = refine.self_ensemble(sr_of, lr) if cfg.self_ensemble else sr_of(lr)
+  sr = refine.self_ensemble(sr_of, lr) if self_ensemble else sr_of(lr)
   return jnp.clip(sr, -1.0, 1.0)
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4))
-def super_resolve_batched(g, u, lrs, cfg, tile=0):
+@functools.partial(jax.jit, static_argnums=(3, 4, 5))
+def super_resolve_batched(g, u, lrs, cfg, tile=0, self_ensemble=False):
   """`super_resolve` over a leading image axis of params and same-shape images."""
-  return jax.vmap(lambda gi, ui, li: super_resolve(gi, ui, li, cfg, tile))(g, u, lrs)
+  return jax.vmap(lambda gi, ui, li: super_resolve(gi, ui, li, cfg, tile, self_ensemble))(
+      g, u, lrs)
 
 
-def super_resolve_many(g, u, lrs, cfg, tile=0):
+def super_resolve_many(g, u, lrs, cfg, tile=0, self_ensemble=False):
   """SR of images of any shapes: same-shape buckets are vmapped together.
 
   Args:
     g, u: parameters stacked on a leading image axis (one per image).
     lrs: list of (H_i, W_i, 3) arrays in [-1, 1].
+    cfg: the `TrainConfig` G and U trained with.
   Returns:
     list of (s*H_i, s*W_i, 3) NumPy arrays in [-1, 1], in input order.
   """
@@ -129,18 +129,11 @@ def super_resolve_many(g, u, lrs, cfg, tile=0):
   for k, img in enumerate(lrs):
     buckets.setdefault(tuple(img.shape), []).append(k)
   results = [None] * len(lrs)
-  static = cfg.static()
   for idx in buckets.values():
     take = lambda a, idx=idx: a[np.asarray(idx)]
     out = super_resolve_batched(jax.tree.map(take, g), jax.tree.map(take, u),
-                                jnp.stack([jnp.asarray(lrs[k]) for k in idx]), static, tile)
+                                jnp.stack([jnp.asarray(lrs[k]) for k in idx]), cfg, tile,
+                                self_ensemble)
     for k, sr in zip(idx, np.asarray(out)):
       results[k] = sr
   return results
-
-
-@functools.partial(jax.jit, static_argnums=(2,))
-def g_downscale(g, hr, cfg):
-  """G's learned down-scaling of one (H, W, 3) image -> (H/s, W/s, 3)."""
-  lr, _ = flow.g_forward(flow.prepare(g, cfg), flow.colours_to_batch(hr), cfg)
-  return flow.batch_to_colours(lr)

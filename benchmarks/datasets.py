@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import os
 import re
 from typing import Callable
@@ -23,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from ike_jax import errors
+from ike_jax import outputs
 
 SCALES = (2, 4)
 DEFAULT_CACHE_DIR = os.path.join('~', '.cache', 'ike_jax', 'offline')
@@ -159,22 +159,15 @@ def center_crop(img: np.ndarray, size: int, multiple: int = 4) -> np.ndarray:
   return img[top:top + side, left:left + side]
 
 
-def _atomic_write(path: str, write: Callable[[str], None]) -> None:
-  """Writes via a temporary file so a crash never leaves a partial file."""
-  root, ext = os.path.splitext(path)
-  tmp = f'{root}.tmp{os.getpid()}{ext}'
-  write(tmp)
-  os.replace(tmp, path)
-
-
 def offline(cache_dir: str | None = None, scale: int = 2,
             kind: str = 'div2krk', num_images: int | None = None,
             hr_size: int = 256) -> list[Sample]:
   """Synthetic stand-in set, built into `cache_dir` on first use.
 
   Image i of `OFFLINE_IMAGES` is centre-cropped (`center_crop(img, hr_size)`)
-  and degraded by `degradations.degrade(hr, kind, scale, seed=i)`. Only missing
-  files are (re)generated; the results are deterministic.
+  and degraded by `benchmarks.degradations.degrade(hr, kind, scale, seed=i)`.
+  Only missing files are (re)generated, each written atomically; the results
+  are deterministic.
 
   Args:
     cache_dir: root of the cache (default ~/.cache/ike_jax/offline).
@@ -183,8 +176,9 @@ def offline(cache_dir: str | None = None, scale: int = 2,
     num_images: how many images (default all 8).
     hr_size: largest HR side; the HR side is a multiple of 4.
   """
-  import imageio.v3 as iio  # pylint: disable=g-import-not-at-top
-  from ike_jax import degradations  # pylint: disable=g-import-not-at-top
+  # Imported here: JAX (under `degradations`) is slow to import and only the
+  # offline set needs it.
+  from benchmarks import degradations  # pylint: disable=g-import-not-at-top
 
   _check_scale(scale)
   if kind not in degradations.KINDS:
@@ -215,41 +209,18 @@ def offline(cache_dir: str | None = None, scale: int = 2,
       hr = center_crop(OFFLINE_IMAGES[name](), hr_size)
       lr, kernel, info = degradations.degrade(hr, kind, scale, seed)
       info = {**info, 'image': name, 'hr_shape': list(hr.shape)}
-      outputs = {
-          hr_path: lambda p, a=hr: iio.imwrite(p, a),
-          lr_path: lambda p, a=lr: iio.imwrite(p, a),
-          info_path: lambda p, d=info: _write_json(p, d),
+      writers = {
+          hr_path: lambda p, a=hr: outputs.write_png(p, a),
+          lr_path: lambda p, a=lr: outputs.write_png(p, a),
+          info_path: lambda p, d=info: outputs.write_json(p, d),
       }
       if k_path:
-        outputs[k_path] = lambda p, k=kernel: np.save(p, k)
-      for path, write in outputs.items():
+        writers[k_path] = lambda p, k=kernel: outputs.write_npy(p, k)
+      for path, write in writers.items():
         if not os.path.isfile(path):
-          _atomic_write(path, write)
+          write(path)
     samples.append(Sample(name, lr_path, hr_path, k_path, scale))
   return samples
-
-
-def _write_json(path: str, data: dict) -> None:
-  with open(path, 'w') as f:
-    json.dump(data, f, indent=2)
-
-
-def load_kernel(path: str) -> np.ndarray:
-  """Reads a kernel (.npy, or DIV2KRK's .mat) as a 2-D float64 array."""
-  if path.endswith('.mat'):
-    from scipy import io  # pylint: disable=g-import-not-at-top
-    mat = io.loadmat(path)
-    arrays = [v for k, v in mat.items()
-              if not k.startswith('__') and getattr(v, 'ndim', 0) == 2]
-    k = mat['Kernel'] if 'Kernel' in mat else (arrays[0] if arrays else None)
-    if k is None:
-      raise errors.InputError(f'{path}: no 2-D kernel array inside')
-  else:
-    k = np.load(path)
-  k = np.asarray(k, np.float64)
-  if k.ndim != 2:
-    raise errors.InputError(f'{path}: kernel must be 2-D, got shape {k.shape}')
-  return k
 
 
 LOADERS: dict[str, Callable[..., list[Sample]]] = {

@@ -1,4 +1,4 @@
-"""The invertible network G of IKE ("Find The Way Back"), as pure functions.
+"""IKE's invertible flow as a kernel estimator (`ike_jax.estimators`), pure functions.
 
 Layout: NHWC. The three colours of an image are a batch of three one-channel
 images, `(3, H, W, 1)` (the PyTorch code swaps batch and channel axes).
@@ -25,6 +25,8 @@ every call, so the deep-linear parameterisation still trains). The fused form
 differs from the layered one only within 5 pixels of a border, where the
 layered form zero-pads every intermediate map (biases included).
 
+Equations and the PyTorch code's deviations: `docs/method.md`.
+
 Parameters are a plain pytree: `{'stages': [[block, ...], ...]}`, a block being
 `{'F': subnet, 'G': subnet, ['H': subnet,] ['R': subnet]}` and a subnet a list
 of five `{'w': (3, 3, Cin, Cout), 'b': (Cout,)}`.
@@ -35,19 +37,51 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ike_jax import kernelgan
-
+from ike_jax import layers as nn_layers
 from ike_jax import resize
 
+NAME = 'flow'
+HAS_INVERSE = True
+LABEL = 'IKE'  # what its SR image is called in outputs
 GROWTH = 32
 FUSED_SIZE = 11  # receptive field of five stacked 3x3 convolutions
+SUBNET_RADIUS = FUSED_SIZE // 2
 
 
-def conv(x, w, b=None, padding='SAME'):
-  """2-D convolution (cross-correlation), NHWC x HWIO, stride 1."""
-  y = jax.lax.conv_general_dilated(
-      x, w, (1, 1), padding, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-  return y if b is None else y + b
+def training_scale(scale):
+  """The flow trains at the scale it super-resolves."""
+  return scale
+
+
+def receptive_radius(cfg):
+  """Bound (HR px) on how far from its block an LR pixel of G can see.
+
+  Each subnet reaches 5 px of its stage's grid. Per block the latent gains
+  10 (F, then G on the result) and the LR channel, after B blocks, 10B - 5;
+  a squeeze adds one grid step. So: 10B (+1) grid px for every stage but the
+  last, 10B - 5 (+1) for the last; the bicubic residual adds 3s + 3.
+  """
+  r = 0
+  for stage in range(cfg.stages):
+    step = 2 ** (stage + 1)
+    last = stage == cfg.stages - 1
+    r += step * (1 + 2 * SUBNET_RADIUS * cfg.model.blocks - (SUBNET_RADIUS if last else 0))
+  if cfg.model.bicubic_residual:
+    r += 3 * cfg.scale + 3  # align-corners down, then up
+  return r
+
+
+def tile_margins(cfg):
+  """Receptive-field margins (input pixels) of G's two local maps.
+
+  Forward: each block chains F then G (R runs beside F), 2 radii on the grid
+  of its stage, whose pixel is 2^k input pixels. Inverse: R, G then F, 3
+  radii per block, on grids 2^(S-k) times finer than its LR input.
+  """
+  stages, per = cfg.stages, cfg.model.blocks * SUBNET_RADIUS
+  fwd = sum(2 * per * 2 ** k for k in range(1, stages + 1))
+  inv = sum(3 * per / 2 ** (stages - k) for k in range(1, stages + 1))
+  return {'forward': -(-fwd // cfg.scale) * cfg.scale, 'inverse': math.ceil(inv)}
 
 
 # ----------------------------------------------------------------- squeeze --
@@ -108,17 +142,12 @@ def squeeze_inverse(y, kind):
 
 # ----------------------------------------------------------------- subnets --
 
-def _xavier_01(key, shape):
-  # Xavier-normal with gain 0.1, a plain (untruncated) normal, as PyTorch.
-  return jax.nn.initializers.variance_scaling(0.01, 'fan_avg', 'normal')(key, shape)
-
-
 def init_dense(key, c_in, c_out):
   """Dense block of five 3x3 convs; conv k sees the input and earlier outputs."""
   widths = [c_in + k * GROWTH for k in range(5)]
   outs = [GROWTH] * 4 + [c_out]
   keys = jax.random.split(key, 5)
-  return [{'w': _xavier_01(k, (3, 3, wi, wo)), 'b': jnp.zeros((wo,))}
+  return [{'w': nn_layers.xavier_01(k, (3, 3, wi, wo)), 'b': jnp.zeros((wo,))}
           for k, wi, wo in zip(keys, widths, outs)]
 
 
@@ -126,7 +155,7 @@ def dense_apply(layers, x, linear, use_bias=True):
   """Applies a dense block to (N, H, W, Cin) -> (N, H, W, Cout)."""
   feats = x
   for i, layer in enumerate(layers):
-    y = conv(feats, layer['w'], layer['b'] if use_bias else None)
+    y = nn_layers.conv(feats, layer['w'], layer['b'] if use_bias else None)
     if i == len(layers) - 1:
       return y
     if not linear:
@@ -155,11 +184,11 @@ def fuse_dense(layers):
   return {'kernel': kernel, 'bias': bias}
 
 
-def subnet_apply(p, x, linear):
-  """A subnet, layered (list of convs) or fused ({'kernel', 'bias'})."""
-  if isinstance(p, dict):
-    return conv(x, p['kernel'], p['bias'])
-  return dense_apply(p, x, linear)
+def subnet_apply(p, x, cfg):
+  """A subnet: one fused conv ({'kernel', 'bias'}) when `cfg.fused`, else layered."""
+  if cfg.fused:
+    return nn_layers.conv(x, p['kernel'], p['bias'])
+  return dense_apply(p, x, cfg.model.linear)
 
 
 # ---------------------------------------------------------------- coupling --
@@ -177,15 +206,15 @@ def _join(x1, x2, x3):
 
 def _conditioners(p, u, cfg):
   """Log-scale `s(u)` (None when additive) and shift `G(u)`, shared both ways."""
-  shift = subnet_apply(p['G'], u, cfg.linear)
-  if cfg.coupling != 'affine':
+  shift = subnet_apply(p['G'], u, cfg)
+  if cfg.model.coupling != 'affine':
     return None, shift
-  h = subnet_apply(p['H'], u, cfg.linear)
-  return cfg.affine_clamp * (2 * jax.nn.sigmoid(h) - 1), shift
+  h = subnet_apply(p['H'], u, cfg)
+  return cfg.model.affine_clamp * (2 * jax.nn.sigmoid(h) - 1), shift
 
 
 def _residual(p, x3, cfg):
-  return 0.0 if x3 is None else subnet_apply(p['R'], x3, cfg.linear)
+  return 0.0 if x3 is None else subnet_apply(p['R'], x3, cfg)
 
 
 def _sum_log_scale(s, n):
@@ -194,8 +223,8 @@ def _sum_log_scale(s, n):
 
 def coupling_forward(p, x, cfg):
   """One coupling block: (N, h, w, C) -> (same, log|det J| of shape (N,))."""
-  x1, x2, x3 = _split(x, cfg.tri_channel)
-  u = x1 + subnet_apply(p['F'], x2, cfg.linear)
+  x1, x2, x3 = _split(x, cfg.model.tri_channel)
+  u = x1 + subnet_apply(p['F'], x2, cfg)
   s, shift = _conditioners(p, u, cfg)
   y2 = (x2 if s is None else x2 * jnp.exp(s)) + shift
   y1 = u + _residual(p, x3, cfg)
@@ -204,56 +233,51 @@ def coupling_forward(p, x, cfg):
 
 def coupling_inverse(p, y, cfg):
   """Inverse of `coupling_forward` (exact, or PyTorch's with 'reference')."""
-  y1, y2, y3 = _split(y, cfg.tri_channel)
+  y1, y2, y3 = _split(y, cfg.model.tri_channel)
   u = y1 - _residual(p, y3, cfg)
-  s, shift = _conditioners(p, y1 if cfg.inverse == 'reference' else u, cfg)
+  s, shift = _conditioners(p, y1 if cfg.model.inverse == 'reference' else u, cfg)
   x2 = y2 - shift
   x2 = x2 if s is None else x2 * jnp.exp(-s)
-  x1 = u - subnet_apply(p['F'], x2, cfg.linear)
+  x1 = u - subnet_apply(p['F'], x2, cfg)
   return _join(x1, x2, y3), -_sum_log_scale(s, y.shape[0])
 
 
 def init_block(key, channels, cfg):
   """Parameters of one coupling block acting on `channels` channels."""
-  n_z = channels - 2 if cfg.tri_channel else channels - 1
+  n_z = channels - 2 if cfg.model.tri_channel else channels - 1
   kf, kg, kh, kr = jax.random.split(key, 4)
   p = {'F': init_dense(kf, n_z, 1), 'G': init_dense(kg, 1, n_z)}
-  if cfg.coupling == 'affine':
+  if cfg.model.coupling == 'affine':
     p['H'] = init_dense(kh, 1, n_z)
-  if cfg.tri_channel:
+  if cfg.model.tri_channel:
     p['R'] = init_dense(kr, 1, 1)
   return p
 
 
 # -------------------------------------------------------------------- flow --
 
-def init_flow(key, cfg):
-  """G's parameters for `cfg.scale` (stages) and `cfg.blocks` per stage."""
-  if cfg.generator == 'deep_linear':
-    return kernelgan.init(key)
+def init(key, cfg):
+  """G's parameters for `cfg.scale` (stages) and `cfg.model.blocks` per stage."""
   stages = []
   for stage in range(cfg.stages):
-    keys = jax.random.split(jax.random.fold_in(key, stage), cfg.blocks)
+    keys = jax.random.split(jax.random.fold_in(key, stage), cfg.model.blocks)
     stages.append([init_block(k, 4 ** (stage + 1), cfg) for k in keys])
   return {'stages': stages}
 
 
 def prepare(params, cfg):
-  """Fuses every linear subnet when `cfg.fused` (call once per step)."""
-  if cfg.generator == 'deep_linear':
-    return kernelgan.prepare(params)
+  """Fuses every linear subnet when `cfg.fused` (once per step, on raw params)."""
   if not cfg.fused:
     return params
-  is_subnet = lambda t: isinstance(t, list) and t and isinstance(t[0], dict) and 'w' in t[0]
-  return jax.tree.map(lambda t: fuse_dense(t) if is_subnet(t) else t, params,
-                      is_leaf=is_subnet)
+  return {'stages': [[{name: fuse_dense(sub) for name, sub in block.items()} for block in blocks]
+                     for blocks in params['stages']]}
 
 
 def flow_forward(params, x, cfg):
   """(N, H, W, 1) -> ((N, H/s, W/s, s^2), log|det J| (N,)). Params prepared."""
   logdet = jnp.zeros((x.shape[0],))
   for blocks in params['stages']:
-    x, ld = squeeze_forward(x, cfg.squeeze)
+    x, ld = squeeze_forward(x, cfg.model.squeeze)
     logdet += ld
     for p in blocks:
       x, ld = coupling_forward(p, x, cfg)
@@ -268,7 +292,7 @@ def flow_inverse(params, y, cfg):
     for p in reversed(blocks):
       y, ld = coupling_inverse(p, y, cfg)
       logdet += ld
-    y, ld = squeeze_inverse(y, cfg.squeeze)
+    y, ld = squeeze_inverse(y, cfg.model.squeeze)
     logdet += ld
   return y, logdet
 
@@ -287,7 +311,7 @@ def _whole(fn, v):
   return fn(v)
 
 
-def g_forward(params, x, cfg, local=_whole):
+def forward(params, x, cfg, local=_whole):
   """HR-side image to (LR image, latent): the learned down-scaling.
 
   Args:
@@ -299,11 +323,8 @@ def g_forward(params, x, cfg, local=_whole):
     lr: (N, H/s, W/s, 1); z: (N, H/s, W/s, s^2 - 1).
   """
   s = cfg.scale
-  if cfg.generator == 'deep_linear':  # KernelGAN's G: no latent
-    lr = kernelgan.forward(params, x, s)
-    return lr, jnp.zeros((*lr.shape[:-1], s * s - 1), lr.dtype)
   run = lambda v: local(lambda t: flow_forward(params, t, cfg)[0], v)
-  if not cfg.bicubic_residual:
+  if not cfg.model.bicubic_residual:
     out = run(x)
     return out[..., :1], out[..., 1:]
   d = _down(x, s)
@@ -311,32 +332,19 @@ def g_forward(params, x, cfg, local=_whole):
   return out[..., :1] + d, out[..., 1:]
 
 
-def g_inverse(params, y, z_up, cfg, local=_whole):
+def inverse(params, y, z_up, cfg, local=_whole):
   """LR image and up-sampled latent to the SR image (G run backwards).
 
   Args:
     params: prepared G parameters.
     y: (N, h, w, 1) in [-1, 1]; z_up: (N, h, w, s^2 - 1).
-    local: as in `g_forward`.
+    local: as in `forward`.
   Returns:
     (N, s*h, s*w, 1), unclipped.
   """
   s = cfg.scale
-  if cfg.generator == 'deep_linear':
-    raise ValueError('the deep linear generator has no inverse (use --zssr or --refine)')
   run = lambda v: local(lambda t: flow_inverse(params, t, cfg)[0], v)
-  if not cfg.bicubic_residual:
+  if not cfg.model.bicubic_residual:
     return run(jnp.concatenate([y, z_up], -1))
   r_lr = y - _up(_down(y, s), s)
   return run(jnp.concatenate([r_lr, z_up], -1)) + _up(y, s)
-
-
-def colours_to_batch(img):
-  """(..., H, W, 3) image -> (..., 3, H, W, 1): colours as a batch for G."""
-  return jnp.moveaxis(img, -1, -3)[..., None]
-
-
-def batch_to_colours(x):
-  """(..., 3, H, W, C) -> (..., H, W, 3*C) with channel `c*3 + colour`."""
-  x = jnp.moveaxis(x, -4, -1)                      # (..., H, W, C, 3)
-  return x.reshape(*x.shape[:-2], x.shape[-2] * x.shape[-1])

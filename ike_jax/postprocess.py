@@ -1,0 +1,77 @@
+"""Post-processing: a better SR image from the kernel G estimated.
+
+The kernel is estimated once per image (`kernel.estimate_kernel`) and passed
+in. `sr_kernel` turns it into the blur the SR stage assumes: the N largest
+taps kept (`--lever_kernel_taps`, KernelGAN's post-processing), derived to x4
+when G trained at x2 (KernelGAN's x4 recipe, `kernel.x4_from_x2`), scaled to
+unit sum per colour (a blur keeps brightness; under the paper's
+colour-summing bicubic target G's map does not sum to 1). `apply` then runs
+what `config.PostConfig` asks for: `--zssr` replaces the SR image by a ZSSR
+net's, then `--refine` back-projects it onto the kernel.
+
+Pure array code: no file I/O.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ike_jax import kernel as kernel_lib
+from ike_jax import refine
+from ike_jax import zssr
+
+
+def sr_kernel(estimate, trained_scale, scale, taps=0):
+  """The per-colour SR kernel and its origin from a kernel estimate.
+
+  Args:
+    estimate: `kernel.estimate_kernel`'s dict ('per_colour', 'origin') for G
+      at `trained_scale`.
+    trained_scale: the scale G trained at.
+    scale: the job's scale.
+    taps: keep each colour's `taps` largest taps (0: all), before any x4
+      derivation, as KernelGAN does.
+  Returns:
+    ((C, k, k) float32 unit-sum kernels, (row, col) origin).
+  """
+  per_colour, origin = np.asarray(estimate['per_colour']), estimate['origin']
+  if taps:
+    per_colour = kernel_lib.largest_taps(per_colour, taps)
+  if trained_scale != scale:
+    if (trained_scale, scale) != (2, 4):
+      raise ValueError(f'cannot derive an x{scale} kernel from an x{trained_scale} one')
+    per_colour = np.stack([kernel_lib.x4_from_x2(k / k.sum()) for k in per_colour])
+    origin = (3 * origin[0], 3 * origin[1])
+  per_colour = per_colour / per_colour.sum(axis=(1, 2), keepdims=True)
+  return jnp.asarray(per_colour, jnp.float32), origin
+
+
+def wanted(post):
+  """True when `post` asks for a step that needs the kernel."""
+  return post.zssr or post.refine
+
+
+def apply(sr, lr, k, origin, post, scale, seed=0, zssr_crop=64):
+  """The SR image after `--zssr` and then `--refine` (as `post` asks).
+
+  Args:
+    sr: (sH, sW, 3) SR image in [-1, 1] (G's inverse, or bicubic).
+    lr: (H, W, 3) LR input in [-1, 1].
+    k, origin: the SR kernel (`sr_kernel`).
+    post: a `config.PostConfig`.
+    scale: s.
+    seed: seed of the ZSSR net.
+    zssr_crop: side of ZSSR's training crops (clipped to the image).
+  Returns:
+    (sH, sW, 3) NumPy float32 in [-1, 1].
+  """
+  lr = jnp.asarray(lr, jnp.float32)
+  if post.zssr:
+    params, _ = zssr.train_zssr(jax.random.PRNGKey(seed), lr, k, scale, origin,
+                                steps=post.zssr_steps, crop=zssr_crop)
+    sr = zssr.apply_zssr(params, lr, scale)
+  if post.refine:
+    sr = refine.back_project(jnp.asarray(sr), lr, k, scale, origin,
+                             iterations=post.refine_iterations,
+                             prior_weight=post.refine_prior)
+  return np.asarray(sr)

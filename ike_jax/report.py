@@ -1,0 +1,166 @@
+"""What a run reports per image: scores, pictures, files, terminal lines.
+
+Per image `<stem>`, in the output directory:
+  <stem>_x{s}.png        the SR image
+  <stem>_compare.png     bicubic | SR (named after the method that made it) [| HR]
+  <stem>_losses.png      loss curves
+  <stem>_kernel.{npy,png,mat}   the estimated kernel (mean over colours; beside
+                                the true kernel when one is given)
+  <stem>_metrics.json    method, config, seed, timings, final losses; with an HR
+                         image, PSNR/SSIM of the SR image and of bicubic in both
+                         protocols; with a true kernel, the kernel error
+Every file is written atomically (`outputs`); claiming the names up front is
+the pipeline's job.
+"""
+
+import io
+import os
+
+import numpy as np
+from scipy import io as sio
+
+from ike_jax import estimators
+from ike_jax import kernel as kernel_lib
+from ike_jax import metrics as metrics_lib
+from ike_jax import outputs
+from ike_jax import resize
+
+
+def output_names(stem, scale):
+  """{role: file name} of everything written for one image."""
+  return {'sr': f'{stem}_x{scale}.png', 'compare': f'{stem}_compare.png',
+          'losses': f'{stem}_losses.png', 'metrics': f'{stem}_metrics.json',
+          'kernel_npy': f'{stem}_kernel.npy', 'kernel_png': f'{stem}_kernel.png',
+          'kernel_mat': f'{stem}_kernel.mat'}
+
+
+def method_label(cfg):
+  """What made the SR image, e.g. 'IKE', 'ZSSR (KernelGAN G kernel)'."""
+  est = estimators.of(cfg)
+  post = cfg.post
+  if post.zssr:
+    label = f'ZSSR ({est.LABEL} kernel)'
+  elif est.HAS_INVERSE:
+    label = est.LABEL
+  else:
+    label = 'bicubic'
+  if post.refine:
+    label += f' + back-projection{"" if post.zssr else f" ({est.LABEL} kernel)"}'
+  if post.self_ensemble and est.HAS_INVERSE and not post.zssr:
+    label += ' + self-ensemble'
+  return label
+
+
+def bicubic_upscale(lr_u8, scale):
+  """MATLAB-style bicubic up-scaling of a uint8 image (the baseline)."""
+  up = resize.imresize_matlab(lr_u8.astype(np.float32), scale)
+  return np.clip(np.round(up), 0, 255).astype(np.uint8)
+
+
+def write_kernel_files(out, names, estimate, true_kernel=None):
+  """Writes the kernel as .npy, .mat (key 'Kernel', as KernelGAN) and .png.
+
+  Returns the result fields: 'kernel_sum', 'kernel_linear',
+  'kernel_nonlinearity' and, with a true kernel, 'kernel_error'.
+  """
+  k = np.asarray(estimate['kernel'], np.float32)
+  outputs.write_npy(out.path_for(names['kernel_npy']), k)
+  buf = io.BytesIO()
+  sio.savemat(buf, {'Kernel': k})
+  outputs.write_bytes_atomic(out.path_for(names['kernel_mat']), buf.getvalue())
+  result = {'kernel_sum': estimate['sum'], 'kernel_linear': bool(estimate['linear']),
+            'kernel_nonlinearity': estimate['nonlinearity']}
+  title = 'estimated' if estimate['linear'] else 'estimated (linearised)'
+  panels = [(title, k)]
+  if true_kernel is not None:
+    result['kernel_error'] = kernel_lib.kernel_error(k, true_kernel)
+    panels = [(f'{title}, error {result["kernel_error"]:.2e}', k),
+              ('true', np.asarray(true_kernel, np.float64))]
+  outputs.kernel_png(out.path_for(names['kernel_png']), panels)
+  return result
+
+
+def write_image_outputs(out, names, image, cfg, estimate, history, timings):
+  """Scores one image and writes all its files; returns its result dict.
+
+  Args:
+    out: an `outputs.OutputDir`.
+    names: `output_names(...)`.
+    image: dict with 'lr_path', 'lr' (uint8), 'sr' (uint8), optional 'hr'
+      (uint8), 'hr_path', 'true_kernel' (2-D, at G's training scale).
+    cfg: the run's `config.Config`.
+    estimate: `kernel.estimate_kernel`'s dict for this image.
+    history: {metric: (steps,) array}.
+    timings: dict of seconds.
+  """
+  s = cfg.scale
+  lr, sr_u8, hr = image['lr'], image['sr'], image.get('hr')
+  label = method_label(cfg)
+  bic = bicubic_upscale(lr, s)
+  result = {
+      'image': image['lr_path'], 'status': 'ok', 'method': label, 'seed': cfg.run.seed,
+      'lr_shape': list(lr.shape), 'sr_shape': list(sr_u8.shape),
+      'config': cfg.to_dict(), 'timings': timings,
+      'final_losses': {k: float(v[-1]) for k, v in history.items()},
+      'outputs': dict(names),
+  }
+  panels = [('bicubic', bic), (label, sr_u8)]
+  if hr is not None:
+    scores = {'sr': metrics_lib.compare(sr_u8, hr, s), 'bicubic': metrics_lib.compare(bic, hr, s)}
+    result['metrics'] = scores
+    result['hr'] = image.get('hr_path')
+    panels = [(f'bicubic {scores["bicubic"]["psnr_y"]:.2f} dB', bic),
+              (f'{label} {scores["sr"]["psnr_y"]:.2f} dB', sr_u8),
+              ('HR', hr[:sr_u8.shape[0], :sr_u8.shape[1]])]
+  if estimate.get('scale', s) != s:
+    result['kernel_scale'] = estimate['scale']
+  result.update(write_kernel_files(out, names, estimate, image.get('true_kernel')))
+  outputs.write_png(out.path_for(names['sr']), sr_u8)
+  outputs.write_png(out.path_for(names['compare']), outputs.compare_image(panels))
+  steps = list(range(1, len(next(iter(history.values()))) + 1)) if history else []
+  curves = {k: list(map(float, v)) for k, v in history.items() if k not in ('lr',)}
+  if curves:
+    outputs.loss_curves_png(out.path_for(names['losses']), curves, steps)
+  outputs.write_json(out.path_for(names['metrics']), result)
+  return result
+
+
+def format_result(result):
+  """One line per image for the terminal (and the scores beneath it)."""
+  if result['status'] != 'ok':
+    return f"{result['image']}: {result['status']}"
+  line = (f"{result['image']}: wrote {result['outputs']['sr']} "
+          f"({result['sr_shape'][1]}x{result['sr_shape'][0]}, {result['method']})")
+  if 'metrics' in result:
+    sr, bic = result['metrics']['sr'], result['metrics']['bicubic']
+    shave = result['config']['train']['scale']
+    line += (f"\n  PSNR Y (shave {shave}): SR {sr['psnr_y']:.2f} dB, "
+             f"bicubic {bic['psnr_y']:.2f} dB ({sr['psnr_y'] - bic['psnr_y']:+.2f})"
+             f"\n  PSNR RGB (no shave):   SR {sr['psnr_rgb']:.2f} dB, bicubic {bic['psnr_rgb']:.2f} dB"
+             f"\n  SSIM Y: SR {sr['ssim_y']:.4f}, bicubic {bic['ssim_y']:.4f}")
+  if 'kernel_error' in result:
+    line += f"\n  kernel error (sum of squared differences): {result['kernel_error']:.3g}"
+  return line
+
+
+def write_summary(output_dir, results):
+  """Writes `summary.json` for a many-image run; returns the printed table."""
+  rows = ['| image | status | PSNR Y SR | PSNR Y bicubic | gain | SSIM Y SR |',
+          '|---|---|---|---|---|---|']
+  gains = []
+  for r in results:
+    m = r.get('metrics')
+    if m:
+      gain = m['sr']['psnr_y'] - m['bicubic']['psnr_y']
+      gains.append(gain)
+      rows.append(f"| {os.path.basename(r['image'])} | {r['status']} | {m['sr']['psnr_y']:.2f} | "
+                  f"{m['bicubic']['psnr_y']:.2f} | {gain:+.2f} | {m['sr']['ssim_y']:.4f} |")
+    else:
+      rows.append(f"| {os.path.basename(r['image'])} | {r['status']} | | | | |")
+  summary = {'images': results, 'count': len(results),
+             'ok': sum(r['status'] == 'ok' for r in results),
+             'mean_psnr_y_gain': float(np.mean(gains)) if gains else None}
+  outputs.write_json(os.path.join(output_dir, 'summary.json'), summary)
+  if gains:
+    rows.append(f'| mean | | | | {np.mean(gains):+.2f} | |')
+  return '\n'.join(rows)
