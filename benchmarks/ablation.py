@@ -8,7 +8,8 @@ Each row loads `flags/ablation_*.flags`, applies `--set` overrides, then
 `--crop` / `--iterations`: a new iteration count scales `lr_decay_every` and
 `bic_decay_every` proportionally unless they are given (by flag or `--set`).
 The mean PSNR/SSIM (both protocols) are printed next to the project page's
-table (SPEC 11), with a check of whether our rows order as the paper's.
+table (`docs/method.md`, "Published figures"), with a check of whether our
+rows order as the paper's.
 """
 
 import math
@@ -50,10 +51,10 @@ def shrink(cfg, *, crop=None, iterations=None, lr_decay_every=None,
     kw['crop'] = crop
   if iterations is not None:
     kw['iterations'] = iterations
-    ratio = iterations / cfg.iterations
+    ratio = iterations / cfg.run.iterations
     for name in SCHEDULE:
       if name not in keep:
-        kw[name] = max(1, round(getattr(cfg, name) * ratio))
+        kw[name] = max(1, round(getattr(cfg.train.optim, name) * ratio))
   for name, value in (('lr_decay_every', lr_decay_every), ('bic_decay_every', bic_decay_every)):
     if value is not None:
       kw[name] = value
@@ -118,9 +119,10 @@ def run_ablation(samples, output_dir, *, flags_dir=FLAGS_DIR, overrides=(),
   """Measures every ablation row on `samples`; returns the report dict."""
   rows = []
   for row, cfg in row_configs(flags_dir, overrides, **shrink_kw):
-    log(f"== {row['preset']}: crop {cfg.crop}, {cfg.iterations} iterations, "
-        f"losses {','.join(cfg.losses)}, tri_channel {cfg.tri_channel}, "
-        f"bicubic_residual {cfg.bicubic_residual}")
+    model = cfg.train.model
+    log(f"== {row['preset']}: crop {cfg.train.crop}, {cfg.run.iterations} iterations, "
+        f"losses {','.join(cfg.train.loss.losses)}, tri_channel {model.tri_channel}, "
+        f"bicubic_residual {model.bicubic_residual}")
     rep = measure(cfg, samples, os.path.join(output_dir, row['preset']), seeds=seeds,
                   overwrite=overwrite, log=log, dataset=dataset)
     rows.append({**row, 'config': cfg.to_dict(), 'mean': rep['mean']['mean'],
@@ -152,10 +154,12 @@ def markdown(report):
                             ('ike_psnr_rgb', '.2f'), ('ike_ssim_rgb', '.4f'))])
   bic = rows[0]['mean'] if rows else {}
   lines = [
-      f"# IKE ablation: {report.get('dataset') or '?'} x{first.get('scale', 2)}",
+      f"# IKE ablation: {report.get('dataset') or '?'} "
+      f"x{quality.config_value(first, 'scale') or 2}",
       '',
-      f"{report['num_images']} image(s); crop {first.get('crop')}, "
-      f"{first.get('iterations')} iterations per row. Paper: {report['paper_source']} "
+      f"{report['num_images']} image(s); crop {quality.config_value(first, 'crop')}, "
+      f"{quality.config_value(first, 'iterations')} iterations per row. "
+      f"Paper: {report['paper_source']} "
       '(DIV2K Track 2, x2, protocol not stated; full 3000-iteration runs).',
       f"Y: {quality.PROTOCOLS['y']}. RGB: {quality.PROTOCOLS['rgb']}.",
       f"Bicubic on the same images: PSNR Y {quality.fmt(bic.get('bicubic_psnr_y'), None, '.2f', False)}, "

@@ -6,7 +6,8 @@ Real layouts, when a user has them on disk:
   div2krk:  <root>/lr_x{2,4}/*.png, <root>/gt/*.png, <root>/gt_k_x{2,4}/*.mat,
             paired by the image number in the file names.
   realsr:   *_HR.png next to *_LR2.png / *_LR4.png, searched recursively.
-Offline stand-in (SPEC 9-10), built on demand from scikit-image's photos:
+Offline stand-in (`docs/method.md`, "Synthetic DIV2KRK-style data"), built
+on demand from scikit-image's photos:
   offline:  <cache_dir>/<kind>_x<s>_hr<hr_size>/<name>_{hr,lr_x<s>}.png,
             <name>_kernel_x<s>.npy (kernel kinds only), <name>_info_x<s>.json.
 """

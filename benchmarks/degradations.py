@@ -1,4 +1,6 @@
-"""Deterministic synthetic degradations for offline test data (SPEC 9-10).
+"""Deterministic synthetic degradations for offline test data.
+
+The recipe is stated in `docs/method.md`, "Synthetic DIV2KRK-style data".
 
 Benchmark-only. Images are float or uint8 arrays, HxW or HxWxC, values in
 0..255; results are float64 NumPy arrays in (about) the same range. The linear
@@ -26,7 +28,8 @@ from ike_jax import kernel as kernel_lib
 KINDS = ('div2krk', 'median', 'bilateral', 'diffusion', 'mix')
 SCALES = (2, 4)
 
-# SPEC 10: variances of the two principal axes and the per-tap noise amplitude.
+# DIV2KRK-style kernels: variances of the two principal axes and the per-tap
+# noise amplitude.
 _VAR_RANGE = (0.6, 5.0)
 _TAP_NOISE = 0.25
 
@@ -91,7 +94,7 @@ def _shift_to_center(k: np.ndarray, wanted: np.ndarray,
 
 def div2krk_kernel(rng: np.random.Generator, scale: int = 2,
                    size: int = 11) -> tuple[np.ndarray, dict[str, Any]]:
-  """Random DIV2KRK-style kernel (SPEC 10).
+  """Random DIV2KRK-style kernel (`docs/method.md`, "Synthetic DIV2KRK-style data").
 
   Args:
     rng: source of randomness.

@@ -1,4 +1,4 @@
-r"""Issue 9's lever table: what each lever adds over bicubic, with seeds.
+r"""The lever table: what each lever adds over bicubic, with seeds.
 
   python -m benchmarks.levers --flagfile=flags/demo.flags --dataset=offline \
       [--scale=2] [--num_images=4] [--seeds=3] [--exact=true] [--ceilings=true] \
@@ -30,14 +30,18 @@ import numpy as np
 
 from benchmarks import quality
 from ike_jax import data
-from ike_jax import evaluate
+from ike_jax import infer
+from ike_jax import kernel as kernel_lib
+from ike_jax import loop
 from ike_jax import metrics
 from ike_jax import outputs
+from ike_jax import pipeline
+from ike_jax import postprocess
 from ike_jax import presets
 from ike_jax import refine
+from ike_jax import report as report_lib
 from ike_jax import resize
-from ike_jax import run
-from ike_jax import train
+from ike_jax import zssr as zssr_lib
 
 FLAGS = flags.FLAGS
 EXACT = dict(bicubic_residual=False, squeeze='haar', inverse='exact')
@@ -48,21 +52,36 @@ def _train(cfg, imgs, seeds, log):
   pairs = [(img, seed) for seed in seeds for img in imgs]
   size = 1 if jax.default_backend() == 'cpu' else len(pairs)
   models, t0 = [], time.perf_counter()
-  cfg = run.training_config(cfg)
+  train_cfg = pipeline.training_config(cfg)
   for start in range(0, len(pairs), size):
     chunk = pairs[start:start + size]
-    plans = [data.plan_crops(lr, cfg.scale, cfg.crop, cfg.iterations, seed) for lr, seed in chunk]
-    states, _, _ = train.fit([data.to_model(lr) for lr, _ in chunk], plans, cfg,
-                             seeds=[seed for _, seed in chunk], log=lambda m: None)
+    plans = [data.plan_crops(lr, train_cfg.scale, train_cfg.crop, cfg.run.iterations, seed)
+             for lr, seed in chunk]
+    states, _, _ = loop.fit([data.to_model(lr) for lr, _ in chunk], plans, train_cfg, cfg.run,
+                            seeds=[seed for _, seed in chunk], log=lambda m: None)
     models += [jax.tree.map(lambda a, k=k: a[k], (states.g, states.u)) for k in range(len(chunk))]
     log(f'  trained {start + len(chunk)}/{len(pairs)}')
   return models, (time.perf_counter() - t0) / len(pairs), pairs
 
 
 def _sr(models, pairs, cfg):
+  """SR images of every pair (bicubic for an estimator without an inverse)."""
   g = jax.tree.map(lambda *a: jnp.stack(a), *[m[0] for m in models])
   u = jax.tree.map(lambda *a: jnp.stack(a), *[m[1] for m in models])
-  return evaluate.super_resolve_many(g, u, [data.to_model(lr) for lr, _ in pairs], cfg)
+  return infer.super_resolve_many(g, u, [data.to_model(lr) for lr, _ in pairs],
+                                  pipeline.training_config(cfg),
+                                  self_ensemble=cfg.post.self_ensemble)
+
+
+def _post(g, sr, lr, cfg):
+  """`sr` after the post-processing `cfg.post` asks for, with G's estimated
+  kernel (what `pipeline.super_resolve_files` does after inference)."""
+  train_cfg = pipeline.training_config(cfg)
+  estimate = kernel_lib.estimate_kernel(g, train_cfg)
+  k, origin = postprocess.sr_kernel(estimate, train_cfg.scale, cfg.scale,
+                                    cfg.post.lever_kernel_taps)
+  return postprocess.apply(sr, lr, k, origin, cfg.post, cfg.scale, cfg.run.seed,
+                           zssr_crop=min(cfg.train.crop, 64))
 
 
 def _timed(fn):
@@ -79,7 +98,7 @@ def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=(), preset_r
   hrs = [data.load_image(x.hr_path, log=log)[:lr.shape[0] * s, :lr.shape[1] * s]
          for x, lr in zip(samples, lrs)]
   kernels = [data.load_kernel(x.kernel_path) if x.kernel_path else None for x in samples]
-  bic = [metrics.compare(run.bicubic_upscale(lr, s), hr, s) for lr, hr in zip(lrs, hrs)]
+  bic = [metrics.compare(report_lib.bicubic_upscale(lr, s), hr, s) for lr, hr in zip(lrs, hrs)]
   n = len(samples)
   rows = {}
 
@@ -97,41 +116,43 @@ def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=(), preset_r
   pairs = [(lr, seed) for seed in seeds for lr in lrs]
   imgs = [data.to_model(lr) for lr, _ in pairs]
   if preset_rows:
-    log(f'training {cfg.iterations} steps x {n} images x {len(seeds)} seeds')
+    log(f'training {cfg.run.iterations} steps x {n} images x {len(seeds)} seeds')
     models, train_s, _ = _train(cfg, lrs, seeds, log)
     srs, t = _timed(lambda: _sr(models, pairs, cfg))
     score('IKE', srs, train_s + t / len(pairs))
     ens, t = _timed(lambda: _sr(models, pairs, cfg.replace(self_ensemble=True)))
     score('+ self-ensemble', ens, t / len(pairs))
-    refined, t = _timed(lambda: [run.refine_with_estimated_kernel(m[0], sr, img, cfg)
+    refine_cfg = cfg.replace(refine=True, zssr=False)
+    refined, t = _timed(lambda: [_post(m[0], sr, img, refine_cfg)
                                  for m, sr, img in zip(models, srs, imgs)])
     score('+ refine (G kernel)', refined, t / len(pairs))
-    zssr, t = _timed(lambda: [run.zssr_with_estimated_kernel(m[0], img, cfg)
-                              for m, img in zip(models, imgs)])
+    zssr_cfg = cfg.replace(zssr=True, refine=False)
+    zssr, t = _timed(lambda: [_post(m[0], sr, img, zssr_cfg)
+                              for m, sr, img in zip(models, srs, imgs)])
     score('+ ZSSR (G kernel)', zssr, t / len(pairs))
   trained_rows = ([('exact G', EXACT)] if exact else []) + list(best)
   for name, extra in trained_rows:
     cfg_row = cfg.replace(**extra) if isinstance(extra, dict) else extra
     log(f'{name}: training')
     m_row, train_row, _ = _train(cfg_row, lrs, seeds, log)
-    if cfg_row.generator == 'deep_linear':  # no inverse: start from bicubic
-      srs_row, t = [data.to_model(run.bicubic_upscale(lr, s)) for lr, _ in pairs], 0.0
-    else:
-      srs_row, t = _timed(lambda: _sr(m_row, pairs, cfg_row))
+    # An estimator without an inverse gives bicubic here, as in the pipeline.
+    srs_row, t = _timed(lambda: _sr(m_row, pairs, cfg_row))
     t0 = time.perf_counter()
-    srs_row = [run.apply_levers(m[0], sr, img, cfg_row) for m, sr, img in zip(m_row, srs_row, imgs)]
+    if postprocess.wanted(cfg_row.post):
+      srs_row = [_post(m[0], sr, img, cfg_row) for m, sr, img in zip(m_row, srs_row, imgs)]
     t += time.perf_counter() - t0
     score(name, srs_row, train_row + t / len(pairs))
   if ceilings and all(k is not None for k in kernels):
     ks = [jnp.asarray(kernels[j % n], jnp.float32) for j in range(len(pairs))]
     up = [resize.matlab(jnp.asarray(img)[None], s)[0] for img in imgs]
-    out, t = _timed(lambda: [refine.back_project(u0, jnp.asarray(img), k, s, iterations=cfg.refine_iterations,
-                                                 prior_weight=cfg.refine_prior)
+    out, t = _timed(lambda: [refine.back_project(u0, jnp.asarray(img), k, s,
+                                                 iterations=cfg.post.refine_iterations,
+                                                 prior_weight=cfg.post.refine_prior)
                              for u0, img, k in zip(up, imgs, ks)])
     score('ceiling: bicubic + refine (true kernel)', out, t / len(pairs))
-    out, t = _timed(lambda: [refine.apply_zssr(refine.train_zssr(
-        jax.random.PRNGKey(seed), jnp.asarray(img), k, s, steps=cfg.zssr_steps,
-        crop=min(cfg.crop, 64))[0], jnp.asarray(img), s)
+    out, t = _timed(lambda: [zssr_lib.apply_zssr(zssr_lib.train_zssr(
+        jax.random.PRNGKey(seed), jnp.asarray(img), k, s, steps=cfg.post.zssr_steps,
+        crop=min(cfg.train.crop, 64))[0], jnp.asarray(img), s)
         for (_, seed), img, k in zip(pairs, imgs, ks)])
     score('ceiling: ZSSR (true kernel)', out, t / len(pairs))
   return rows
@@ -157,12 +178,13 @@ def main(argv):
     raise quality.errors.UserError('the lever table needs HR images')
   best = [(os.path.splitext(os.path.basename(p))[0], presets.config_from_flagfile(p))
           for p in FLAGS.best_flagfile]
-  seeds = [cfg.seed + i for i in range(FLAGS.seeds)]
+  seeds = [cfg.run.seed + i for i in range(FLAGS.seeds)]
   rows = measure(cfg, samples, seeds, exact=FLAGS.exact, ceilings=FLAGS.ceilings, best=best,
                  preset_rows=FLAGS.preset_rows, log=lambda m: print(m, flush=True))
   report = {'scale': cfg.scale, 'num_images': len(samples), 'seeds': seeds,
             'flagfile': next((a.split('=', 1)[1] for a in sys.argv
-                          if a.startswith('--flagfile=')), None), 'iterations': cfg.iterations, 'crop': cfg.crop,
+                              if a.startswith('--flagfile=')), None),
+            'iterations': cfg.run.iterations, 'crop': cfg.train.crop,
             'device': str(jax.devices()[0]), 'best_flagfile': FLAGS.best_flagfile,
             'config': cfg.to_dict(), 'rows': rows, 'argv': sys.argv[1:]}
   path = FLAGS.results or os.path.join('benchmarks', 'results', f'levers_x{cfg.scale}.json')

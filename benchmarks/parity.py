@@ -1,16 +1,16 @@
-r"""Parity with the authors' PyTorch IKE on issue 9's fixed-kernel astronaut.
+r"""Parity with the authors' PyTorch IKE on the fixed-kernel parity astronaut.
 
   python -m benchmarks.parity --flagfile=flags/paper_x2.flags --iterations=1000 \
       [--seeds=1] [--output_dir=runs/parity] [--results=benchmarks/results/parity.json]
 
-The input (issue 9): scikit-image's astronaut (512x512 RGB) blurred by an
+The input: scikit-image's astronaut (512x512 RGB) blurred by an
 11x11 Gaussian exp(-0.5 d^T S^-1 d), S = R diag(2.0, 0.8) R^T, R the rotation
 by 0.6 rad, d = (col - 5.5, row - 5.5), normalised to sum 1, per channel by
 correlation with half-sample symmetric borders (scipy 'reflect'), rows and
 columns 0, 2, 4, ... kept, rounded to uint8: a 256x256 LR image.
 
-The PyTorch figure (issue 9 of this project, the authors' code on CPU, paper
-flags, 1000 of 3000 steps): Y-PSNR 27.31 dB against bicubic 29.24 dB; its SR
+The PyTorch figure (an earlier run of the authors' code on CPU, paper flags,
+1000 of 3000 steps): Y-PSNR 27.31 dB against bicubic 29.24 dB; its SR
 image re-degraded by the true kernel reproduced the LR at 32.5 dB (bicubic
 36.0 dB) and carried a 2x2 grid artifact. The same code, settings and input
 with seed 0 on this project's CPU gave 29.52 dB (re-degraded 35.96 dB): one
@@ -21,7 +21,7 @@ With --score_sr it trains nothing: it scores SR images made elsewhere from the
 LR image this script writes (e.g. by the authors' PyTorch code,
 benchmarks/device/call3.sh) with the same metrics.
 
-Per seed this runs the CLI's pipeline (`run.super_resolve_files`) and adds,
+Per seed this runs the CLI's pipeline (`pipeline.super_resolve_files`) and adds,
 for the SR image and for bicubic: `grid` (the spread of the 2x2-phase means of
 Y, `grid.grid_strength`) and `lr_psnr` (the SR image blurred by the true
 kernel and subsampled, against the LR input, RGB PSNR).
@@ -42,8 +42,9 @@ from benchmarks import grid
 from ike_jax import cli
 from ike_jax import metrics
 from ike_jax import outputs
+from ike_jax import pipeline
 from ike_jax import presets
-from ike_jax import run
+from ike_jax import report as report_lib
 
 def define_flags():
   """This script's flags (defined when it runs, so other scripts can import it)."""
@@ -59,10 +60,10 @@ def define_flags():
 
 FLAGS = flags.FLAGS
 
-# Issue 9 of this project: the authors' PyTorch IKE, paper flags, 1000 steps.
+# An earlier run of the authors' PyTorch IKE on this input, paper flags, 1000 steps.
 TORCH = {'psnr_y': 27.31, 'bicubic_psnr_y': 29.24, 'lr_psnr': 32.5, 'bicubic_lr_psnr': 36.0,
-         'source': "issue 9 of this project (the authors' PyTorch code on CPU, "
-                   'paper flags, 1000 of 3000 steps)'}
+         'source': "an earlier run of the authors' PyTorch code on CPU, "
+                   'paper flags, 1000 of 3000 steps'}
 # The same code and settings, seed 0 on this project's 2-core CPU
 # (benchmarks/results/parity_pytorch_cpu_s0.json; the run benchmarks/replay.py replays).
 TORCH_SEED0 = {'psnr_y': 29.52, 'lr_psnr': 35.96, 'grid': 0.547,
@@ -71,7 +72,7 @@ TORCH_SEED0 = {'psnr_y': 29.52, 'lr_psnr': 35.96, 'grid': 0.547,
 
 
 def parity_kernel():
-  """Issue 9's 11x11 Gaussian, (11, 11) float64 summing to 1."""
+  """The parity input's 11x11 Gaussian, (11, 11) float64 summing to 1."""
   return degradations.fixed_gaussian_kernel(2.0, 0.8, 0.6, 11, center=(5.5, 5.5))
 
 
@@ -138,11 +139,11 @@ def main(argv):
     if not os.path.exists(paths[name]):
       outputs.write_png(paths[name], img)
   np.save(paths['kernel'], k)
-  bic_row = score_row(run.bicubic_upscale(lr, 2), hr, lr, k)
+  bic_row = score_row(report_lib.bicubic_upscale(lr, 2), hr, lr, k)
   if FLAGS.score_sr:
     rows = score_external(FLAGS.score_sr, hr, lr, k)
     report = {'label': FLAGS.score_label, 'bicubic': bic_row, 'images': rows,
-              'mean': summary(rows), 'torch_issue9': TORCH,
+              'mean': summary(rows), 'torch_earlier_run': TORCH,
               'torch_seed0': TORCH_SEED0}
     _write_report(FLAGS.results or os.path.join(FLAGS.output_dir, 'parity_scored.json'), report)
     print_table([(os.path.basename(r['path']), r) for r in rows if r['status'] == 'ok'],
@@ -150,19 +151,19 @@ def main(argv):
     return 0
   rows = []
   for i in range(FLAGS.seeds):
-    seed_cfg = cfg.replace(seed=cfg.seed + i)
-    out_dir = os.path.join(FLAGS.output_dir, f'seed{seed_cfg.seed}')
-    job = run.Job(paths['lr'], paths['hr'], paths['kernel'])
-    result = run.super_resolve_files([job], seed_cfg, out_dir,
-                                     run.Options(overwrite=FLAGS.overwrite))[0]
+    seed = cfg.run.seed + i
+    out_dir = os.path.join(FLAGS.output_dir, f'seed{seed}')
+    job = pipeline.Job(paths['lr'], paths['hr'], paths['kernel'])
+    result = pipeline.super_resolve_files([job], cfg.replace(seed=seed), out_dir,
+                                          pipeline.Options(overwrite=FLAGS.overwrite))[0]
     if result['status'] == 'skipped':
-      with open(os.path.join(out_dir, run.output_names(job.stem, 2)['metrics'])) as f:
+      with open(os.path.join(out_dir, report_lib.output_names(job.stem, 2)['metrics'])) as f:
         result = json.load(f)
     if result['status'] not in ('ok',):
-      rows.append({'seed': seed_cfg.seed, 'status': result['status']})
+      rows.append({'seed': seed, 'status': result['status']})
       continue
     sr = iio.imread(os.path.join(out_dir, result['outputs']['sr']))
-    rows.append({'seed': seed_cfg.seed, 'status': 'ok', **score_row(sr, hr, lr, k),
+    rows.append({'seed': seed, 'status': 'ok', **score_row(sr, hr, lr, k),
                  'kernel_error': result.get('kernel_error'),
                  'train_s': result['timings'].get('total_s')})
     print(json.dumps(rows[-1]), flush=True)
@@ -181,7 +182,7 @@ def _write_report(path, report):
 
 
 def print_table(named_rows, bic_row, mean):
-  """Markdown table: bicubic, each row, the mean, and issue 9's PyTorch figure."""
+  """Markdown table: bicubic, each row, the mean, and the PyTorch figures."""
   print('| | Y-PSNR | 2x2 grid (grey levels) | LR re-degraded PSNR |\n|---|---|---|---|')
   print(f"| bicubic | {bic_row['psnr_y']:.2f} | {bic_row['grid']:.3f} | {bic_row['lr_psnr']:.2f} |")
   for name, r in named_rows:

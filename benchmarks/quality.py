@@ -8,8 +8,11 @@ Every `Config` field is a flag, as in `ike_jax.main`. Per seed (`--seed`,
 `--seed`+1, ...) the whole data set is trained at once (one
 `super_resolve_files` call) into `<output_dir>/seed_<seed>/`. Writes the
 results JSON, a Markdown table beside it (`.md`) and a bar chart of the
-per-image Y-PSNR gain (`_gain.png`). Both protocols of SPEC 9 are measured:
-Y = Y channel (BT.601) with a border shave of `scale`; RGB = RGB 0-255, no shave.
+per-image Y-PSNR gain (`_gain.png`). Both evaluation protocols
+(`docs/method.md`, "Evaluation protocols") are measured: Y = Y channel
+(BT.601) with a border shave of `scale`; RGB = RGB 0-255, no shave. The
+published figures listed beside ours are those of `docs/method.md`,
+"Published figures", each with where it appears.
 """
 
 import math
@@ -66,7 +69,7 @@ def _ablation_method(row):
   return 'IKE ablation: ' + (' + '.join(on) if on else 'none of the five')
 
 
-# Every figure of SPEC 11, with its source as SPEC 11 cites it.
+# Published figures (`docs/method.md`, "Published figures"), each with where it appears.
 REPORTED = (
     dict(method='KernelGAN+ZSSR', dataset='DIV2KRK', scale=2, psnr=30.36,
          ssim=0.8669, protocol=_DIV2KRK_PROTOCOL, source=_KERNELGAN),
@@ -82,10 +85,10 @@ REPORTED = (
          ssim=0.6911, protocol=_DIV2KRK_PROTOCOL, source=_KERNELGAN_UNCHECKED),
     dict(method='DualSR', dataset='DIV2KRK', scale=2, psnr=30.92,
          ssim=0.8728, protocol=_DIV2KRK_PROTOCOL, source='DualSR README'),
-    # SPEC 11 names no separate source for this one.
+    # Circulates beside the DualSR README figure without a source of its own.
     dict(method='DualSR', dataset='DIV2K Track 2 (validation)', scale=2,
          psnr=28.82, ssim=0.8045, protocol='not stated',
-         source='SPEC 11 (no source named; listed with the DualSR README figure)'),
+         source='unverified: no source named (listed with the DualSR README figure)'),
 ) + tuple(
     dict(method=_ablation_method(row), dataset='DIV2K Track 2', scale=2,
          psnr=row['psnr'], ssim=row['ssim'],
@@ -110,13 +113,31 @@ def _is_number(v):
   return isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
 
 
+def config_value(cfg_dict, name):
+  """Field `name` of a config dict: nested (`Config.to_dict()`) or flat (older
+  results); None if absent. Field names are unique across the groups."""
+  if name in cfg_dict:
+    return cfg_dict[name]
+  for value in cfg_dict.values():
+    if isinstance(value, dict):
+      found = config_value(value, name)
+      if found is not None:
+        return found
+  return None
+
+
 def flat_metrics(result):
-  """One image's result dict as {'ike_psnr_y': ..., 'gain_psnr_y': ...}."""
+  """One image's result dict as {'ike_psnr_y': ..., 'gain_psnr_y': ...}.
+
+  The SR image's scores are under result['metrics']['sr'] ('ike' in results
+  written before the rename); the columns keep their 'ike_' names.
+  """
   values = {}
   if result.get('status') == 'ok' and 'metrics' in result:
-    for who in ('ike', 'bicubic'):
+    metrics = result['metrics']
+    for who, key_in in (('ike', 'sr' if 'sr' in metrics else 'ike'), ('bicubic', 'bicubic')):
       for key in METRICS:
-        values[f'{who}_{key}'] = float(result['metrics'][who][key])
+        values[f'{who}_{key}'] = float(metrics[key_in][key])
     values['gain_psnr_y'] = values['ike_psnr_y'] - values['bicubic_psnr_y']
   if result.get('status') == 'ok':
     error = result.get('kernel_error', result.get('metrics', {}).get('kernel_error'))
@@ -188,22 +209,23 @@ def measure(cfg, samples, output_dir, *, seeds=1, overwrite=False, batch_size=0,
 
   Returns the report dict (what the results JSON holds, less run details).
   """
-  from ike_jax import run  # pylint: disable=g-import-not-at-top  (JAX is slow to import)
+  from ike_jax import pipeline  # pylint: disable=g-import-not-at-top  (JAX is slow to import)
   if seeds < 1:
     raise errors.UserError(f'--seeds must be positive, got {seeds}')
   if not samples:
     raise errors.UserError('the data set has no images')
   if not any(s.hr_path for s in samples):
     log('warning: no image has a ground-truth HR image; no PSNR/SSIM can be measured')
-  jobs = [run.Job(s.lr_path, s.hr_path, s.kernel_path) for s in samples]
+  jobs = [pipeline.Job(s.lr_path, s.hr_path, s.kernel_path) for s in samples]
   names = [s.name for s in samples]
   per_seed = []
-  for seed in range(cfg.seed, cfg.seed + seeds):
+  for seed in range(cfg.run.seed, cfg.run.seed + seeds):
     folder = os.path.join(output_dir, f'seed_{seed}')
     log(f'seed {seed}: {len(jobs)} images -> {folder}')
     t0 = time.perf_counter()
-    results = run.super_resolve_files(jobs, cfg.replace(seed=seed), folder,
-                                      run.Options(overwrite=overwrite, batch_size=batch_size), log=log)
+    results = pipeline.super_resolve_files(
+        jobs, cfg.replace(seed=seed), folder,
+        pipeline.Options(overwrite=overwrite, batch_size=batch_size), log=log)
     wall = time.perf_counter() - t0
     per_seed.append({
         'seed': seed, 'output_dir': folder,
@@ -285,7 +307,8 @@ def markdown(report):
   lines = [
       f"# IKE quality: {report.get('dataset', '?')} x{report['scale']}",
       '',
-      f"{len(report['images'])} image(s); crop {cfg['crop']}, {cfg['iterations']} iterations, "
+      f"{len(report['images'])} image(s); crop {config_value(cfg, 'crop')}, "
+      f"{config_value(cfg, 'iterations')} iterations, "
       f"seeds {', '.join(map(str, seeds))}; device {report['device']}.",
       f"Y: {PROTOCOLS['y']}. RGB: {PROTOCOLS['rgb']}.",
   ]
@@ -296,9 +319,10 @@ def markdown(report):
     lines.append(f'{n_bad} image run(s) did not finish (diverged); they are left out of means.')
   lines += ['', '## Measured', '', measured_table(report), '',
             '## Timings', '', timings_table(report), '',
-            '## Reported numbers (SPEC 11)', '',
-            'Published figures, not measured here; the data sets and protocols differ '
-            'from the offline stand-in.', '',
+            '## Published figures', '',
+            'Not measured here (`docs/method.md`, "Published figures"); each row names where '
+            'its figure appears. The data sets and protocols differ from the offline '
+            'stand-in.', '',
             reported_table(report['reported']), '']
   return '\n'.join(lines)
 

@@ -11,8 +11,9 @@ steps: identical inputs, identical math), then the final SR image of the
 parity input (`benchmarks/parity.py`) is scored like the PyTorch one.
 
 The record is an .npz written around the authors' `train.py` (x2 README
-command) by a wrapper that is not part of this repository (it hooks their
-DataGenerator, Learner and torch.randn_like; see the README of benchmarks/):
+command) by `benchmarks/torch_ref/record.py` with REC set (it hooks their
+DataGenerator, Learner and torch.randn_like; their code is not part of this
+repository):
   init/<net>/<state_dict key>   initial weights of G, D, UD, U (PyTorch layout)
   crops_g (T, 3, c, c), crops_d (T, 3, c/2, c/2)   each step's crops in [-1, 1]
   fake_noise (T, 3, c/2, c/2)   the standard-normal draw added (/255) to D's fake
@@ -35,11 +36,12 @@ from benchmarks import parity
 from ike_jax import cli
 from ike_jax import data
 from ike_jax import errors
-from ike_jax import evaluate
+from ike_jax import infer
+from ike_jax import loop
 from ike_jax import metrics
 from ike_jax import outputs
 from ike_jax import presets
-from ike_jax import run
+from ike_jax import report as report_lib
 from ike_jax import train
 
 presets.define_config_flags(flags.FLAGS)
@@ -103,11 +105,13 @@ def _discriminator(record, net, like):
 def state_from_torch(record, state, cfg):
   """`state` (one image's TrainState) with G, D, UD and U set to the record's init.
 
+  `cfg` is the `config.TrainConfig` the state was made with.
+
   G: PyTorch `operations.{b+1}.{F,G,R}.conv{k+1}` is our block b's subnet layer k
   (operation 0 is the parameter-free squeeze). D/UD: the spectral norm's
   `weight_orig` and power-iteration vector `weight_u`. U: `conv{k}`.
   """
-  if cfg.scale != 2 or cfg.generator != 'flow':
+  if cfg.scale != 2 or cfg.model.generator != 'flow':
     raise errors.UserError('replay covers the x2 README command (--scale=2, the flow G)')
   blocks = []
   for b, block in enumerate(state.g['stages'][0]):
@@ -132,15 +136,17 @@ def _step(state, crop_g, crop_d, fake_noise, cfg):
 def replay(record, lr_u8, cfg, steps=0, report_every=50, log=print):
   """Trains from the record's init on its crops and noise.
 
+  `cfg` is the run's `config.Config` (its seed makes the state the record's
+  weights then replace).
   Returns (final TrainState, per-step metrics {name: (T,)}).
   """
   n = len(record['crops_g'])
   steps = n if not steps else min(steps, n)
-  if record['crops_g'].shape[-1] != cfg.crop:
+  static = cfg.train
+  if record['crops_g'].shape[-1] != static.crop:
     raise errors.UserError(f"the record's crops are {record['crops_g'].shape[-1]} pixels, "
-                           f'the config says --crop={cfg.crop}')
-  static = cfg.static()
-  state = train.init_state(cfg.seed, data.to_model(lr_u8), static)
+                           f'the config says --crop={static.crop}')
+  state = train.init_state(cfg.run.seed, data.to_model(lr_u8), static)
   state = state_from_torch(record, state, static)
   history, pending, t0 = {}, [], time.perf_counter()
   for i in range(steps):
@@ -155,7 +161,7 @@ def replay(record, lr_u8, cfg, steps=0, report_every=50, log=print):
     pending = []
     per = (time.perf_counter() - t0) / (i + 1)
     log(f"step {i + 1:5d}/{steps} bic {history['bic'][-1]:.5g} | {per:.2f} s/step, "
-        f'ETA {train.format_eta(per * (steps - i - 1))}')
+        f'ETA {loop.format_eta(per * (steps - i - 1))}')
   return state, {k: np.asarray(v) for k, v in history.items()}
 
 
@@ -202,7 +208,8 @@ def main(argv):
   os.makedirs(FLAGS.output_dir, exist_ok=True)
   state, ours = replay(record, lr, cfg, FLAGS.steps, FLAGS.report_every)
   losses, theirs = compare_losses(ours, record)
-  sr = data.from_model(evaluate.super_resolve(state.g, state.u, data.to_model(lr), cfg))
+  sr = data.from_model(infer.super_resolve(state.g, state.u, data.to_model(lr), cfg.train,
+                                           self_ensemble=cfg.post.self_ensemble))
   outputs.write_png(sr_path, sr)
   steps = np.arange(1, len(ours['bic']) + 1)
   outputs.loss_curves_png(os.path.join(FLAGS.output_dir, 'bic_loss_replay.png'),
@@ -212,7 +219,7 @@ def main(argv):
                           steps)
   report = {'config': cfg.to_dict(), 'record': FLAGS.record, 'steps': int(len(steps)),
             'device': str(jax.devices()[0]), 'bicubic_loss': losses,
-            'bicubic': parity.score_row(run.bicubic_upscale(lr, 2), hr, lr, k),
+            'bicubic': parity.score_row(report_lib.bicubic_upscale(lr, 2), hr, lr, k),
             'ike_jax_replay': parity.score_row(sr, hr, lr, k)}
   if torch_sr is not None:
     report['pytorch'] = parity.score_row(torch_sr, hr, lr, k)

@@ -45,10 +45,9 @@ VARIANTS = {'fused': ['--fuse_linear'], 'unfused': ['--nofuse_linear'],
             'fused_bf16': ['--fuse_linear', '--compute_dtype=bfloat16']}
 
 # PyTorch reference: about 6.2 s per step at paper_x2 settings on a 2-core
-# machine of this kind (issue 8 of this project, measured by running the
-# authors' PyTorch code on CPU).
+# machine of this kind (measured by running the authors' PyTorch code on CPU).
 TORCH_S_PER_STEP = 6.2
-TORCH_SOURCE = ('issue 8 of this project: the authors\' PyTorch code on CPU, '
+TORCH_SOURCE = ('the authors\' PyTorch code measured on CPU, '
                 'paper_x2 settings, 2-core machine')
 TORCH_PRESET = 'paper_x2'
 
@@ -193,16 +192,24 @@ def _blocking(fn, *args):
 
 # -------------------------------------------------------------- train step --
 
+def train_config(cfg):
+  """The `TrainConfig` a run of `cfg` trains with (the train step's static
+  argument): at the estimator's training scale, as `ike_jax.pipeline` trains."""
+  from ike_jax import pipeline  # pylint: disable=g-import-not-at-top
+  return pipeline.training_config(cfg)
+
+
 def step_inputs(cfg, images_u8, seeds, n_steps):
-  """(states, plans, static config) for `n_steps` steps of stacked images."""
+  """(states, plans, static train config) for `n_steps` steps of stacked images."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from ike_jax import data  # pylint: disable=g-import-not-at-top
+  from ike_jax import loop  # pylint: disable=g-import-not-at-top
   from ike_jax import train  # pylint: disable=g-import-not-at-top
-  static = cfg.static()
-  plans = train.stack_plans([data.plan_crops(im, cfg.scale, cfg.crop, n_steps, int(sd))
+  static = train_config(cfg)
+  plans = train.stack_plans([data.plan_crops(im, static.scale, static.crop, n_steps, int(sd))
                              for im, sd in zip(images_u8, seeds)])
-  models = train.pad_images([data.to_model(data.trim_to_multiple(im, cfg.scale)[0])
-                             for im in images_u8])
+  models = loop.pad_images([data.to_model(data.trim_to_multiple(im, static.scale)[0])
+                            for im in images_u8])
   states = train.init_states(jnp.asarray(seeds, jnp.int32), jnp.asarray(models), static)
   return states, plans, static
 
@@ -215,14 +222,15 @@ def step_flops(cfg, batch=1, compiled=True):
   """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from ike_jax import data  # pylint: disable=g-import-not-at-top
   from ike_jax import train  # pylint: disable=g-import-not-at-top
-  static = cfg.static()
-  side = image_side(cfg.crop)
+  static = train_config(cfg)
+  side = image_side(static.crop)
   states = jax.eval_shape(lambda: train.init_states(
       jnp.zeros((batch,), jnp.int32), jnp.zeros((batch, side, side, 3)), static))
   n = train.PLAN_BUCKET
-  plans = train.CropPlan(g_corners=jnp.zeros((batch, n, 2), jnp.int32),
-                         d_corners=jnp.zeros((batch, n, 2), jnp.int32))
+  plans = data.CropPlan(g_corners=jnp.zeros((batch, n, 2), jnp.int32),
+                        d_corners=jnp.zeros((batch, n, 2), jnp.int32))
   lowered = train.train_step_batched.lower(states, plans, static)
   return cost_flops(lowered.compile() if compiled else lowered)
 
@@ -244,8 +252,8 @@ def measure_train_step(cfg, images_u8, seeds, steps, warmup, repeats, log=None,
     holder[0], metrics = train.train_step_batched(holder[0], plans, static)
     jax.block_until_ready((holder[0], metrics))
 
-  log(f'timing {len(seeds)} image(s), crop {cfg.crop}, x{cfg.scale}, '
-      f'{"fused" if cfg.fused else "unfused"}: 1 + {warmup} + {repeats} x {steps} steps')
+  log(f'timing {len(seeds)} image(s), crop {static.crop}, x{static.scale}, '
+      f'{"fused" if static.fused else "unfused"}: 1 + {warmup} + {repeats} x {steps} steps')
   t = time_calls(call, steps, warmup, repeats, budget_s)
   rss1, dev_peak = maxrss_bytes(), device_peak_bytes()
   finite = bool(np.all(np.asarray(train.params_finite_batched(holder[0]))))
@@ -253,14 +261,15 @@ def measure_train_step(cfg, images_u8, seeds, steps, warmup, repeats, log=None,
   flops = cost_flops(compiled)
   med = t['median_s']
   out = {
-      'batch': len(seeds), 'crop': cfg.crop, 'scale': cfg.scale, 'blocks': cfg.blocks,
-      'fused': cfg.fused, 'iterations': cfg.iterations, 'image_side': int(images_u8[0].shape[0]),
+      'batch': len(seeds), 'crop': static.crop, 'scale': static.scale,
+      'blocks': static.model.blocks, 'fused': static.fused, 'iterations': cfg.run.iterations,
+      'image_side': int(images_u8[0].shape[0]),
       'compile_s': max(t['first_s'] - med, 0.0), 'first_step_s': t['first_s'], 'init_s': init_s,
       'step_s': med, 'step_iqr_s': t['iqr_s'], 'step_min_s': t['min_s'],
       'repeat_medians_s': t['repeat_medians_s'],
       'timed_steps': t['steps'] * len(t['repeat_medians_s']),
       'steps_per_s': 1.0 / med,
-      's_per_3000_steps': 3000 * med, 's_per_image_run': cfg.iterations * med,
+      's_per_3000_steps': 3000 * med, 's_per_image_run': cfg.run.iterations * med,
       'flops_per_step': flops, 'flops_per_s': None if flops is None else flops / med,
       'peak_rss_mib': rss1 / 2**20, 'rss_growth_mib': (rss1 - rss0) / 2**20,
       'device_peak_mib': None if dev_peak is None else dev_peak / 2**20,
@@ -282,17 +291,21 @@ def component_functions(cfg, seed=0):
   Calls per step follow `train.train_step` for cfg's losses; the sum of calls x
   time is what the pieces account for when run apart (no cross-piece fusion).
   Parameters come from `train.init_states` (one compile, shared with the step's).
+  G is the estimator the config names (`ike_jax.estimators`).
   """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from ike_jax import flow  # pylint: disable=g-import-not-at-top
+  from ike_jax import estimators  # pylint: disable=g-import-not-at-top
   from ike_jax import nets  # pylint: disable=g-import-not-at-top
   from ike_jax import train  # pylint: disable=g-import-not-at-top
+  cfg = train_config(cfg)
+  est = estimators.of(cfg)
+  dtype = cfg.model.compute_dtype
   s, c = cfg.scale, cfg.crop
   dc, nz = c // s, s * s - 1
   side = image_side(c)
   states = jax.device_get(train.init_states(
-      jnp.asarray([seed], jnp.int32), jnp.zeros((1, side, side, 3), jnp.float32), cfg.static()))
+      jnp.asarray([seed], jnp.int32), jnp.zeros((1, side, side, 3), jnp.float32), cfg))
   g, u, d, d_sn, ud, ud_sn = jax.tree.map(
       lambda a: a[0], (states.g, states.u, states.d, states.d_sn, states.ud, states.ud_sn))
   rng = np.random.default_rng(seed)
@@ -302,20 +315,21 @@ def component_functions(cfg, seed=0):
   total = lambda t: sum(jnp.sum(l) for l in jax.tree.leaves(t))
 
   def g_fwd(g, x):
-    return flow.g_forward(flow.prepare(g, cfg), x, cfg)
+    return est.forward(est.prepare(g, cfg), x, cfg)
 
   def g_inv(g, x, z_up):
-    return flow.g_inverse(flow.prepare(g, cfg), x, z_up, cfg)
+    return est.inverse(est.prepare(g, cfg), x, z_up, cfg)
 
   def d_out(p, img):
-    return nets.d_apply(p, d_sn, img, cfg.compute_dtype)[0]
+    return nets.d_apply(p, d_sn, img, dtype)[0]
 
   def ud_out(p, img):
-    return nets.d_apply(p, ud_sn, img, cfg.compute_dtype)[0]
+    return nets.d_apply(p, ud_sn, img, dtype)[0]
 
-  u_step = bool({'tv', 'inter', 'csr'} & set(cfg.losses))
-  csr = u_step and 'csr' in cfg.losses
-  recompute = csr and cfg.recompute_ud_fake
+  losses = set(cfg.loss.losses)
+  u_step = bool({'tv', 'inter', 'csr'} & losses)
+  csr = u_step and 'csr' in losses
+  recompute = csr and cfg.quirks.recompute_ud_fake
   grad = lambda f, argnums=0: jax.jit(jax.grad(lambda *a: total(f(*a)), argnums=argnums))
   pieces = [
       ('G fwd', 1, f'x {x.shape}; after the G step', jax.jit(g_fwd), (g, x)),
@@ -323,17 +337,19 @@ def component_functions(cfg, seed=0):
       ('G inv fwd+bwd', int(u_step), f'LR grid {c}x{c}; U step (grad wrt G, z_up)',
        grad(g_inv, (0, 2)), (g, x, z_up)),
       ('G inv fwd', int(recompute), "UD's fake recomputed", jax.jit(g_inv), (g, x, z_up)),
-      ('U fwd+bwd', int(u_step), f'z {z.shape}', grad(lambda u, z: nets.u_apply(u, z, s, dtype=cfg.compute_dtype)),
+      ('U fwd+bwd', int(u_step), f'z {z.shape}', grad(lambda u, z: nets.u_apply(u, z, s, dtype=dtype)),
        (u, z)),
-      ('U fwd', int(recompute), "UD's fake recomputed", jax.jit(lambda u, z: nets.u_apply(u, z, s, dtype=cfg.compute_dtype)),
+      ('U fwd', int(recompute), "UD's fake recomputed", jax.jit(lambda u, z: nets.u_apply(u, z, s, dtype=dtype)),
        (u, z)),
       ('D fwd+bwd', 3, f'{d_in.shape}; G step + real, fake', grad(d_out, (0, 1)), (d, d_in)),
       ('UD fwd+bwd', (2 + s * s) if csr else 0, f'{ud_in.shape}; U step + real + {s * s} tiles',
        grad(ud_out, (0, 1)), (ud, ud_in)),
   ]
+  if not est.HAS_INVERSE:  # e.g. deep_linear: no G^-1 in its step
+    pieces = [p for p in pieces if not p[0].startswith('G inv')]
   if cfg.fused:
     pieces.append(('G fuse', 0, 'composing the 11x11 kernels; inside the G rows',
-                   jax.jit(lambda g: flow.prepare(g, cfg)), (g,)))
+                   jax.jit(lambda g: est.prepare(g, cfg)), (g,)))
   return pieces
 
 
@@ -363,7 +379,7 @@ def measure_peak(steps, warmup, repeats, matmul=2048, conv=(1, 256, 256, 64, 64)
   """Measured float32 GFLOP/s of a square matmul and a 3x3 SAME convolution."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from ike_jax import flow  # pylint: disable=g-import-not-at-top
+  from ike_jax import layers  # pylint: disable=g-import-not-at-top
   k1, k2 = jax.random.split(jax.random.PRNGKey(0))
   n = matmul
   a, b = jax.random.normal(k1, (n, n)), jax.random.normal(k2, (n, n))
@@ -372,7 +388,7 @@ def measure_peak(steps, warmup, repeats, matmul=2048, conv=(1, 256, 256, 64, 64)
   out = {}
   for name, fn, args, flops in (
       ('matmul', jax.jit(jnp.matmul), (a, b), 2.0 * n ** 3),
-      ('conv', jax.jit(flow.conv), (x, kern), 2.0 * nb * h * w * 9 * ci * co)):
+      ('conv', jax.jit(layers.conv), (x, kern), 2.0 * nb * h * w * 9 * ci * co)):
     compiled = fn.lower(*args).compile()
     t = time_calls(_blocking(compiled, *args), steps, warmup, repeats, budget_s)
     out[name] = {'flops': flops, 'cost_analysis_flops': cost_flops(compiled),
@@ -392,8 +408,8 @@ def speed_row(preset, variant, *, crop=None, sets=(), steps=10, warmup=2, repeat
   cfg = load_config(preset, overrides_for(crop, sets, VARIANTS[variant]))
   row = {'preset': preset, 'variant': variant,
          'overridden': bool(crop is not None or sets), 'config': cfg.to_dict()}
-  row.update(measure_train_step(cfg, [sample_image(cfg.crop)], [cfg.seed], steps, warmup,
-                                repeats, log, budget_s))
+  row.update(measure_train_step(cfg, [sample_image(cfg.train.crop)], [cfg.run.seed], steps,
+                                warmup, repeats, log, budget_s))
   if components:
     row['components'] = measure_components(cfg, steps, warmup, repeats, log,
                                            budget_s=budget_s)

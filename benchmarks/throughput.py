@@ -47,13 +47,14 @@ def photos(batch, side):
 
 def throughput_row(cfg, batch, *, steps=10, warmup=2, repeats=3, log=None, budget_s=None):
   """Measures training `batch` images at once with `cfg`, in this process."""
-  images = photos(batch, speed.image_side(cfg.crop))
-  seeds = [cfg.seed + i for i in range(batch)]
+  images = photos(batch, speed.image_side(cfg.train.crop))
+  seeds = [cfg.run.seed + i for i in range(batch)]
   row = speed.measure_train_step(cfg, images, seeds, steps, warmup, repeats, log, budget_s)
   step = row['step_s']
   row['per_image_step_s'] = step / batch
-  row['images_per_hour'] = 3600.0 * batch / (step * cfg.iterations)
-  row['images_per_hour_incl_compile'] = 3600.0 * batch / (step * cfg.iterations + row['compile_s'])
+  iterations = cfg.run.iterations
+  row['images_per_hour'] = 3600.0 * batch / (step * iterations)
+  row['images_per_hour_incl_compile'] = 3600.0 * batch / (step * iterations + row['compile_s'])
   if row['flops_per_step'] is not None:
     row['flops_per_image_step'] = row['flops_per_step'] / batch
   return row
@@ -135,8 +136,9 @@ def main(argv):
       print(f'  {row["step_s"]:.4g} s/step, {row["images_per_hour"]:.3g} images/hour', flush=True)
   report = {
       'machine': machine or {},
-      'settings': {'flagfile': ','.join(_flagfiles(_ARGV)), 'crop_used': cfg.crop,
-                   'scale': cfg.scale, 'iterations': cfg.iterations, 'fused': cfg.fused,
+      'settings': {'flagfile': ','.join(_flagfiles(_ARGV)), 'crop_used': cfg.train.crop,
+                   'scale': cfg.scale, 'iterations': cfg.run.iterations,
+                   'fused': cfg.train.fused,
                    'steps': FLAGS.steps, 'warmup': FLAGS.warmup, 'repeats': FLAGS.repeats,
                    'budget_s': FLAGS.budget_s, 'argv': _ARGV[1:], 'config': cfg.to_dict()},
       'rows': rows,

@@ -1,10 +1,10 @@
 """Image I/O, value conversions and the KernelGAN/IKE crop sampler (NumPy).
 
-The LR image is the only training data (SPEC 5). Each iteration G gets a
+The LR image is the only training data. Each iteration G gets a
 `crop` x `crop` patch and D an independently placed `crop // s` patch; their
 centres are drawn from probability maps built from image gradients, exactly as
-the PyTorch IKE (inherited from KernelGAN) builds them, see REFERENCE_NOTES 28,
-30, 31. All corners for a run are drawn once, here, so the jitted step only
+the PyTorch IKE (inherited from KernelGAN) builds them (`docs/method.md`,
+"Crop sampling"). All corners for a run are drawn once, here, so the jitted step only
 slices.
 """
 

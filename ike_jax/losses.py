@@ -1,4 +1,4 @@
-"""IKE's losses (SPEC 6), each a pure function on NHWC images in [-1, 1].
+"""IKE's losses (`docs/method.md`, "Losses"), each a pure function on NHWC images in [-1, 1].
 
   gan_l1(pred, t)    = mean |pred - t|                     (pixel-wise GAN, t in {0, 1})
   bicubic(lr, crop)  = mean (lr - bic8_down(crop))^2       (KernelGAN's bicubic prior)

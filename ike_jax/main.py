@@ -10,6 +10,7 @@ Flags after a `--preset` or `--flagfile` override it. Every field of
 
 import glob
 import os
+import sys
 
 from absl import flags
 from absl import logging
@@ -139,6 +140,11 @@ def parse_flags(argv):
 
 def entry():
   """Runs `main`: a user error is one line on stderr and exit status 2."""
+  if __name__ != '__main__':
+    # The `ike-jax` console script: absl's --helpshort lists the flags of the
+    # module named by argv[0], the script, so name this module's flags there.
+    for flag in FLAGS.get_key_flags_for_module(__name__):
+      FLAGS.register_key_flag_for_module(sys.argv[0], flag)
   cli.run_app(main, flags_parser=parse_flags)
 
 

@@ -1,5 +1,5 @@
 """The networks beside G: the patch discriminators D and UD, and the latent
-up-sampler U (SPEC 4), as pure `init`/`apply` functions over pytrees.
+up-sampler U (`docs/method.md`), as pure `init`/`apply` functions over pytrees.
 
 D (and UD, the same architecture): conv 7x7 (3 -> 64, valid), five
 [conv 1x1, BatchNorm, ReLU], conv 1x1 (64 -> 1), sigmoid; every conv spectrally

@@ -17,8 +17,9 @@ from ike_jax import presets
 FLAGS_DIR = ablation.FLAGS_DIR
 TINY = ['--crop=16', '--iterations=3', '--blocks=1']  # blocks=1: compiles faster
 
-# SPEC 11: (method, data set, scale, PSNR, SSIM, source as SPEC cites it).
-SPEC11 = [
+# docs/method.md, "Published figures": (method, data set, scale, PSNR, SSIM,
+# where the figure appears).
+PUBLISHED = [
     ('KernelGAN+ZSSR', 'DIV2KRK', 2, '30.36', '0.8669', 'KernelGAN paper, Table 1, as quoted in the DAN README'),
     ('KernelGAN+ZSSR', 'DIV2KRK', 4, '26.81', '0.7316', 'KernelGAN paper, Table 1, as quoted in the DAN README'),
     ('Bicubic', 'DIV2KRK', 2, '28.73', '0.8040', 'KernelGAN paper, Table 1'),
@@ -86,11 +87,11 @@ def test_quality_table_rows_and_both_protocols(quality_run):
   assert quality.PROTOCOLS['y'] in md and quality.PROTOCOLS['rgb'] in md
 
 
-def test_reported_table_has_every_spec11_figure_with_its_source():
+def test_reported_table_has_every_published_figure_with_its_source():
   md = quality.reported_table()
   rows = md.splitlines()[2:]
-  assert len(rows) == len(SPEC11)
-  for (method, dataset, scale, psnr, ssim, source), row in zip(SPEC11, rows):
+  assert len(rows) == len(PUBLISHED)
+  for (method, dataset, scale, psnr, ssim, source), row in zip(PUBLISHED, rows):
     cells = [c.strip() for c in row.strip('|').split('|')]
     assert cells[0].startswith(method), row
     assert cells[1] == dataset and cells[2] == f'x{scale}', row
@@ -99,14 +100,14 @@ def test_reported_table_has_every_spec11_figure_with_its_source():
   assert 'not checked' in rows[2] and 'not checked' not in rows[0]
 
 
-# quality.py aggregation, with run.super_resolve_files stubbed (no training).
+# quality.py aggregation, with pipeline.super_resolve_files stubbed (no training).
 
 
 def _fake_result(seed, k, kernel_error=True):
   off = 0.1 * seed + k
   scores = lambda base: {'psnr_rgb': base + off, 'ssim_rgb': 0.5, 'psnr_y': base + 1 + off,
                          'ssim_y': 0.6}
-  result = {'status': 'ok', 'metrics': {'ike': scores(25.0), 'bicubic': scores(24.0)},
+  result = {'status': 'ok', 'metrics': {'sr': scores(25.0), 'bicubic': scores(24.0)},
             'timings': {'compile_s': 1.0, 'step_s': 0.2, 'total_s': 2.0, 'inference_s': 0.5}}
   if kernel_error:
     result['kernel_error'] = 0.01 * (seed + 1)
@@ -114,16 +115,16 @@ def _fake_result(seed, k, kernel_error=True):
 
 
 def test_quality_seeds_mean_std_and_kernel_error(tmp_path, monkeypatch):
-  from ike_jax import run
+  from ike_jax import pipeline
   calls = []
 
   def fake(jobs, cfg, output_dir, overwrite=False, log=print):
-    calls.append((cfg.seed, output_dir))
-    results = [_fake_result(cfg.seed, k) for k in range(len(jobs))]
-    results[-1] = {'status': 'diverged'} if cfg.seed == 1 else results[-1]
+    calls.append((cfg.run.seed, output_dir))
+    results = [_fake_result(cfg.run.seed, k) for k in range(len(jobs))]
+    results[-1] = {'status': 'diverged'} if cfg.run.seed == 1 else results[-1]
     return results
 
-  monkeypatch.setattr(run, 'super_resolve_files', fake)
+  monkeypatch.setattr(pipeline, 'super_resolve_files', fake)
   samples = [datasets.Sample(n, f'{n}.png', f'{n}_hr.png', None, 2) for n in ('a', 'b')]
   cfg = presets.config_from_flagfile(os.path.join(FLAGS_DIR, 'demo.flags'), ['--seed=0'])
   report = quality.measure(cfg, samples, str(tmp_path / 'runs'), seeds=3, log=lambda m: None)
@@ -166,19 +167,21 @@ def test_ablation_preset_gives_the_switches_its_comment_claims(row):
   assert claimed == {key: row[key] for key, _ in quality.SWITCHES}
   assert f"{row['psnr']} dB / {row['ssim']}" in open(path).read()
   cfg = presets.config_from_flagfile(path)
-  got = {'energy': 'energy' in cfg.losses, 'tri_channel': cfg.tri_channel,
-         'bicubic_residual': cfg.bicubic_residual, 'csr': 'csr' in cfg.losses,
-         'inter': 'inter' in cfg.losses}
+  losses, model = cfg.train.loss.losses, cfg.train.model
+  got = {'energy': 'energy' in losses, 'tri_channel': model.tri_channel,
+         'bicubic_residual': model.bicubic_residual, 'csr': 'csr' in losses,
+         'inter': 'inter' in losses}
   assert got == claimed
-  assert 'tv' in cfg.losses and cfg.scale == 2 and cfg.iterations == 3000
-  assert cfg.inverse == 'reference'          # from the nested paper_x2 preset
+  assert 'tv' in losses and cfg.scale == 2 and cfg.run.iterations == 3000
+  assert model.inverse == 'reference'        # from the nested paper_x2 preset
 
 
 def test_config_from_flagfile_overrides_and_errors(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)                # nested paths resolve from anywhere
   cfg = presets.config_from_flagfile(os.path.join(FLAGS_DIR, 'demo.flags'),
                                      ['--crop=32', 'iterations=7', '--nofuse_linear'])
-  assert (cfg.crop, cfg.iterations, cfg.fuse_linear, cfg.lr_decay_every) == (32, 7, False, 75)
+  assert (cfg.train.crop, cfg.run.iterations, cfg.train.model.fuse_linear,
+          cfg.train.optim.lr_decay_every) == (32, 7, False, 75)
   with pytest.raises(errors.UserError):
     presets.config_from_flagfile(os.path.join(FLAGS_DIR, 'demo.flags'), ['--no_such_flag=1'])
   with pytest.raises(errors.UserError):
@@ -191,11 +194,14 @@ def test_config_from_flagfile_overrides_and_errors(tmp_path, monkeypatch):
 def test_shrink_scales_the_schedule_unless_given():
   cfg = presets.config_from_flagfile(os.path.join(FLAGS_DIR, 'ablation_6_full.flags'))
   small = ablation.shrink(cfg, crop=32, iterations=300)
-  assert (small.crop, small.iterations, small.lr_decay_every, small.bic_decay_every) == (
-      32, 300, 75, 20)
-  assert ablation.shrink(cfg, iterations=300, bic_decay_every=7).bic_decay_every == 7
+  optim = small.train.optim
+  assert (small.train.crop, small.run.iterations, optim.lr_decay_every,
+          optim.bic_decay_every) == (32, 300, 75, 20)
+  assert ablation.shrink(cfg, iterations=300,
+                         bic_decay_every=7).train.optim.bic_decay_every == 7
   kept = ablation.row_configs(overrides=['--lr_decay_every=5'], iterations=30)
-  assert all(c.lr_decay_every == 5 and c.bic_decay_every == 2 for _, c in kept)
+  assert all(c.train.optim.lr_decay_every == 5 and c.train.optim.bic_decay_every == 2
+             for _, c in kept)
 
 
 def test_ordering_on_hand_made_numbers():
@@ -227,7 +233,7 @@ def test_run_ablation_writes_tables(tmp_path):
 
   report = ablation.run_ablation([], str(tmp_path / 'runs'), measure=measure,
                                  log=lambda m: None, crop=16, iterations=3)
-  assert [c.crop for c in seen] == [16] * 6 and seen[0].lr_decay_every == 1
+  assert [c.train.crop for c in seen] == [16] * 6 and seen[0].train.optim.lr_decay_every == 1
   assert not report['ordering']['ike_psnr_y']['monotone']
   assert report['ordering']['ike_psnr_y']['inversions'] == [['ablation_3_tri',
                                                              'ablation_4_residual']]

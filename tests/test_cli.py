@@ -13,9 +13,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FLAGS = ['--blocks=1', '--iterations=3', '--metrics_every=3']
 
 
-def run_cli(*args, timeout=600):
-  env = dict(os.environ, JAX_PLATFORMS='cpu')  # conftest sets the shared compilation cache
-  return subprocess.run([sys.executable, '-m', 'ike_jax.main', *args], cwd=ROOT, env=env,
+def run_cli(*args, timeout=600, cwd=ROOT):
+  env = dict(os.environ, JAX_PLATFORMS='cpu',  # conftest sets the shared compilation cache
+             PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get('PYTHONPATH')])))
+  return subprocess.run([sys.executable, '-m', 'ike_jax.main', *args], cwd=cwd, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
 
@@ -43,8 +44,8 @@ def test_cli_writes_valid_outputs(tmp_path, scale, crop, size):
     pic = iio.imread(out / f'photo_{name}.png')
     assert pic.ndim == 3 and pic.shape[0] > 10
   metrics = json.loads((out / 'photo_metrics.json').read_text())
-  assert metrics['config']['scale'] == scale and metrics['seed'] == 0
-  for who in ('ike', 'bicubic'):
+  assert metrics['config']['train']['scale'] == scale and metrics['seed'] == 0
+  for who in ('sr', 'bicubic'):
     assert set(metrics['metrics'][who]) == {'psnr_rgb', 'ssim_rgb', 'psnr_y', 'ssim_y'}
   assert metrics['timings']['compile_s'] > 0
   assert 'trimmed' in res.stdout or (size[0] % scale == 0 and size[1] % scale == 0)
@@ -79,8 +80,30 @@ def test_flags_after_flagfile_override_it(tmp_path):
                 f'--output_dir={out}', *TINY_FLAGS)
   assert res.returncode == 0, res.stderr[-2000:]
   cfg = json.loads((out / 'photo_metrics.json').read_text())['config']
-  assert cfg['crop'] == 16 and cfg['iterations'] == 3 and cfg['blocks'] == 1
-  assert cfg['inverse'] == 'reference'  # from paper_x2.flags, through demo.flags
+  assert cfg['train']['crop'] == 16 and cfg['run']['iterations'] == 3
+  assert cfg['train']['model']['blocks'] == 1
+  assert cfg['train']['model']['inverse'] == 'reference'  # from paper_x2.flags, through demo.flags
+
+
+def test_preset_works_from_any_directory_and_later_flags_override_it(tmp_path):
+  lr = write_png(tmp_path / 'photo.png', (40, 40))
+  res = run_cli('--preset=demo', '--image=photo.png', '--crop=16', '--output_dir=out',
+                *TINY_FLAGS, cwd=tmp_path)
+  assert res.returncode == 0, res.stderr[-2000:]
+  cfg = json.loads((tmp_path / 'out' / 'photo_metrics.json').read_text())['config']
+  assert cfg['train']['crop'] == 16 and cfg['run']['iterations'] == 3
+  assert cfg['train']['optim']['lr_decay_every'] == 75          # from demo.flags
+  assert cfg['train']['model']['inverse'] == 'reference'       # from paper_x2.flags inside it
+  assert lr.exists()
+
+
+def test_helpshort_lists_what_a_user_needs():
+  res = run_cli('--helpshort', timeout=120)
+  assert res.returncode == 0, res.stderr
+  for flag in ('--image', '--input_dir', '--scale', '--preset', '--iterations', '--seed',
+               '--hr', '--output_dir'):
+    assert flag in res.stdout, flag
+  assert '--lambda_sparse' not in res.stdout  # the rest is in --helpfull
 
 
 @pytest.mark.parametrize('args,message', [
@@ -88,6 +111,8 @@ def test_flags_after_flagfile_override_it(tmp_path):
     (['--iterations=0'], 'iterations'),
     (['--crop=15'], 'crop'),
     (['--image=/no/such/file.png'], 'no such file'),
+    (['--preset=no_such_preset'], 'best_x2'),  # names the presets there are
+    (['--flagfile=/no/such.flags'], 'such.flags'),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
   lr = write_png(tmp_path / 'photo.png', (40, 40))

@@ -6,12 +6,12 @@ import sys
 import textwrap
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ike_jax import config
 from ike_jax import data
 from ike_jax import infer
+from ike_jax import loop
 from ike_jax import nets
 from ike_jax import train
 from tests.test_flow import random_params
@@ -35,13 +35,16 @@ def _images():
 
 
 def _fit(images, cfg=CFG):
-  plans = [data.plan_crops(im, cfg.scale, cfg.crop, cfg.iterations, cfg.seed) for im in images]
-  states, _, _ = train.fit([data.to_model(im) for im in images], plans, cfg, log=lambda m: None)
+  plans = [data.plan_crops(im, cfg.scale, cfg.train.crop, cfg.run.iterations, cfg.run.seed)
+           for im in images]
+  states, _, _ = loop.fit([data.to_model(im) for im in images], plans, cfg.train, cfg.run,
+                          log=lambda m: None)
   return states
 
 
 def _sr(states, images, cfg=CFG):
-  return infer.super_resolve_many(states.g, states.u, [data.to_model(im) for im in images], cfg)
+  return infer.super_resolve_many(states.g, states.u, [data.to_model(im) for im in images],
+                                  cfg.train)
 
 
 def test_batched_training_equals_each_image_alone_and_compiles_once():
@@ -63,7 +66,7 @@ def test_batched_training_equals_each_image_alone_and_compiles_once():
 
 def test_tiled_inference_equals_whole_image_inference():
   for scale in (2, 4):
-    cfg = config.Config.create(scale=scale, blocks=1)
+    cfg = config.Config.create(scale=scale, blocks=1).train
     g = random_params(cfg)
     u = nets.init_upsampler(jax.random.PRNGKey(1), scale)
     lr = jax.random.uniform(jax.random.PRNGKey(2), (72, 56, 3), minval=-1, maxval=1)
@@ -86,14 +89,16 @@ def test_sharded_run_on_four_devices_equals_one_device(tmp_path):
   np.save(tmp_path / 'images.npy', np.stack(images))
   script = textwrap.dedent(f'''
       import numpy as np, jax
-      from ike_jax import config, data, train, evaluate
+      from ike_jax import config, data, infer, loop, train
       assert jax.device_count() == 4, jax.devices()
       cfg = config.Config.create(crop=16, blocks=1, iterations=4, metrics_every=2)
       images = list(np.load({str(tmp_path / 'images.npy')!r}))
       plans = [data.plan_crops(im, 2, 16, 4, 0) for im in images]
-      states, _, _ = train.fit([data.to_model(im) for im in images], plans, cfg, log=print)
-      print('compiled steps:', train.sharded_train_step(train.image_sharding(5)[0].mesh)._cache_size())
-      srs = infer.super_resolve_many(states.g, states.u, [data.to_model(im) for im in images], cfg)
+      states, _, _ = loop.fit([data.to_model(im) for im in images], plans, cfg.train, cfg.run,
+                              log=print)
+      print('compiled steps:', train.sharded_train_step(loop.image_sharding(5)[0].mesh)._cache_size())
+      srs = infer.super_resolve_many(states.g, states.u, [data.to_model(im) for im in images],
+                                     cfg.train)
       leaves = jax.tree.leaves(states.g)
       np.savez({str(tmp_path / 'sharded.npz')!r}, sr=np.stack(srs), *[np.asarray(l) for l in leaves])
   ''')

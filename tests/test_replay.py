@@ -14,7 +14,7 @@ from benchmarks import replay
 from ike_jax import config
 from ike_jax import data
 from ike_jax import errors
-from ike_jax.estimators import flow
+from ike_jax import layers as nn_layers
 from ike_jax import train
 from tests.test_train import synthetic_image
 
@@ -39,7 +39,7 @@ def test_a_torch_conv_weight_computes_the_torch_conv():
   rng = np.random.default_rng(0)
   x = rng.normal(size=(3, 9, 7))
   w, b = rng.normal(size=(5, 3, 3, 3)), rng.normal(size=5)
-  ours = flow.conv(jnp.asarray(x.transpose(1, 2, 0)[None], jnp.float32),
+  ours = nn_layers.conv(jnp.asarray(x.transpose(1, 2, 0)[None], jnp.float32),
                    replay.conv_from_torch(w), jnp.asarray(b, jnp.float32))
   np.testing.assert_allclose(np.asarray(ours[0]).transpose(2, 0, 1),
                              torch_conv_reference(x, w, b), atol=1e-4)
@@ -72,7 +72,7 @@ def torch_record_of(state):
 
 
 def test_state_from_torch_places_every_weight_and_names_a_missing_one():
-  cfg = TINY.static()
+  cfg = TINY.train
   img = data.to_model(synthetic_image(32))
   ours = train.init_state(1, img, cfg)
   other = train.init_state(2, img, cfg)
@@ -93,15 +93,15 @@ def test_state_from_torch_places_every_weight_and_names_a_missing_one():
 def test_replaying_our_own_run_reproduces_it():
   # Record a run of ours the way the PyTorch wrapper records theirs (initial
   # weights, each step's crops and D fake noise, the bicubic loss), replay it.
-  cfg = TINY.static()
+  cfg = TINY.train
   img_u8 = synthetic_image(32)
   state = train.init_state(3, data.to_model(img_u8), cfg)
-  plan = data.plan_crops(img_u8, cfg.scale, cfg.crop, TINY.iterations, 3)
-  plan = train.CropPlan(jnp.asarray(plan.g_corners), jnp.asarray(plan.d_corners))
+  plan = data.plan_crops(img_u8, cfg.scale, cfg.crop, TINY.run.iterations, 3)
+  plan = data.CropPlan(jnp.asarray(plan.g_corners), jnp.asarray(plan.d_corners))
   rec = torch_record_of(state)
   step = jax.jit(train.train_step, static_argnums=2)
   crops_g, crops_d, noise, bic = [], [], [], []
-  for _ in range(TINY.iterations):  # (static() drops the iteration count)
+  for _ in range(TINY.run.iterations):  # (the TrainConfig has no iteration count)
     k_real, k_fake = jax.random.split(jax.random.fold_in(state.rng, state.step))
     crop_g, crop_d, _ = train.take_crops(state, plan, k_real, cfg)
     crops_g.append(np.asarray(crop_g[0]).transpose(2, 0, 1))
@@ -112,7 +112,7 @@ def test_replaying_our_own_run_reproduces_it():
   rec.update(crops_g=np.stack(crops_g), crops_d=np.stack(crops_d), fake_noise=np.stack(noise),
              loss_names=np.array(['loss_bicubic']), losses=np.array(bic)[:, None])
 
-  replayed, history = replay.replay(rec, img_u8, cfg, log=lambda m: None)
+  replayed, history = replay.replay(rec, img_u8, TINY, log=lambda m: None)
   np.testing.assert_allclose(history['bic'], bic, rtol=1e-5)
   for a, b in zip(jax.tree.leaves(state.g), jax.tree.leaves(replayed.g)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)

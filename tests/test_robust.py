@@ -24,7 +24,9 @@ from ike_jax import checkpoint
 from ike_jax import config as config_lib
 from ike_jax import data
 from ike_jax import errors
-from ike_jax import run
+from ike_jax import loop
+from ike_jax import pipeline
+from ike_jax import report
 from ike_jax import train
 from tests.test_cli import ROOT
 from tests.test_cli import run_cli
@@ -149,7 +151,7 @@ def test_bad_input_or_flag_fails_fast_with_one_line(tmp_path, name):
 
 def _load(path, cfg=CFG):
   notes = []
-  lr, _ = run._load_job(run.Job(str(path)), cfg, notes.append)  # pylint: disable=protected-access
+  lr = pipeline._load(pipeline.Job(str(path)), cfg, notes.append)['lr']  # pylint: disable=protected-access
   assert lr.dtype == np.uint8 and lr.ndim == 3 and lr.shape[2] == 3
   return lr, notes
 
@@ -239,7 +241,7 @@ def test_rgba_odd_sides_end_to_end(tmp_path):
   assert sr.shape == (80, 80, 3) and sr.dtype == np.uint8
   assert json.loads((out / 'rgba_metrics.json').read_text())['lr_shape'] == [40, 40, 3]
   # Only the outputs: no temporary files, no checkpoint left behind.
-  assert _files(out) == set(run.output_names('rgba', 2).values())
+  assert _files(out) == set(report.output_names('rgba', 2).values())
 
 
 # --- Atomic writes. ---------------------------------------------------------
@@ -258,7 +260,7 @@ def test_failed_write_leaves_only_complete_files(tmp_path, monkeypatch):
 
   monkeypatch.setattr(os, 'replace', replace)
   with pytest.raises(errors.OutputError) as info:
-    run.super_resolve_files([run.Job(str(tmp_path / 'p.png'))], CFG, str(out),
+    pipeline.super_resolve_files([pipeline.Job(str(tmp_path / 'p.png'))], CFG, str(out),
                             log=lambda _: None)
   assert '\n' not in str(info.value) and 'No space left on device' in str(info.value)
   written = _files(out)
@@ -347,8 +349,9 @@ def test_resume_after_kill_and_sigterm_gives_identical_outputs(tmp_path):
   assert first < stopped < 40 and '--resume' in line[0]
   assert not os.path.exists(out / 'photo_x2.png')
 
-  # 3. Resumed to the end.
-  res = run_cli(*flags, f'--output_dir={out}', '--resume')
+  # 3. Resumed to the end, with a post-processing flag changed (an unused
+  # lever's setting): the checkpoint is still this run's.
+  res = run_cli(*flags, f'--output_dir={out}', '--resume', '--zssr_steps=7')
   assert res.returncode == 0, res.stderr[-2000:]
   assert f'at step {stopped}' in res.stdout
   assert not os.path.exists(out / 'checkpoints')
@@ -363,7 +366,8 @@ def test_resume_after_kill_and_sigterm_gives_identical_outputs(tmp_path):
 
 def _inputs(n):
   lrs = [_pattern((40, 40), k) for k in range(n)]
-  plans = [data.plan_crops(lr, CFG.scale, CFG.crop, CFG.iterations, CFG.seed) for lr in lrs]
+  plans = [data.plan_crops(lr, CFG.scale, CFG.train.crop, CFG.run.iterations, CFG.run.seed)
+           for lr in lrs]
   return [data.to_model(lr) for lr in lrs], plans
 
 
@@ -376,7 +380,7 @@ def _pattern(size, seed):
 
 def _fresh_states(images, seeds):
   return train.init_states(jnp.asarray(seeds, jnp.int32),
-                           jnp.asarray(train.pad_images(images)), CFG.static())
+                           jnp.asarray(loop.pad_images(images)), CFG.train)
 
 
 def _leaves(states):
@@ -385,13 +389,13 @@ def _leaves(states):
 
 def test_nan_in_one_image_leaves_the_other_untouched():
   images, plans = _inputs(2)
-  clean, hist_clean, _ = train.fit(images, plans, CFG, log=lambda _: None)
+  clean, hist_clean, _ = loop.fit(images, plans, CFG.train, CFG.run, log=lambda _: None)
   assert not hist_clean['diverged'].any()
-  states = _fresh_states(images, [CFG.seed] * 2)
+  states = _fresh_states(images, [CFG.run.seed] * 2)
   poisoned = states.replace(g=jax.tree.map(
       lambda a: a.at[0].set(jnp.nan) if jnp.issubdtype(a.dtype, jnp.floating) else a, states.g))
   log = []
-  bad, hist_bad, _ = train.fit(images, plans, CFG, log=log.append, states=poisoned)
+  bad, hist_bad, _ = loop.fit(images, plans, CFG.train, CFG.run, log=log.append, states=poisoned)
   assert hist_bad['diverged'].tolist() == [True, False]
   assert any('image(s) [0] diverged' in l and 'the others continue' in l for l in log)
   for a, b in zip(_leaves(jax.tree.map(lambda x: x[1], clean)),
@@ -415,7 +419,7 @@ def test_diverging_learning_rate_is_reported_and_writes_nothing(tmp_path):
 
 def test_same_seed_same_result_other_seed_differs():
   images, plans = _inputs(1)
-  runs = [train.fit(images, plans, CFG, log=lambda _: None, seeds=[seed])[:2]
+  runs = [loop.fit(images, plans, CFG.train, CFG.run, log=lambda _: None, seeds=[seed])[:2]
           for seed in (0, 0, 1)]
   (s0, h0), (s1, h1), (s2, _) = runs
   for a, b in zip(_leaves(s0), _leaves(s1)):
@@ -427,15 +431,15 @@ def test_same_seed_same_result_other_seed_differs():
 
 def test_large_input_is_super_resolved_in_tiles(tmp_path, monkeypatch):
   """An 'enormous' image (here: above a lowered threshold) gets tiled inference."""
-  monkeypatch.setattr(run, 'AUTO_TILE_PIXELS', 30 * 30)
-  monkeypatch.setattr(run, 'AUTO_TILE', 16)
+  monkeypatch.setattr(pipeline, 'AUTO_TILE_PIXELS', 30 * 30)
+  monkeypatch.setattr(pipeline, 'AUTO_TILE', 16)
   rng = np.random.default_rng(0)
   path = tmp_path / 'big.png'
   iio.imwrite(path, rng.integers(0, 255, (40, 36, 3)).astype(np.uint8))
   logs = []
   cfg = config_lib.Config.create(crop=16, blocks=1, iterations=3, metrics_every=3)
-  results = run.super_resolve_files([run.Job(str(path))], cfg, str(tmp_path / 'out'),
-                                    run.Options(), log=logs.append)
+  results = pipeline.super_resolve_files([pipeline.Job(str(path))], cfg, str(tmp_path / 'out'),
+                                    pipeline.Options(), log=logs.append)
   assert results[0]['status'] == 'ok'
   assert any('tiles' in line for line in logs)
   assert iio.imread(tmp_path / 'out' / 'big_x2.png').shape == (80, 72, 3)

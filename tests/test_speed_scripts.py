@@ -47,7 +47,7 @@ def test_throughput_row_fields(speed_row):
   _positive(row, STEP_FIELDS + ('per_image_step_s', 'images_per_hour',
                            'images_per_hour_incl_compile', 'flops_per_image_step'))
   assert row['batch'] == 1 and row['compile_s'] >= 0
-  assert row['images_per_hour'] == pytest.approx(3600 / (row['step_s'] * cfg.iterations))
+  assert row['images_per_hour'] == pytest.approx(3600 / (row['step_s'] * cfg.run.iterations))
   assert row['images_per_hour_incl_compile'] <= row['images_per_hour']
   assert row['flops_per_step'] == speed_row['flops_per_step']  # same compiled step
 

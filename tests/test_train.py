@@ -5,13 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ike_jax import estimators
 from ike_jax import config
 from ike_jax import data
-from ike_jax.estimators import flow
+from ike_jax import estimators
 from ike_jax import losses
+from ike_jax import loop
+from ike_jax import pipeline
 from ike_jax import presets
 from ike_jax import train
+from ike_jax.estimators import flow
 
 TINY = config.Config.create(crop=16, blocks=1, iterations=30, metrics_every=10)
 
@@ -26,8 +28,9 @@ def synthetic_image(size=48, seed=0):
 
 
 def _fit(cfg, img, seed=0):
-  plan = data.plan_crops(img, cfg.scale, cfg.crop, cfg.iterations, seed)
-  return train.fit([data.to_model(img)], [plan], cfg, seeds=[seed], log=lambda m: None)
+  plan = data.plan_crops(img, cfg.scale, cfg.train.crop, cfg.run.iterations, seed)
+  return loop.fit([data.to_model(img)], [plan], cfg.train, cfg.run, seeds=[seed],
+                  log=lambda m: None)
 
 
 def test_losses_finite_on_a_short_run():
@@ -35,7 +38,7 @@ def test_losses_finite_on_a_short_run():
   assert {'g_gan', 'bic', 'd', 'u', 'inter', 'csr', 'tv', 'ud'} <= set(history)
   assert history.pop('diverged').tolist() == [False]
   for name, values in history.items():
-    assert values.shape == (TINY.iterations, 1), name
+    assert values.shape == (TINY.run.iterations, 1), name
     assert np.all(np.isfinite(values)), name
   assert timings['step_s'] > 0
 
@@ -47,21 +50,22 @@ def test_g_step_reduces_the_bicubic_loss():
                      lr_g=1e-3, lambda_bic=100.0, iterations=40)
   img = synthetic_image()
   model = data.to_model(img)
-  states = train.init_states(jnp.zeros((1,), jnp.int32), jnp.asarray(model)[None], cfg.static())
+  states = train.init_states(jnp.zeros((1,), jnp.int32), jnp.asarray(model)[None], cfg.train)
   leaves, tree = jax.tree.flatten(states.g)
   keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
   noisy = [l + 1.0 / np.sqrt(np.prod(l.shape[1:-1])) * jax.random.normal(k, l.shape)
            if l.ndim > 2 else l for l, k in zip(leaves, keys)]
   states = states.replace(g=jax.tree.unflatten(tree, noisy))
-  crop = jnp.asarray(model)[8:8 + cfg.crop, 8:8 + cfg.crop][None]
+  c, tc = cfg.train.crop, cfg.train
+  crop = jnp.asarray(model)[8:8 + c, 8:8 + c][None]
 
   def bic(g):
-    lr, _ = flow.forward(flow.prepare(g, cfg), estimators.colours_to_batch(crop[0]), cfg)
+    lr, _ = flow.forward(flow.prepare(g, tc), estimators.colours_to_batch(crop[0]), tc)
     return float(losses.bicubic(estimators.batch_to_colours(lr)[None], crop, cfg.scale, False))
 
   before = bic(jax.tree.map(lambda a: a[0], states.g))
-  plan = data.plan_crops(img, cfg.scale, cfg.crop, cfg.iterations, 0)
-  states, history, _ = train.fit([model], [plan], cfg, log=lambda m: None, states=states)
+  plan = data.plan_crops(img, cfg.scale, c, cfg.run.iterations, 0)
+  states, history, _ = loop.fit([model], [plan], tc, cfg.run, log=lambda m: None, states=states)
   after = bic(jax.tree.map(lambda a: a[0], states.g))
   assert after < 0.7 * before, (before, after)
   assert np.mean(history['bic'][-10:]) < np.mean(history['bic'][:10])
@@ -79,14 +83,32 @@ def test_train_step_compiles_once():
   assert train.train_step_batched._cache_size() == after_first  # pylint: disable=protected-access
 
 
+def test_post_processing_neither_recompiles_nor_orphans_checkpoints():
+  img = synthetic_image()
+  cfg = TINY.replace(iterations=2, metrics_every=2)
+  post = cfg.replace(zssr=True, zssr_steps=7, refine=True, refine_iterations=3,
+                     refine_prior=1e-3, self_ensemble=True, lever_kernel_taps=9)
+  assert post.train == cfg.train and hash(post.train) == hash(cfg.train)
+  _fit(cfg, img)
+  compiled = train.train_step_batched._cache_size()  # pylint: disable=protected-access
+  _fit(post, img)
+  assert train.train_step_batched._cache_size() == compiled  # pylint: disable=protected-access
+  jobs = [pipeline.Job('a.png'), pipeline.Job('b.png')]
+  assert pipeline.checkpoint_key(jobs, post) == pipeline.checkpoint_key(jobs, cfg)
+  # What training computes, its seed or its length does change the key.
+  for changed in (cfg.replace(crop=32), cfg.replace(lr_g=1e-3), cfg.replace(seed=1),
+                  cfg.replace(iterations=3), cfg.replace(d_noise_accumulate=False)):
+    assert pipeline.checkpoint_key(jobs, changed) != pipeline.checkpoint_key(jobs, cfg)
+
+
 def test_lr_decay_schedule():
-  cfg = config.Config.create()
+  cfg = config.Config.create().train
   got = [float(train.lr_factor(jnp.asarray(i), cfg)) for i in (0, 1, 750, 751, 1500, 1501, 2251)]
   np.testing.assert_allclose(got, [1, 1, 1, 0.1, 0.1, 0.01, 0.001], rtol=1e-6)
 
 
 def test_lambda_bic_schedule_follows_the_learner():
-  cfg = config.Config.create()
+  cfg = config.Config.create().train
   state = train.TrainState(
       step=jnp.asarray(0), rng=None, image=None, g=None, d=None, d_sn=None, u=None, ud=None,
       ud_sn=None, opt=None, lambda_bic=jnp.asarray(5.0), lambda_energy=jnp.asarray(0.0),
@@ -113,19 +135,20 @@ def test_lambda_bic_schedule_follows_the_learner():
                                     'ablation_4_residual', 'ablation_5_csr', 'ablation_6_full',
                                     'paper_x2', 'paper_x4', 'demo'])
 def test_presets_change_the_losses_the_step_computes(preset):
-  cfg = presets.config_from_flagfile(f'flags/{preset}.flags', ['--crop=16', '--blocks=1'])
+  cfg = presets.config_from_flagfile(f'flags/{preset}.flags', ['--crop=16', '--blocks=1']).train
   img = jnp.zeros((48, 48, 3))
   state = jax.eval_shape(lambda: train.init_state(0, img, cfg))
-  plan = train.CropPlan(jnp.zeros((4, 2), jnp.int32), jnp.zeros((4, 2), jnp.int32))
+  plan = data.CropPlan(jnp.zeros((4, 2), jnp.int32), jnp.zeros((4, 2), jnp.int32))
   _, metrics = jax.eval_shape(lambda s: train.train_step(s, plan, cfg), state)
   keys = set(metrics)
+  losses_ = cfg.loss.losses
   assert {'g_gan', 'bic', 'd'} <= keys
-  assert ('energy' in keys) == ('energy' in cfg.losses)
-  assert ('csr' in keys) == ('ud' in keys) == ('csr' in cfg.losses)
-  assert ('inter' in keys) == ('inter' in cfg.losses)
-  assert ('tv' in keys) == ('tv' in cfg.losses)
+  assert ('energy' in keys) == ('energy' in losses_)
+  assert ('csr' in keys) == ('ud' in keys) == ('csr' in losses_)
+  assert ('inter' in keys) == ('inter' in losses_)
+  assert ('tv' in keys) == ('tv' in losses_)
   # The flow's block structure follows the tri-channel switch.
-  assert ('R' in state.g['stages'][0][0]) == cfg.tri_channel
+  assert ('R' in state.g['stages'][0][0]) == cfg.model.tri_channel
 
 
 def test_noise_accumulates_in_the_training_image_only_in_parity_mode():

@@ -3,7 +3,7 @@
 export PYTHONUNBUFFERED=1
 R=$OUT/r; mkdir -p $R
 # gpu_run/offline: the offline set, built beforehand on the CPU machine with
-#   python -c "from ike_jax import datasets; datasets.offline('gpu_run/offline', scale=2, num_images=4)"
+#   python -c "from benchmarks import datasets; datasets.offline('gpu_run/offline', scale=2, num_images=4)"
 exec > >(tee $OUT/log1.txt) 2>&1
 nvidia-smi -L; python3 -c "import jax, flax, optax; print(jax.__version__, flax.__version__, optax.__version__, jax.devices())"
 date +%s > $R/t0
