@@ -210,6 +210,7 @@ def measure(cfg, samples, output_dir, *, seeds=1, overwrite=False, batch_size=0,
   Returns the report dict (what the results JSON holds, less run details).
   """
   from ike_jax import pipeline  # pylint: disable=g-import-not-at-top  (JAX is slow to import)
+  from ike_jax import report as ike_report  # pylint: disable=g-import-not-at-top
   if seeds < 1:
     raise errors.UserError(f'--seeds must be positive, got {seeds}')
   if not samples:
@@ -237,6 +238,7 @@ def measure(cfg, samples, output_dir, *, seeds=1, overwrite=False, batch_size=0,
       names, [[img['values'] for img in s['images']] for s in per_seed])
   return {
       'dataset': dataset, 'scale': cfg.scale, 'config': cfg.to_dict(), 'device': _device(),
+      'method': ike_report.method_label(cfg),
       'seeds': [s['seed'] for s in per_seed], 'protocols': PROTOCOLS,
       'per_seed': per_seed, 'images': images, 'mean': overall,
       'reported': [dict(r) for r in REPORTED],
@@ -311,6 +313,7 @@ def markdown(report):
       f"{config_value(cfg, 'iterations')} iterations, "
       f"seeds {', '.join(map(str, seeds))}; device {report['device']}.",
       f"Y: {PROTOCOLS['y']}. RGB: {PROTOCOLS['rgb']}.",
+      f"The 'IKE' columns are the SR image of this config: {report.get('method', 'IKE')}.",
   ]
   if len(seeds) > 1:
     lines.append(f'Cells are mean ± std over {len(seeds)} seeds; the mean row is the mean '

@@ -99,7 +99,7 @@ def test_preset_works_from_any_directory_and_later_flags_override_it(tmp_path):
 
 def test_helpshort_lists_what_a_user_needs():
   res = run_cli('--helpshort', timeout=120)
-  assert res.returncode == 0, res.stderr
+  assert res.returncode in (0, 1) and 'Traceback' not in res.stderr, res.stderr  # absl exits 1
   for flag in ('--image', '--input_dir', '--scale', '--preset', '--iterations', '--seed',
                '--hr', '--output_dir'):
     assert flag in res.stdout, flag
