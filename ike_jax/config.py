@@ -150,6 +150,8 @@ class PostConfig:
   refine_iterations: int = _field(100, 'Gradient steps of --refine.')
   refine_prior: float = _field(3e-5, 'Smoothed-TV weight of --refine.')
   self_ensemble: bool = _field(False, 'Average the SR image over the 8 flips/rotations.')
+  consensus: str = _field('medoid', "How --population's kernels become one: medoid, median "
+                          '(centre-aligned geometric median) or mean.')
   lever_kernel_taps: int = _field(0, "Keep only the N largest taps of G's kernel for --zssr "
                                   'and --refine (0: all).')
 
@@ -160,6 +162,9 @@ class RunConfig:
   iterations: int = _field(3000, 'Training iterations per image.')
   seed: int = _field(0, 'Random seed (initialisation, crops, noise).')
   metrics_every: int = _field(50, 'Fetch metrics and print progress every N steps.')
+  population: int = _field(1, 'Kernel estimators trained per image (seeds seed, seed+1, ...) '
+                           'in one vmapped step; their kernels are combined (--consensus) '
+                           'and the member nearest the others makes the SR image.')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,6 +263,9 @@ def validate(cfg):
       (m.compute_dtype in ('float32', 'bfloat16'),
        f'--compute_dtype must be float32 or bfloat16, got {m.compute_dtype}'),
       (run.metrics_every > 0, f'--metrics_every must be positive, got {run.metrics_every}'),
+      (run.population > 0, f'--population must be positive, got {run.population}'),
+      (cfg.post.consensus in ('medoid', 'median', 'mean'),
+       f'--consensus must be medoid, median or mean, got {cfg.post.consensus}'),
       (min(t.optim.lr_g, t.optim.lr_d, t.optim.lr_u, t.optim.lr_ud) >= 0,
        'learning rates must be >= 0'),
   ]

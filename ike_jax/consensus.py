@@ -92,3 +92,25 @@ def combine(kernels, method='medoid'):
   aligned = align(kernels, kernels[m])
   k = aligned.mean(axis=0) if method == 'mean' else geometric_median(aligned)
   return k / k.sum()
+
+
+def population_estimate(estimates, method='medoid'):
+  """One kernel estimate from a population's `kernel.estimate_kernel` dicts.
+
+  Returns (index of the medoid member, an estimate dict like the members':
+  the medoid's, with 'kernel' and every colour of 'per_colour' replaced by
+  `combine(...)` scaled to the medoid's sum, plus 'population': the
+  consensus method, the member count and the mean pairwise distance).
+  The members must share the kernel size; the medoid's origin is kept (the
+  consensus is centre-aligned to it).
+  """
+  kernels = np.stack([e['kernel'] for e in estimates])
+  d = distances(kernels)
+  pick = int(np.argmin(d.sum(axis=1)))
+  k = combine(kernels, method) * estimates[pick]['sum']
+  colours = len(estimates[pick]['per_colour'])
+  n = len(estimates)
+  spread = float(d.sum() / (n * (n - 1))) if n > 1 else 0.0
+  return pick, dict(estimates[pick], kernel=k, per_colour=np.repeat(k[None], colours, 0),
+                    population={'consensus': method, 'members': n, 'spread': spread,
+                                'medoid': pick})

@@ -5,9 +5,11 @@ What happens to a batch of images reads top to bottom in `_run_batch`:
 
   data.load_image      -> uint8 LR (and HR) images, checked before anything compiles
   data.plan_crops      -> every iteration's crops, drawn once on the host
-  loop.fit             -> one trained G (and U) per image, all images at once
+  loop.fit             -> one trained G (and U) per image (or a population of
+                          them, `--population`), all in one vmapped step
   infer                -> G^-1(y, U(z)), or bicubic for an estimator without inverse
-  kernel               -> G's kernel, estimated once per image and passed along
+  kernel, consensus    -> G's kernel, estimated once per image and passed along
+                          (a population's kernels combined into one)
   postprocess          -> --zssr / --refine with that kernel
   report               -> scores, pictures and files, written atomically
 """
@@ -22,6 +24,7 @@ import numpy as np
 
 from ike_jax import checkpoint
 from ike_jax import config as config_lib
+from ike_jax import consensus
 from ike_jax import data
 from ike_jax import errors
 from ike_jax import estimators
@@ -72,7 +75,7 @@ def checkpoint_key(jobs, cfg):
   """What a checkpoint belongs to: the inputs, the train config, seed and
   length. Post-processing is not part of it: changing it keeps checkpoints."""
   parts = ['|'.join(os.path.abspath(j.lr_path) for j in jobs), repr(training_config(cfg)),
-           str(cfg.run.seed), str(cfg.run.iterations)]
+           str(cfg.run.seed), str(cfg.run.iterations), str(cfg.run.population)]
   return hashlib.sha1('#'.join(parts).encode()).hexdigest()[:12]
 
 
@@ -154,31 +157,46 @@ def _checkpointer(out, jobs, cfg):
 
 
 def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
-  """Trains one batch of images together, then infers, post-processes and
-  reports each image."""
+  """Trains one batch of images together (each `--population` times, seeds
+  seed, seed + 1, ...), then infers, post-processes and reports each image."""
   train_cfg = training_config(cfg)
   run = cfg.run
-  plans = [data.plan_crops(im['lr'], train_cfg.scale, train_cfg.crop, run.iterations, run.seed)
-           for im in images]
+  members = [(k, run.seed + m) for k in range(len(images)) for m in range(run.population)]
+  plans = [data.plan_crops(images[k]['lr'], train_cfg.scale, train_cfg.crop, run.iterations, seed)
+           for k, seed in members]
   lrs = [data.to_model(im['lr']) for im in images]
   ckpt = _checkpointer(out, jobs, cfg)
-  states, history, timings = _train(lrs, plans, train_cfg, cfg, ckpt, options, log, pad_shape)
+  states, history, timings = _train([lrs[k] for k, _ in members], plans,
+                                    [seed for _, seed in members], train_cfg, cfg, ckpt,
+                                    options, log, pad_shape)
   diverged = history.pop('diverged')
-  keep = [k for k in range(len(images)) if not diverged[k]]
 
   t0 = time.perf_counter()
+  take = lambda tree, i: jax.tree.map(lambda a: a[i], tree)
+  chosen, estimates = {}, {}  # image -> its member that makes the SR image, its kernel
+  for k in range(len(images)):
+    alive = [i for i, (kk, _) in enumerate(members) if kk == k and not diverged[i]]
+    if not alive:
+      continue
+    found = [dict(kernel_lib.estimate_kernel(take(states.g, i), train_cfg), scale=train_cfg.scale)
+             for i in alive]
+    pick, estimates[k] = (0, found[0]) if len(found) == 1 else consensus.population_estimate(
+        found, cfg.post.consensus)
+    chosen[k] = alive[pick]
+    if 'population' in estimates[k]:
+      estimates[k]['population'].update(seed=members[chosen[k]][1],
+                                        seeds=[members[i][1] for i in alive])
+  keep = sorted(chosen)
   tile = options.tile
   if not tile and any(lr.shape[0] * lr.shape[1] > AUTO_TILE_PIXELS for lr in lrs):
     tile = AUTO_TILE
     log(f'large input: inference in overlapping {tile}x{tile} tiles (memory bounded; --tile sets it)')
-  take = lambda tree, k: jax.tree.map(lambda a: a[k], tree)
-  srs = infer.super_resolve_many(take(states.g, np.asarray(keep)), take(states.u, np.asarray(keep)),
+  index = np.asarray([chosen[k] for k in keep])
+  srs = infer.super_resolve_many(take(states.g, index), take(states.u, index),
                                  [lrs[k] for k in keep], train_cfg, tile,
                                  cfg.post.self_ensemble) if keep else []
-  estimates, finals = {}, {}
+  finals = {}
   for k, sr in zip(keep, srs):
-    estimates[k] = dict(kernel_lib.estimate_kernel(take(states.g, k), train_cfg),
-                        scale=train_cfg.scale)
     if postprocess.wanted(cfg.post):
       kern, origin = postprocess.sr_kernel(estimates[k], train_cfg.scale, cfg.scale,
                                            cfg.post.lever_kernel_taps)
@@ -190,13 +208,13 @@ def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
 
   results = []
   for k, image in enumerate(images):
-    if diverged[k]:
+    if k not in chosen:
       log(f'{image["lr_path"]}: training diverged (NaN/Inf); no output written for this image')
       results.append({'image': image['lr_path'], 'status': 'diverged'})
       continue
     results.append(report.write_image_outputs(
         out, image['names'], dict(image, sr=finals[k]), cfg, estimates[k],
-        {name: v[:, k] for name, v in history.items()}, timings))
+        {name: v[:, chosen[k]] for name, v in history.items()}, timings))
   ckpt.remove()  # only now: an interrupted post-processing resumes without retraining
   try:
     os.rmdir(os.path.dirname(ckpt.directory))  # `checkpoints/`, when now empty
@@ -205,7 +223,7 @@ def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
   return results
 
 
-def _train(lrs, plans, train_cfg, cfg, ckpt, options, log, pad_shape):
+def _train(lrs, plans, seeds, train_cfg, cfg, ckpt, options, log, pad_shape):
   """`loop.fit` with this batch's checkpoint (resumed, and saved on a signal)."""
   if ckpt.exists() and not options.resume:
     if not options.overwrite:
@@ -214,7 +232,8 @@ def _train(lrs, plans, train_cfg, cfg, ckpt, options, log, pad_shape):
     ckpt.remove()
   with checkpoint.StopFlag() as stop:  # SIGINT/SIGTERM: save a checkpoint, stop
     try:
-      fitted = loop.fit(lrs, plans, train_cfg, cfg.run, log=log, stop=stop, checkpointer=ckpt,
+      fitted = loop.fit(lrs, plans, train_cfg, cfg.run, seeds=seeds, log=log, stop=stop,
+                        checkpointer=ckpt,
                         checkpoint_every=options.checkpoint_every, pad_shape=pad_shape)
     except errors.Interrupted as err:
       raise errors.Interrupted(f'{err}; checkpoint saved in {ckpt.directory}; '

@@ -38,14 +38,17 @@ def method_label(cfg):
   """What made the SR image, e.g. 'IKE', 'ZSSR (KernelGAN G kernel)'."""
   est = estimators.of(cfg)
   post = cfg.post
+  kernel = f'{est.LABEL} kernel'
+  if cfg.run.population > 1:
+    kernel = f'{post.consensus} of {cfg.run.population} {est.LABEL} kernels'
   if post.zssr:
-    label = f'ZSSR ({est.LABEL} kernel)'
+    label = f'ZSSR ({kernel})'
   elif est.HAS_INVERSE:
     label = est.LABEL
   else:
     label = 'bicubic'
   if post.refine:
-    label += f' + back-projection{"" if post.zssr else f" ({est.LABEL} kernel)"}'
+    label += ' + back-projection' + ('' if post.zssr else f' ({kernel})')
   if post.self_ensemble and est.HAS_INVERSE and not post.zssr:
     label += ' + self-ensemble'
   return label
@@ -112,6 +115,8 @@ def write_image_outputs(out, names, image, cfg, estimate, history, timings):
     panels = [(f'bicubic {scores["bicubic"]["psnr_y"]:.2f} dB', bic),
               (f'{label} {scores["sr"]["psnr_y"]:.2f} dB', sr_u8),
               ('HR', hr[:sr_u8.shape[0], :sr_u8.shape[1]])]
+  if 'population' in estimate:
+    result['population'] = estimate['population']
   if estimate.get('scale', s) != s:
     result['kernel_scale'] = estimate['scale']
   result.update(write_kernel_files(out, names, estimate, image.get('true_kernel')))

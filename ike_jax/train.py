@@ -2,7 +2,7 @@
 
 `cfg` is a `config.TrainConfig` throughout: the step's jit key, so nothing
 outside training (seed, iteration count, post-processing) recompiles it.
-The losses and schedule are stated in `docs/method.md`, "Training".
+The losses and schedule are stated in `docs/method.md`, "One training iteration" and "Schedule".
 
 Each iteration performs, in the PyTorch order:
   1. G step:  L_G = L1(D(G(x)), 1) + lambda_bic MSE(G(x), bic(x)) [+ lambda_energy L_energy]

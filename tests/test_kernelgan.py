@@ -120,3 +120,31 @@ def test_x4_tap_cut_applies_to_the_x2_kernel_before_the_x4_one_is_derived():
   k4, _ = _sr_kernel(g, cfg4)
   want = np.stack([kernel.x4_from_x2(k) for k in np.asarray(k2, np.float64)])
   np.testing.assert_allclose(np.asarray(k4), want / want.sum(axis=(1, 2), keepdims=True), atol=1e-6)
+
+
+def test_population_trains_in_one_step_like_single_runs_and_reports_its_consensus(tmp_path):
+  # Members of a population are the single runs of their seeds, trained together.
+  from ike_jax import data, loop  # pylint: disable=g-import-not-at-top
+  img = synthetic_image(32)
+  train_cfg = DL.train
+  plan = lambda seed: data.plan_crops(img, 2, train_cfg.crop, DL.run.iterations, seed)
+  lr = data.to_model(img)
+  together, _, _ = loop.fit([lr, lr], [plan(0), plan(1)], train_cfg, DL.run, seeds=[0, 1],
+                            log=lambda m: None)
+  for m, seed in enumerate((0, 1)):
+    alone, _, _ = loop.fit([lr], [plan(seed)], train_cfg, DL.run, seeds=[seed], log=lambda m: None)
+    for a, b in zip(jax.tree.leaves(alone.g), jax.tree.leaves(together.g)):
+      np.testing.assert_allclose(a[0], b[m], atol=2e-3)  # batched-vs-single float noise
+  from ike_jax import outputs  # pylint: disable=g-import-not-at-top
+  lr_path = str(tmp_path / 'in.png')
+  outputs.write_png(lr_path, img)
+  cfg = DL.replace(population=3, consensus='median')
+  result = pipeline.super_resolve_files([pipeline.Job(lr_path)], cfg, str(tmp_path / 'out'),
+                                        log=lambda m: None)[0]
+  assert result['status'] == 'ok'
+  pop = result['population']
+  assert pop['members'] == 3 and pop['seeds'] == [0, 1, 2] and pop['seed'] in (0, 1, 2)
+  assert pop['consensus'] == 'median' and pop['spread'] > 0
+  assert result['method'] == 'ZSSR (median of 3 KernelGAN G kernels)'
+  assert pipeline.checkpoint_key([pipeline.Job(lr_path)], cfg) != pipeline.checkpoint_key(
+      [pipeline.Job(lr_path)], DL.replace(consensus='median'))
