@@ -359,7 +359,9 @@ def define_dataset_flags(output_dir, flag_values=FLAGS):
                       'div2k, div2krk, realsr or offline (a stand-in built from '
                       "scikit-image's photos).", **kw)
   flags.DEFINE_string('root', None, 'Data set folder; for offline, its cache folder.', **kw)
-  flags.DEFINE_integer('num_images', None, 'Use only the first N images.', **kw)
+  flags.DEFINE_integer('num_images', None, 'Use only N images (from --first_image on).', **kw)
+  flags.DEFINE_integer('first_image', 0, 'Skip the images before this index (e.g. a tuning '
+                       'subset, to report on the rest).', **kw)
   flags.DEFINE_integer('hr_size', 256, 'offline: HR side of each image.', **kw)
   flags.DEFINE_string('kind', 'div2krk', 'offline: the degradation.', **kw)
   flags.DEFINE_string('split', 'valid', 'div2k: train or valid.', **kw)
@@ -378,15 +380,19 @@ def load_samples(flag_values, scale):
   name = flag_values.dataset.lower()
   if name == 'offline':
     kw = dict(kind=flag_values.kind, hr_size=flag_values.hr_size,
-              num_images=flag_values.num_images)
+              num_images=(None if flag_values.num_images is None
+                          else flag_values.first_image + flag_values.num_images))
   elif name in ('div2k', 'div2k_track2'):
     kw = dict(split=flag_values.split)
   samples = datasets.load_dataset(flag_values.dataset, flag_values.root, scale, **kw)
+  first = flag_values.first_image
+  if first < 0:
+    raise errors.UserError(f'--first_image must be >= 0, got {first}')
   if flag_values.num_images is not None:
     if flag_values.num_images < 1:
       raise errors.UserError(f'--num_images must be positive, got {flag_values.num_images}')
-    samples = samples[:flag_values.num_images]
-  return samples
+    return samples[first:first + flag_values.num_images]
+  return samples[first:]
 
 
 def main(argv):

@@ -5,4 +5,4 @@ invertible network whose forward pass is the image's own down-scaling and whose
 inverse super-resolves it 2x or 4x.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -201,7 +201,7 @@ def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
       kern, origin = postprocess.sr_kernel(estimates[k], train_cfg.scale, cfg.scale,
                                            cfg.post.lever_kernel_taps)
       sr = postprocess.apply(sr, lrs[k], kern, origin, cfg.post, cfg.scale, run.seed,
-                             zssr_crop=min(cfg.train.crop, 64))
+                             zssr_crop=min(cfg.train.crop, 64), log=log)
     finals[k] = data.from_model(sr)
   timings = dict(timings, inference_s=(time.perf_counter() - t0) / max(len(keep), 1),
                  images_in_batch=len(images))

@@ -51,7 +51,7 @@ def wanted(post):
   return post.zssr or post.refine
 
 
-def apply(sr, lr, k, origin, post, scale, seed=0, zssr_crop=64):
+def apply(sr, lr, k, origin, post, scale, seed=0, zssr_crop=64, log=None):
   """The SR image after `--zssr` and then `--refine` (as `post` asks).
 
   Args:
@@ -62,13 +62,14 @@ def apply(sr, lr, k, origin, post, scale, seed=0, zssr_crop=64):
     scale: s.
     seed: seed of the ZSSR net.
     zssr_crop: side of ZSSR's training crops (clipped to the image).
+    log: progress sink for the ZSSR training (None: silent).
   Returns:
     (sH, sW, 3) NumPy float32 in [-1, 1].
   """
   lr = jnp.asarray(lr, jnp.float32)
   if post.zssr:
     params, _ = zssr.train_zssr(jax.random.PRNGKey(seed), lr, k, scale, origin,
-                                steps=post.zssr_steps, crop=zssr_crop)
+                                steps=post.zssr_steps, crop=zssr_crop, log=log)
     sr = zssr.apply_zssr(params, lr, scale)
   if post.refine:
     sr = refine.back_project(jnp.asarray(sr), lr, k, scale, origin,
