@@ -11,7 +11,7 @@ the table as Markdown and the numbers as JSON.
       --first_image=4 --num_images=4 --results=runs/single.json
   python -m benchmarks.quality --flagfile=flags/best_x2.flags --population=3 \
       --first_image=4 --num_images=4 --results=runs/pop.json
-  python -m benchmarks.population --single=runs/single.json --population=runs/pop.json \
+  python -m benchmarks.population --single=runs/single.json --population_results=runs/pop.json \
       --results=benchmarks/results/population_report.json
 """
 
@@ -25,10 +25,14 @@ from ike_jax import cli
 from ike_jax import errors
 from ike_jax import outputs
 
-flags.DEFINE_string('single', None, 'quality.py results of single runs (several seeds).')
-flags.DEFINE_multi_string('population', [], 'quality.py results of --population runs.')
-flags.DEFINE_string('results', None, 'Where the JSON goes (the .md beside it).')
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Defined only when run (tests import this module beside others' flags)."""
+  flags.DEFINE_string('single', None, 'quality.py results of single runs (several seeds).')
+  flags.DEFINE_multi_string('population_results', [], 'quality.py results of --population runs.')
+  flags.DEFINE_string('results', None, 'Where the JSON goes (the .md beside it).')
 
 
 def _load(path):
@@ -124,18 +128,20 @@ def markdown(rows, summary, labels):
 def main(argv):
   if len(argv) > 1:
     raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
-  if not FLAGS.single or not FLAGS.population:
-    raise errors.UserError('give --single and at least one --population')
+  if not FLAGS.single or not FLAGS.population_results:
+    raise errors.UserError('give --single and at least one --population_results')
   single = _load(FLAGS.single)
-  populations = [_load(p) for p in FLAGS.population]
+  populations = [_load(p) for p in FLAGS.population_results]
   rows, summary, labels = compare(single, populations)
   md = markdown(rows, summary, labels)
   print(md)
   if FLAGS.results:
     outputs.write_json(FLAGS.results, {'rows': rows, 'summary': summary,
-                                       'single': FLAGS.single, 'population': FLAGS.population})
+                                       'single': FLAGS.single,
+                                       'population': FLAGS.population_results})
     outputs.write_bytes_atomic(os.path.splitext(FLAGS.results)[0] + '.md', (md + '\n').encode())
 
 
 if __name__ == '__main__':
+  define_flags()
   cli.run_app(main)

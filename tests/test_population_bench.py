@@ -43,7 +43,7 @@ def test_cli_writes_json_and_markdown_and_rejects_bad_input(tmp_path):
   (tmp_path / 'p.json').write_text(json.dumps(_report([[2.0, 2.0]], [[0.1, 0.1]], pop=2)))
   out = tmp_path / 'cmp.json'
   cmd = [sys.executable, '-m', 'benchmarks.population', f'--single={tmp_path / "s.json"}',
-         f'--population={tmp_path / "p.json"}', f'--results={out}']
+         f'--population_results={tmp_path / "p.json"}', f'--results={out}']
   res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert res.returncode == 0, res.stderr
   assert json.loads(out.read_text())['summary']['images'] == 2
