@@ -8,7 +8,7 @@
       optim: OptimConfig      Adam and the schedules
       quirks: QuirksConfig    behaviours of the authors' PyTorch code
     post: PostConfig        what happens to the SR image after training
-    run: RunConfig          seed, iterations, progress
+    run: RunConfig          seed, iterations, progress, population size
 
 Every field is a command-line flag of the same name (`ike_jax.presets`), with
 the help text written next to it here. Names are unique across groups, so
@@ -158,7 +158,7 @@ class PostConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-  """How long, from which seed, how often to report."""
+  """How long, from which seed, how often to report, how many estimators per image."""
   iterations: int = _field(3000, 'Training iterations per image.')
   seed: int = _field(0, 'Random seed (initialisation, crops, noise).')
   metrics_every: int = _field(50, 'Fetch metrics and print progress every N steps.')
