@@ -112,8 +112,8 @@ def main(argv):
       batch_size = 1
       print('CPU: training one image at a time (--batch_size sets it)', flush=True)
   options = pipeline.Options(overwrite=FLAGS.overwrite, batch_size=batch_size, tile=FLAGS.tile,
-                        checkpoint_every=FLAGS.checkpoint_every, resume=FLAGS.resume,
-                        process_index=index, process_count=count)
+                             checkpoint_every=FLAGS.checkpoint_every, resume=FLAGS.resume,
+                             process_index=index, process_count=count)
   jobs = [pipeline.Job(p, _hr_for(p), FLAGS.kernel) for p in paths]
   print(f'settings: {presets.config_summary(cfg)}', flush=True)
   results = pipeline.super_resolve_files(jobs, cfg, FLAGS.output_dir, options,
