@@ -149,8 +149,8 @@ def markdown(report):
   for r in rows:
     table.append([r['preset']] + ['yes' if r[key] else '' for key, _ in quality.SWITCHES] + [
         f"{r['psnr']:.3f}", f"{r['ssim']:.4f}"] + [
-            quality.fmt(r['mean'].get(k), r['std'].get(k), spec, with_std)
-            for k, spec in (('ike_psnr_y', '.2f'), ('ike_ssim_y', '.4f'),
+            quality.fmt(r['mean'].get(k), r['std'].get(k), number_format, with_std)
+            for k, number_format in (('ike_psnr_y', '.2f'), ('ike_ssim_y', '.4f'),
                             ('ike_psnr_rgb', '.2f'), ('ike_ssim_rgb', '.4f'))])
   bic = rows[0]['mean'] if rows else {}
   lines = [

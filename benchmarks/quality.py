@@ -245,13 +245,13 @@ def measure(cfg, samples, output_dir, *, seeds=1, overwrite=False, batch_size=0,
   }
 
 
-def fmt(mean, std, spec, with_std):
+def fmt(mean, std, number_format, with_std):
   """'25.12', or '25.12 ± 0.03' with `with_std`; '—' for a missing value."""
   if mean is None or not math.isfinite(mean):
     return '—'
-  text = format(mean, spec)
+  text = format(mean, number_format)
   if with_std and std is not None and math.isfinite(std):
-    text += ' ± ' + format(std, spec.lstrip('+'))
+    text += ' ± ' + format(std, number_format.lstrip('+'))
   return text
 
 
@@ -275,11 +275,11 @@ def measured_table(report):
   columns = _columns(report)
   rows = []
   for img in report['images']:
-    rows.append([img['name']] + [fmt(img['mean'].get(k), img['std'].get(k), spec, with_std)
-                                 for k, _, spec in columns])
+    rows.append([img['name']] + [fmt(img['mean'].get(k), img['std'].get(k), number_format, with_std)
+                                 for k, _, number_format in columns])
   m = report['mean']
-  rows.append(['**mean**'] + [fmt(m['mean'].get(k), m['std'].get(k), spec, with_std)
-                              for k, _, spec in columns])
+  rows.append(['**mean**'] + [fmt(m['mean'].get(k), m['std'].get(k), number_format, with_std)
+                              for k, _, number_format in columns])
   return md_table(['image'] + [h for _, h, _ in columns], rows)
 
 

@@ -81,12 +81,15 @@ def geometric_median(points, iterations=50, eps=1e-12):
   return x.reshape(points.shape[1:])
 
 
-def combine(kernels, method='medoid'):
-  """One unit-sum kernel from (N, k, k) estimates; see the module docstring."""
+def combine(kernels, method='medoid', medoid=None):
+  """One unit-sum kernel from (N, k, k) estimates; see the module docstring.
+
+  `medoid`: the medoid's index when the caller has it (saves the distances).
+  """
   if method not in METHODS:
     raise ValueError(f'consensus method must be one of {", ".join(METHODS)}, got {method!r}')
   kernels = _unit(kernels)
-  m = medoid_index(kernels)
+  m = medoid_index(kernels) if medoid is None else medoid
   if method == 'medoid':
     return kernels[m]
   aligned = align(kernels, kernels[m])
@@ -107,7 +110,7 @@ def population_estimate(estimates, method='medoid'):
   kernels = np.stack([e['kernel'] for e in estimates])
   d = distances(kernels)
   pick = int(np.argmin(d.sum(axis=1)))
-  k = combine(kernels, method) * estimates[pick]['sum']
+  k = combine(kernels, method, medoid=pick) * estimates[pick]['sum']
   colours = len(estimates[pick]['per_colour'])
   n = len(estimates)
   spread = float(d.sum() / (n * (n - 1))) if n > 1 else 0.0

@@ -109,16 +109,18 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
     # A resumed batch may have written some outputs; any other must not find any.
     if not (options.resume and _checkpointer(out, [j for j, _ in batch], cfg).exists()):
       out.claim([v for _, name in batch for v in name.values()])
-  loaded = {id(job): _load(job, cfg, log) for job, _ in todo}  # every input checked first
+  # Every input is loaded and checked before anything compiles.
+  images = [dict(_load(job, cfg, log), names=name) for job, name in todo]
 
   # One padded shape for the whole run: batches share one compiled step.
-  pad_shape = tuple(max((im['lr'].shape[a] for im in loaded.values()), default=0)
+  pad_shape = tuple(max((im['lr'].shape[a] for im in images), default=0)
                     for a in (0, 1))
   for n, batch in enumerate(batches):
     if len(batches) > 1:
       log(f'batch {n + 1}/{len(batches)}: {len(batch)} image(s)')
-    images = [dict(loaded[id(job)], names=name) for job, name in batch]
-    results += _run_batch(images, [job for job, _ in batch], cfg, out, options, log, pad_shape)
+    start = n * size
+    results += _run_batch(images[start:start + len(batch)], [job for job, _ in batch], cfg,
+                          out, options, log, pad_shape)
   return results
 
 

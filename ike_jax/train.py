@@ -289,12 +289,12 @@ def sharded_train_step(mesh):
   the vmapped step instead fails on the grouped convolutions that vmap makes
   of per-image weights.)
   """
-  spec = jax.sharding.PartitionSpec('images')
+  by_image = jax.sharding.PartitionSpec('images')
 
   @functools.partial(jax.jit, static_argnums=(2,), donate_argnums=(0,))
   def step(states, plans, cfg):
     body = lambda s, p: jax.vmap(lambda si, pi: train_step(si, pi, cfg))(s, p)
-    return jax.shard_map(body, mesh=mesh, in_specs=(spec, spec), out_specs=spec,
+    return jax.shard_map(body, mesh=mesh, in_specs=(by_image, by_image), out_specs=by_image,
                          check_vma=False)(states, plans)
   return step
 
