@@ -137,7 +137,26 @@ def _skimage_photo(name: str) -> Callable[[], np.ndarray]:
   return load
 
 
-# RGB photos bundled with scikit-image (no download), all >= 300 px a side.
+def _grey_as_rgb(load: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
+  """A greyscale photo as three equal colours (Y-PSNR is then its PSNR)."""
+  return lambda: np.repeat(np.asarray(load())[..., None], 3, axis=-1)
+
+
+def _grace_hopper():
+  """The colour portrait bundled with Matplotlib (600x512)."""
+  import matplotlib.cbook  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  with matplotlib.cbook.get_sample_data('grace_hopper.jpg') as f:
+    return np.asarray(Image.open(f).convert('RGB'))
+
+
+# Photos that need no download, all >= 300 px a side. The order is fixed:
+# image i is degraded with seed i, so appending keeps every earlier image.
+# 0-7: scikit-image's colour photos. 8-11, added later by a fixed rule (the
+# colour photo bundled with Matplotlib, then scikit-image's greyscale photos
+# of real scenes in alphabetical order -- brick, camera, grass -- skipping
+# synthetic images, documents and the motion-blurred clock).
+# Which indices tune and which report: benchmarks/RESULTS.md, "Image sets".
 OFFLINE_IMAGES: dict[str, Callable[[], np.ndarray]] = {
     'astronaut': _skimage_photo('astronaut'),
     'chelsea': _skimage_photo('chelsea'),
@@ -147,7 +166,13 @@ OFFLINE_IMAGES: dict[str, Callable[[], np.ndarray]] = {
     'immunohistochemistry': _skimage_photo('immunohistochemistry'),
     'hubble_deep_field': _skimage_photo('hubble_deep_field'),
     'retina': _skimage_photo('retina'),
+    'grace_hopper': _grace_hopper,
+    'brick': _grey_as_rgb(_skimage_photo('brick')),
+    'camera': _grey_as_rgb(_skimage_photo('camera')),
+    'grass': _grey_as_rgb(_skimage_photo('grass')),
 }
+TUNING_IMAGES = (0, 4)   # [first, end): the images settings were chosen on
+REPORT_IMAGES = (4, 12)  # [first, end): never used to choose a setting
 
 
 def center_crop(img: np.ndarray, size: int, multiple: int = 4) -> np.ndarray:
@@ -174,7 +199,7 @@ def offline(cache_dir: str | None = None, scale: int = 2,
     cache_dir: root of the cache (default ~/.cache/ike_jax/offline).
     scale: 2 or 4.
     kind: one of `degradations.KINDS`.
-    num_images: how many images (default all 8).
+    num_images: how many images (default all of `OFFLINE_IMAGES`).
     hr_size: largest HR side; the HR side is a multiple of 4.
   """
   # Imported here: JAX (under `degradations`) is slow to import and only the

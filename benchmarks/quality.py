@@ -139,6 +139,8 @@ def flat_metrics(result):
       for key in METRICS:
         values[f'{who}_{key}'] = float(metrics[key_in][key])
     values['gain_psnr_y'] = values['ike_psnr_y'] - values['bicubic_psnr_y']
+  if result.get('status') == 'ok' and _is_number(result.get('self_check')):
+    values['self_check'] = float(result['self_check'])
   if result.get('status') == 'ok':
     error = result.get('kernel_error', result.get('metrics', {}).get('kernel_error'))
     if _is_number(error):
@@ -266,6 +268,8 @@ def _columns(report):
   columns = [c for c in COLUMNS if c[0] in keys]
   columns += [(k, k.replace('_', ' '), '.4g') for k in sorted(keys)
               if k.startswith('kernel_error')]
+  if 'self_check' in keys:
+    columns.append(('self_check', 'self-check (grey levels)', '.3f'))
   return columns
 
 

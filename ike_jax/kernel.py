@@ -333,6 +333,37 @@ def degrade(img, k, scale, origin=None, mode='reflect'):
   return out[..., 0] if img.ndim == 2 else out
 
 
+def self_check(sr, lr, k, scale, origin=None):
+  """How well an SR image, blurred by a kernel and subsampled, gives back the LR.
+
+  A check that needs no ground truth: RMS over the LR pixels and colours of
+  `degrade(sr, k) - lr`, in 8-bit grey levels, away from the borders (the
+  kernel's reach in LR px is left out on every side, as far as the image
+  allows). 0 when SR is exactly
+  consistent with the LR input under `k`. benchmarks/RESULTS.md, "Kernel
+  estimation", measures how well it predicts the true kernel error.
+
+  Args:
+    sr: (sH, sW, C) uint8 SR image, or float in 0..255.
+    lr: (H, W, C) uint8 LR image, H = ceil(sH / s).
+    k: (kh, kw) or (C, kh, kw) kernel at the SR scale (summing to ~1).
+    scale: s.
+    origin: as `degrade`.
+  Returns:
+    float >= 0 (grey levels).
+  """
+  k = np.asarray(k, np.float32)
+  back = np.asarray(degrade(np.asarray(sr, np.float32), k / k.sum(axis=(-2, -1), keepdims=True),
+                            scale, origin))
+  lr = np.asarray(lr, np.float32)
+  if back.shape != lr.shape:
+    raise ValueError(f'SR {np.shape(sr)} blurred and subsampled by {scale} is {back.shape}, '
+                     f'not the LR {lr.shape}')
+  m = min(-(-max(k.shape[-2:]) // scale), (min(lr.shape[:2]) - 1) // 2)
+  diff = (back - lr)[m:lr.shape[0] - m, m:lr.shape[1] - m]
+  return float(np.sqrt(np.mean(diff ** 2)))
+
+
 def largest_taps(per_colour, n):
   """(C, k, k) kernels with all but each colour's n largest taps set to 0."""
   per_colour = np.asarray(per_colour)

@@ -197,14 +197,15 @@ def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
   srs = infer.super_resolve_many(take(states.g, index), take(states.u, index),
                                  [lrs[k] for k in keep], train_cfg, tile,
                                  cfg.post.self_ensemble) if keep else []
-  finals = {}
+  finals, checks = {}, {}
   for k, sr in zip(keep, srs):
+    kern, origin = postprocess.sr_kernel(estimates[k], train_cfg.scale, cfg.scale,
+                                         cfg.post.lever_kernel_taps)
     if postprocess.wanted(cfg.post):
-      kern, origin = postprocess.sr_kernel(estimates[k], train_cfg.scale, cfg.scale,
-                                           cfg.post.lever_kernel_taps)
       sr = postprocess.apply(sr, lrs[k], kern, origin, cfg.post, cfg.scale, run.seed,
                              zssr_crop=min(cfg.train.crop, 64), log=log)
     finals[k] = data.from_model(sr)
+    checks[k] = kernel_lib.self_check(finals[k], images[k]['lr'], kern, cfg.scale, origin)
   timings = dict(timings, inference_s=(time.perf_counter() - t0) / max(len(keep), 1),
                  images_in_batch=len(images))
 
@@ -215,7 +216,7 @@ def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
       results.append({'image': image['lr_path'], 'status': 'diverged'})
       continue
     results.append(report.write_image_outputs(
-        out, image['names'], dict(image, sr=finals[k]), cfg, estimates[k],
+        out, image['names'], dict(image, sr=finals[k], self_check=checks[k]), cfg, estimates[k],
         {name: v[:, chosen[k]] for name, v in history.items()}, timings))
   ckpt.remove()  # only now: an interrupted post-processing resumes without retraining
   try:

@@ -90,7 +90,8 @@ def write_image_outputs(out, names, image, cfg, estimate, history, timings):
     out: an `outputs.OutputDir`.
     names: `output_names(...)`.
     image: dict with 'lr_path', 'lr' (uint8), 'sr' (uint8), optional 'hr'
-      (uint8), 'hr_path', 'true_kernel' (2-D, at G's training scale).
+      (uint8), 'hr_path', 'true_kernel' (2-D, at G's training scale),
+      'self_check' (`kernel.self_check` of SR, LR and the SR kernel).
     cfg: the run's `config.Config`.
     estimate: `kernel.estimate_kernel`'s dict for this image.
     history: {metric: (steps,) array}.
@@ -115,6 +116,8 @@ def write_image_outputs(out, names, image, cfg, estimate, history, timings):
     panels = [(f'bicubic {scores["bicubic"]["psnr_y"]:.2f} dB', bic),
               (f'{label} {scores["sr"]["psnr_y"]:.2f} dB', sr_u8),
               ('HR', hr[:sr_u8.shape[0], :sr_u8.shape[1]])]
+  if 'self_check' in image:
+    result['self_check'] = image['self_check']
   if 'population' in estimate:
     result['population'] = estimate['population']
   if estimate.get('scale', s) != s:

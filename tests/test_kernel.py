@@ -273,3 +273,21 @@ def test_kernel_priors_on_hand_made_kernels():
   bad = losses.kernel_priors(jnp.asarray(3 * far - blur, jnp.float32), s, 5.5)
   assert float(bad['sum2one']) > 0.5 and float(bad['negative']) > 0.3
   assert float(bad['boundaries']) > 0.5 and float(bad['centralized']) > 1.0
+
+
+def test_self_check_is_zero_for_the_true_kernel_and_grows_with_a_wrong_one():
+  # Synthetic case: LR = degrade(HR, k) exactly (float); the HR image is the
+  # ideal SR image. Under the true kernel the check is 0 (up to float error);
+  # a too-narrow or too-wide kernel leaves a clear residual.
+  rng = np.random.default_rng(0)
+  hr = ndimage.gaussian_filter(rng.uniform(0, 255, (64, 64, 3)), (1.5, 1.5, 0))
+  true = degradations.fixed_gaussian_kernel(2.5, 1.0, 0.4)
+  lr = np.asarray(kernel.degrade(hr, true, 2))
+  check = kernel.self_check(hr, lr, true, 2)
+  narrow = kernel.self_check(hr, lr, degradations.fixed_gaussian_kernel(0.4, 0.4, 0.0), 2)
+  wide = kernel.self_check(hr, lr, degradations.fixed_gaussian_kernel(6.0, 6.0, 0.0), 2)
+  assert check < 1e-3 < 0.1 < min(narrow, wide)
+  # Per-colour kernels work the same way; a mismatched LR is an error.
+  assert kernel.self_check(hr, lr, np.stack([true] * 3), 2) == pytest.approx(check, abs=1e-4)
+  with pytest.raises(ValueError, match='not the LR'):
+    kernel.self_check(hr, lr[:-1], true, 2)

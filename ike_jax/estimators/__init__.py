@@ -23,12 +23,14 @@ batch of one-channel images for G (`colours_to_batch`).
 
 import importlib
 
+import jax
 import jax.numpy as jnp
 
 # Name -> module. A new estimator is a new module and a line here.
 _MODULES = {
     'flow': 'ike_jax.estimators.flow',
     'deep_linear': 'ike_jax.estimators.deep_linear',
+    'gaussian': 'ike_jax.estimators.gaussian',
 }
 NAMES = tuple(_MODULES)
 
@@ -55,3 +57,17 @@ def batch_to_colours(x):
   """(..., 3, H, W, C) -> (..., H, W, 3*C) with channel `c*3 + colour`."""
   x = jnp.moveaxis(x, -4, -1)                      # (..., H, W, C, 3)
   return x.reshape(*x.shape[:-2], x.shape[-2] * x.shape[-1])
+
+
+def blur_subsample(kernel, x, scale, local=lambda fn, v: fn(v)):
+  """The forward map of a linear estimator: one strided correlation.
+
+  (N, H, W, 1) -> (lr (N, H/s, W/s, 1), z (N, H/s, W/s, s^2 - 1) of zeros),
+  `lr[i, j] = sum k[a, b] x[s i + a - r, s j + b - r]`, r = side // 2, zero
+  padding; `kernel` is (side, side), side odd.
+  """
+  half = kernel.shape[0] // 2
+  lr = local(lambda v: jax.lax.conv_general_dilated(
+      v, kernel[:, :, None, None], (scale, scale), ((half, half), (half, half)),
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC')), x)
+  return lr, jnp.zeros((*lr.shape[:-1], scale * scale - 1), lr.dtype)

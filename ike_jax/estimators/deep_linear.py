@@ -16,6 +16,8 @@ derived from the x2 one (`training_scale`, `kernel.x4_from_x2`).
 import jax
 import jax.numpy as jnp
 
+from ike_jax import estimators
+
 NAME = 'deep_linear'
 HAS_INVERSE = False
 LABEL = 'KernelGAN G'
@@ -75,17 +77,8 @@ def prepare(params, cfg):
 
 
 def forward(prepared, x, cfg, local=lambda fn, v: fn(v)):
-  """(N, H, W, 1) -> (lr (N, H/s, W/s, 1), z (N, H/s, W/s, s^2 - 1) of zeros).
-
-  `lr[i, j] = sum k[a, b] x[s i + a - 6, s j + b - 6]` (zero padding).
-  """
-  s = cfg.scale
-  k = prepared['kernel'][:, :, None, None]
-  half = KERNEL_SIZE // 2
-  lr = local(lambda v: jax.lax.conv_general_dilated(
-      v, k, (s, s), ((half, half), (half, half)),
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC')), x)
-  return lr, jnp.zeros((*lr.shape[:-1], s * s - 1), lr.dtype)
+  """(N, H, W, 1) -> (lr (N, H/s, W/s, 1), zero latent); `estimators.blur_subsample`."""
+  return estimators.blur_subsample(prepared['kernel'], x, cfg.scale, local)
 
 
 def inverse(prepared, y, z_up, cfg, local=None):
