@@ -196,6 +196,7 @@ def _timings(results, wall_s, num_images):
       'step_s': step_s,                              # one step, all images
       'step_s_per_image': step_s / max(num_images, 1),
       'inference_s': sum(r['timings'].get('inference_s', 0.0) for r in ok),
+      'post_s': sum(r['timings'].get('post_s', 0.0) for r in ok),  # ZSSR / back-projection
   }
 
 
@@ -301,9 +302,10 @@ def timings_table(report):
     t = s['timings']
     rows.append([s['seed'], f"{t['wall_s']:.1f}", f"{t['compile_s']:.1f}",
                  f"{t['train_s']:.1f}", f"{t['step_s']:.4f}",
-                 f"{t['step_s_per_image']:.4f}", f"{t['inference_s']:.1f}"])
+                 f"{t['step_s_per_image']:.4f}", f"{t['inference_s']:.1f}",
+                 f"{t.get('post_s', float('nan')):.1f}"])
   return md_table(['seed', 'wall (s)', 'compile (s)', 'train (s)', 's/step (all images)',
-                   's/step per image', 'inference (s)'], rows)
+                   's/step per image', 'inference (s)', 'post-processing (s)'], rows)
 
 
 def markdown(report):

@@ -264,6 +264,9 @@ def validate(cfg):
        f'--compute_dtype must be float32 or bfloat16, got {m.compute_dtype}'),
       (run.metrics_every > 0, f'--metrics_every must be positive, got {run.metrics_every}'),
       (run.population > 0, f'--population must be positive, got {run.population}'),
+      (not known or estimators.get(m.generator).TRAINS or run.population == 1,
+       f'--generator={m.generator} trains nothing (the same kernel for every seed): '
+       'use --population=1'),
       (cfg.post.consensus in ('medoid', 'median', 'mean'),
        f'--consensus must be medoid, median or mean, got {cfg.post.consensus}'),
       (min(t.optim.lr_g, t.optim.lr_d, t.optim.lr_u, t.optim.lr_ud) >= 0,

@@ -56,6 +56,21 @@ def kernel_center(size, scale):
   return size // 2 + 0.5 * (scale - size % 2)
 
 
+def gaussian_kernel(cov, size, scale):
+  """Unit-sum exp(-z^T cov^-1 z / 2) on a size x size grid, (size, size).
+
+  z = (col, row) from KernelGAN's wanted centre `kernel_center(size, scale)`
+  on both axes, so the kernel's LR grid lines up with the bicubic one (the
+  benchmarks' data kernels use the same axes). `cov` is (2, 2) in HR px^2.
+  jnp, differentiable in `cov`.
+  """
+  centre = kernel_center(size, scale)
+  rows, cols = np.indices((size, size), np.float32) - centre
+  z = jnp.asarray(np.stack([cols, rows], axis=-1))
+  k = jnp.exp(-0.5 * jnp.einsum('...i,ij,...j->...', z, jnp.linalg.inv(cov), z))
+  return k / jnp.sum(k)
+
+
 def center_of_mass(k):
   """(row, col) centre of mass of a 2-D kernel, 0-based."""
   k = np.asarray(k, np.float64)

@@ -10,6 +10,8 @@ What happens to a batch of images reads top to bottom in `_run_batch`:
   infer                -> G^-1(y, U(z)), or bicubic for an estimator without inverse
   kernel, consensus    -> G's kernel, estimated once per image and passed along
                           (a population's kernels combined into one)
+     (an estimator that does not train, e.g. `spectral`, replaces these three
+      with its closed-form estimate and a bicubic starting image)
   postprocess          -> --zssr / --refine with that kernel
   report               -> scores, pictures and files, written atomically
 """
@@ -133,12 +135,14 @@ def _load(job, cfg, log):
   if dh or dw:
     log(f'{job.lr_path}: trimmed {dh} rows and {dw} columns to a multiple of {s}; '
         f'output will be {lr.shape[1] * s}x{lr.shape[0] * s}')
-  crop = cfg.train.crop
-  if min(lr.shape[:2]) < crop:  # checked here, before any batch trains
-    raise errors.InputError(
-        f'{job.lr_path}: image is {lr.shape[1]}x{lr.shape[0]} pixels'
-        f'{" after trimming" if dh or dw else ""}; --crop {crop} needs at least '
-        f'{crop}x{crop}: lower --crop or use a larger image')
+  est = estimators.of(cfg)
+  trains = est.TRAINS
+  need = cfg.train.crop if trains else est.MIN_SIDE
+  if min(lr.shape[:2]) < need:  # checked here, before any batch trains
+    why = (f'--crop {need} needs at least {need}x{need}: lower --crop or use a larger image'
+           if trains else f'--generator={cfg.train.model.generator} needs at least {need}x{need}')
+    raise errors.InputError(f'{job.lr_path}: image is {lr.shape[1]}x{lr.shape[0]} pixels'
+                            f'{" after trimming" if dh or dw else ""}; {why}')
   image = {'lr_path': job.lr_path, 'lr': lr}
   if job.hr_path:
     hr = data.load_image(job.hr_path, log=log)
@@ -159,15 +163,75 @@ def _checkpointer(out, jobs, cfg):
 
 
 def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
-  """Trains one batch of images together (each `--population` times, seeds
-  seed, seed + 1, ...), then infers, post-processes and reports each image."""
+  """Estimates the kernel of one batch of images (training G on all of them
+  together, or in closed form), then post-processes and reports each image."""
+  train_cfg = training_config(cfg)
+  ckpt = None
+  if estimators.of(train_cfg).TRAINS:
+    ckpt = _checkpointer(out, jobs, cfg)
+    estimates, srs, histories, timings = _fit_estimators(images, cfg, ckpt, options, log,
+                                                         pad_shape)
+  else:
+    estimates, srs, histories, timings = _closed_form_estimates(images, cfg)
+
+  t0 = time.perf_counter()
+  finals, checks = {}, {}
+  for k, sr in srs.items():
+    kern, origin = postprocess.sr_kernel(estimates[k], train_cfg.scale, cfg.scale,
+                                         cfg.post.lever_kernel_taps)
+    if postprocess.wanted(cfg.post):
+      sr = postprocess.apply(sr, data.to_model(images[k]['lr']), kern, origin, cfg.post,
+                             cfg.scale, cfg.run.seed, zssr_crop=min(cfg.train.crop, 64),
+                             log=log)
+    finals[k] = data.from_model(sr)
+    checks[k] = kernel_lib.self_check(finals[k], images[k]['lr'], kern, cfg.scale, origin)
+  timings = dict(timings, post_s=(time.perf_counter() - t0) / max(len(srs), 1),
+                 images_in_batch=len(images))
+
+  results = []
+  for k, image in enumerate(images):
+    if k not in finals:
+      log(f'{image["lr_path"]}: training diverged (NaN/Inf); no output written for this image')
+      results.append({'image': image['lr_path'], 'status': 'diverged'})
+      continue
+    results.append(report.write_image_outputs(
+        out, image['names'], dict(image, sr=finals[k], self_check=checks[k]), cfg, estimates[k],
+        histories[k], timings))
+  if ckpt is not None:
+    ckpt.remove()  # only now: an interrupted post-processing resumes without retraining
+    try:
+      os.rmdir(os.path.dirname(ckpt.directory))  # `checkpoints/`, when now empty
+    except OSError:
+      pass
+  return results
+
+
+def _closed_form_estimates(images, cfg):
+  """Kernel estimates of an estimator that does not train; bicubic SR images."""
+  train_cfg = training_config(cfg)
+  est = estimators.of(train_cfg)
+  t0 = time.perf_counter()
+  estimates = {k: dict(est.estimate(im['lr'], train_cfg), scale=train_cfg.scale)
+               for k, im in enumerate(images)}
+  t1 = time.perf_counter()
+  srs = {k: data.to_model(report.bicubic_upscale(im['lr'], cfg.scale))
+         for k, im in enumerate(images)}
+  timings = {'estimate_s': (t1 - t0) / max(len(images), 1),
+             'inference_s': (time.perf_counter() - t1) / max(len(images), 1)}
+  return estimates, srs, {k: {} for k in estimates}, timings
+
+
+def _fit_estimators(images, cfg, ckpt, options, log, pad_shape):
+  """Trains G on every image of a batch (each `--population` times, seeds seed,
+  seed + 1, ...) in one vmapped step; returns per image (keyed by its index;
+  diverged images left out) the kernel estimate, the SR image to post-process
+  (G's inverse, or bicubic), the loss history, and the batch's timings."""
   train_cfg = training_config(cfg)
   run = cfg.run
   members = [(k, run.seed + m) for k in range(len(images)) for m in range(run.population)]
   plans = [data.plan_crops(images[k]['lr'], train_cfg.scale, train_cfg.crop, run.iterations, seed)
            for k, seed in members]
   lrs = [data.to_model(im['lr']) for im in images]
-  ckpt = _checkpointer(out, jobs, cfg)
   states, history, timings = _train([lrs[k] for k, _ in members], plans,
                                     [seed for _, seed in members], train_cfg, cfg, ckpt,
                                     options, log, pad_shape)
@@ -197,33 +261,9 @@ def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
   srs = infer.super_resolve_many(take(states.g, index), take(states.u, index),
                                  [lrs[k] for k in keep], train_cfg, tile,
                                  cfg.post.self_ensemble) if keep else []
-  finals, checks = {}, {}
-  for k, sr in zip(keep, srs):
-    kern, origin = postprocess.sr_kernel(estimates[k], train_cfg.scale, cfg.scale,
-                                         cfg.post.lever_kernel_taps)
-    if postprocess.wanted(cfg.post):
-      sr = postprocess.apply(sr, lrs[k], kern, origin, cfg.post, cfg.scale, run.seed,
-                             zssr_crop=min(cfg.train.crop, 64), log=log)
-    finals[k] = data.from_model(sr)
-    checks[k] = kernel_lib.self_check(finals[k], images[k]['lr'], kern, cfg.scale, origin)
-  timings = dict(timings, inference_s=(time.perf_counter() - t0) / max(len(keep), 1),
-                 images_in_batch=len(images))
-
-  results = []
-  for k, image in enumerate(images):
-    if k not in chosen:
-      log(f'{image["lr_path"]}: training diverged (NaN/Inf); no output written for this image')
-      results.append({'image': image['lr_path'], 'status': 'diverged'})
-      continue
-    results.append(report.write_image_outputs(
-        out, image['names'], dict(image, sr=finals[k], self_check=checks[k]), cfg, estimates[k],
-        {name: v[:, chosen[k]] for name, v in history.items()}, timings))
-  ckpt.remove()  # only now: an interrupted post-processing resumes without retraining
-  try:
-    os.rmdir(os.path.dirname(ckpt.directory))  # `checkpoints/`, when now empty
-  except OSError:
-    pass
-  return results
+  timings = dict(timings, inference_s=(time.perf_counter() - t0) / max(len(keep), 1))
+  histories = {k: {name: v[:, chosen[k]] for name, v in history.items()} for k in keep}
+  return estimates, dict(zip(keep, srs)), histories, timings
 
 
 def _train(lrs, plans, seeds, train_cfg, cfg, ckpt, options, log, pad_shape):

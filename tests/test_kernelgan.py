@@ -78,7 +78,7 @@ def test_bad_deep_linear_settings_are_user_errors(kw, match):
 
 
 def test_best_presets_parse_and_a_tiny_deep_linear_run_writes_outputs(tmp_path):
-  for name in ('best_x2', 'best_x4', 'best_x2_accel'):
+  for name in ('kernelgan_x2', 'kernelgan_x4', 'kernelgan_x2_accel'):
     cfg = presets.config_from_flagfile(f'flags/{name}.flags')
     config.validate(cfg)
     assert cfg.train.model.generator == 'deep_linear' and cfg.post.zssr

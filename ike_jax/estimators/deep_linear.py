@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from ike_jax import estimators
 
 NAME = 'deep_linear'
+TRAINS = True
 HAS_INVERSE = False
 LABEL = 'KernelGAN G'
 SIZES = (7, 5, 3, 1, 1, 1)

@@ -41,6 +41,7 @@ from ike_jax import layers as nn_layers
 from ike_jax import resize
 
 NAME = 'flow'
+TRAINS = True
 HAS_INVERSE = True
 LABEL = 'IKE'  # what its SR image is called in outputs
 GROWTH = 32

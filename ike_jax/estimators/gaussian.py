@@ -17,11 +17,12 @@ the default 2e-4).
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ike_jax import estimators
+from ike_jax import kernel
 
 NAME = 'gaussian'
+TRAINS = True
 HAS_INVERSE = False
 LABEL = 'Gaussian G'
 KERNEL_SIZE = 13
@@ -31,6 +32,7 @@ RATE = 50.0
 INIT_VAR = 2.0
 INIT_SPREAD = 0.3
 MIN_VAR = 0.05  # keeps the kernel wider than a fraction of a pixel
+PADDING = 'symmetric'
 
 
 def training_scale(scale):
@@ -65,34 +67,22 @@ def shape(params):
   return MIN_VAR + jnp.exp(RATE * p['log_var']), RATE * p['angle']
 
 
-def gaussian_kernel(variances, angle, size=KERNEL_SIZE, scale=2):
-  """Unit-sum exp(-z^T Sigma^-1 z / 2) on a size x size grid, (size, size).
-
-  z = (col, row) from the centre; Sigma = R diag(variances) R^T, R the
-  rotation by `angle`, so variances[0] lies along the direction at `angle`
-  from +col (the benchmarks' data kernels' convention). The centre is
-  KernelGAN's `size // 2 + (scale - size % 2) / 2`, so that the LR grid of
-  `forward` lines up with the bicubic one.
-  """
-  centre = size // 2 + 0.5 * (scale - size % 2)
+def covariance(variances, angle):
+  """R diag(variances) R^T, R the rotation by `angle`: variances[0] lies along
+  the direction at `angle` from +col (`kernel.gaussian_kernel`'s axes)."""
   c, s = jnp.cos(angle), jnp.sin(angle)
   rot = jnp.array([[c, -s], [s, c]])
-  inv = rot @ jnp.diag(1.0 / variances) @ rot.T
-  rows, cols = np.indices((size, size), np.float32) - centre
-  z = jnp.asarray(np.stack([cols, rows], axis=-1))
-  k = jnp.exp(-0.5 * jnp.einsum('...i,ij,...j->...', z, inv, z))
-  return k / jnp.sum(k)
+  return rot @ jnp.diag(variances) @ rot.T
 
 
 def prepare(params, cfg):
   """{'kernel': (13, 13)} from the three shape parameters."""
-  variances, angle = shape(params)
-  return {'kernel': gaussian_kernel(variances, angle, KERNEL_SIZE, cfg.scale)}
+  return {'kernel': kernel.gaussian_kernel(covariance(*shape(params)), KERNEL_SIZE, cfg.scale)}
 
 
 def forward(prepared, x, cfg, local=lambda fn, v: fn(v)):
   """(N, H, W, 1) -> (lr (N, H/s, W/s, 1), zero latent); `estimators.blur_subsample`."""
-  return estimators.blur_subsample(prepared['kernel'], x, cfg.scale, local)
+  return estimators.blur_subsample(prepared['kernel'], x, cfg.scale, local, PADDING)
 
 
 def inverse(prepared, y, z_up, cfg, local=None):
