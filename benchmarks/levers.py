@@ -2,7 +2,7 @@ r"""The lever table: what each lever adds over bicubic, with seeds.
 
   python -m benchmarks.levers --flagfile=flags/demo.flags --dataset=offline \
       [--scale=2] [--num_images=4] [--seeds=3] [--exact=true] [--ceilings=true] \
-      [--best_flagfile=flags/best_x2.flags] [--results=benchmarks/results/levers_x2.json]
+      [--best_flagfile=flags/kernelgan_x2.flags] [--results=benchmarks/results/levers_x2.json]
 
 Trains the preset once per (image, seed) and scores, against the same bicubic:
   IKE                      the preset's SR image

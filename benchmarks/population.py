@@ -7,9 +7,9 @@ min..max over seeds) of the Y-PSNR gain over bicubic and of the kernel error,
 beside each population's; and the wall time per image of each side. Writes
 the table as Markdown and the numbers as JSON.
 
-  python -m benchmarks.quality --flagfile=flags/best_x2.flags --seeds=3 \
+  python -m benchmarks.quality --flagfile=flags/kernelgan_x2.flags --seeds=3 \
       --first_image=4 --num_images=4 --results=runs/single.json
-  python -m benchmarks.quality --flagfile=flags/best_x2.flags --population=3 \
+  python -m benchmarks.quality --flagfile=flags/kernelgan_x2.flags --population=3 \
       --first_image=4 --num_images=4 --results=runs/pop.json
   python -m benchmarks.population --single=runs/single.json --population_results=runs/pop.json \
       --results=benchmarks/results/population_report.json

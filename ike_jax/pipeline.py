@@ -94,7 +94,8 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
   config_lib.validate(cfg)
   out = outputs.OutputDir(output_dir, options.overwrite)
   out.check_writable()
-  names = [report.output_names(job.stem, cfg.scale) for job in jobs]
+  trains = estimators.of(cfg).TRAINS
+  names = [report.output_names(job.stem, cfg.scale, losses=trains) for job in jobs]
   if len({n['sr'] for n in names}) != len(names):
     raise errors.UserError('two inputs share a file name stem; their outputs would collide')
   todo, results = [], []

@@ -3,10 +3,11 @@
 Per image `<stem>`, in the output directory:
   <stem>_x{s}.png        the SR image
   <stem>_compare.png     bicubic | SR (named after the method that made it) [| HR]
-  <stem>_losses.png      loss curves
+  <stem>_losses.png      loss curves (an estimator that trains)
   <stem>_kernel.{npy,png,mat}   the estimated kernel (mean over colours; beside
                                 the true kernel when one is given)
-  <stem>_metrics.json    method, config, seed, timings, final losses; with an HR
+  <stem>_metrics.json    method, config, seed, timings, final losses, the
+                         self-check (`kernel.self_check`); with an HR
                          image, PSNR/SSIM of the SR image and of bicubic in both
                          protocols; with a true kernel, the kernel error
 Every file is written atomically (`outputs`); claiming the names up front is
@@ -26,12 +27,16 @@ from ike_jax import outputs
 from ike_jax import resize
 
 
-def output_names(stem, scale):
-  """{role: file name} of everything written for one image."""
-  return {'sr': f'{stem}_x{scale}.png', 'compare': f'{stem}_compare.png',
-          'losses': f'{stem}_losses.png', 'metrics': f'{stem}_metrics.json',
-          'kernel_npy': f'{stem}_kernel.npy', 'kernel_png': f'{stem}_kernel.png',
-          'kernel_mat': f'{stem}_kernel.mat'}
+def output_names(stem, scale, losses=True):
+  """{role: file name} of everything written for one image (the loss curves
+  only when `losses`: an estimator that trains)."""
+  names = {'sr': f'{stem}_x{scale}.png', 'compare': f'{stem}_compare.png',
+           'losses': f'{stem}_losses.png', 'metrics': f'{stem}_metrics.json',
+           'kernel_npy': f'{stem}_kernel.npy', 'kernel_png': f'{stem}_kernel.png',
+           'kernel_mat': f'{stem}_kernel.mat'}
+  if not losses:
+    del names['losses']
+  return names
 
 
 def method_label(cfg):

@@ -122,7 +122,7 @@ def train_zssr(key, lr, kernel, scale, origin=None, steps=2000, crop=64, *,
       rounded down to a multiple of s).
     channels, layers: the CNN's width and depth.
     learning_rate: peak Adam learning rate (cosine decay to 1%). ZSSR's 1e-3:
-      at 2e-3 one run (the parity astronaut, best_x2 seed 0) lost every ReLU
+      at 2e-3 one run (the parity astronaut, kernelgan_x2 seed 0) lost every ReLU
       mid-training and returned plain bicubic.
     batch: crops per step.
     params: start from these (`init_zssr`'s layout) instead of a fresh

@@ -1,0 +1,148 @@
+r"""Tuning sweep of the spectral estimate + back-projection, on tuning images only.
+
+Cases: the tuning photos (`datasets.TUNING_IMAGES`), each degraded
+DIV2KRK-style with three fixed kernel seeds (its own index i, 1000 + i and
+2000 + i), so that a setting is judged on 12 image-kernel pairs that no report
+figure uses. Each `--setting` is a semicolon-separated list of flat config
+overrides applied on top of the flags (e.g. `refine_prior=1e-4`) or of
+`spectrum` constants (`BAND=0.08,0.3`, `PHASES=4`, `PER_OCTAVE=2`). Per
+setting: mean and worst Y-PSNR gain over bicubic, median kernel error, seconds
+per image; JSON written row by row.
+
+  python -m benchmarks.spectral_tuning --flagfile=flags/best_x2.flags \
+      --setting= --setting='refine_prior=1e-4' --setting='BAND=0.08,0.3;PHASES=4' \
+      --results=benchmarks/results/spectral_tuning_x2.json
+"""
+
+import os
+import time
+
+from absl import flags
+import numpy as np
+
+from benchmarks import datasets
+from benchmarks import degradations
+from benchmarks import quality
+from benchmarks import srstage
+from ike_jax import config
+from ike_jax import errors
+from ike_jax import kernel
+from ike_jax import outputs
+from ike_jax import pipeline
+from ike_jax import postprocess
+from ike_jax import presets
+from ike_jax import spectrum
+from ike_jax.estimators import spectral
+
+FLAGS = flags.FLAGS
+KERNEL_SEEDS = (0, 1000, 2000)  # added to the image index
+SPECTRUM_CONSTANTS = {'BAND': lambda v: tuple(float(x) for x in v.split(',')),
+                      'PHASES': int, 'PER_OCTAVE': int, 'DIRECTIONS': int}
+
+
+def define_flags():
+  flags.DEFINE_multi_string('setting', [''], 'Overrides, "a=1;b=2" (repeatable; empty: the flags).')
+  flags.DEFINE_string('results', None, 'Where the JSON goes (the .md beside it).')
+
+
+def cases(scale):
+  """(name, uint8 LR, uint8 HR, true kernel) for every tuning image and kernel seed."""
+  hr_size = 256 if scale == 2 else 384
+  out = []
+  for i in range(*datasets.TUNING_IMAGES):
+    name = list(datasets.OFFLINE_IMAGES)[i]
+    hr = datasets.center_crop(datasets.OFFLINE_IMAGES[name](), hr_size)
+    for seed in KERNEL_SEEDS:
+      lr, k, _ = degradations.degrade(hr, 'div2krk', scale, seed + i)
+      out.append((f'{name}/{seed + i}', degradations.to_uint8(lr), np.asarray(hr), k))
+  return out
+
+
+def parse_setting(text):
+  """'a=1;BAND=0.08,0.3' -> (config overrides, spectrum overrides)."""
+  cfg_over, spec_over = {}, {}
+  for item in filter(None, (t.strip() for t in text.split(';'))):
+    key, sep, value = item.partition('=')
+    if not sep:
+      raise errors.UserError(f'--setting takes name=value items, got {item!r}')
+    if key in SPECTRUM_CONSTANTS:
+      spec_over[key] = SPECTRUM_CONSTANTS[key](value)
+    else:
+      cfg_over[key] = value
+  return cfg_over, spec_over
+
+
+def evaluate(cfg, spec_over, pairs):
+  """Mean / worst gain, median kernel error and s/image of one setting."""
+  saved = spectrum.blur_covariance.__defaults__
+  defaults = {'BAND': spectrum.BAND, 'DIRECTIONS': spectrum.DIRECTIONS,
+              'PER_OCTAVE': spectrum.PER_OCTAVE, 'PHASES': spectrum.PHASES, **spec_over}
+  spectrum.blur_covariance.__defaults__ = (defaults['BAND'], defaults['DIRECTIONS'],
+                                           defaults['PER_OCTAVE'], defaults['PHASES'])
+  try:
+    train_cfg = pipeline.training_config(cfg)
+    gains, errs, t0 = [], [], time.perf_counter()
+    for _, lr, hr, k in pairs:
+      est = spectral.estimate(lr, train_cfg)
+      kern, origin = postprocess.sr_kernel(est, train_cfg.scale, cfg.scale)
+      gains.append(srstage.stage_gain(lr, hr, kern, origin, cfg.post, cfg.scale))
+      errs.append(kernel.kernel_error(est['kernel'], k))
+  finally:
+    spectrum.blur_covariance.__defaults__ = saved
+  return {'mean_gain': float(np.mean(gains)), 'min_gain': float(np.min(gains)),
+          'median_kernel_error': float(np.median(errs)),
+          's_per_image': (time.perf_counter() - t0) / len(pairs)}
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
+  base = presets.config_from_flag_values(FLAGS)
+  if base.train.model.generator != 'spectral':
+    raise errors.UserError('this sweep is of --generator=spectral')
+  pairs = cases(base.scale)
+  results = FLAGS.results or os.path.join('benchmarks', 'results',
+                                          f'spectral_tuning_x{base.scale}.json')
+  out = {'cases': [n for n, *_ in pairs], 'rows': []}
+  for setting in FLAGS.setting:
+    cfg_over, spec_over = parse_setting(setting)
+    try:
+      cfg = base.replace(**{k: _typed(getattr_flat(base, k), v) for k, v in cfg_over.items()})
+    except (KeyError, TypeError, ValueError) as err:
+      raise errors.UserError(f'--setting {setting!r}: {errors.one_line(err)}') from None
+    row = dict(setting=setting or '(flags)', **evaluate(cfg, spec_over, pairs))
+    out['rows'].append(row)
+    print(f"{row['setting']:40s} mean {row['mean_gain']:+.2f} dB  worst {row['min_gain']:+.2f}  "
+          f"kernel error {row['median_kernel_error']:.4f}  {row['s_per_image']:.1f} s/image",
+          flush=True)
+    outputs.write_json(results, out)
+  lines = ['| setting | mean gain (dB) | worst gain (dB) | median kernel error | s/image |',
+           '|---|---|---|---|---|']
+  lines += [f"| {r['setting']} | {r['mean_gain']:+.2f} | {r['min_gain']:+.2f} | "
+            f"{r['median_kernel_error']:.4f} | {r['s_per_image']:.1f} |" for r in out['rows']]
+  outputs.write_bytes_atomic(os.path.splitext(results)[0] + '.md', ('\n'.join(lines) + '\n').encode())
+  print('\n'.join(lines))
+  return 0
+
+
+def _typed(current, text):
+  """`text` as the type of the field's current value."""
+  if isinstance(current, bool):
+    if text.lower() not in ('true', 'false', '1', '0'):
+      raise ValueError(f'expected true or false, got {text!r}')
+    return text.lower() in ('true', '1')
+  return type(current)(text)
+
+
+def getattr_flat(cfg, name):
+  """The value of a flat config field (`Config.flat_dict`)."""
+  flat = config.flat_dict(cfg)
+  if name not in flat:
+    raise KeyError(f'no config field {name!r}')
+  return flat[name]
+
+
+if __name__ == '__main__':
+  presets.define_config_flags(FLAGS)
+  define_flags()
+  quality.entry(main)

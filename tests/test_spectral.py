@@ -1,0 +1,105 @@
+"""The spectral kernel estimate: `ike_jax.spectrum` and `--generator=spectral`."""
+
+import json
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from ike_jax import config
+from ike_jax import errors
+from ike_jax import kernel
+from ike_jax import outputs
+from ike_jax import pipeline
+from ike_jax import spectrum
+from ike_jax.estimators import spectral
+from tests.test_train import synthetic_image
+
+SPECTRAL = config.Config.create(generator='spectral', losses=(), refine=True, refine_iterations=5)
+
+
+def scale_invariant_image(side, seed, alpha=2.0):
+  """Random field with power spectrum |f|^-alpha (the model's scene), (side, side)."""
+  rng = np.random.default_rng(seed)
+  fy, fx = np.meshgrid(np.fft.fftfreq(side), np.fft.fftfreq(side), indexing='ij')
+  radius = np.hypot(fx, fy)
+  radius[0, 0] = 1.0
+  field = np.fft.ifft2(np.fft.fft2(rng.standard_normal((side, side))) * radius ** (-alpha / 2)).real
+  return 128.0 + 40.0 * field / field.std()
+
+
+@pytest.mark.parametrize('scale,cov', [
+    (2, [[2.5, 0.8], [0.8, 1.5]]),
+    (2, [[0.8, 0.0], [0.0, 0.8]]),
+    (4, [[9.0, -3.0], [-3.0, 6.0]]),
+])
+def test_recovers_the_gaussian_blur_of_a_scale_invariant_scene(scale, cov):
+  cov = np.asarray(cov)
+  hr = scale_invariant_image(512, seed=scale)
+  k = np.asarray(kernel.gaussian_kernel(cov, 31, scale))
+  lr = np.asarray(kernel.degrade(hr, k, scale))
+  est = spectrum.blur_covariance(lr, scale)
+  assert est.shape == (2, 2) and np.allclose(est, est.T)
+  assert np.linalg.norm(est - cov) / np.linalg.norm(cov) < 0.2
+  # A wrong blur (twice as wide) is told apart.
+  wide = np.asarray(kernel.degrade(hr, np.asarray(kernel.gaussian_kernel(2 * cov, 31, scale)), scale))
+  assert np.trace(spectrum.blur_covariance(wide, scale)) > 1.5 * np.trace(est)
+
+
+def test_variances_are_clipped_to_the_pixel_aperture_and_the_cap():
+  # Unblurred, aliased scenes sit at or near the floor, never below it.
+  for seed in range(3):
+    sharp = scale_invariant_image(192, seed)[::2, ::2]
+    est = np.linalg.eigvalsh(spectrum.blur_covariance(sharp, 2))
+    assert spectrum.min_variance(2) - 1e-9 <= est.min() and est.max() < 1.0
+  flat = np.random.default_rng(0).normal(128, 20, (96, 96))
+  smooth = np.asarray(kernel.degrade(scale_invariant_image(256, 1),
+                                     np.asarray(kernel.gaussian_kernel(40 * np.eye(2), 41, 2)), 2))
+  assert np.linalg.eigvalsh(spectrum.blur_covariance(smooth, 2)).max() <= spectrum.MAX_VARIANCE + 1e-9
+  with pytest.raises(ValueError, match='too small'):
+    spectrum.blur_covariance(flat[:8, :8], 2)
+
+
+@pytest.mark.parametrize('scale', [2, 4])
+def test_estimate_is_a_centred_unit_sum_kernel_in_estimate_kernels_format(scale):
+  lr = synthetic_image(48)
+  est = spectral.estimate(lr, SPECTRAL.replace(scale=scale).train)
+  size = kernel.DEFAULT_SIZE[scale]
+  assert est['kernel'].shape == (size, size) and est['per_colour'].shape == (3, size, size)
+  assert est['kernel'].sum() == pytest.approx(1.0) and (est['kernel'] >= 0).all()
+  want = kernel.kernel_center(size, scale)
+  assert est['center_of_mass'] == pytest.approx((want, want), abs=1e-3)
+  assert est['origin'] == (size // 2, size // 2) and est['linear']
+
+
+def test_a_run_writes_outputs_without_loss_curves_and_is_the_same_for_every_seed(tmp_path):
+  lr_path = str(tmp_path / 'in.png')
+  outputs.write_png(lr_path, synthetic_image(48))
+  results = [pipeline.super_resolve_files([pipeline.Job(lr_path)], SPECTRAL.replace(seed=seed),
+                                          str(tmp_path / f'out{seed}'), log=lambda m: None)[0]
+             for seed in (0, 1)]
+  for r in results:
+    assert r['status'] == 'ok' and r['method'] == 'bicubic + back-projection (spectral kernel)'
+    assert r['self_check'] >= 0.0 and 'timings' in r
+  files = {p.name for p in (tmp_path / 'out0').iterdir()}
+  assert files == {'in_x2.png', 'in_compare.png', 'in_metrics.json', 'in_kernel.npy',
+                   'in_kernel.png', 'in_kernel.mat'}
+  a, b = (np.asarray(Image.open(tmp_path / f'out{s}' / 'in_x2.png')) for s in (0, 1))
+  np.testing.assert_array_equal(a, b)
+  # Complete outputs are skipped on a second run (no loss curves expected).
+  again = pipeline.super_resolve_files([pipeline.Job(lr_path)], SPECTRAL, str(tmp_path / 'out0'),
+                                       log=lambda m: None)
+  assert again == [{'image': lr_path, 'status': 'skipped'}]
+  assert json.loads((tmp_path / 'out0' / 'in_metrics.json').read_text())['self_check'] >= 0
+
+
+def test_bad_settings_and_inputs_are_one_line_user_errors(tmp_path):
+  with pytest.raises(errors.UserError, match='trains nothing'):
+    config.validate(SPECTRAL.replace(population=3))
+  with pytest.raises(errors.UserError, match='no inverse'):
+    config.validate(SPECTRAL.replace(refine=False))
+  small = str(tmp_path / 'small.png')
+  outputs.write_png(small, synthetic_image(16))
+  with pytest.raises(errors.InputError, match='needs at least 32x32'):
+    pipeline.super_resolve_files([pipeline.Job(small)], SPECTRAL, str(tmp_path / 'o'),
+                                 log=lambda m: None)
