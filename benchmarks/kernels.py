@@ -15,13 +15,13 @@ table as Markdown and the numbers as JSON.
       --results=benchmarks/results/kernels_x2.json
 """
 
-import json
 import os
 
 from absl import flags
 import numpy as np
 from scipy import stats
 
+from benchmarks import quality
 from ike_jax import cli
 from ike_jax import errors
 from ike_jax import outputs
@@ -34,14 +34,6 @@ def define_flags():
   """Defined only when run (tests import this module beside others' flags)."""
   flags.DEFINE_multi_string('report', [], 'LABEL=path of a quality.py results JSON (repeatable).')
   flags.DEFINE_string('results', None, 'Where the JSON goes (the .md beside it).')
-
-
-def _load(path):
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError) as err:
-    raise errors.UserError(f'{path}: cannot read a quality report ({errors.one_line(err)})') from None
 
 
 def per_image(report):
@@ -140,7 +132,7 @@ def main(argv):
     label, sep, path = item.partition('=')
     if not sep or not label or not path:
       raise errors.UserError(f'--report takes LABEL=path, got {item!r}')
-    reports[label] = _load(path)
+    reports[label] = quality.load_report(path)
   rows, summary = compare(reports)
   md = markdown(rows, summary, list(reports))
   print(md)

@@ -15,12 +15,12 @@ the table as Markdown and the numbers as JSON.
       --results=benchmarks/results/population_report.json
 """
 
-import json
 import os
 
 from absl import flags
 import numpy as np
 
+from benchmarks import quality
 from ike_jax import cli
 from ike_jax import errors
 from ike_jax import outputs
@@ -33,14 +33,6 @@ def define_flags():
   flags.DEFINE_string('single', None, 'quality.py results of single runs (several seeds).')
   flags.DEFINE_multi_string('population_results', [], 'quality.py results of --population runs.')
   flags.DEFINE_string('results', None, 'Where the JSON goes (the .md beside it).')
-
-
-def _load(path):
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError) as err:
-    raise errors.UserError(f'{path}: cannot read a quality report ({errors.one_line(err)})') from None
 
 
 def _per_image(report):
@@ -130,8 +122,8 @@ def main(argv):
     raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
   if not FLAGS.single or not FLAGS.population_results:
     raise errors.UserError('give --single and at least one --population_results')
-  single = _load(FLAGS.single)
-  populations = [_load(p) for p in FLAGS.population_results]
+  single = quality.load_report(FLAGS.single)
+  populations = [quality.load_report(p) for p in FLAGS.population_results]
   rows, summary, labels = compare(single, populations)
   md = markdown(rows, summary, labels)
   print(md)

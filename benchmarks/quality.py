@@ -15,6 +15,7 @@ published figures listed beside ours are those of `docs/method.md`,
 "Published figures", each with where it appears.
 """
 
+import json
 import math
 import os
 import sys
@@ -334,6 +335,15 @@ def markdown(report):
             'stand-in.', '',
             reported_table(report['reported']), '']
   return '\n'.join(lines)
+
+
+def load_report(path):
+  """A results JSON written by `write_report`; a user error if unreadable."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as err:
+    raise errors.UserError(f'{path}: cannot read a quality report ({errors.one_line(err)})') from None
 
 
 def side_paths(results_path):

@@ -31,13 +31,14 @@ from ike_jax import outputs
 from ike_jax import pipeline
 from ike_jax import postprocess
 from ike_jax import presets
-from ike_jax import spectrum
 from ike_jax.estimators import spectral
 
 FLAGS = flags.FLAGS
 KERNEL_SEEDS = (0, 1000, 2000)  # added to the image index
-SPECTRUM_CONSTANTS = {'BAND': lambda v: tuple(float(x) for x in v.split(',')),
-                      'PHASES': int, 'PER_OCTAVE': int, 'DIRECTIONS': int}
+# Setting name -> (`spectrum.blur_covariance` argument, parser).
+SPECTRUM_CONSTANTS = {'BAND': ('band', lambda v: tuple(float(x) for x in v.split(','))),
+                      'PHASES': ('phases', int), 'PER_OCTAVE': ('per_octave', int),
+                      'DIRECTIONS': ('directions', int)}
 
 
 def define_flags():
@@ -59,14 +60,15 @@ def cases(scale):
 
 
 def parse_setting(text):
-  """'a=1;BAND=0.08,0.3' -> (config overrides, spectrum overrides)."""
+  """'a=1;BAND=0.08,0.3' -> (config overrides, `blur_covariance` arguments)."""
   cfg_over, spec_over = {}, {}
   for item in filter(None, (t.strip() for t in text.split(';'))):
     key, sep, value = item.partition('=')
     if not sep:
       raise errors.UserError(f'--setting takes name=value items, got {item!r}')
     if key in SPECTRUM_CONSTANTS:
-      spec_over[key] = SPECTRUM_CONSTANTS[key](value)
+      name, parse = SPECTRUM_CONSTANTS[key]
+      spec_over[name] = parse(value)
     else:
       cfg_over[key] = value
   return cfg_over, spec_over
@@ -74,21 +76,13 @@ def parse_setting(text):
 
 def evaluate(cfg, spec_over, pairs):
   """Mean / worst gain, median kernel error and s/image of one setting."""
-  saved = spectrum.blur_covariance.__defaults__
-  defaults = {'BAND': spectrum.BAND, 'DIRECTIONS': spectrum.DIRECTIONS,
-              'PER_OCTAVE': spectrum.PER_OCTAVE, 'PHASES': spectrum.PHASES, **spec_over}
-  spectrum.blur_covariance.__defaults__ = (defaults['BAND'], defaults['DIRECTIONS'],
-                                           defaults['PER_OCTAVE'], defaults['PHASES'])
-  try:
-    train_cfg = pipeline.training_config(cfg)
-    gains, errs, t0 = [], [], time.perf_counter()
-    for _, lr, hr, k in pairs:
-      est = spectral.estimate(lr, train_cfg)
-      kern, origin = postprocess.sr_kernel(est, train_cfg.scale, cfg.scale)
-      gains.append(srstage.stage_gain(lr, hr, kern, origin, cfg.post, cfg.scale))
-      errs.append(kernel.kernel_error(est['kernel'], k))
-  finally:
-    spectrum.blur_covariance.__defaults__ = saved
+  train_cfg = pipeline.training_config(cfg)
+  gains, errs, t0 = [], [], time.perf_counter()
+  for _, lr, hr, k in pairs:
+    est = spectral.estimate(lr, train_cfg, **spec_over)
+    kern, origin = postprocess.sr_kernel(est, train_cfg.scale, cfg.scale)
+    gains.append(srstage.stage_gain(lr, hr, kern, origin, cfg.post, cfg.scale))
+    errs.append(kernel.kernel_error(est['kernel'], k))
   return {'mean_gain': float(np.mean(gains)), 'min_gain': float(np.min(gains)),
           'median_kernel_error': float(np.median(errs)),
           's_per_image': (time.perf_counter() - t0) / len(pairs)}

@@ -16,7 +16,7 @@ BEST = config.Config.create(generator='spectral', losses=(), refine=True)
 
 def test_settings_split_into_config_and_spectrum_overrides_with_their_types():
   cfg_over, spec_over = spectral_tuning.parse_setting('refine_prior=1e-4; BAND=0.08,0.3;PHASES=4')
-  assert cfg_over == {'refine_prior': '1e-4'} and spec_over == {'BAND': (0.08, 0.3), 'PHASES': 4}
+  assert cfg_over == {'refine_prior': '1e-4'} and spec_over == {'band': (0.08, 0.3), 'phases': 4}
   assert spectral_tuning.parse_setting('') == ({}, {})
   assert spectral_tuning._typed(3e-5, '1e-4') == 1e-4 and spectral_tuning._typed(100, '50') == 50
   assert spectral_tuning._typed(True, 'false') is False
@@ -45,7 +45,7 @@ def test_spectrum_overrides_apply_only_inside_one_evaluation():
   hr = np.random.default_rng(0).uniform(0, 255, (64, 64, 3))
   k = np.asarray(kernel.gaussian_kernel(np.eye(2), 11, 2))
   lr = np.clip(np.asarray(kernel.degrade(hr, k, 2)), 0, 255).astype(np.uint8)
-  row = spectral_tuning.evaluate(BEST.replace(refine_iterations=2), {'PHASES': 2},
+  row = spectral_tuning.evaluate(BEST.replace(refine_iterations=2), {'phases': 2},
                                  [('x', lr, hr.astype(np.uint8), k)])
   assert spectrum.blur_covariance.__defaults__ == before
   assert set(row) == {'mean_gain', 'min_gain', 'median_kernel_error', 's_per_image'}

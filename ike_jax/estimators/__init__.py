@@ -89,3 +89,13 @@ def blur_subsample(kernel, x, scale, local=lambda fn, v: fn(v), padding='zeros')
                                         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
   lr = local(conv, x)
   return lr, jnp.zeros((*lr.shape[:-1], scale * scale - 1), lr.dtype)
+
+
+def blur_tile_margins(kernel_size, scale):
+  """Tiled-inference overlaps of a `blur_subsample` G (which has no inverse)."""
+  return {'forward': -(-kernel_size // scale) * scale, 'inverse': 0}
+
+
+def no_inverse(name):
+  """What `inverse` does for an estimator without one."""
+  raise ValueError(f'the {name} estimator has no inverse (use --zssr or --refine)')

@@ -47,8 +47,7 @@ def receptive_radius(cfg):
 
 
 def tile_margins(cfg):
-  """Margin of the forward map (there is no inverse)."""
-  return {'forward': -(-KERNEL_SIZE // cfg.scale) * cfg.scale, 'inverse': 0}
+  return estimators.blur_tile_margins(KERNEL_SIZE, cfg.scale)
 
 
 def init(key, cfg):
@@ -87,4 +86,4 @@ def forward(prepared, x, cfg, local=lambda fn, v: fn(v)):
 
 def inverse(prepared, y, z_up, cfg, local=None):
   """There is none: a blur loses what the SR image needs."""
-  raise ValueError(f'the {NAME} estimator has no inverse (use --zssr or --refine)')
+  estimators.no_inverse(NAME)

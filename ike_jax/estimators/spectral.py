@@ -26,12 +26,14 @@ def training_scale(scale):
   return scale
 
 
-def estimate(lr, cfg):
+def estimate(lr, cfg, **fit):
   """The kernel estimate of one LR image, in `kernel.estimate_kernel`'s format.
 
   Args:
     lr: (H, W, 3) uint8 LR image.
     cfg: a `config.TrainConfig` (its scale).
+    **fit: settings of `spectrum.blur_covariance` (band, phases, ...) other
+      than its defaults (for tuning sweeps).
   Returns:
     dict: 'kernel' (size, size) float64 (size `kernel.DEFAULT_SIZE[s]`),
     'per_colour' (3, size, size), 'sum', 'center_of_mass', 'origin' (the
@@ -40,7 +42,7 @@ def estimate(lr, cfg):
   """
   s = cfg.scale
   size = kernel.DEFAULT_SIZE[s]
-  cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s)
+  cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s, **fit)
   k = np.asarray(kernel.gaussian_kernel(cov, size, s), np.float64)
   k /= k.sum()
   return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
