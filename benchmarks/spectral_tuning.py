@@ -5,7 +5,8 @@ DIV2KRK-style with three fixed kernel seeds (its own index i, 1000 + i and
 2000 + i), so that a setting is judged on 12 image-kernel pairs that no report
 figure uses. Each `--setting` is a semicolon-separated list of flat config
 overrides applied on top of the flags (e.g. `refine_prior=1e-4`) or of
-`spectrum` constants (`BAND=0.08,0.3`, `PHASES=4`, `PER_OCTAVE=2`). Per
+`spectrum` constants (`BAND=0.08,0.3`, `PHASES=4`, `PER_OCTAVE=2`,
+`VARIANCE_SCALE=0.9`). Per
 setting: mean and worst Y-PSNR gain over bicubic, median kernel error, seconds
 per image; JSON written row by row.
 
@@ -38,7 +39,8 @@ KERNEL_SEEDS = (0, 1000, 2000)  # added to the image index
 # Setting name -> (`spectrum.blur_covariance` argument, parser).
 SPECTRUM_CONSTANTS = {'BAND': ('band', lambda v: tuple(float(x) for x in v.split(','))),
                       'PHASES': ('phases', int), 'PER_OCTAVE': ('per_octave', int),
-                      'DIRECTIONS': ('directions', int)}
+                      'DIRECTIONS': ('directions', int),
+                      'VARIANCE_SCALE': ('variance_scale', float)}
 
 
 def define_flags():

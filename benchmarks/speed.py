@@ -3,6 +3,7 @@ r"""Training speed per preset, fused and unfused: time, FLOPs, memory, peak.
   python -m benchmarks.speed [--presets=paper_x2,paper_x4,demo] \
       [--variants=fused,unfused] [--steps=N] [--warmup=K] [--repeats=R] \
       [--budget_s=S] [--crop=C] [--set=blocks=1] [--nocomponents] \
+      [--torch_src=<the authors' src/ folder>] \
       [--results=benchmarks/results/speed_<host>.json]
 
 Every (preset, variant) row runs in its own subprocess (`--_one=preset:variant`,
@@ -17,8 +18,16 @@ steps are slow, e.g. the unfused paper presets on a CPU), the step's FLOPs from
 XLA's cost analysis, achieved FLOP/s against the measured peak, peak memory
 (the device's peak bytes where the backend reports them, else the growth of the
 process's RSS high-water mark, compilation included) and a per-component
-breakdown (G forward/inverse, U, D, UD jitted separately). Writes the JSON and
-a Markdown table beside it (`.md`).
+breakdown (G forward/inverse, U, D, UD jitted separately). Variants ending in
+`_lax` compute every convolution with `lax.conv` (`ike_jax.layers.ROUTES`
+off), to measure what the faster routes gain.
+
+With `--torch_src`, the authors' PyTorch `train.py` (through
+`benchmarks/torch_ref/record.py`, which times each iteration) runs after our
+rows, on the same image at paper_x2 settings and with as many threads as
+cores, so the "vs PyTorch" ratio compares two measurements of one sitting.
+Needs torch, opencv-python-headless and tqdm (not in requirements.txt). The
+JSON and a Markdown table beside it (`.md`) are rewritten after every row.
 """
 
 import datetime
@@ -42,14 +51,19 @@ SAMPLE = os.path.join(ROOT, 'samples', 'astronaut_lr_x2.png')
 RESULT_PREFIX = 'BENCH_JSON '
 VARIANTS = {'fused': ['--fuse_linear'], 'unfused': ['--nofuse_linear'],
             # D, UD and U in bf16 (f32 accumulation): for accelerators.
-            'fused_bf16': ['--fuse_linear', '--compute_dtype=bfloat16']}
+            'fused_bf16': ['--fuse_linear', '--compute_dtype=bfloat16'],
+            # Every convolution through lax.conv (`ike_jax.layers.ROUTES` off):
+            # what the 1x1-as-matmul and FFT routes gain.
+            'fused_lax': ['--fuse_linear'], 'unfused_lax': ['--nofuse_linear']}
 
-# PyTorch reference: about 6.2 s per step at paper_x2 settings on a 2-core
-# machine of this kind (measured by running the authors' PyTorch code on CPU).
-TORCH_S_PER_STEP = 6.2
-TORCH_SOURCE = ('the authors\' PyTorch code measured on CPU, '
-                'paper_x2 settings, 2-core machine')
+# The authors' PyTorch code, timed in the same run (`--torch_src`), at the
+# settings of `flags/paper_x2.flags`: their README's x2 command line.
 TORCH_PRESET = 'paper_x2'
+TORCH_ARGS = ('--z_up', 'ZSSR', '--INN', '--test', '--tri_channel', '--use_res', '--linear',
+              '--other_loss', 'interpolation_loss', 'cycle_consistency', '--scale_factor',
+              '0.5', '--INN_down', 'space2depth')
+TORCH_CROP = 128  # their Config's input_crop_size; train.py has no flag for it
+TORCH_RECORDER = os.path.join(ROOT, 'benchmarks', 'torch_ref', 'record.py')
 
 
 def define_common_flags(flag_values=FLAGS):
@@ -200,18 +214,31 @@ def train_config(cfg):
 
 
 def step_inputs(cfg, images_u8, seeds, n_steps):
-  """(states, plans, static train config) for `n_steps` steps of stacked images."""
+  """(states, plans, static train config, step function) for `n_steps` steps.
+
+  With several devices the images are split over them as `loop.fit` does
+  (padding copies of the first image make the count divide the devices) and
+  the step is `train.sharded_train_step`; otherwise `train.train_step_batched`.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from ike_jax import data  # pylint: disable=g-import-not-at-top
   from ike_jax import loop  # pylint: disable=g-import-not-at-top
   from ike_jax import train  # pylint: disable=g-import-not-at-top
   static = train_config(cfg)
+  sharding, n_pad = loop.image_sharding(len(images_u8))
+  images_u8 = list(images_u8) + [images_u8[0]] * n_pad
+  seeds = list(seeds) + [seeds[0]] * n_pad
   plans = train.stack_plans([data.plan_crops(im, static.scale, static.crop, n_steps, int(sd))
                              for im, sd in zip(images_u8, seeds)])
   models = loop.pad_images([data.to_model(data.trim_to_multiple(im, static.scale)[0])
                             for im in images_u8])
   states = train.init_states(jnp.asarray(seeds, jnp.int32), jnp.asarray(models), static)
-  return states, plans, static
+  step_fn = train.train_step_batched
+  if sharding.mesh.size > 1:
+    states, plans = jax.device_put((states, plans), sharding)
+    step_fn = train.sharded_train_step(sharding.mesh)
+  return states, plans, static, step_fn
 
 
 def step_flops(cfg, batch=1, compiled=True):
@@ -243,13 +270,13 @@ def measure_train_step(cfg, images_u8, seeds, steps, warmup, repeats, log=None,
   log = log or (lambda m: None)
   n_steps = 1 + max(warmup, 0) + max(repeats, 1) * max(steps, 1)
   rss0, t0 = maxrss_bytes(), time.perf_counter()
-  states, plans, static = step_inputs(cfg, images_u8, seeds, n_steps)
+  states, plans, static, step_fn = step_inputs(cfg, images_u8, seeds, n_steps)
   jax.block_until_ready(states)
   init_s = time.perf_counter() - t0  # init_states' compile included
   holder = [states]
 
   def call():
-    holder[0], metrics = train.train_step_batched(holder[0], plans, static)
+    holder[0], metrics = step_fn(holder[0], plans, static)
     jax.block_until_ready((holder[0], metrics))
 
   log(f'timing {len(seeds)} image(s), crop {static.crop}, x{static.scale}, '
@@ -257,11 +284,11 @@ def measure_train_step(cfg, images_u8, seeds, steps, warmup, repeats, log=None,
   t = time_calls(call, steps, warmup, repeats, budget_s)
   rss1, dev_peak = maxrss_bytes(), device_peak_bytes()
   finite = bool(np.all(np.asarray(train.params_finite_batched(holder[0]))))
-  compiled = train.train_step_batched.lower(holder[0], plans, static).compile()
+  compiled = step_fn.lower(holder[0], plans, static).compile()
   flops = cost_flops(compiled)
   med = t['median_s']
   out = {
-      'batch': len(seeds), 'crop': static.crop, 'scale': static.scale,
+      'batch': len(seeds), 'devices': jax.device_count(), 'crop': static.crop, 'scale': static.scale,
       'blocks': static.model.blocks, 'fused': static.fused, 'iterations': cfg.run.iterations,
       'image_side': int(images_u8[0].shape[0]),
       'compile_s': max(t['first_s'] - med, 0.0), 'first_step_s': t['first_s'], 'init_s': init_s,
@@ -406,6 +433,9 @@ def speed_row(preset, variant, *, crop=None, sets=(), steps=10, warmup=2, repeat
               components=True, log=None, budget_s=None):
   """Measures one (preset, variant) row in this process."""
   cfg = load_config(preset, overrides_for(crop, sets, VARIANTS[variant]))
+  if variant.endswith('_lax'):
+    from ike_jax import layers  # pylint: disable=g-import-not-at-top
+    layers.ROUTES = False  # this row's own process, before anything is traced
   row = {'preset': preset, 'variant': variant,
          'overridden': bool(crop is not None or sets), 'config': cfg.to_dict()}
   row.update(measure_train_step(cfg, [sample_image(cfg.train.crop)], [cfg.run.seed], steps,
@@ -414,6 +444,49 @@ def speed_row(preset, variant, *, crop=None, sets=(), steps=10, warmup=2, repeat
     row['components'] = measure_components(cfg, steps, warmup, repeats, log,
                                            budget_s=budget_s)
   return row
+
+
+def torch_row(src, steps=8, warmup=2, timeout=3600, log=print):
+  """Times the authors' PyTorch `train.py` at paper_x2 settings, in a subprocess.
+
+  `src` is a copy of their `src/` folder (outside this repository); the image
+  is the one the paper_x2 row trains on. Returns the median and IQR of the
+  per-iteration seconds after `warmup` iterations (`record.py`'s STEP_TIMES).
+  """
+  import tempfile  # pylint: disable=g-import-not-at-top
+  import imageio.v3 as iio  # pylint: disable=g-import-not-at-top
+  src = os.path.abspath(src)
+  if not os.path.isfile(os.path.join(src, 'train.py')):
+    return {'error': f'--torch_src={src} has no train.py (give their src/ folder)'}
+  with tempfile.TemporaryDirectory() as tmp:
+    os.makedirs(os.path.join(tmp, 'in'))
+    iio.imwrite(os.path.join(tmp, 'in', 'sample.png'), sample_image(TORCH_CROP))
+    times = os.path.join(tmp, 'times.json')
+    env = dict(os.environ, STEP_TIMES=times)
+    env.setdefault('OMP_NUM_THREADS', str(os.cpu_count()))
+    cmd = [sys.executable, TORCH_RECORDER, src, '0', '-i', os.path.join(tmp, 'in'),
+           '-e', os.path.join(tmp, 'in'), '-o', os.path.join(tmp, 'out'),
+           '--max_iters', str(steps + warmup)] + list(TORCH_ARGS)
+    log('pytorch: ' + ' '.join(cmd[1:]))
+    try:
+      proc = subprocess.run(cmd, cwd=ROOT, env=env, timeout=timeout, check=False,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    except subprocess.TimeoutExpired:
+      return {'error': f'timed out after {timeout} s'}
+    if not os.path.isfile(times):
+      log(proc.stdout[-2000:])
+      return {'error': f'exit status {proc.returncode}, no step times'}
+    with open(times) as f:
+      rec = json.load(f)
+  step = np.asarray(rec['step_s'][warmup:], np.float64)
+  if step.size == 0:
+    return {'error': f'{len(rec["step_s"])} iterations recorded, none after the warm-up'}
+  q1, q3 = np.percentile(step, [25, 75])
+  return {'preset': TORCH_PRESET, 'variant': 'pytorch', 'crop': TORCH_CROP, 'warmup': warmup,
+          'step_s': float(np.median(step)), 'step_iqr_s': float(q3 - q1),
+          'timed_steps': int(step.size), 'all_step_s': rec['step_s'],
+          'torch_version': rec['torch_version'], 'threads': rec['threads'],
+          'exit_status': proc.returncode}
 
 
 def run_child(args, timeout, log=print):
@@ -448,11 +521,18 @@ def xla_buffers_mib(row):
   return b['argument'] + b['temp'] if 'argument' in b and 'temp' in b else None
 
 
-def torch_speedup(row):
-  """PyTorch-reference s/step over ours, for un-overridden paper_x2 rows only."""
-  if row.get('preset') != TORCH_PRESET or row.get('overridden') or 'step_s' not in row:
+def torch_speedup(row, torch_s_per_step):
+  """PyTorch's s/step over ours, for un-overridden paper_x2 rows only."""
+  if (not torch_s_per_step or row.get('preset') != TORCH_PRESET or row.get('overridden')
+      or row.get('variant') == 'pytorch' or 'step_s' not in row):
     return None
-  return TORCH_S_PER_STEP / row['step_s']
+  return torch_s_per_step / row['step_s']
+
+
+def torch_step_s(report):
+  """The PyTorch row's s/step measured in this report's run, or None."""
+  row = report.get('torch')
+  return None if not row or 'error' in row else row['step_s']
 
 
 def markdown(report):
@@ -480,15 +560,27 @@ def markdown(report):
     gflop = None if r['flops_per_step'] is None else r['flops_per_step'] / 1e9
     rate = None if r['flops_per_s'] is None else r['flops_per_s'] / 1e9
     frac = None if rate is None or not peak_g else 100 * rate / peak_g
-    speedup = torch_speedup(r)
+    speedup = torch_speedup(r, torch_step_s(report))
     lines.append(
         f'| {r["preset"]} | {r["variant"]} | {r["crop"]} | {r["compile_s"]:.1f} '
         f'| {r["step_s"]:.4g} ({r["step_iqr_s"]:.2g}) | {r.get("timed_steps", "—")} '
         f'| {r["steps_per_s"]:.3g} | {r["s_per_3000_steps"]:.4g} | {fmt_value(gflop)} '
         f'| {fmt_value(rate)} | {fmt_value(frac, "{:.1f}")} | {r["memory_mib"]:.0f} '
         f'| {fmt_value(xla_buffers_mib(r), "{:.0f}")} | {fmt_value(speedup, "{:.1f}x")} |')
-  lines += ['', f'vs PyTorch: {TORCH_S_PER_STEP} s/step ({TORCH_SOURCE}) over our s/step; '
-            f'{TORCH_PRESET} rows without overrides only. % of peak: achieved GFLOP/s over '
+  torch_row = report.get('torch')
+  if torch_row and 'error' in torch_row:
+    lines.append(f'| {TORCH_PRESET} | pytorch | error: {torch_row["error"]} |')
+  elif torch_row:
+    t = torch_row
+    lines.append(
+        f'| {TORCH_PRESET} | pytorch (torch {t["torch_version"]}, {t["threads"]} threads) '
+        f'| {t["crop"]} | — | {t["step_s"]:.4g} ({t["step_iqr_s"]:.2g}) | {t["timed_steps"]} '
+        f'| {1 / t["step_s"]:.3g} | {3000 * t["step_s"]:.4g} | — | — | — | — | — | 1.0x |')
+  lines += ['', 'vs PyTorch: the authors\' PyTorch code\'s s/step (timed in this run by '
+            '`--torch_src`, their `train.py` at paper_x2 settings on the same image, each '
+            'iteration from its crop to its learner update, after the first '
+            f'{(torch_row or {}).get("warmup", "few")}) over ours; {TORCH_PRESET} rows without '
+            'overrides only. % of peak: achieved GFLOP/s over '
             'the faster of the two peak kernels. Memory: ' +
             '; '.join(sorted({r['memory_source'] for r in report['rows'] if 'memory_source' in r}))
             + ' (on CPU this includes XLA\'s compile-time memory). XLA buffers: the compiled '
@@ -537,6 +629,11 @@ def define_flags(flag_values=FLAGS):
                     'Presets (flags/<name>.flags).', **kw)
   flags.DEFINE_list('variants', ['fused', 'unfused'], 'Any of fused, unfused, fused_bf16.', **kw)
   flags.DEFINE_bool('components', True, 'Also time G, U, D and UD apart.', **kw)
+  flags.DEFINE_string('torch_src', None, 'The authors\' PyTorch `src/` folder (a copy outside '
+                      'this repository): also time their train.py at paper_x2 settings, '
+                      'after our rows, on the same image.', **kw)
+  flags.DEFINE_integer('torch_steps', 8, 'Timed PyTorch iterations.', **kw)
+  flags.DEFINE_integer('torch_warmup', 2, 'Untimed first PyTorch iterations.', **kw)
   flags.DEFINE_integer('peak_matmul', 2048, 'Side of the peak matmul.', **kw)
   flags.DEFINE_list('peak_conv', ['1', '256', '256', '64', '64'],
                     'Peak conv N,H,W,Cin,Cout (3x3 kernel).', **kw)
@@ -573,28 +670,32 @@ def main(argv):
   peak = run_child(['benchmarks.speed', '--_one=peak'] + args, FLAGS.row_timeout, log)
   machine = peak.pop('machine', None)
   rows = []
+  report = {
+      'machine': machine or {k: '?' for k in ('device_kind', 'platform', 'cpu_count',
+                                              'jax_version', 'date')},
+      'settings': {'steps': FLAGS.steps, 'warmup': FLAGS.warmup, 'repeats': FLAGS.repeats,
+                   'budget_s': FLAGS.budget_s, 'crop': FLAGS.crop, 'set': FLAGS.set,
+                   'torch_src': FLAGS.torch_src},
+      'peak': peak, 'rows': rows,
+  }
+  path = FLAGS.results or os.path.join(ROOT, 'benchmarks', 'results',
+                                       f'speed_{socket.gethostname()}.json')
   for preset in FLAGS.presets:
     for variant in FLAGS.variants:
       log(f'{preset} {variant}')
       row = run_child(['benchmarks.speed', f'--_one={preset}:{variant}'] + args,
                       FLAGS.row_timeout, log)
-      machine = row.pop('machine', machine)
+      report['machine'] = row.pop('machine', None) or report['machine']
       rows.append({'preset': preset, 'variant': variant, **row})
       if 'error' not in row:
         log(f'  {row["step_s"]:.4g} s/step, compile {row["compile_s"]:.1f} s')
-  report = {
-      'machine': machine or {},
-      'settings': {'steps': FLAGS.steps, 'warmup': FLAGS.warmup, 'repeats': FLAGS.repeats,
-                   'budget_s': FLAGS.budget_s, 'crop': FLAGS.crop, 'set': FLAGS.set},
-      'torch_reference': {'preset': TORCH_PRESET, 's_per_step': TORCH_S_PER_STEP,
-                          'source': TORCH_SOURCE},
-      'peak': peak, 'rows': rows,
-  }
-  if not report['machine']:
-    report['machine'] = {k: '?' for k in ('device_kind', 'platform', 'cpu_count',
-                                         'jax_version', 'date')}
-  path = FLAGS.results or os.path.join(ROOT, 'benchmarks', 'results',
-                                       f'speed_{socket.gethostname()}.json')
+      write_report(report, path)  # row by row: a timeout loses nothing measured
+  if FLAGS.torch_src:
+    log(f'{TORCH_PRESET} pytorch ({FLAGS.torch_src})')
+    report['torch'] = torch_row(FLAGS.torch_src, FLAGS.torch_steps, FLAGS.torch_warmup,
+                                FLAGS.row_timeout, log)
+    if 'error' not in report['torch']:
+      log(f'  {report["torch"]["step_s"]:.4g} s/step')
   paths, text = write_report(report, path)
   print(text)
   log(f'wrote {paths["json"]} and {paths["md"]}')

@@ -2,7 +2,7 @@ r"""Images per hour against the number of images trained together.
 
   python -m benchmarks.throughput [--flagfile=flags/demo.flags] \
       [--batch_sizes=1,2,4,8] [--steps=N] [--warmup=K] [--repeats=R] \
-      [--budget_s=S] [--crop=C] [--blocks=1] \
+      [--budget_s=S] [--crop=C] [--blocks=1] [--pipeline --lr_side=128] \
       [--results=benchmarks/results/throughput_<host>.json]
 
 Every `Config` field is a flag, as in `ike_jax.main`; without `--flagfile` the
@@ -13,8 +13,17 @@ B images (scikit-image's bundled photos, centre-cropped or mirror-tiled to
 in its own subprocess (`--_one=B`), timed as `benchmarks.speed` times a step.
 Per image-step time = median step time / B; images per hour =
 3600 B / (step time x the preset's iterations), compile time reported apart
-(and once more amortised over one run). Writes the JSON and a Markdown table
-beside it (`.md`).
+(and once more amortised over one run). With several devices (an accelerator
+host, or `XLA_FLAGS=--xla_force_host_platform_device_count=4` on a CPU) the
+images are split over them as `ike_jax.main` splits them.
+
+`--pipeline` times what a user runs instead of one step: the whole CLI path
+(`pipeline.super_resolve_files`: load, estimate, SR, post-process, write) on B
+LR images of `--lr_side` px, once cold (compiles included) and once more into
+a fresh folder (warm). Use it for presets whose kernel estimate does not train
+(best_x2, best_x4), or for a whole training run.
+
+The JSON and a Markdown table beside it (`.md`) are rewritten after every row.
 """
 
 import os
@@ -60,10 +69,66 @@ def throughput_row(cfg, batch, *, steps=10, warmup=2, repeats=3, log=None, budge
   return row
 
 
+def pipeline_row(cfg, batch, lr_side, log=None):
+  """Times the CLI path on `batch` LR photos of `lr_side` px, cold then warm."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  import imageio.v3 as iio  # pylint: disable=g-import-not-at-top
+  from ike_jax import pipeline  # pylint: disable=g-import-not-at-top
+  log = log or (lambda m: None)
+  with tempfile.TemporaryDirectory() as tmp:
+    jobs = []
+    for k, img in enumerate(photos(batch, lr_side)):
+      path = os.path.join(tmp, f'lr_{k:03d}.png')
+      iio.imwrite(path, img)
+      jobs.append(pipeline.Job(path))
+    walls, results = [], None
+    for run in ('cold', 'warm'):
+      t0 = time.perf_counter()
+      results = pipeline.super_resolve_files(jobs, cfg, os.path.join(tmp, run), log=log)
+      walls.append(time.perf_counter() - t0)
+  stages = {}
+  for name in ('estimate_s', 'inference_s', 'post_s', 'compile_s', 'train_s'):
+    vals = [r['timings'][name] for r in results if name in r.get('timings', {})]
+    if vals:
+      stages[name] = float(np.mean(vals))
+  import jax  # pylint: disable=g-import-not-at-top
+  return {'batch': batch, 'devices': jax.device_count(), 'lr_side': lr_side,
+          'cold_s': walls[0], 'warm_s': walls[1], 'per_image_s': walls[1] / batch,
+          'images_per_hour': 3600.0 * batch / walls[1],
+          'images_per_hour_incl_compile': 3600.0 * batch / walls[0],
+          'stages_per_image_s': stages,
+          'ok': sum(r.get('status') != 'diverged' for r in results)}
+
+
+def pipeline_markdown(report):
+  m, s = report['machine'], report['settings']
+  lines = [f'# Throughput, whole CLI path: {m.get("device_kind")} ({m.get("platform")}), '
+           f'{m.get("device_count", 1)} device(s), {m.get("cpu_count")} CPUs, '
+           f'jax {m.get("jax_version")}, {m.get("date")}', '',
+           f'Preset {s["flagfile"]}, x{s["scale"]}, LR {s["lr_side"]} px; each B run twice '
+           '(cold: compiles included; warm: a fresh output folder).', '',
+           '| images (B) | cold s | warm s | s per image (warm) | images/hour '
+           '| images/hour incl. compile | estimate s/image | SR s/image | post s/image |',
+           '|---|---|---|---|---|---|---|---|---|']
+  fmt = speed.fmt_value
+  for r in report['rows']:
+    if 'error' in r:
+      lines.append(f'| {r["batch"]} | error: {r["error"]} |')
+      continue
+    st = r['stages_per_image_s']
+    lines.append(f'| {r["batch"]} | {r["cold_s"]:.1f} | {r["warm_s"]:.1f} '
+                 f'| {r["per_image_s"]:.3g} | {r["images_per_hour"]:.3g} '
+                 f'| {r["images_per_hour_incl_compile"]:.3g} | {fmt(st.get("estimate_s"))} '
+                 f'| {fmt(st.get("inference_s"))} | {fmt(st.get("post_s"))} |')
+  return '\n'.join(lines) + '\n'
+
+
 def markdown(report):
   m, s = report['machine'], report['settings']
   lines = [f'# Throughput: {m.get("device_kind")} ({m.get("platform")}), '
-           f'{m.get("cpu_count")} CPUs, jax {m.get("jax_version")}, {m.get("date")}', '',
+           f'{m.get("device_count", 1)} device(s), {m.get("cpu_count")} CPUs, '
+           f'jax {m.get("jax_version")}, {m.get("date")}', '',
            f'Preset {s["flagfile"]} (crop {s["crop_used"]}, x{s["scale"]}, '
            f'{s["iterations"]} iterations, {"fused" if s["fused"] else "unfused"}); '
            f'1 compiling + {s["warmup"]} warm-up + {s["repeats"]} x (up to) {s["steps"]} timed '
@@ -92,7 +157,8 @@ def markdown(report):
 
 
 def write_report(report, path):
-  return speed.write_report(report, path, to_markdown=markdown)
+  to_markdown = pipeline_markdown if report['settings'].get('pipeline') else markdown
+  return speed.write_report(report, path, to_markdown=to_markdown)
 
 
 def define_flags(flag_values=FLAGS):
@@ -100,6 +166,9 @@ def define_flags(flag_values=FLAGS):
   speed.define_common_flags(flag_values)
   presets.define_config_flags(flag_values)
   flags.DEFINE_list('batch_sizes', ['1', '2', '4', '8'], 'Images trained together.', **kw)
+  flags.DEFINE_bool('pipeline', False, 'Time the whole CLI path (cold and warm) on B LR '
+                    'images instead of one training step.', **kw)
+  flags.DEFINE_integer('lr_side', 128, 'LR side of the --pipeline images.', **kw)
 
 
 def with_default_flagfile(argv):
@@ -119,33 +188,42 @@ def main(argv):
   if FLAGS._one:  # pylint: disable=protected-access
     log = lambda m: print(m, file=sys.stderr, flush=True)
     batch = int(FLAGS._one)  # pylint: disable=protected-access
-    row = throughput_row(cfg, batch, steps=FLAGS.steps, warmup=FLAGS.warmup,
-                         repeats=FLAGS.repeats, log=log, budget_s=FLAGS.budget_s)
+    if FLAGS.pipeline:
+      row = pipeline_row(cfg, batch, FLAGS.lr_side, log=log)
+    else:
+      row = throughput_row(cfg, batch, steps=FLAGS.steps, warmup=FLAGS.warmup,
+                           repeats=FLAGS.repeats, log=log, budget_s=FLAGS.budget_s)
     row['machine'] = speed.machine_info()
     speed.emit(row)
     return 0
   sizes = [int(b) for b in FLAGS.batch_sizes]
   args = [a for a in _ARGV[1:] if not a.startswith(('--_one', '--results'))]
-  rows, machine = [], None
-  for b in sizes:
-    print(f'B = {b}', flush=True)
-    row = speed.run_child(['benchmarks.throughput', f'--_one={b}'] + args, FLAGS.row_timeout)
-    machine = row.pop('machine', machine)
-    rows.append({'batch': b, **row})
-    if 'error' not in row:
-      print(f'  {row["step_s"]:.4g} s/step, {row["images_per_hour"]:.3g} images/hour', flush=True)
+  rows = []
   report = {
-      'machine': machine or {},
+      'machine': {},
       'settings': {'flagfile': ','.join(_flagfiles(_ARGV)), 'crop_used': cfg.train.crop,
                    'scale': cfg.scale, 'iterations': cfg.run.iterations,
-                   'fused': cfg.train.fused,
+                   'fused': cfg.train.fused, 'pipeline': FLAGS.pipeline,
+                   'lr_side': FLAGS.lr_side,
                    'steps': FLAGS.steps, 'warmup': FLAGS.warmup, 'repeats': FLAGS.repeats,
                    'budget_s': FLAGS.budget_s, 'argv': _ARGV[1:], 'config': cfg.to_dict()},
       'rows': rows,
   }
   path = FLAGS.results or os.path.join(speed.ROOT, 'benchmarks', 'results',
                                        f'throughput_{socket.gethostname()}.json')
-  paths, text = write_report(report, path)
+  for b in sizes:
+    print(f'B = {b}', flush=True)
+    row = speed.run_child(['benchmarks.throughput', f'--_one={b}'] + args, FLAGS.row_timeout)
+    report['machine'] = row.pop('machine', None) or report['machine']
+    rows.append({'batch': b, **row})
+    if 'error' in row:
+      print(f'  error: {row["error"]}', flush=True)
+    elif FLAGS.pipeline:
+      print(f'  cold {row["cold_s"]:.1f} s, warm {row["warm_s"]:.1f} s, '
+            f'{row["images_per_hour"]:.3g} images/hour', flush=True)
+    else:
+      print(f'  {row["step_s"]:.4g} s/step, {row["images_per_hour"]:.3g} images/hour', flush=True)
+    paths, text = write_report(report, path)  # row by row: a timeout loses nothing measured
   print(text)
   print(f'wrote {paths["json"]} and {paths["md"]}')
   return 1 if any('error' in r for r in rows) else 0

@@ -26,6 +26,8 @@ PER_OCTAVE = 4
 # The band of the fit: v in [BAND[0], BAND[1]] cycles per LR pixel (v/2 below it).
 BAND = (0.08, 0.35)
 PHASES = 1  # fits averaged over shifted bin edges (blur_covariance); 4 measured worse
+# The fitted covariance times this (a calibration chosen on the tuning images).
+VARIANCE_SCALE = 1.0
 MIN_SIDE = 32  # LR px: smaller images leave too few frequencies in the band
 MAX_VARIANCE = 12.0  # HR px^2 at x2 (scaled by (s/2)^2): caps a flat spectrum's fit
 
@@ -79,7 +81,7 @@ def log_power(y, directions=DIRECTIONS, per_octave=PER_OCTAVE, lowest=BAND[0] / 
 
 
 def blur_covariance(y, scale, band=BAND, directions=DIRECTIONS, per_octave=PER_OCTAVE,
-                    phases=PHASES):
+                    phases=PHASES, variance_scale=VARIANCE_SCALE):
   """The Gaussian blur covariance (2, 2) in HR px^2 of an LR greyscale image.
 
   Axes are (col, row), as `kernel.gaussian_kernel` takes them. The fit is
@@ -94,13 +96,14 @@ def blur_covariance(y, scale, band=BAND, directions=DIRECTIONS, per_octave=PER_O
     band: (lo, hi) cycles per LR px of the upper frequency of each pair.
     directions, per_octave: the binning (`log_power`).
     phases: fits averaged, bin edges moved by 1/phases of a bin each time.
+    variance_scale: multiplies the fitted covariance (before clipping).
   Raises:
     ValueError: the image is too small to fit.
   """
   fits = [_fit(y, scale, (band[0] * 2 ** (j / (per_octave * phases)),
                           band[1] * 2 ** (j / (per_octave * phases))), directions, per_octave)
           for j in range(phases)]
-  values, vectors = np.linalg.eigh(np.mean(fits, axis=0))
+  values, vectors = np.linalg.eigh(variance_scale * np.mean(fits, axis=0))
   values = np.clip(values, min_variance(scale), MAX_VARIANCE * (scale / 2) ** 2)
   return vectors @ np.diag(values) @ vectors.T
 

@@ -3,6 +3,8 @@
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -83,6 +85,11 @@ def test_time_calls_budget_caps_steps():
   assert speed.time_calls(lambda: None, steps=3, warmup=0, repeats=1)['steps'] == 3
 
 
+def test_torch_row_needs_their_train_py(tmp_path):
+  row = speed.torch_row(str(tmp_path), steps=1, warmup=0, timeout=10, log=lambda m: None)
+  assert 'train.py' in row['error']
+
+
 def test_peak_kernels():
   peak = speed.measure_peak(2, 1, 2, matmul=64, conv=(1, 16, 16, 8, 8))
   for k in ('matmul', 'conv'):
@@ -105,15 +112,23 @@ def test_reports(tmp_path, speed_row):
   machine = {'device_kind': 'cpu', 'platform': 'cpu', 'cpu_count': 2,
              'jax_version': 'x', 'date': 'today'}
   paper = dict(speed_row, preset='paper_x2', overridden=False, step_s=0.62)
-  assert speed.torch_speedup(paper) == pytest.approx(10.0)
-  assert speed.torch_speedup(speed_row) is None
+  torch_row = {'preset': 'paper_x2', 'variant': 'pytorch', 'crop': 128, 'warmup': 2,
+               'step_s': 6.2, 'step_iqr_s': 0.1, 'timed_steps': 8, 'torch_version': '2.x',
+               'threads': 2}
+  assert speed.torch_speedup(paper, 6.2) == pytest.approx(10.0)
+  assert speed.torch_speedup(paper, None) is None  # no PyTorch row measured in this run
+  assert speed.torch_speedup(speed_row, 6.2) is None  # overridden: not the paper settings
   peak = {'matmul': {'shape': 'a', 'gflops_per_s': 10.0},
           'conv': {'shape': 'b', 'gflops_per_s': 20.0}, 'peak_gflops_per_s': 20.0}
   report = {'machine': machine, 'settings': {'steps': 2, 'warmup': 1, 'repeats': 2},
             'peak': peak, 'rows': [speed_row, paper, {'preset': 'demo', 'variant': 'unfused',
-                                                       'error': 'boom'}]}
+                                                       'error': 'boom'}],
+            'torch': torch_row}
   paths, text = speed.write_report(report, str(tmp_path / 'speed.json'))
   assert '| demo | fused | 16 |' in text and '10.0x' in text and 'error: boom' in text
+  assert '| paper_x2 | pytorch (torch 2.x, 2 threads) | 128 |' in text
+  _, text = speed.write_report(dict(report, torch=None), str(tmp_path / 'speed2.json'))
+  assert '10.0x' not in text
   with open(paths['json']) as f:
     assert json.load(f)['rows'][0]['step_s'] == speed_row['step_s']
   assert os.path.isfile(paths['md'])
@@ -126,3 +141,41 @@ def test_reports(tmp_path, speed_row):
                            'repeats': 2}}
   _, text = throughput.write_report(t_report, str(tmp_path / 'tp.json'))
   assert '| 1 |' in text and '1.00' in text
+
+
+def _run_throughput(tmp_path, name, args):
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             XLA_FLAGS='--xla_force_host_platform_device_count=4')
+  env['PYTHONPATH'] = speed.ROOT + os.pathsep + env.get('PYTHONPATH', '')
+  results = tmp_path / f'{name}.json'
+  proc = subprocess.run([sys.executable, '-m', 'benchmarks.throughput', *args,
+                         f'--results={results}'], cwd=speed.ROOT, env=env, timeout=900,
+                        capture_output=True, text=True, check=False)
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+  with open(results) as f:
+    return json.load(f), (tmp_path / f'{name}.md').read_text()
+
+
+def test_throughput_splits_images_over_four_devices(tmp_path):
+  # The training step: 5 images do not divide 4 devices (padded as loop.fit pads).
+  report, text = _run_throughput(tmp_path, 'step', [
+      '--crop=16', '--blocks=1', '--batch_sizes=5', '--steps=1', '--warmup=0',
+      '--repeats=1'])
+  assert report['machine']['device_count'] == 4 and '4 device(s)' in text
+  (row,) = report['rows']
+  assert row['batch'] == 5 and row['devices'] == 4 and row['params_finite']
+  assert row['images_per_hour'] == pytest.approx(
+      3600 * 5 / (row['step_s'] * report['settings']['iterations']))
+
+
+def test_throughput_pipeline_mode_runs_the_cli_path(tmp_path):
+  # best_x2 trains nothing: the whole path (estimate, bicubic, back-projection, outputs).
+  report, text = _run_throughput(tmp_path, 'pipe', [
+      '--flagfile=flags/best_x2.flags', '--pipeline', '--lr_side=40', '--batch_sizes=2',
+      '--refine_iterations=5'])
+  (row,) = report['rows']
+  assert row['batch'] == 2 and row['devices'] == 4 and row['ok'] == 2
+  assert 0 < row['warm_s'] <= row['cold_s'] * 1.5
+  assert row['images_per_hour'] == pytest.approx(3600 * 2 / row['warm_s'])
+  assert set(row['stages_per_image_s']) >= {'estimate_s', 'inference_s', 'post_s'}
+  assert '| 2 |' in text and 'whole CLI path' in text

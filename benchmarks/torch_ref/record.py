@@ -14,13 +14,19 @@ state_dict of every network (`init/<net>/<key>`), each step's G and D crops as
 their DataGenerator returned them (`crops_g`, `crops_d`), the standard-normal
 draw of `torch.randn_like` (D's fake noise; `fake_noise`), and the learner's
 losses per step (`loss_names`, `losses`).
+
+With STEP_TIMES=times.json set, it writes the seconds each training iteration
+took (from the iteration's crop to the end of its learner update), for
+`benchmarks/speed.py --torch_src` to compare step times side by side.
 """
 import atexit
+import json
 import importlib.machinery
 import os
 import random
 import runpy
 import sys
+import time
 import types
 
 import numpy as np
@@ -83,6 +89,35 @@ def _hook_recording():
   torch.randn_like = randn_like_rec
 
 
+_TIMES = []
+
+
+def _hook_timing():
+  """Times each iteration: from DataGenerator.__getitem__ to Learner.update's end."""
+  import data as data_mod  # pylint: disable=g-import-not-at-top
+  import learner as learner_mod  # pylint: disable=g-import-not-at-top
+  get, update = data_mod.DataGenerator.__getitem__, learner_mod.Learner.update
+  start = []
+
+  def get_timed(self, idx):
+    start.append(time.perf_counter())
+    return get(self, idx)
+
+  def update_timed(self, iteration, gan):
+    out = update(self, iteration, gan)
+    _TIMES.append(time.perf_counter() - start[-1])
+    return out
+
+  data_mod.DataGenerator.__getitem__ = get_timed
+  learner_mod.Learner.update = update_timed
+
+
+def _save_times():
+  with open(os.environ['STEP_TIMES'], 'w') as f:
+    json.dump({'step_s': _TIMES, 'torch_version': torch.__version__,
+               'threads': torch.get_num_threads()}, f)
+
+
 def _save_record():
   arrays = {'init/' + k: v for k, v in _INIT.items()}
   for name, key in (('crops_g', 'g'), ('crops_d', 'd'), ('fake_noise', 'fake_noise')):
@@ -115,6 +150,9 @@ def main():
   if os.environ.get('REC'):
     _hook_recording()
     atexit.register(_save_record)
+  if os.environ.get('STEP_TIMES'):
+    _hook_timing()
+    atexit.register(_save_times)
   sys.argv = ['train.py'] + sys.argv[3:]
   runpy.run_path('train.py', run_name='__main__')
 
