@@ -489,6 +489,59 @@ def torch_row(src, steps=8, warmup=2, timeout=3600, log=print):
           'exit_status': proc.returncode}
 
 
+def stage_row(preset, lr_side, repeats=3, log=None):
+  """Stage by stage, one LR photo, for a preset whose estimator does not train.
+
+  Times (median over `repeats`, after a compiling call) the kernel estimate,
+  the bicubic start and the back-projection as the pipeline runs them, with
+  XLA's FLOP count of the back-projection (the only compiled stage).
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from benchmarks import throughput  # pylint: disable=g-import-not-at-top
+  from ike_jax import data  # pylint: disable=g-import-not-at-top
+  from ike_jax import estimators  # pylint: disable=g-import-not-at-top
+  from ike_jax import kernel  # pylint: disable=g-import-not-at-top
+  from ike_jax import pipeline  # pylint: disable=g-import-not-at-top
+  from ike_jax import postprocess  # pylint: disable=g-import-not-at-top
+  from ike_jax import refine  # pylint: disable=g-import-not-at-top
+  from ike_jax import report  # pylint: disable=g-import-not-at-top
+  log = log or (lambda m: None)
+  cfg = load_config(preset)
+  train_cfg = pipeline.training_config(cfg)
+  est_mod = estimators.of(train_cfg)
+  if est_mod.TRAINS or not cfg.post.refine:
+    raise ValueError(f'{preset}: stage rows are for non-training presets with --refine')
+  lr = throughput.photos(1, lr_side)[0]
+  s, post = cfg.scale, cfg.post
+  est = est_mod.estimate(lr, train_cfg)
+  k, origin = postprocess.sr_kernel(est, train_cfg.scale, s, post.lever_kernel_taps)
+  sr0 = jnp.asarray(data.to_model(report.bicubic_upscale(lr, s)))
+  lr_m = jnp.asarray(data.to_model(lr))
+  bp = lambda: refine.back_project(sr0, lr_m, k, s, origin, iterations=post.refine_iterations,
+                                   prior_weight=post.refine_prior)
+  stages = {'estimate': lambda: est_mod.estimate(lr, train_cfg),
+            'bicubic': lambda: report.bicubic_upscale(lr, s),
+            'back-projection': lambda: jax.block_until_ready(bp())}
+  rows = []
+  for name, fn in stages.items():
+    log(f'stage {name}')
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    t = time_calls(fn, 1, 0, repeats)
+    rows.append({'name': name, 'first_s': first, 's': t['median_s'], 'iqr_s': t['iqr_s']})
+  compiled = refine._back_project.lower(  # pylint: disable=protected-access
+      sr0, lr_m, jnp.asarray(k, jnp.float32), 1.0, post.refine_prior, 3e-2, scale=s,
+      origin=kernel.static_origin(k, origin), iterations=post.refine_iterations).compile()
+  flops = cost_flops(compiled)
+  rows[-1]['flops'] = flops
+  rows[-1]['flops_per_s'] = None if flops is None else flops / rows[-1]['s']
+  return {'preset': preset, 'variant': 'stages', 'lr_side': lr_side, 'scale': s,
+          'refine_iterations': post.refine_iterations, 'kernel_size': int(np.shape(k)[-1]),
+          'stages': rows, 'total_s': sum(r['s'] for r in rows)}
+
+
 def run_child(args, timeout, log=print):
   """Runs `python -m <module> args` and returns its JSON result line."""
   env = dict(os.environ)
@@ -586,6 +639,22 @@ def markdown(report):
             + ' (on CPU this includes XLA\'s compile-time memory). XLA buffers: the compiled '
             'step\'s arguments + temporaries from its memory analysis (outputs alias the '
             'donated state).']
+  for r in report.get('stage_rows', []):
+    if 'error' in r:
+      lines += ['', f'### Stages: {r["preset"]}: error: {r["error"]}']
+      continue
+    lines += ['', f'### Stages: {r["preset"]} (LR {r["lr_side"]} px, x{r["scale"]}, '
+              f'{r["kernel_size"]}x{r["kernel_size"]} kernel, {r["refine_iterations"]} '
+              'back-projection steps)', '',
+              '| stage | first call s | s (IQR) | GFLOP | GFLOP/s | % of peak | share |',
+              '|---|---|---|---|---|---|---|']
+    for st in r['stages']:
+      rate = None if st.get('flops_per_s') is None else st['flops_per_s'] / 1e9
+      frac = None if rate is None or not peak_g else 100 * rate / peak_g
+      gf = None if st.get('flops') is None else st['flops'] / 1e9
+      lines.append(f'| {st["name"]} | {st["first_s"]:.3g} | {st["s"]:.3g} ({st["iqr_s"]:.2g}) '
+                   f'| {fmt_value(gf)} | {fmt_value(rate)} | {fmt_value(frac, "{:.1f}")} '
+                   f'| {100 * st["s"] / r["total_s"]:.0f}% |')
   for r in report['rows']:
     comps = r.get('components')
     if not comps:
@@ -632,6 +701,9 @@ def define_flags(flag_values=FLAGS):
   flags.DEFINE_string('torch_src', None, 'The authors\' PyTorch `src/` folder (a copy outside '
                       'this repository): also time their train.py at paper_x2 settings, '
                       'after our rows, on the same image.', **kw)
+  flags.DEFINE_list('stage_presets', [], 'Non-training presets (best_x2, best_x4) to time '
+                    'stage by stage on one LR photo of --lr_side px.', **kw)
+  flags.DEFINE_integer('lr_side', 128, 'LR side for --stage_presets.', **kw)
   flags.DEFINE_integer('torch_steps', 8, 'Timed PyTorch iterations.', **kw)
   flags.DEFINE_integer('torch_warmup', 2, 'Untimed first PyTorch iterations.', **kw)
   flags.DEFINE_integer('peak_matmul', 2048, 'Side of the peak matmul.', **kw)
@@ -645,6 +717,8 @@ def _child_main(one):
   if one == 'peak':
     result = measure_peak(FLAGS.steps, FLAGS.warmup, FLAGS.repeats, FLAGS.peak_matmul,
                           tuple(int(v) for v in FLAGS.peak_conv), FLAGS.budget_s)
+  elif one.endswith(':stages'):
+    result = stage_row(one.split(':')[0], FLAGS.lr_side, FLAGS.repeats, log)
   else:
     preset, variant = one.split(':')
     result = speed_row(preset, variant, crop=FLAGS.crop, sets=FLAGS.set, steps=FLAGS.steps,
@@ -690,6 +764,13 @@ def main(argv):
       if 'error' not in row:
         log(f'  {row["step_s"]:.4g} s/step, compile {row["compile_s"]:.1f} s')
       write_report(report, path)  # row by row: a timeout loses nothing measured
+  for preset in FLAGS.stage_presets:
+    log(f'{preset} stages')
+    row = run_child(['benchmarks.speed', f'--_one={preset}:stages'] + args, FLAGS.row_timeout,
+                    log)
+    report['machine'] = row.pop('machine', None) or report['machine']
+    report.setdefault('stage_rows', []).append({'preset': preset, **row})
+    write_report(report, path)
   if FLAGS.torch_src:
     log(f'{TORCH_PRESET} pytorch ({FLAGS.torch_src})')
     report['torch'] = torch_row(FLAGS.torch_src, FLAGS.torch_steps, FLAGS.torch_warmup,

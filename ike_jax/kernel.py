@@ -42,6 +42,7 @@ import numpy as np
 from scipy import signal
 
 from ike_jax import estimators
+from ike_jax import layers
 
 # Kernel sides: 11 is KernelGAN's and DIV2KRK's x2 size; 31 is this project's
 # x4 data kernel (`x4_from_x2` of an 11x11 x2 kernel).
@@ -309,7 +310,8 @@ def degrade(img, k, scale, origin=None, mode='reflect'):
   the LR grid of G (its pixel (i, j) is the block starting at (s*i, s*j)).
   The one blur-and-subsample of the project: data synthesis, the
   self-check, back-projection and ZSSR's training pairs all use it. Pure JAX
-  (float32, full-precision convolution): jit-able, differentiable, vmaps over
+  (float32, full-precision convolution; on the CPU a kernel of 7x7 taps or
+  more blurs by FFT, `layers.fft_pays`): jit-able, differentiable, vmaps over
   a leading image axis.
 
   Args:
@@ -338,12 +340,17 @@ def degrade(img, k, scale, origin=None, mode='reflect'):
   pad = ((lo[0], hi[0]), (lo[1], hi[1]), (0, 0))
   padded = jnp.pad(x, pad, mode='symmetric') if mode == 'reflect' else jnp.pad(x, pad)
   padded = padded[lo[0] - o[0]:, lo[1] - o[1]:]  # only for origins outside k
-  taps = jnp.broadcast_to(k, (c, kh, kw)) if k.ndim == 2 else k
-  out = jax.lax.conv_general_dilated(
-      padded[None], jnp.transpose(taps, (1, 2, 0))[:, :, None, :],
-      window_strides=(scale, scale), padding='VALID',
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'), feature_group_count=c,
-      precision=jax.lax.Precision.HIGHEST)[0]
+  taps = jnp.transpose(jnp.broadcast_to(k, (c, kh, kw)) if k.ndim == 2 else k, (1, 2, 0))
+  if layers.fft_pays(kh * kw, 1):
+    # Blur by FFT, then subsample: the same map, and far cheaper to
+    # differentiate on a CPU than XLA's strided grouped convolution.
+    out = layers.fft_correlate_depthwise(padded, taps)[::scale, ::scale]
+  else:
+    out = jax.lax.conv_general_dilated(
+        padded[None], taps[:, :, None, :],
+        window_strides=(scale, scale), padding='VALID',
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'), feature_group_count=c,
+        precision=jax.lax.Precision.HIGHEST)[0]
   out = out[:-(-h // scale), :-(-w // scale)]
   return out[..., 0] if img.ndim == 2 else out
 

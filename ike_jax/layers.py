@@ -25,13 +25,18 @@ def conv(x, w, b=None, padding='SAME'):
   kh, kw, ci, co = w.shape
   if ROUTES and kh == 1 and kw == 1:
     y = jnp.einsum('nhwc,cd->nhwd', x, w[0, 0])
-  elif (ROUTES and kh * kw >= FFT_MIN_TAPS and ci * co <= FFT_MAX_CHANNEL_PAIRS
-        and jax.default_backend() == 'cpu'):
+  elif fft_pays(kh * kw, ci * co):
     y = fft_conv(x, w, padding)
   else:
     y = jax.lax.conv_general_dilated(
         x, w, (1, 1), padding, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
   return y if b is None else y + b
+
+
+def fft_pays(taps, channel_pairs):
+  """Whether a kernel of `taps` taps over `channel_pairs` in x out channels goes by FFT."""
+  return (ROUTES and taps >= FFT_MIN_TAPS and channel_pairs <= FFT_MAX_CHANNEL_PAIRS
+          and jax.default_backend() == 'cpu')
 
 
 def fft_conv(x, w, padding='SAME'):
@@ -43,6 +48,15 @@ def fft_conv(x, w, padding='SAME'):
   fw = jnp.fft.rfft2(w[::-1, ::-1], s=size, axes=(0, 1))              # (H, W', ci, co)
   y = jnp.fft.irfft2(jnp.einsum('nhwc,hwcd->nhwd', fx, fw), s=size, axes=(1, 2))
   return y[:, kh - 1:, kw - 1:, :]  # the first kh-1 rows (kw-1 cols) hold the wrap-around
+
+
+def fft_correlate_depthwise(x, k):
+  """'VALID' correlation of each channel of x (H, W, C) with its own kernel k (kh, kw, C)."""
+  kh, kw = k.shape[:2]
+  size = x.shape[:2]
+  fx = jnp.fft.rfft2(x, axes=(0, 1))
+  fk = jnp.fft.rfft2(k[::-1, ::-1], s=size, axes=(0, 1))
+  return jnp.fft.irfft2(fx * fk, s=size, axes=(0, 1))[kh - 1:, kw - 1:]
 
 
 def _pad(x, kh, kw, padding):

@@ -2,6 +2,7 @@
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +18,7 @@ from ike_jax import config
 from ike_jax import estimators
 from ike_jax.estimators import flow
 from ike_jax import kernel
+from ike_jax import layers
 from ike_jax import outputs
 from ike_jax import report
 from ike_jax import resize
@@ -291,3 +293,24 @@ def test_self_check_is_zero_for_the_true_kernel_and_grows_with_a_wrong_one():
   assert kernel.self_check(hr, lr, np.stack([true] * 3), 2) == pytest.approx(check, abs=1e-4)
   with pytest.raises(ValueError, match='not the LR'):
     kernel.self_check(hr, lr[:-1], true, 2)
+
+
+@pytest.mark.parametrize('scale,size,origin,per_colour', [
+    (2, 11, None, False), (2, 11, (3, 8), True), (4, 31, None, False), (4, 31, (12, 20), True)])
+def test_degrade_fft_route_equals_the_convolution(monkeypatch, scale, size, origin, per_colour):
+  # Kernels of 7x7 taps or more blur by FFT on the CPU; it must be the same
+  # map as the strided convolution, in values and in its transpose (the
+  # back-projection's gradient).
+  rng = np.random.default_rng(5)
+  img = jnp.asarray(rng.uniform(-1, 1, (6 * scale + 5, 5 * scale + 3, 3)), jnp.float32)
+  k = rng.uniform(0, 1, (3, size, size) if per_colour else (size, size))
+  k = jnp.asarray(k / k.sum(axis=(-2, -1), keepdims=True), jnp.float32)
+  assert layers.fft_pays(size * size, 1)
+  fft_y, fft_vjp = jax.vjp(lambda x: kernel.degrade(x, k, scale, origin), img)
+  monkeypatch.setattr(layers, 'ROUTES', False)
+  assert not layers.fft_pays(size * size, 1)
+  ref_y, ref_vjp = jax.vjp(lambda x: kernel.degrade(x, k, scale, origin), img)
+  chex.assert_equal_shape([fft_y, ref_y])
+  np.testing.assert_allclose(fft_y, ref_y, atol=1e-5)
+  g = jnp.asarray(rng.normal(size=ref_y.shape), jnp.float32)
+  np.testing.assert_allclose(fft_vjp(g)[0], ref_vjp(g)[0], atol=1e-5)

@@ -85,6 +85,26 @@ def test_time_calls_budget_caps_steps():
   assert speed.time_calls(lambda: None, steps=3, warmup=0, repeats=1)['steps'] == 3
 
 
+def test_stage_row_of_a_non_training_preset(tmp_path):
+  row = speed.stage_row('best_x2', 40, repeats=1)
+  assert [st['name'] for st in row['stages']] == ['estimate', 'bicubic', 'back-projection']
+  for st in row['stages']:
+    _positive(st, ('first_s', 's'))
+  _positive(row['stages'][-1], ('flops', 'flops_per_s'))
+  assert row['total_s'] == pytest.approx(sum(st['s'] for st in row['stages']))
+  assert row['kernel_size'] == 11 and row['refine_iterations'] == 100
+  with pytest.raises(ValueError, match='non-training'):
+    speed.stage_row('paper_x2', 40)
+  machine = {'device_kind': 'cpu', 'platform': 'cpu', 'cpu_count': 2, 'jax_version': 'x',
+             'date': 'today'}
+  _, text = speed.write_report({'machine': machine, 'settings': {'steps': 1, 'warmup': 0,
+                                                                 'repeats': 1},
+                                'peak': {'error': 'not measured'}, 'rows': [],
+                                'stage_rows': [row]},
+                               str(tmp_path / 'stages.json'))
+  assert '### Stages: best_x2' in text and '| back-projection |' in text
+
+
 def test_torch_row_needs_their_train_py(tmp_path):
   row = speed.torch_row(str(tmp_path), steps=1, warmup=0, timeout=10, log=lambda m: None)
   assert 'train.py' in row['error']
