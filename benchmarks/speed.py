@@ -62,6 +62,7 @@ TORCH_PRESET = 'paper_x2'
 TORCH_ARGS = ('--z_up', 'ZSSR', '--INN', '--test', '--tri_channel', '--use_res', '--linear',
               '--other_loss', 'interpolation_loss', 'cycle_consistency', '--scale_factor',
               '0.5', '--INN_down', 'space2depth')
+REPORT_LR_SIDE = {2: 128, 4: 96}  # LR px of the report images (`stage_row`)
 TORCH_CROP = 128  # their Config's input_crop_size; train.py has no flag for it
 TORCH_RECORDER = os.path.join(ROOT, 'benchmarks', 'torch_ref', 'record.py')
 
@@ -508,6 +509,7 @@ def stage_row(preset, lr_side, repeats=3, log=None):
   from ike_jax import report  # pylint: disable=g-import-not-at-top
   log = log or (lambda m: None)
   cfg = load_config(preset)
+  lr_side = lr_side or REPORT_LR_SIDE[cfg.scale]
   train_cfg = pipeline.training_config(cfg)
   est_mod = estimators.of(train_cfg)
   if est_mod.TRAINS or not cfg.post.refine:
@@ -703,7 +705,8 @@ def define_flags(flag_values=FLAGS):
                       'after our rows, on the same image.', **kw)
   flags.DEFINE_list('stage_presets', [], 'Non-training presets (best_x2, best_x4) to time '
                     'stage by stage on one LR photo of --lr_side px.', **kw)
-  flags.DEFINE_integer('lr_side', 128, 'LR side for --stage_presets.', **kw)
+  flags.DEFINE_integer('lr_side', 0, 'LR side for --stage_presets; 0: 128 at x2, 96 at x4 '
+                       '(the report images\' sizes).', **kw)
   flags.DEFINE_integer('torch_steps', 8, 'Timed PyTorch iterations.', **kw)
   flags.DEFINE_integer('torch_warmup', 2, 'Untimed first PyTorch iterations.', **kw)
   flags.DEFINE_integer('peak_matmul', 2048, 'Side of the peak matmul.', **kw)
