@@ -151,7 +151,9 @@ def blur_subsample(img: np.ndarray, k: np.ndarray, scale: int) -> np.ndarray:
   """`ike_jax.kernel.degrade` (default origin, half-sample symmetric borders).
 
   Correlates each channel with `k` about its index `(kh // 2, kw // 2)`, then
-  keeps rows/cols 0, s, 2s, ... Computed in float32; returned as float64.
+  keeps rows/cols 0, s, 2s, ... Computed in float32 by the strided convolution
+  (never by FFT: synthetic data stay the same files on every machine, and a
+  delta kernel is an exact subsample); returned as float64.
 
   Args:
     img: (H, W[, C]) float or uint8 in 0..255.
@@ -162,7 +164,7 @@ def blur_subsample(img: np.ndarray, k: np.ndarray, scale: int) -> np.ndarray:
     (ceil(H/s), ceil(W/s)[, C]) float64.
   """
   img = _as_float_image(img)
-  return np.asarray(kernel_lib.degrade(img, k, scale), np.float64)
+  return np.asarray(kernel_lib.degrade(img, k, scale, fft=False), np.float64)
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:

@@ -303,7 +303,7 @@ def static_origin(k, origin=None):
   return int(origin[0]), int(origin[1])
 
 
-def degrade(img, k, scale, origin=None, mode='reflect'):
+def degrade(img, k, scale, origin=None, mode='reflect', fft=None):
   """Correlates each colour with a kernel, then keeps every s-th pixel.
 
   `LR[i, j] = sum_{a, b} k[a, b] x[s*i + a - origin[0], s*j + b - origin[1]]`:
@@ -323,6 +323,8 @@ def degrade(img, k, scale, origin=None, mode='reflect'):
       for an estimated kernel.
     mode: 'reflect' (half-sample symmetric borders, the data's) or
       'constant' (zero padding).
+    fft: blur by FFT (True) or by a strided convolution (False); None picks
+      by `layers.fft_pays` (FFT for 7x7 taps or more on the CPU).
   Returns:
     (ceil(H/s), ceil(W/s)[, C]) float32.
   """
@@ -341,7 +343,7 @@ def degrade(img, k, scale, origin=None, mode='reflect'):
   padded = jnp.pad(x, pad, mode='symmetric') if mode == 'reflect' else jnp.pad(x, pad)
   padded = padded[lo[0] - o[0]:, lo[1] - o[1]:]  # only for origins outside k
   taps = jnp.transpose(jnp.broadcast_to(k, (c, kh, kw)) if k.ndim == 2 else k, (1, 2, 0))
-  if layers.fft_pays(kh * kw, 1):
+  if layers.fft_pays(kh * kw, 1) if fft is None else fft:
     # Blur by FFT, then subsample: the same map, and far cheaper to
     # differentiate on a CPU than XLA's strided grouped convolution.
     out = layers.fft_correlate_depthwise(padded, taps)[::scale, ::scale]
