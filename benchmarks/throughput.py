@@ -197,6 +197,8 @@ def main(argv):
     speed.emit(row)
     return 0
   sizes = [int(b) for b in FLAGS.batch_sizes]
+  if not sizes:
+    raise app.UsageError('--batch_sizes names no batch size')
   args = [a for a in _ARGV[1:] if not a.startswith(('--_one', '--results'))]
   rows = []
   report = {
