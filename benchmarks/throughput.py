@@ -74,6 +74,7 @@ def pipeline_row(cfg, batch, lr_side, log=None):
   import tempfile  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
   import imageio.v3 as iio  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
   from ike_jax import pipeline  # pylint: disable=g-import-not-at-top
   log = log or (lambda m: None)
   with tempfile.TemporaryDirectory() as tmp:
@@ -92,7 +93,6 @@ def pipeline_row(cfg, batch, lr_side, log=None):
     vals = [r['timings'][name] for r in results if name in r.get('timings', {})]
     if vals:
       stages[name] = float(np.mean(vals))
-  import jax  # pylint: disable=g-import-not-at-top
   return {'batch': batch, 'devices': jax.device_count(), 'lr_side': lr_side,
           'cold_s': walls[0], 'warm_s': walls[1], 'per_image_s': walls[1] / batch,
           'images_per_hour': 3600.0 * batch / walls[1],
@@ -101,11 +101,17 @@ def pipeline_row(cfg, batch, lr_side, log=None):
           'ok': sum(r.get('status') != 'diverged' for r in results)}
 
 
+def _title(what, machine):
+  """The report's heading: what was timed, on which machine."""
+  m = machine
+  return (f'# {what}: {m.get("device_kind")} ({m.get("platform")}), '
+          f'{m.get("device_count", 1)} device(s), {m.get("cpu_count")} CPUs, '
+          f'jax {m.get("jax_version")}, {m.get("date")}')
+
+
 def pipeline_markdown(report):
-  m, s = report['machine'], report['settings']
-  lines = [f'# Throughput, whole CLI path: {m.get("device_kind")} ({m.get("platform")}), '
-           f'{m.get("device_count", 1)} device(s), {m.get("cpu_count")} CPUs, '
-           f'jax {m.get("jax_version")}, {m.get("date")}', '',
+  s = report['settings']
+  lines = [_title('Throughput, whole CLI path', report['machine']), '',
            f'Preset {s["flagfile"]}, x{s["scale"]}, LR {s["lr_side"]} px; each B run twice '
            '(cold: compiles included; warm: a fresh output folder).', '',
            '| images (B) | cold s | warm s | s per image (warm) | images/hour '
@@ -125,10 +131,8 @@ def pipeline_markdown(report):
 
 
 def markdown(report):
-  m, s = report['machine'], report['settings']
-  lines = [f'# Throughput: {m.get("device_kind")} ({m.get("platform")}), '
-           f'{m.get("device_count", 1)} device(s), {m.get("cpu_count")} CPUs, '
-           f'jax {m.get("jax_version")}, {m.get("date")}', '',
+  s = report['settings']
+  lines = [_title('Throughput', report['machine']), '',
            f'Preset {s["flagfile"]} (crop {s["crop_used"]}, x{s["scale"]}, '
            f'{s["iterations"]} iterations, {"fused" if s["fused"] else "unfused"}); '
            f'1 compiling + {s["warmup"]} warm-up + {s["repeats"]} x (up to) {s["steps"]} timed '

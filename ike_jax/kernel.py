@@ -343,7 +343,9 @@ def degrade(img, k, scale, origin=None, mode='reflect', fft=None):
   padded = jnp.pad(x, pad, mode='symmetric') if mode == 'reflect' else jnp.pad(x, pad)
   padded = padded[lo[0] - o[0]:, lo[1] - o[1]:]  # only for origins outside k
   taps = jnp.transpose(jnp.broadcast_to(k, (c, kh, kw)) if k.ndim == 2 else k, (1, 2, 0))
-  if layers.fft_pays(kh * kw, 1) if fft is None else fft:
+  if fft is None:
+    fft = layers.fft_pays(kh * kw, 1)
+  if fft:
     # Blur by FFT, then subsample: the same map, and far cheaper to
     # differentiate on a CPU than XLA's strided grouped convolution.
     out = layers.fft_correlate_depthwise(padded, taps)[::scale, ::scale]
