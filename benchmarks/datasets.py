@@ -155,7 +155,10 @@ def _grace_hopper():
 # 0-7: scikit-image's colour photos. 8-11, added later by a fixed rule (the
 # colour photo bundled with Matplotlib, then scikit-image's greyscale photos
 # of real scenes in alphabetical order -- brick, camera, grass -- skipping
-# synthetic images, documents and the motion-blurred clock).
+# synthetic images, documents and the motion-blurred clock). 12-15, added
+# later as tuning images only: the rest of scikit-image's greyscale photos of
+# real scenes of at least 300 px a side, alphabetically (cell, coins, gravel,
+# moon).
 # Which indices tune and which report: benchmarks/RESULTS.md, "Image sets".
 OFFLINE_IMAGES: dict[str, Callable[[], np.ndarray]] = {
     'astronaut': _skimage_photo('astronaut'),
@@ -170,9 +173,19 @@ OFFLINE_IMAGES: dict[str, Callable[[], np.ndarray]] = {
     'brick': _grey_as_rgb(_skimage_photo('brick')),
     'camera': _grey_as_rgb(_skimage_photo('camera')),
     'grass': _grey_as_rgb(_skimage_photo('grass')),
+    'cell': _grey_as_rgb(_skimage_photo('cell')),
+    'coins': _grey_as_rgb(_skimage_photo('coins')),
+    'gravel': _grey_as_rgb(_skimage_photo('gravel')),
+    'moon': _grey_as_rgb(_skimage_photo('moon')),
 }
-TUNING_IMAGES = (0, 4)   # [first, end): the images settings were chosen on
-REPORT_IMAGES = (4, 12)  # [first, end): never used to choose a setting
+# [first, end) ranges of OFFLINE_IMAGES.
+TUNING_IMAGES = ((0, 4), (12, 16))  # the images settings are chosen on
+REPORT_IMAGES = ((4, 12),)          # never used to choose a setting
+
+
+def indices(ranges):
+  """The image indices of `TUNING_IMAGES` or `REPORT_IMAGES`, in order."""
+  return [i for first, end in ranges for i in range(first, end)]
 
 
 def center_crop(img: np.ndarray, size: int, multiple: int = 4) -> np.ndarray:

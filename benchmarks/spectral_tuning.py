@@ -40,7 +40,8 @@ KERNEL_SEEDS = (0, 1000, 2000)  # added to the image index
 SPECTRUM_CONSTANTS = {'BAND': ('band', lambda v: tuple(float(x) for x in v.split(','))),
                       'PHASES': ('phases', int), 'PER_OCTAVE': ('per_octave', int),
                       'DIRECTIONS': ('directions', int),
-                      'VARIANCE_SCALE': ('variance_scale', float)}
+                      'VARIANCE_SCALE': ('variance_scale', float),
+                      'ROBUST_ITERATIONS': ('robust_iterations', int)}
 
 
 def define_flags():
@@ -52,7 +53,7 @@ def cases(scale):
   """(name, uint8 LR, uint8 HR, true kernel) for every tuning image and kernel seed."""
   hr_size = 256 if scale == 2 else 384
   out = []
-  for i in range(*datasets.TUNING_IMAGES):
+  for i in datasets.indices(datasets.TUNING_IMAGES):
     name = list(datasets.OFFLINE_IMAGES)[i]
     hr = datasets.center_crop(datasets.OFFLINE_IMAGES[name](), hr_size)
     for seed in KERNEL_SEEDS:

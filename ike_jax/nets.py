@@ -73,12 +73,6 @@ def spectral_normalize(w, u):
   return w / sigma, u_new
 
 
-def _batch_norm(x, scale, offset):
-  mean = jnp.mean(x, axis=(0, 1, 2))
-  var = jnp.var(x, axis=(0, 1, 2))
-  return (x - mean) * jax.lax.rsqrt(var + BN_EPS) * scale + offset
-
-
 def _conv(x, w, b, padding='SAME', dtype=jnp.float32):
   """`layers.conv` computed in `dtype`, accumulated and returned in float32."""
   if jnp.dtype(dtype) == jnp.float32:
@@ -98,7 +92,7 @@ def d_apply(params, sn, x, dtype=jnp.float32):
     new_sn.append(u)
     x = _conv(x, w, layer['b'], 'VALID', dtype)
     if 'bn_scale' in layer:
-      x = jax.nn.relu(_batch_norm(x, layer['bn_scale'], layer['bn_offset']))
+      x = jax.nn.relu(layers.batch_norm(x, layer['bn_scale'], layer['bn_offset'], BN_EPS))
   return jax.nn.sigmoid(x), new_sn
 
 

@@ -28,6 +28,10 @@ BAND = (0.08, 0.35)
 PHASES = 1  # fits averaged over shifted bin edges (blur_covariance); 4 measured worse
 # The fitted covariance times this (a calibration chosen on the tuning images).
 VARIANCE_SCALE = 1.0
+# Re-weighted fits after the first, down-weighting bins far off the model
+# (Huber weights): 0 is the plain weighted least-squares fit.
+ROBUST_ITERATIONS = 0
+HUBER_K = 1.345  # in robust standard deviations (1.4826 x median |residual|)
 MIN_SIDE = 32  # LR px: smaller images leave too few frequencies in the band
 MAX_VARIANCE = 12.0  # HR px^2 at x2 (scaled by (s/2)^2): caps a flat spectrum's fit
 
@@ -81,7 +85,8 @@ def log_power(y, directions=DIRECTIONS, per_octave=PER_OCTAVE, lowest=BAND[0] / 
 
 
 def blur_covariance(y, scale, band=BAND, directions=DIRECTIONS, per_octave=PER_OCTAVE,
-                    phases=PHASES, variance_scale=VARIANCE_SCALE):
+                    phases=PHASES, variance_scale=VARIANCE_SCALE,
+                    robust_iterations=ROBUST_ITERATIONS):
   """The Gaussian blur covariance (2, 2) in HR px^2 of an LR greyscale image.
 
   Axes are (col, row), as `kernel.gaussian_kernel` takes them. The fit is
@@ -97,18 +102,20 @@ def blur_covariance(y, scale, band=BAND, directions=DIRECTIONS, per_octave=PER_O
     directions, per_octave: the binning (`log_power`).
     phases: fits averaged, bin edges moved by 1/phases of a bin each time.
     variance_scale: multiplies the fitted covariance (before clipping).
+    robust_iterations: Huber re-weightings of each fit (0: none).
   Raises:
     ValueError: the image is too small to fit.
   """
   fits = [_fit(y, scale, (band[0] * 2 ** (j / (per_octave * phases)),
-                          band[1] * 2 ** (j / (per_octave * phases))), directions, per_octave)
+                          band[1] * 2 ** (j / (per_octave * phases))), directions, per_octave,
+                    robust_iterations)
           for j in range(phases)]
   values, vectors = np.linalg.eigh(variance_scale * np.mean(fits, axis=0))
   values = np.clip(values, min_variance(scale), MAX_VARIANCE * (scale / 2) ** 2)
   return vectors @ np.diag(values) @ vectors.T
 
 
-def _fit(y, scale, band, directions, per_octave):
+def _fit(y, scale, band, directions, per_octave, robust_iterations=0):
   """One least-squares fit with the radial bins starting at band[0] / 2."""
   angles, radii, log_p, counts = log_power(y, directions, per_octave, band[0] / 2 * 0.99)
   rows, rhs, weights = [], [], []
@@ -125,5 +132,11 @@ def _fit(y, scale, band, directions, per_octave):
   if len(rows) < 8:
     raise ValueError(f'image {np.shape(y)} is too small for a spectral blur estimate')
   a, b, w = np.asarray(rows), np.asarray(rhs), np.asarray(weights)
-  _, cxx, cxy, cyy = np.linalg.lstsq(a * w[:, None], b * w, rcond=None)[0]
+  coef = np.linalg.lstsq(a * w[:, None], b * w, rcond=None)[0]
+  for _ in range(robust_iterations):
+    r = np.abs(b - a @ coef)
+    cut = HUBER_K * 1.4826 * max(np.median(r), 1e-12)
+    wr = w * np.sqrt(np.minimum(1.0, cut / np.maximum(r, 1e-12)))
+    coef = np.linalg.lstsq(a * wr[:, None], b * wr, rcond=None)[0]
+  _, cxx, cxy, cyy = coef
   return np.array([[cxx, cxy], [cxy, cyy]])

@@ -29,10 +29,13 @@ def test_settings_split_into_config_and_spectrum_overrides_with_their_types():
 
 
 def test_tuning_cases_are_only_tuning_images_with_three_fixed_kernels():
-  first, end = datasets.TUNING_IMAGES
-  assert datasets.REPORT_IMAGES[0] >= end  # the sets do not overlap
+  tuning = datasets.indices(datasets.TUNING_IMAGES)
+  report = datasets.indices(datasets.REPORT_IMAGES)
+  assert not set(tuning) & set(report)  # the sets do not overlap
+  assert report == list(range(4, 12)) and len(tuning) == 8
+  assert sorted(tuning + report) == list(range(len(datasets.OFFLINE_IMAGES)))
   pairs = spectral_tuning.cases(2)
-  names = list(datasets.OFFLINE_IMAGES)[first:end]
+  names = [list(datasets.OFFLINE_IMAGES)[i] for i in tuning]
   assert len(pairs) == 3 * len(names)
   assert {n.split('/')[0] for n, *_ in pairs} == set(names)
   (_, lr, hr, k), (_, lr2, _, k2) = pairs[0], pairs[1]
