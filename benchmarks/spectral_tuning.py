@@ -41,7 +41,8 @@ SPECTRUM_CONSTANTS = {'BAND': ('band', lambda v: tuple(float(x) for x in v.split
                       'PHASES': ('phases', int), 'PER_OCTAVE': ('per_octave', int),
                       'DIRECTIONS': ('directions', int),
                       'VARIANCE_SCALE': ('variance_scale', float),
-                      'ROBUST_ITERATIONS': ('robust_iterations', int)}
+                      'ROBUST_ITERATIONS': ('robust_iterations', int),
+                      'HUBER_K': ('huber_k', float)}
 
 
 def define_flags():

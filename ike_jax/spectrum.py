@@ -26,8 +26,10 @@ PER_OCTAVE = 4
 # The band of the fit: v in [BAND[0], BAND[1]] cycles per LR pixel (v/2 below it).
 BAND = (0.08, 0.35)
 PHASES = 1  # fits averaged over shifted bin edges (blur_covariance); 4 measured worse
-# The fitted covariance times this (a calibration chosen on the tuning images).
-VARIANCE_SCALE = 1.0
+# The fitted covariance times this: a calibration chosen on the tuning images
+# (docs/method.md, "The spectral kernel estimate"). Too wide a kernel costs
+# back-projection far more than too narrow a one, and textures read as blur.
+VARIANCE_SCALE = 0.85
 # Re-weighted fits after the first, down-weighting bins far off the model
 # (Huber weights): 0 is the plain weighted least-squares fit.
 ROBUST_ITERATIONS = 0
@@ -86,7 +88,7 @@ def log_power(y, directions=DIRECTIONS, per_octave=PER_OCTAVE, lowest=BAND[0] / 
 
 def blur_covariance(y, scale, band=BAND, directions=DIRECTIONS, per_octave=PER_OCTAVE,
                     phases=PHASES, variance_scale=VARIANCE_SCALE,
-                    robust_iterations=ROBUST_ITERATIONS):
+                    robust_iterations=ROBUST_ITERATIONS, huber_k=HUBER_K):
   """The Gaussian blur covariance (2, 2) in HR px^2 of an LR greyscale image.
 
   Axes are (col, row), as `kernel.gaussian_kernel` takes them. The fit is
@@ -103,19 +105,20 @@ def blur_covariance(y, scale, band=BAND, directions=DIRECTIONS, per_octave=PER_O
     phases: fits averaged, bin edges moved by 1/phases of a bin each time.
     variance_scale: multiplies the fitted covariance (before clipping).
     robust_iterations: Huber re-weightings of each fit (0: none).
+    huber_k: where the Huber weights start, in robust standard deviations.
   Raises:
     ValueError: the image is too small to fit.
   """
   fits = [_fit(y, scale, (band[0] * 2 ** (j / (per_octave * phases)),
                           band[1] * 2 ** (j / (per_octave * phases))), directions, per_octave,
-                    robust_iterations)
+                    robust_iterations, huber_k)
           for j in range(phases)]
   values, vectors = np.linalg.eigh(variance_scale * np.mean(fits, axis=0))
   values = np.clip(values, min_variance(scale), MAX_VARIANCE * (scale / 2) ** 2)
   return vectors @ np.diag(values) @ vectors.T
 
 
-def _fit(y, scale, band, directions, per_octave, robust_iterations=0):
+def _fit(y, scale, band, directions, per_octave, robust_iterations=0, huber_k=HUBER_K):
   """One least-squares fit with the radial bins starting at band[0] / 2."""
   angles, radii, log_p, counts = log_power(y, directions, per_octave, band[0] / 2 * 0.99)
   rows, rhs, weights = [], [], []
@@ -135,7 +138,7 @@ def _fit(y, scale, band, directions, per_octave, robust_iterations=0):
   coef = np.linalg.lstsq(a * w[:, None], b * w, rcond=None)[0]
   for _ in range(robust_iterations):
     r = np.abs(b - a @ coef)
-    cut = HUBER_K * 1.4826 * max(np.median(r), 1e-12)
+    cut = huber_k * 1.4826 * max(np.median(r), 1e-12)
     wr = w * np.sqrt(np.minimum(1.0, cut / np.maximum(r, 1e-12)))
     coef = np.linalg.lstsq(a * wr[:, None], b * wr, rcond=None)[0]
   _, cxx, cxy, cyy = coef

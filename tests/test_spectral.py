@@ -33,17 +33,23 @@ def scale_invariant_image(side, seed, alpha=2.0):
     (2, [[0.8, 0.0], [0.0, 0.8]]),
     (4, [[9.0, -3.0], [-3.0, 6.0]]),
 ])
-def test_recovers_the_gaussian_blur_of_a_scale_invariant_scene(scale, cov):
+@pytest.mark.parametrize('robust_iterations', [0, 3])
+def test_recovers_the_gaussian_blur_of_a_scale_invariant_scene(scale, cov, robust_iterations):
+  # The fit itself (no calibration factor) is unbiased on the model's scene.
+  fit = dict(variance_scale=1.0, robust_iterations=robust_iterations)
   cov = np.asarray(cov)
   hr = scale_invariant_image(512, seed=scale)
   k = np.asarray(kernel.gaussian_kernel(cov, 31, scale))
   lr = np.asarray(kernel.degrade(hr, k, scale))
-  est = spectrum.blur_covariance(lr, scale)
+  est = spectrum.blur_covariance(lr, scale, **fit)
   assert est.shape == (2, 2) and np.allclose(est, est.T)
   assert np.linalg.norm(est - cov) / np.linalg.norm(cov) < 0.2
   # A wrong blur (twice as wide) is told apart.
   wide = np.asarray(kernel.degrade(hr, np.asarray(kernel.gaussian_kernel(2 * cov, 31, scale)), scale))
-  assert np.trace(spectrum.blur_covariance(wide, scale)) > 1.5 * np.trace(est)
+  assert np.trace(spectrum.blur_covariance(wide, scale, **fit)) > 1.5 * np.trace(est)
+  # The default multiplies the fit by the calibration factor (nothing clipped here).
+  np.testing.assert_allclose(spectrum.blur_covariance(lr, scale, robust_iterations=robust_iterations),
+                             spectrum.VARIANCE_SCALE * est, rtol=1e-9)
 
 
 def test_variances_are_clipped_to_the_pixel_aperture_and_the_cap():
