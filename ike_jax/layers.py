@@ -114,11 +114,17 @@ def _batch_norm_2d(x, scale, offset, eps):
   return _bn_forward(x, scale, offset, eps)[0]
 
 
+def _channel_sum(weights, x):
+  """sum_n weights[n] x[n, :], as a vector-matrix product in full float32
+  (an accelerator's default matmul precision would round the statistics)."""
+  return jnp.matmul(weights, x, precision=jax.lax.Precision.HIGHEST)
+
+
 def _bn_forward(x, scale, offset, eps):
   """(N, C) -> y, saving (x_hat, 1 / std, scale) for the backward pass."""
   mean_of = jnp.full((x.shape[0],), 1.0 / max(x.shape[0], 1), x.dtype)  # N = 0: empty map
-  centred = x - mean_of @ x
-  inv_std = jax.lax.rsqrt(mean_of @ (centred * centred) + eps)
+  centred = x - _channel_sum(mean_of, x)
+  inv_std = jax.lax.rsqrt(_channel_sum(mean_of, centred * centred) + eps)
   x_hat = centred * inv_std
   return x_hat * scale + offset, (x_hat, inv_std, scale)
 
@@ -129,8 +135,8 @@ def _bn_backward(eps, saved, dy):
   x_hat, inv_std, scale = saved
   n = max(dy.shape[0], 1)
   ones = jnp.ones(dy.shape[:1], dy.dtype)
-  d_offset = ones @ dy
-  d_scale = ones @ (dy * x_hat)
+  d_offset = _channel_sum(ones, dy)
+  d_scale = _channel_sum(ones, dy * x_hat)
   dx = (inv_std * scale) * (dy - d_offset / n - x_hat * (d_scale / n))
   return dx, d_scale, d_offset
 
