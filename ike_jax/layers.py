@@ -115,9 +115,14 @@ def _batch_norm_2d(x, scale, offset, eps):
 
 
 def _channel_sum(weights, x):
-  """sum_n weights[n] x[n, :], as a vector-matrix product in full float32
-  (an accelerator's default matmul precision would round the statistics)."""
-  return jnp.matmul(weights, x, precision=jax.lax.Precision.HIGHEST)
+  """sum_n weights[n] x[n, :], as a vector-matrix product in full float32.
+
+  An accelerator's default matmul precision (TF32, bf16 passes) would round
+  the statistics, so there it asks for the highest; the CPU computes float32
+  products in float32 anyway, and its step was measured without the request.
+  """
+  precision = None if jax.default_backend() == 'cpu' else jax.lax.Precision.HIGHEST
+  return jnp.matmul(weights, x, precision=precision)
 
 
 def _bn_forward(x, scale, offset, eps):
