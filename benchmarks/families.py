@@ -1,0 +1,158 @@
+"""Degradation families for blind SR: kernels, noise and JPEG (benchmark-only).
+
+Every family draws from a `numpy.random.Generator`, so a seed gives the same
+kernel and the same LR bytes on every machine. The recipes are written down
+in `docs/method.md`, "Degradation families".
+
+Linear families (a kernel on a `SIZE x SIZE` grid, HR px, centre of mass at
+`kernel.kernel_center(SIZE, s)` so that the LR grid lines up with bicubic's):
+
+  gaussian   DIV2KRK-style anisotropic Gaussian (`degradations.div2krk_kernel`)
+  shake      camera shake: a random-walk trajectory of random length
+             (5-25 HR px extent), its velocity perturbed every step and
+             jerked now and then, splatted bilinearly, softened by a
+             Gaussian of 0.5 HR px
+  motion     linear motion: a segment of 5-21 HR px at a random angle
+  disk       defocus: a uniform disk of radius 1.5-6 HR px
+  mixture    two or three Gaussians (variances 0.5-3 HR px^2) at random
+             offsets of up to 5 HR px, random weights
+
+`+noise` variants add Gaussian read noise (sigma 1-5 grey levels) to the LR
+image and then store it as JPEG (quality 70-95). Non-linear families are
+`degradations.KINDS` (median, bilateral, diffusion, mix). The LR image is
+`degradations.blur_subsample` of the HR crop.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from benchmarks import degradations
+from ike_jax import kernel as kernel_lib
+
+SIZE = 31  # kernel grid side (HR px), both scales
+LINEAR = ('gaussian', 'shake', 'motion', 'disk', 'mixture')
+NONLINEAR = ('median', 'bilateral', 'diffusion')
+FAMILIES = LINEAR + tuple(f + '+noise' for f in LINEAR) + NONLINEAR
+
+
+def _finish(k, scale, soften=0.0):
+  """Non-negative, softened, unit-sum kernel with its centre of mass at kernel_center."""
+  k = np.clip(np.asarray(k, np.float64), 0.0, None)
+  if soften:
+    k = ndimage.gaussian_filter(k, soften, mode='constant')
+  k /= k.sum()
+  c = kernel_lib.kernel_center(SIZE, scale)
+  return degradations._shift_to_center(k, np.array([c, c]))  # pylint: disable=protected-access
+
+
+def _splat(points, size=SIZE):
+  """Bilinear splat of (N, 2) (row, col) points, centred on the grid, into a (size, size) image."""
+  pts = points - points.mean(axis=0) + (size - 1) / 2
+  k = np.zeros((size, size))
+  r0, c0 = np.floor(pts[:, 0]).astype(int), np.floor(pts[:, 1]).astype(int)
+  fr, fc = pts[:, 0] - r0, pts[:, 1] - c0
+  for dr, dc, w in ((0, 0, (1 - fr) * (1 - fc)), (1, 0, fr * (1 - fc)),
+                    (0, 1, (1 - fr) * fc), (1, 1, fr * fc)):
+    rr, cc = np.clip(r0 + dr, 0, size - 1), np.clip(c0 + dc, 0, size - 1)
+    np.add.at(k, (rr, cc), w)
+  return k
+
+
+def shake_kernel(rng, scale, length=None):
+  """A camera-shake kernel: a random-walk trajectory of the given extent (HR px)."""
+  length = float(rng.uniform(5.0, 25.0)) if length is None else float(length)
+  n = 1000
+  angle = rng.uniform(0, 2 * np.pi)
+  v = np.array([np.cos(angle), np.sin(angle)])
+  pos = np.zeros((n, 2))
+  for t in range(1, n):
+    v = v + rng.normal(0, 0.12, 2)
+    if rng.random() < 0.004:  # a jerk
+      v = v + rng.normal(0, 1.0, 2)
+    v = v / max(np.linalg.norm(v), 1e-9)
+    pos[t] = pos[t - 1] + v
+  extent = max(np.ptp(pos[:, 0]), np.ptp(pos[:, 1]), 1e-9)
+  pos = pos * (length / extent)
+  # Dwell time varies along the path: the camera moves at varying speed.
+  keep = rng.random(n) < rng.uniform(0.3, 1.0)
+  return _finish(_splat(pos[keep] if keep.sum() > 10 else pos), scale, 0.5), {
+      'family': 'shake', 'length': length}
+
+
+def motion_kernel(rng, scale):
+  length = float(rng.uniform(5.0, 21.0))
+  angle = float(rng.uniform(0, np.pi))
+  t = np.linspace(-0.5, 0.5, 400)[:, None] * length
+  pts = t * np.array([[np.sin(angle), np.cos(angle)]])
+  return _finish(_splat(pts), scale, 0.5), {'family': 'motion', 'length': length, 'angle': angle}
+
+
+def disk_kernel(rng, scale):
+  radius = float(rng.uniform(1.5, 6.0))
+  rows, cols = np.indices((SIZE, SIZE)) - (SIZE - 1) / 2
+  # Anti-aliased disk: 8x8 supersampling of each tap.
+  sub = (np.arange(8) + 0.5) / 8 - 0.5
+  k = np.zeros((SIZE, SIZE))
+  for a in sub:
+    for b in sub:
+      k += (rows + a) ** 2 + (cols + b) ** 2 <= radius ** 2
+  return _finish(k, scale), {'family': 'disk', 'radius': radius}
+
+
+def mixture_kernel(rng, scale):
+  n = int(rng.integers(2, 4))
+  rows, cols = np.indices((SIZE, SIZE)) - (SIZE - 1) / 2
+  k = np.zeros((SIZE, SIZE))
+  parts = []
+  for _ in range(n):
+    var = rng.uniform(0.5, 3.0, 2)
+    off = rng.uniform(-5, 5, 2)
+    w = rng.uniform(0.3, 1.0)
+    k += w * np.exp(-0.5 * ((rows - off[0]) ** 2 / var[0] + (cols - off[1]) ** 2 / var[1]))
+    parts.append({'var': var.tolist(), 'offset': off.tolist(), 'weight': w})
+  return _finish(k, scale), {'family': 'mixture', 'parts': parts}
+
+
+def gaussian_kernel(rng, scale):
+  k, info = degradations.div2krk_kernel(rng, 2)  # 11x11 at x2, centred
+  if scale == 4:
+    k = kernel_lib.x4_from_x2(k)
+  big = np.zeros((SIZE, SIZE))
+  off = (SIZE - k.shape[0]) // 2
+  big[off:off + k.shape[0], off:off + k.shape[1]] = k
+  return _finish(big, scale), {'family': 'gaussian', **info}
+
+
+KERNELS = {'gaussian': gaussian_kernel, 'shake': shake_kernel, 'motion': motion_kernel,
+           'disk': disk_kernel, 'mixture': mixture_kernel}
+
+
+def jpeg(img_u8, quality):
+  """The image after a JPEG round trip at `quality` (PIL, 4:2:0 chroma)."""
+  buf = io.BytesIO()
+  Image.fromarray(img_u8).save(buf, format='JPEG', quality=int(quality))
+  buf.seek(0)
+  return np.asarray(Image.open(buf).convert('RGB'))
+
+
+def degrade(hr, family, scale, seed):
+  """(lr uint8, kernel or None, info) of one HR crop under a family, deterministic."""
+  rng = np.random.default_rng(seed)
+  base = family.split('+')[0]
+  if base in NONLINEAR:
+    lr, _, info = degradations.degrade(hr, base, scale, seed)
+    return lr, None, {**info, 'family': family}
+  k, info = KERNELS[base](rng, scale)
+  lr = degradations.blur_subsample(hr, k, scale)
+  if family.endswith('+noise'):
+    sigma = float(rng.uniform(1.0, 5.0))
+    quality = int(rng.integers(70, 96))
+    lr = lr + rng.normal(0, sigma, lr.shape)
+    lr = jpeg(degradations.to_uint8(lr), quality)
+    info = {**info, 'noise_sigma': sigma, 'jpeg_quality': quality}
+  return degradations.to_uint8(lr), k, {**info, 'family': family, 'scale': scale, 'seed': seed}

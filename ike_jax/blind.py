@@ -1,0 +1,250 @@
+"""A non-parametric blur kernel from the LR image alone (math only, no I/O).
+
+Alternating blind deconvolution at the SR scale, in the spirit of Cho & Lee
+(2009), Xu & Jia (2010) and Pan et al. (2014): with y the LR image (grey),
+S keeping every s-th pixel and * `degrade`'s correlation,
+
+  x-step  x = argmin 1/2 ||S (k * x) - y||^2 + lam ||grad x||_0
+          (half-quadratic splitting: hard thresholds of the gradient and
+          closed-form solves, `solve.solve_normal`): a latent HR image with
+          only its salient edges, the rest flat;
+  k-step  k = argmin 1/2 sum_d ||S (k * D_d x) - D'_d y||^2 + gamma/2 ||k||^2
+          over the simplex (k >= 0, sum k = 1), by projected accelerated
+          gradient. D_d is the difference at stride s along rows or columns
+          in HR, D'_d the unit difference in LR (they commute with S:
+          S D_d = D'_d S), so the fit sees edges, not brightness.
+
+The threshold lam starts high (only the strongest edges) and falls each
+round; the kernel starts at a given guess (the spectral Gaussian) and is
+re-centred on its centre of mass after each k-step (the blur's position is
+not identifiable from the LR image: a shifted kernel and a shifted scene give
+the same LR). Coarse to fine: the same on the LR image downscaled by 2 with
+half the kernel support first, its kernel upscaled as the next start.
+Every function is pure; `estimate` jit-compiles per image shape.
+(`docs/method.md`, "The non-parametric kernel estimate".)
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ike_jax import solve
+
+
+def project_simplex(v):
+  """Euclidean projection of a flat vector onto {k >= 0, sum k = 1}."""
+  n = v.shape[0]
+  u = jnp.sort(v)[::-1]
+  css = jnp.cumsum(u) - 1.0
+  idx = jnp.arange(1, n + 1)
+  rho = jnp.max(jnp.where(u - css / idx > 0, idx, 0))
+  theta = css[rho - 1] / rho
+  return jnp.maximum(v - theta, 0.0)
+
+
+def _place(k, shape):
+  """(K, K) kernel -> transfer function on an (H, W) grid, origin K // 2."""
+  return solve.transfer(k, shape)
+
+
+def latent(y_hat, p, g2, lam, s, rounds=6):
+  """The x-step: an L0-gradient HR image under the kernel with transfer p.
+
+  Half-quadratic splitting with beta = 2 lam, 4 lam, ... (`rounds` of them):
+  gradients of squared size below lam / beta are set to 0, then x solved in
+  closed form. A small pull to 0 (1e-6) keeps the solve well posed.
+  Returns the (H, W) latent image.
+  """
+  base = 1e-6
+  x = jnp.real(jnp.fft.ifft2(solve.solve_normal(y_hat, p, base + 1e-3 * g2, None, s)))
+
+  def body(i, x):
+    beta = 2.0 * lam * 2.0 ** i
+    gr, gc = solve.hard_threshold(*solve._grad(x), lam / beta)  # pylint: disable=protected-access
+    b_hat = beta * jnp.fft.fft2(solve._grad_adjoint(gr, gc))  # pylint: disable=protected-access
+    return jnp.real(jnp.fft.ifft2(solve.solve_normal(y_hat, p, base + beta * g2, b_hat, s)))
+
+  return jax.lax.fori_loop(0, rounds, body, x)
+
+
+def _stride_diff(x, s):
+  """HR differences at stride s: (x[p + s] - x[p]) along rows and along columns."""
+  return jnp.stack([jnp.roll(x, -s, axis=0) - x, jnp.roll(x, -s, axis=1) - x])
+
+
+def _lr_diff(y):
+  return jnp.stack([jnp.roll(y, -1, axis=0) - y, jnp.roll(y, -1, axis=1) - y])
+
+
+def kernel_step(x, y, k, s, gamma, iterations=60, border=0):
+  """The k-step: projected accelerated gradient on the simplex from k.
+
+  Args:
+    x: (H, W) latent HR image; y: (h, w) LR image, H = s h.
+    k: (K, K) starting kernel (on the simplex).
+    gamma: weight of ||k||^2.
+    border: LR pixels left out of the fit on every side (where the periodic
+      wrap-around and the mirrored margin would fake edges).
+  Returns:
+    (K, K) kernel >= 0 summing to 1.
+  """
+  size = k.shape
+  shape = x.shape
+  dx_hat = jnp.fft.fft2(_stride_diff(x, s))          # (2, H, W)
+  h, w = y.shape
+  mask = np.zeros((h, w), np.float32)
+  mask[border:h - border, border:w - border] = 1.0
+  dy = _lr_diff(y) * mask                             # (2, h, w)
+
+  def forward(kk):
+    p = _place(kk, shape)
+    return jnp.real(jnp.fft.ifft2(p[None] * dx_hat))[:, ::s, ::s] * mask
+
+  def objective(kk):
+    r = forward(kk) - dy
+    return 0.5 * jnp.sum(r * r) + 0.5 * gamma * jnp.sum(kk * kk)
+
+  grad = jax.grad(objective)
+  # Lipschitz constant of the gradient by power iteration on the linear part.
+  _, vjp = jax.vjp(forward, k)
+
+  def power(_, v):
+    v = v / jnp.linalg.norm(v)
+    return vjp(forward(v))[0]
+
+  v = jax.lax.fori_loop(0, 15, power, jnp.ones(size) / size[0])
+  lip = jnp.vdot(v / jnp.linalg.norm(v), vjp(forward(v / jnp.linalg.norm(v)))[0]) * 1.1 + gamma
+  eta = 1.0 / lip
+
+  def body(i, carry):
+    kk, prev = carry
+    z = kk + (i / (i + 3.0)) * (kk - prev)
+    nxt = project_simplex((z - eta * grad(z)).ravel()).reshape(size)
+    return nxt, kk
+
+  k, _ = jax.lax.fori_loop(0, iterations, body, (k, k))
+  return k
+
+
+def recentre(k, wanted):
+  """Shifts k by the integer nearest to `wanted - centre of mass` (periodic within
+  its support; the taps that wrap are few for a kernel near its centre)."""
+  rows, cols = jnp.indices(k.shape)
+  com = jnp.stack([jnp.sum(rows * k), jnp.sum(cols * k)])
+  shift = jnp.round(jnp.asarray(wanted) - com).astype(jnp.int32)
+  return jnp.roll(k, shift, axis=(0, 1))
+
+
+def clean(k, rel=0.05):
+  """Taps below `rel` times the largest set to 0, the rest re-normalised
+  (Cho & Lee's kernel clean-up: isolated noise taps go)."""
+  k = jnp.where(k >= rel * jnp.max(k), k, 0.0)
+  return k / jnp.sum(k)
+
+
+@functools.partial(jax.jit, static_argnames=('scale', 'rounds', 'margin'))
+def estimate_level(y, k0, lams, gamma, *, scale, rounds=6, margin=4):
+  """Alternates x- and k-steps at one level; one round per entry of `lams`.
+
+  Args:
+    y: (h, w) grey LR image (model units).
+    k0: (K, K) starting kernel on the simplex.
+    lams: (R,) L0 thresholds of the rounds (falling).
+    gamma: the k-step's L2 weight.
+    scale: s (static).
+  Returns:
+    ((K, K) kernel, (H, W) the last latent image).
+  """
+  s = scale
+  y = jnp.pad(y, margin, mode='symmetric')
+  shape = (s * y.shape[0], s * y.shape[1])
+  g2 = solve.gradient_transfer(shape)
+  y_hat = jnp.fft.fft2(y)
+  size = k0.shape[0]
+  wanted = size // 2 + 0.5 * (s - size % 2)
+
+  def body(carry, lam):
+    k, _ = carry
+    x = latent(y_hat, _place(k, shape), g2, lam, s, rounds)
+    k = kernel_step(x, y, k, s, gamma, border=margin + size // (2 * s) + 1)
+    k = recentre(clean(k), (wanted, wanted))
+    return (k, x), None
+
+  (k, x), _ = jax.lax.scan(body, (k0, jnp.zeros(shape)), lams)
+  return k, x
+
+
+def _zoom_kernel(k, size):
+  """A kernel resampled to a (size, size) grid of twice (or half) the pitch,
+  centred, non-negative, unit sum (bilinear; NumPy)."""
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+  k = np.asarray(k, np.float64)
+  factor = size / k.shape[0]
+  z = np.clip(ndimage.zoom(k, factor, order=1), 0, None)
+  out = np.zeros((size, size))
+  n = min(size, z.shape[0])
+  a, b = (size - n) // 2, (z.shape[0] - n) // 2
+  out[a:a + n, a:a + n] = z[b:b + n, b:b + n]
+  return out / out.sum()
+
+
+def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_level=6,
+             l0_rounds=10, gamma=0.0, resize=None):
+  """Coarse-to-fine non-parametric kernel estimate of a grey LR image.
+
+  Args:
+    y: (h, w) grey LR image in model units ([-1, 1]).
+    k0: (K, K) starting kernel (e.g. the spectral Gaussian), K odd.
+    scale: s.
+    levels: pyramid levels (each halves the image and the kernel side).
+    lam: L0 threshold at the finest level's last round; each level's rounds
+      fall from lam / lam_ratio to lam.
+    rounds_per_level: x/k alternations per level.
+    l0_rounds: splitting rounds of each x-step.
+    gamma: the k-step's L2 weight.
+    resize: (image, factor) -> image, the down-scaler of the pyramid.
+  Returns:
+    (K, K) float64 kernel >= 0, unit sum, centre of mass at the wanted centre
+    (to within half a pixel).
+  """
+  size = k0.shape[0]
+  sizes = [size]
+  for _ in range(levels - 1):
+    sizes.append(max(5, (sizes[-1] // 2) // 2 * 2 + 1))
+  k = _zoom_kernel(k0, sizes[-1])
+  lams = jnp.asarray(np.geomspace(lam / lam_ratio, lam, rounds_per_level), jnp.float32)
+  for level in reversed(range(levels)):
+    f = 0.5 ** level
+    yl = y if level == 0 else resize(y, f)
+    yl = yl[:yl.shape[0] // 2 * 2, :yl.shape[1] // 2 * 2]
+    kl, _ = estimate_level(jnp.asarray(yl, jnp.float32), jnp.asarray(k, jnp.float32), lams,
+                           gamma, scale=scale, rounds=l0_rounds)
+    k = np.asarray(kl, np.float64)
+    if level:
+      k = _zoom_kernel(k, sizes[level - 1])
+  return k / k.sum()
+
+
+def lr_to_hr_kernel(k_lr, scale, size, aperture):
+  """An LR-pixel blur kernel as an HR kernel for `degrade` at scale s.
+
+  Deblurring at the LR scale finds k_L with y = k_L * x_L, x_L the sharpest
+  LR image. If x_L is the scene seen through a reference blur b and sampled
+  (x_L = S (b * x)), then y = S ((k_L up s) * b * x): the HR kernel is k_L
+  resampled to the HR pitch and blurred by b, here a Gaussian of variance
+  `aperture * s^2` HR px^2 (the LR pixel's own footprint).
+  Returns a (size, size) unit-sum kernel centred on `size // 2`.
+  """
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+  k_lr = np.asarray(k_lr, np.float64)
+  n = k_lr.shape[0]
+  # Resample: HR tap t (centre 0) reads LR position t / s.
+  c_hr = (size - 1) / 2
+  t = (np.arange(size) - c_hr) / scale + (n - 1) / 2
+  rr, cc = np.meshgrid(t, t, indexing='ij')
+  k = np.clip(ndimage.map_coordinates(k_lr, [rr, cc], order=1, mode='constant'), 0, None)
+  if aperture > 0:
+    k = ndimage.gaussian_filter(k, np.sqrt(aperture) * scale, mode='constant')
+  return k / k.sum()
