@@ -248,3 +248,25 @@ def lr_to_hr_kernel(k_lr, scale, size, aperture):
   if aperture > 0:
     k = ndimage.gaussian_filter(k, np.sqrt(aperture) * scale, mode='constant')
   return k / k.sum()
+
+
+def centre_kernel(k, wanted, iterations=20):
+  """Sub-pixel shift of k putting its centre of mass at (wanted, wanted); >= 0, unit sum.
+
+  Clipped spline ringing and taps pushed off the grid make one shift fall
+  short, so the total shift is refined by fixed-point iteration, each time
+  shifting the original kernel once.
+  """
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+  k = np.asarray(k, np.float64)
+  rows, cols = np.indices(k.shape)
+  total, out = np.zeros(2), k
+  for _ in range(iterations):
+    com = np.array([(rows * out).sum(), (cols * out).sum()]) / out.sum()
+    delta = wanted - com
+    if np.max(np.abs(delta)) < 1e-8:
+      break
+    total += delta
+    out = np.clip(ndimage.shift(k, total, order=3, mode='grid-constant'), 0.0, None)
+    out /= out.sum()
+  return out
