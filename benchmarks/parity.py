@@ -19,7 +19,7 @@ see benchmarks/replay.py.
 
 With --score_sr it trains nothing: it scores SR images made elsewhere from the
 LR image this script writes (e.g. by the authors' PyTorch code,
-benchmarks/device/call3.sh) with the same metrics.
+benchmarks/accelerator/parity.sh) with the same metrics.
 
 Per seed this runs the CLI's pipeline (`pipeline.super_resolve_files`) and adds,
 for the SR image and for bicubic: `grid` (the spread of the 2x2-phase means of

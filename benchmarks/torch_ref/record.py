@@ -17,7 +17,7 @@ losses per step (`loss_names`, `losses`).
 
 With STEP_TIMES=times.json set, it writes the seconds each training iteration
 took (from the iteration's crop to the end of its learner update), for
-`benchmarks/speed.py --torch_src` to compare step times side by side.
+`benchmarks/side_by_side.py --torch_src` to compare step times side by side.
 """
 import atexit
 import json
