@@ -10,7 +10,7 @@ demo preset is read first.
 
 B images (scikit-image's bundled photos, centre-cropped or mirror-tiled to
 `max(2 crop, 128)` px) are stacked and trained by one vmapped step. Each B runs
-in its own subprocess (`--_one=B`), timed as `benchmarks.speed` times a step.
+in its own subprocess (`--_one=B`), timed by `benchmarks.speed.measure_train_step`.
 Per image-step time = median step time / B; images per hour =
 3600 B / (step time x the preset's iterations), compile time reported apart
 (and once more amortised over one run). With several devices (an accelerator
@@ -27,7 +27,6 @@ The JSON and a Markdown table beside it (`.md`) are rewritten after every row.
 """
 
 import os
-import socket
 import sys
 
 from absl import app
@@ -35,28 +34,16 @@ from absl import flags
 import numpy as np
 
 from benchmarks import speed
+from benchmarks import timing
 from ike_jax import presets
 
 FLAGS = flags.FLAGS
-DEFAULT_FLAGFILE = os.path.join(speed.FLAGS_DIR, 'demo.flags')
-
-
-def photos(batch, side):
-  """`batch` (side, side, 3) uint8 photos, cycling through the offline set."""
-  from benchmarks import datasets  # pylint: disable=g-import-not-at-top
-  names = list(datasets.OFFLINE_IMAGES)
-  out = []
-  for i in range(batch):
-    img = np.asarray(datasets.OFFLINE_IMAGES[names[i % len(names)]]())
-    img = np.repeat(img[..., None], 3, axis=-1) if img.ndim == 2 else img[..., :3]
-    img = datasets.center_crop(img, side, multiple=1)
-    out.append(speed.tile_image(img.astype(np.uint8), side))
-  return out
+DEFAULT_FLAGFILE = os.path.join(timing.FLAGS_DIR, 'demo.flags')
 
 
 def throughput_row(cfg, batch, *, steps=10, warmup=2, repeats=3, log=None, budget_s=None):
   """Measures training `batch` images at once with `cfg`, in this process."""
-  images = photos(batch, speed.image_side(cfg.train.crop))
+  images = timing.photos(batch, timing.image_side(cfg.train.crop))
   seeds = [cfg.run.seed + i for i in range(batch)]
   row = speed.measure_train_step(cfg, images, seeds, steps, warmup, repeats, log, budget_s)
   step = row['step_s']
@@ -79,7 +66,7 @@ def pipeline_row(cfg, batch, lr_side, log=None):
   log = log or (lambda m: None)
   with tempfile.TemporaryDirectory() as tmp:
     jobs = []
-    for k, img in enumerate(photos(batch, lr_side)):
+    for k, img in enumerate(timing.photos(batch, lr_side)):
       path = os.path.join(tmp, f'lr_{k:03d}.png')
       iio.imwrite(path, img)
       jobs.append(pipeline.Job(path))
@@ -101,23 +88,15 @@ def pipeline_row(cfg, batch, lr_side, log=None):
           'ok': sum(r.get('status') != 'diverged' for r in results)}
 
 
-def _title(what, machine):
-  """The report's heading: what was timed, on which machine."""
-  m = machine
-  return (f'# {what}: {m.get("device_kind")} ({m.get("platform")}), '
-          f'{m.get("device_count", 1)} device(s), {m.get("cpu_count")} CPUs, '
-          f'jax {m.get("jax_version")}, {m.get("date")}')
-
-
 def pipeline_markdown(report):
   s = report['settings']
-  lines = [_title('Throughput, whole CLI path', report['machine']), '',
+  lines = [timing.title('Throughput, whole CLI path', report['machine']), '',
            f'Preset {s["flagfile"]}, x{s["scale"]}, LR {s["lr_side"]} px; each B run twice '
            '(cold: compiles included; warm: a fresh output folder).', '',
            '| images (B) | cold s | warm s | s per image (warm) | images/hour '
            '| images/hour incl. compile | estimate s/image | SR s/image | post s/image |',
            '|---|---|---|---|---|---|---|---|---|']
-  fmt = speed.fmt_value
+  fmt = timing.fmt_value
   for r in report['rows']:
     if 'error' in r:
       lines.append(f'| {r["batch"]} | error: {r["error"]} |')
@@ -132,7 +111,7 @@ def pipeline_markdown(report):
 
 def markdown(report):
   s = report['settings']
-  lines = [_title('Throughput', report['machine']), '',
+  lines = [timing.title('Throughput', report['machine']), '',
            f'Preset {s["flagfile"]} (crop {s["crop_used"]}, x{s["scale"]}, '
            f'{s["iterations"]} iterations, {"fused" if s["fused"] else "unfused"}); '
            f'1 compiling + {s["warmup"]} warm-up + {s["repeats"]} x (up to) {s["steps"]} timed '
@@ -140,7 +119,7 @@ def markdown(report):
            '| images (B) | compile s | s/step (IQR) | timed steps | s per image-step | images/hour '
            '| images/hour incl. compile | x vs B=1 | GFLOP/image-step | memory MiB |',
            '|---|---|---|---|---|---|---|---|---|---|']
-  fmt = speed.fmt_value
+  fmt = timing.fmt_value
   base = next((r['images_per_hour'] for r in report['rows']
                if r.get('batch') == 1 and 'error' not in r), None)
   for r in report['rows']:
@@ -162,12 +141,12 @@ def markdown(report):
 
 def write_report(report, path):
   to_markdown = pipeline_markdown if report['settings'].get('pipeline') else markdown
-  return speed.write_report(report, path, to_markdown=to_markdown)
+  return timing.write_report(report, path, to_markdown)
 
 
 def define_flags(flag_values=FLAGS):
   kw = dict(flag_values=flag_values)
-  speed.define_common_flags(flag_values)
+  timing.define_common_flags(flag_values)
   presets.define_config_flags(flag_values)
   flags.DEFINE_list('batch_sizes', ['1', '2', '4', '8'], 'Images trained together.', **kw)
   flags.DEFINE_bool('pipeline', False, 'Time the whole CLI path (cold and warm) on B LR '
@@ -197,8 +176,8 @@ def main(argv):
     else:
       row = throughput_row(cfg, batch, steps=FLAGS.steps, warmup=FLAGS.warmup,
                            repeats=FLAGS.repeats, log=log, budget_s=FLAGS.budget_s)
-    row['machine'] = speed.machine_info()
-    speed.emit(row)
+    row['machine'] = timing.machine_info()
+    timing.emit(row)
     return 0
   sizes = [int(b) for b in FLAGS.batch_sizes]
   if not sizes:
@@ -215,11 +194,10 @@ def main(argv):
                    'budget_s': FLAGS.budget_s, 'argv': _ARGV[1:], 'config': cfg.to_dict()},
       'rows': rows,
   }
-  path = FLAGS.results or os.path.join(speed.ROOT, 'benchmarks', 'results',
-                                       f'throughput_{socket.gethostname()}.json')
+  path = FLAGS.results or timing.default_results('throughput')
   for b in sizes:
     print(f'B = {b}', flush=True)
-    row = speed.run_child(['benchmarks.throughput', f'--_one={b}'] + args, FLAGS.row_timeout)
+    row = timing.run_child(['benchmarks.throughput', f'--_one={b}'] + args, FLAGS.row_timeout)
     report['machine'] = row.pop('machine', None) or report['machine']
     rows.append({'batch': b, **row})
     if 'error' in row:
