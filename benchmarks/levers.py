@@ -29,9 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import quality
+from ike_jax import crops
 from ike_jax import data
+from ike_jax import estimate
 from ike_jax import infer
-from ike_jax import kernel as kernel_lib
 from ike_jax import loop
 from ike_jax import metrics
 from ike_jax import outputs
@@ -39,9 +40,9 @@ from ike_jax import pipeline
 from ike_jax import postprocess
 from ike_jax import presets
 from ike_jax import refine
-from ike_jax import report as report_lib
 from ike_jax import resize
 from ike_jax import zssr as zssr_lib
+from ike_jax.estimators import readout
 
 FLAGS = flags.FLAGS
 EXACT = dict(bicubic_residual=False, squeeze='haar', inverse='exact')
@@ -52,10 +53,10 @@ def _train(cfg, imgs, seeds, log):
   pairs = [(img, seed) for seed in seeds for img in imgs]
   size = 1 if jax.default_backend() == 'cpu' else len(pairs)
   models, t0 = [], time.perf_counter()
-  train_cfg = pipeline.training_config(cfg)
+  train_cfg = estimate.training_config(cfg)
   for start in range(0, len(pairs), size):
     chunk = pairs[start:start + size]
-    plans = [data.plan_crops(lr, train_cfg.scale, train_cfg.crop, cfg.run.iterations, seed)
+    plans = [crops.plan_crops(lr, train_cfg.scale, train_cfg.crop, cfg.run.iterations, seed)
              for lr, seed in chunk]
     states, _, _ = loop.fit([data.to_model(lr) for lr, _ in chunk], plans, train_cfg, cfg.run,
                             seeds=[seed for _, seed in chunk], log=lambda m: None)
@@ -69,17 +70,16 @@ def _sr(models, pairs, cfg):
   g = jax.tree.map(lambda *a: jnp.stack(a), *[m[0] for m in models])
   u = jax.tree.map(lambda *a: jnp.stack(a), *[m[1] for m in models])
   return infer.super_resolve_many(g, u, [data.to_model(lr) for lr, _ in pairs],
-                                  pipeline.training_config(cfg),
+                                  estimate.training_config(cfg),
                                   self_ensemble=cfg.post.self_ensemble)
 
 
 def _post(g, sr, lr, cfg):
   """`sr` after the post-processing `cfg.post` asks for, with G's estimated
   kernel (what `pipeline.super_resolve_files` does after inference)."""
-  train_cfg = pipeline.training_config(cfg)
-  estimate = kernel_lib.estimate_kernel(g, train_cfg)
-  k, origin = postprocess.sr_kernel(estimate, train_cfg.scale, cfg.scale,
-                                    cfg.post.lever_kernel_taps)
+  train_cfg = estimate.training_config(cfg)
+  k, origin = postprocess.sr_kernel(readout.estimate_kernel(g, train_cfg), train_cfg.scale,
+                                    cfg.scale, cfg.post.lever_kernel_taps)
   return postprocess.apply(sr, lr, k, origin, cfg.post, cfg.scale, cfg.run.seed,
                            zssr_crop=min(cfg.train.crop, 64))
 
@@ -94,11 +94,11 @@ def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=(), preset_r
             log=print):
   """Returns {row: {'gain_y': [per seed], 'gain_ssim': [...], 'seconds': s}}."""
   s = cfg.scale
-  lrs = [data.trim_to_multiple(data.load_image(x.lr_path, log=log), s)[0] for x in samples]
+  lrs = [crops.trim_to_multiple(data.load_image(x.lr_path, log=log), s)[0] for x in samples]
   hrs = [data.load_image(x.hr_path, log=log)[:lr.shape[0] * s, :lr.shape[1] * s]
          for x, lr in zip(samples, lrs)]
   kernels = [data.load_kernel(x.kernel_path) if x.kernel_path else None for x in samples]
-  bic = [metrics.compare(report_lib.bicubic_upscale(lr, s), hr, s) for lr, hr in zip(lrs, hrs)]
+  bic = [metrics.compare(resize.bicubic_upscale(lr, s), hr, s) for lr, hr in zip(lrs, hrs)]
   n = len(samples)
   rows = {}
 

@@ -45,6 +45,7 @@ from ike_jax import outputs
 from ike_jax import pipeline
 from ike_jax import presets
 from ike_jax import report as report_lib
+from ike_jax import resize
 
 def define_flags():
   """This script's flags (defined when it runs, so other scripts can import it)."""
@@ -139,7 +140,7 @@ def main(argv):
     if not os.path.exists(paths[name]):
       outputs.write_png(paths[name], img)
   np.save(paths['kernel'], k)
-  bic_row = score_row(report_lib.bicubic_upscale(lr, 2), hr, lr, k)
+  bic_row = score_row(resize.bicubic_upscale(lr, 2), hr, lr, k)
   if FLAGS.score_sr:
     rows = score_external(FLAGS.score_sr, hr, lr, k)
     report = {'label': FLAGS.score_label, 'bicubic': bic_row, 'images': rows,

@@ -29,6 +29,7 @@ from benchmarks import datasets
 from benchmarks import plots
 from ike_jax import cli
 from ike_jax import errors
+from ike_jax import estimate
 from ike_jax import outputs
 from ike_jax import presets
 
@@ -242,7 +243,7 @@ def measure(cfg, samples, output_dir, *, seeds=1, overwrite=False, batch_size=0,
       names, [[img['values'] for img in s['images']] for s in per_seed])
   return {
       'dataset': dataset, 'scale': cfg.scale, 'config': cfg.to_dict(), 'device': _device(),
-      'method': ike_report.method_label(cfg),
+      'method': estimate.method_label(cfg),
       'seeds': [s['seed'] for s in per_seed], 'protocols': PROTOCOLS,
       'per_seed': per_seed, 'images': images, 'mean': overall,
       'reported': [dict(r) for r in REPORTED],

@@ -41,7 +41,7 @@ from ike_jax import loop
 from ike_jax import metrics
 from ike_jax import outputs
 from ike_jax import presets
-from ike_jax import report as report_lib
+from ike_jax import resize
 from ike_jax import train
 
 presets.define_config_flags(flags.FLAGS)
@@ -219,7 +219,7 @@ def main(argv):
                           steps)
   report = {'config': cfg.to_dict(), 'record': FLAGS.record, 'steps': int(len(steps)),
             'device': str(jax.devices()[0]), 'bicubic_loss': losses,
-            'bicubic': parity.score_row(report_lib.bicubic_upscale(lr, 2), hr, lr, k),
+            'bicubic': parity.score_row(resize.bicubic_upscale(lr, 2), hr, lr, k),
             'ike_jax_replay': parity.score_row(sr, hr, lr, k)}
   if torch_sr is not None:
     report['pytorch'] = parity.score_row(torch_sr, hr, lr, k)

@@ -4,14 +4,15 @@ Cases: the tuning photos (`datasets.TUNING_IMAGES`), each degraded
 DIV2KRK-style with three fixed kernel seeds (its own index i, 1000 + i and
 2000 + i), so that a setting is judged on 12 image-kernel pairs that no report
 figure uses. Each `--setting` is a semicolon-separated list of flat config
-overrides applied on top of the flags (e.g. `refine_prior=1e-4`) or of
-`spectrum` constants (`BAND=0.08,0.3`, `PHASES=4`, `PER_OCTAVE=2`,
-`VARIANCE_SCALE=0.9`). Per
+overrides applied on top of the flags: the SR stage's (e.g.
+`refine_prior=1e-4`) or the spectral fit's (`spectral_band_lo=0.08`,
+`spectral_band_hi=0.3`, `spectral_phases=4`, `spectral_variance_scale=0.9`). Per
 setting: mean and worst Y-PSNR gain over bicubic, median kernel error, seconds
 per image; JSON written row by row.
 
   python -m benchmarks.spectral_tuning --flagfile=flags/best_x2.flags \
-      --setting= --setting='refine_prior=1e-4' --setting='BAND=0.08,0.3;PHASES=4' \
+      --setting= --setting='refine_prior=1e-4' \
+      --setting='spectral_band_hi=0.3;spectral_phases=4' \
       --results=benchmarks/results/spectral_tuning_x2.json
 """
 
@@ -27,22 +28,15 @@ from benchmarks import quality
 from benchmarks import srstage
 from ike_jax import config
 from ike_jax import errors
+from ike_jax import estimate
 from ike_jax import kernel
 from ike_jax import outputs
-from ike_jax import pipeline
 from ike_jax import postprocess
 from ike_jax import presets
 from ike_jax.estimators import spectral
 
 FLAGS = flags.FLAGS
 KERNEL_SEEDS = (0, 1000, 2000)  # added to the image index
-# Setting name -> (`spectrum.blur_covariance` argument, parser).
-SPECTRUM_CONSTANTS = {'BAND': ('band', lambda v: tuple(float(x) for x in v.split(','))),
-                      'PHASES': ('phases', int), 'PER_OCTAVE': ('per_octave', int),
-                      'DIRECTIONS': ('directions', int),
-                      'VARIANCE_SCALE': ('variance_scale', float),
-                      'ROBUST_ITERATIONS': ('robust_iterations', int),
-                      'HUBER_K': ('huber_k', float)}
 
 
 def define_flags():
@@ -64,27 +58,23 @@ def cases(scale):
 
 
 def parse_setting(text):
-  """'a=1;BAND=0.08,0.3' -> (config overrides, `blur_covariance` arguments)."""
-  cfg_over, spec_over = {}, {}
+  """'a=1;b=2' -> {flat config field: value text}."""
+  over = {}
   for item in filter(None, (t.strip() for t in text.split(';'))):
     key, sep, value = item.partition('=')
     if not sep:
       raise errors.UserError(f'--setting takes name=value items, got {item!r}')
-    if key in SPECTRUM_CONSTANTS:
-      name, parse = SPECTRUM_CONSTANTS[key]
-      spec_over[name] = parse(value)
-    else:
-      cfg_over[key] = value
-  return cfg_over, spec_over
+    over[key] = value
+  return over
 
 
-def evaluate(cfg, spec_over, pairs):
+def evaluate(cfg, pairs):
   """Mean / worst gain, median kernel error and s/image of one setting."""
-  train_cfg = pipeline.training_config(cfg)
+  scale = estimate.training_config(cfg).scale
   gains, errs, t0 = [], [], time.perf_counter()
   for _, lr, hr, k in pairs:
-    est = spectral.estimate(lr, train_cfg, **spec_over)
-    kern, origin = postprocess.sr_kernel(est, train_cfg.scale, cfg.scale)
+    est = spectral.estimate(lr, cfg)
+    kern, origin = postprocess.sr_kernel(est, scale, cfg.scale)
     gains.append(srstage.stage_gain(lr, hr, kern, origin, cfg.post, cfg.scale))
     errs.append(kernel.kernel_error(est['kernel'], k))
   return {'mean_gain': float(np.mean(gains)), 'min_gain': float(np.min(gains)),
@@ -103,12 +93,13 @@ def main(argv):
                                           f'spectral_tuning_x{base.scale}.json')
   out = {'cases': [n for n, *_ in pairs], 'rows': []}
   for setting in FLAGS.setting:
-    cfg_over, spec_over = parse_setting(setting)
     try:
-      cfg = base.replace(**{k: _typed(getattr_flat(base, k), v) for k, v in cfg_over.items()})
+      cfg = base.replace(**{k: _typed(getattr_flat(base, k), v)
+                            for k, v in parse_setting(setting).items()})
     except (KeyError, TypeError, ValueError) as err:
       raise errors.UserError(f'--setting {setting!r}: {errors.one_line(err)}') from None
-    row = dict(setting=setting or '(flags)', **evaluate(cfg, spec_over, pairs))
+    estimate.check(cfg)
+    row = dict(setting=setting or '(flags)', **evaluate(cfg, pairs))
     out['rows'].append(row)
     print(f"{row['setting']:40s} mean {row['mean_gain']:+.2f} dB  worst {row['min_gain']:+.2f}  "
           f"kernel error {row['median_kernel_error']:.4f}  {row['s_per_image']:.1f} s/image",

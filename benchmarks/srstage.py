@@ -3,7 +3,8 @@ r"""The SR-stage table: each SR stage with the true kernel and with the estimate
 For every image of a data set with true kernels, the SR stages
 (`postprocess.apply`: back-projection, ZSSR, ZSSR then back-projection) are
 run from bicubic with (a) the true kernel and (b) the kernel of the
-estimator the flags name (a closed-form one, e.g. `--generator=spectral`).
+estimator the flags name (`estimate.estimate_batch`; a closed-form one, e.g.
+`--generator=spectral`, takes well under a second per image).
 The other post-processing settings (ZSSR steps, back-projection prior and
 steps) come from the flags. Per row: the Y-PSNR gain over bicubic per image,
 its mean, and the seconds per image. Rows are written to the JSON as they
@@ -22,15 +23,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import quality
+from ike_jax import crops
 from ike_jax import data
 from ike_jax import errors
-from ike_jax import estimators
+from ike_jax import estimate
 from ike_jax import metrics
 from ike_jax import outputs
-from ike_jax import pipeline
 from ike_jax import postprocess
 from ike_jax import presets
-from ike_jax import report
+from ike_jax import resize
 
 FLAGS = flags.FLAGS
 STAGES = {'refine': dict(refine=True, zssr=False), 'zssr': dict(zssr=True, refine=False),
@@ -50,7 +51,7 @@ def _true_kernel(sample):
 
 def stage_gain(lr, hr, kern, origin, post, scale, seed=0):
   """Y-PSNR gain over bicubic of one SR stage run from bicubic."""
-  bic = report.bicubic_upscale(lr, scale)
+  bic = resize.bicubic_upscale(lr, scale)
   sr = postprocess.apply(data.to_model(bic), data.to_model(lr), kern, origin, post, scale, seed)
   return (metrics.compare(data.from_model(sr), hr, scale)['psnr_y']
           - metrics.compare(bic, hr, scale)['psnr_y'])
@@ -58,21 +59,16 @@ def stage_gain(lr, hr, kern, origin, post, scale, seed=0):
 
 def measure(cfg, samples, stages, results=None, log=print):
   """{'rows': [{'stage', 'kernel', 'gains': {image: dB}, 'mean_gain', 's_per_image'}]}."""
-  train_cfg = pipeline.training_config(cfg)
-  est = estimators.of(train_cfg)
-  if est.TRAINS:
-    raise errors.UserError(f'--generator={est.NAME} trains; this table takes a closed-form '
-                           'estimator (e.g. --generator=spectral)')
   if any(s.kernel_path is None or s.hr_path is None for s in samples):
     raise errors.UserError('every image needs its HR image and true kernel')
   images = []
   for s in samples:
-    lr = data.trim_to_multiple(data.load_image(s.lr_path, log=log), cfg.scale)[0]
+    lr = crops.trim_to_multiple(data.load_image(s.lr_path, log=log), cfg.scale)[0]
     hr = data.load_image(s.hr_path, log=log)[:lr.shape[0] * cfg.scale, :lr.shape[1] * cfg.scale]
-    estimated = postprocess.sr_kernel(dict(est.estimate(lr, train_cfg)), train_cfg.scale,
-                                      cfg.scale)
+    found = estimate.estimate_batch([{'lr': lr}], cfg, log)[0][0].estimate
+    estimated = postprocess.sr_kernel(found, found['scale'], cfg.scale)
     images.append((s.name, lr, hr, {'true': _true_kernel(s), 'estimated': estimated}))
-  out = {'estimator': est.NAME, 'images': [n for n, *_ in images], 'rows': []}
+  out = {'estimator': cfg.train.model.generator, 'images': [n for n, *_ in images], 'rows': []}
   for stage in stages:
     post = cfg.replace(**STAGES[stage]).post
     for which in ('true', 'estimated'):

@@ -7,7 +7,9 @@
       loss: LossConfig        loss terms and weights, kernel priors
       optim: OptimConfig      Adam and the schedules
       quirks: QuirksConfig    behaviours of the authors' PyTorch code
-    post: PostConfig        what happens to the SR image after training
+    estimate: EstimateConfig  settings of the estimators that train nothing (closed
+      spectral: SpectralConfig  forms, computed outside any jitted step)
+    post: PostConfig        what happens to the SR image after the estimate
     run: RunConfig          seed, iterations, progress, population size
 
 Every field is a command-line flag of the same name (`ike_jax.presets`), with
@@ -18,7 +20,6 @@ the fused linear subnets (`docs/method.md`, "Deviations of the PyTorch code").
 """
 
 import dataclasses
-import importlib
 
 LOSS_NAMES = ('energy', 'tv', 'inter', 'csr')
 
@@ -142,6 +143,38 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SpectralConfig:
+  """`--generator=spectral`: the fit of the LR image's power spectrum (`ike_jax.spectrum`).
+
+  Calibrated on the tuning images (docs/method.md, "The spectral kernel estimate").
+  """
+  spectral_band_lo: float = _field(0.08, 'Spectral fit: lowest upper frequency of a pair '
+                                   '(cycles per LR px; its octave below is the lower one).')
+  spectral_band_hi: float = _field(0.35, 'Spectral fit: highest upper frequency of a pair '
+                                   '(cycles per LR px; clear of Nyquist, aliasing and JPEG).')
+  spectral_directions: int = _field(16, 'Spectral fit: direction bins over [0, pi).')
+  spectral_per_octave: int = _field(4, 'Spectral fit: radial bins per octave.')
+  spectral_phases: int = _field(1, 'Spectral fit: fits averaged over bin edges shifted by '
+                                '1/phases of a bin.')
+  spectral_variance_scale: float = _field(0.85, 'Spectral fit: the fitted covariance times '
+                                          'this (a calibration: too wide a kernel costs '
+                                          'back-projection more than too narrow a one).')
+  spectral_robust_iterations: int = _field(0, 'Spectral fit: Huber re-weighted refits '
+                                           '(0: plain weighted least squares).')
+  spectral_huber_k: float = _field(1.345, 'Spectral fit: where the Huber weights start, in '
+                                   'robust standard deviations.')
+
+
+@dataclasses.dataclass(frozen=True)
+class EstimateConfig:
+  """Settings of the kernel estimators that train nothing, one group each.
+
+  They act outside the train step, so they are not part of its jit key.
+  """
+  spectral: SpectralConfig = SpectralConfig()
+
+
+@dataclasses.dataclass(frozen=True)
 class PostConfig:
   """Post-processing of the SR image; never part of the train step."""
   zssr: bool = _field(False, "SR by a small ZSSR net trained with G's estimated kernel.")
@@ -169,8 +202,9 @@ class RunConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  """A whole run: `train` (jit key), `post`, `run`."""
+  """A whole run: `train` (jit key), `estimate`, `post`, `run`."""
   train: TrainConfig = TrainConfig()
+  estimate: EstimateConfig = EstimateConfig()
   post: PostConfig = PostConfig()
   run: RunConfig = RunConfig()
 
@@ -231,17 +265,15 @@ def flat_dict(cfg):
   return out
 
 
-ESTIMATORS_MODULE = 'ike_jax.estimators'
-
-
 def validate(cfg):
-  """Raises `errors.UserError` (one line) for settings no run can use."""
+  """Raises `errors.UserError` (one line) for settings no run can use.
+
+  What depends on the estimator the config names is checked by
+  `ike_jax.estimate.check`, which calls this first.
+  """
   from ike_jax import errors  # pylint: disable=g-import-not-at-top
-  estimators = importlib.import_module(ESTIMATORS_MODULE)
   t, m, run = cfg.train, cfg.train.model, cfg.run
   losses = set(t.loss.losses)
-  known = m.generator in estimators.NAMES
-  inverse = known and estimators.get(m.generator).HAS_INVERSE
   checks = [
       (t.scale in (2, 4), f'--scale must be 2 or 4, got {t.scale}'),
       (run.iterations > 0, f'--iterations must be positive, got {run.iterations}'),
@@ -250,11 +282,6 @@ def validate(cfg):
       (t.crop // max(t.scale, 1) > 6,
        f'--crop/scale must exceed 6 (D is a 7x7 patch discriminator), got crop {t.crop}'),
       (m.blocks > 0, f'--blocks must be positive, got {m.blocks}'),
-      (known, f'--generator must be one of {", ".join(estimators.NAMES)}, got {m.generator}'),
-      (not known or inverse or cfg.post.zssr or cfg.post.refine,
-       f'--generator={m.generator} has no inverse: add --zssr or --refine'),
-      (not known or inverse or not losses & {'tv', 'inter', 'csr'},
-       f'--generator={m.generator} trains no up-sampler: use --losses= (none) or energy'),
       (m.coupling in ('additive', 'affine'), f'--coupling must be additive or affine, got {m.coupling}'),
       (m.squeeze in ('space_to_depth', 'haar'), f'--squeeze must be space_to_depth or haar, got {m.squeeze}'),
       (m.inverse in ('exact', 'reference'), f'--inverse must be exact or reference, got {m.inverse}'),
@@ -264,9 +291,6 @@ def validate(cfg):
        f'--compute_dtype must be float32 or bfloat16, got {m.compute_dtype}'),
       (run.metrics_every > 0, f'--metrics_every must be positive, got {run.metrics_every}'),
       (run.population > 0, f'--population must be positive, got {run.population}'),
-      (not known or estimators.get(m.generator).TRAINS or run.population == 1,
-       f'--generator={m.generator} trains nothing (the same kernel for every seed): '
-       'use --population=1'),
       (cfg.post.consensus in ('medoid', 'median', 'mean'),
        f'--consensus must be medoid, median or mean, got {cfg.post.consensus}'),
       (min(t.optim.lr_g, t.optim.lr_d, t.optim.lr_u, t.optim.lr_ud) >= 0,

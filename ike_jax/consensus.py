@@ -98,7 +98,7 @@ def combine(kernels, method='medoid', medoid=None):
 
 
 def population_estimate(estimates, method='medoid'):
-  """One kernel estimate from a population's `kernel.estimate_kernel` dicts.
+  """One kernel estimate from a population's `readout.estimate_kernel` dicts.
 
   Returns (index of the medoid member, an estimate dict like the members':
   the medoid's, with 'kernel' and every colour of 'per_colour' replaced by

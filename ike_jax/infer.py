@@ -1,7 +1,7 @@
-"""Super-resolution with trained models: `(_, z) = G(y)`, `z_up = U(z)`,
-`sr = G^-1(y, z_up)`, clipped to [-1, 1] (`docs/method.md`, "Inference").
-An estimator without an inverse gives MATLAB-bicubic instead, the starting
-point of the post-processing that uses its kernel.
+"""Super-resolution with a trained G that has an inverse: `(_, z) = G(y)`,
+`z_up = U(z)`, `sr = G^-1(y, z_up)`, clipped to [-1, 1] (`docs/method.md`,
+"Inference"). (For an estimator without an inverse the SR stage starts from
+bicubic: `ike_jax.estimate`.)
 
 The bicubic resizes (the residual path, U's first op) always act on the whole
 image, so the align-corners geometry is the whole image's, as in the PyTorch
@@ -21,10 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ike_jax import colours
+from ike_jax import ensemble
 from ike_jax import estimators
 from ike_jax import nets
-from ike_jax import refine
-from ike_jax import resize
 
 U_RADIUS = nets.U_LAYERS                # eight 3x3 convs
 
@@ -79,7 +79,7 @@ def super_resolve(g, u, lr, cfg, tile=0, self_ensemble=False):
   Args:
     g, u: G's and U's parameters (unprepared).
     lr: (H, W, 3) in [-1, 1], H and W multiples of `cfg.scale`.
-    cfg: the `TrainConfig` G and U trained with.
+    cfg: the `TrainConfig` G and U trained with (an estimator with an inverse).
     tile: 0 for one whole-image pass, else the tile side (LR pixels).
     self_ensemble: average over the 8 flips/rotations of the input.
   Returns:
@@ -87,8 +87,6 @@ def super_resolve(g, u, lr, cfg, tile=0, self_ensemble=False):
   """
   s = cfg.scale
   est = estimators.of(cfg)
-  if not est.HAS_INVERSE:
-    return jnp.clip(resize.matlab(lr[None], s)[0], -1.0, 1.0)
   if tile:
     m = tile_margins(cfg)
     fwd = functools.partial(tiled, tile=tile, margin=m['forward'], factor=1 / s, align=s)
@@ -99,12 +97,12 @@ def super_resolve(g, u, lr, cfg, tile=0, self_ensemble=False):
   gp = est.prepare(g, cfg)
 
   def sr_of(img):
-    x = estimators.colours_to_batch(img)
+    x = colours.colours_to_batch(img)
     _, z = est.forward(gp, x, cfg, local=fwd)
     z_up = nets.u_apply(u, z, s, local=ups, dtype=cfg.model.compute_dtype)
-    return estimators.batch_to_colours(est.inverse(gp, x, z_up, cfg, local=inv))
+    return colours.batch_to_colours(est.inverse(gp, x, z_up, cfg, local=inv))
 
-  sr = refine.self_ensemble(sr_of, lr) if self_ensemble else sr_of(lr)
+  sr = ensemble.self_ensemble(sr_of, lr) if self_ensemble else sr_of(lr)
   return jnp.clip(sr, -1.0, 1.0)
 
 

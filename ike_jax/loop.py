@@ -45,7 +45,7 @@ def fit(images, plans, cfg, run, seeds=None, log=print, states=None, checkpointe
 
   Args:
     images: list of (H_i, W_i, 3) float arrays in [-1, 1].
-    plans: list of `data.CropPlan` with `run.iterations` corners each.
+    plans: list of `crops.CropPlan` with `run.iterations` corners each.
     cfg: the `config.TrainConfig` to train with (the step's jit key).
     run: the `config.RunConfig` (iterations, seed, metrics_every).
     seeds: per-image seeds (default: `run.seed` for every image).

@@ -16,9 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ike_jax import colours
 from ike_jax import resize
-
-LUMA = (0.299, 0.587, 0.114)
 
 
 def gan_l1(pred, target):
@@ -48,7 +47,7 @@ def gaussian_kernel(size, sigma):
 
 def luminance(x):
   """(N, H, W, 3) -> (N, H, W, 1), weights 0.299, 0.587, 0.114."""
-  return jnp.sum(x * jnp.asarray(LUMA, x.dtype), axis=-1, keepdims=True)
+  return jnp.sum(x * jnp.asarray(colours.LUMA, x.dtype), axis=-1, keepdims=True)
 
 
 def energy(lr, crop, scale, ksize, sigma):
@@ -113,7 +112,7 @@ def kernel_priors(k, scale, radius):
 
   Args:
     k: (P, P) weights of the HR pixels that make the LR pixel whose block
-      starts at (P/2, P/2) (`kernel.impulse_response`); P a multiple of 2s.
+      starts at (P/2, P/2) (`readout.impulse_response`); P a multiple of 2s.
     scale: s.
     radius: half the kernel window (HR px from the block centre).
   Returns:

@@ -22,7 +22,7 @@ eight 3x3 convs with 64 channels and ReLU between them, back to `3 (s^2 - 1)`.
 import jax
 import jax.numpy as jnp
 
-from ike_jax import estimators
+from ike_jax import colours
 from ike_jax import layers
 from ike_jax import resize
 
@@ -122,7 +122,7 @@ def u_apply(params, z, scale, local=lambda fn, v: fn(v), dtype=jnp.float32):
   `local(fn, v)` applies the (convolutional) stack; see `estimators.flow.forward`.
   """
   n_z = z.shape[-1]
-  x = estimators.batch_to_colours(z)[None]                   # (1, h, w, Z*3)
+  x = colours.batch_to_colours(z)[None]                   # (1, h, w, Z*3)
   x = local(lambda t: u_convs(params, t, dtype), resize.torch_align_corners(x, scale))
   x = x[0].reshape(*x.shape[1:3], n_z, 3)              # channel z*3 + colour
   return jnp.moveaxis(x, -1, 0)                        # (3, sh, sw, Z)

@@ -1,6 +1,6 @@
 """Post-processing: a better SR image from the kernel G estimated.
 
-The kernel is estimated once per image (`kernel.estimate_kernel`) and passed
+The kernel is estimated once per image (`ike_jax.estimate`) and passed
 in. `sr_kernel` turns it into the blur the SR stage assumes: the N largest
 taps kept (`--lever_kernel_taps`, KernelGAN's post-processing), derived to x4
 when G trained at x2 (KernelGAN's x4 recipe, `kernel.x4_from_x2`), scaled to
@@ -25,7 +25,7 @@ def sr_kernel(estimate, trained_scale, scale, taps=0):
   """The per-colour SR kernel and its origin from a kernel estimate.
 
   Args:
-    estimate: `kernel.estimate_kernel`'s dict ('per_colour', 'origin') for G
+    estimate: `readout.estimate_kernel`'s dict ('per_colour', 'origin') for G
       at `trained_scale`.
     trained_scale: the scale G trained at.
     scale: the job's scale.

@@ -1,10 +1,8 @@
-"""Post-processing math on an SR image: back-projection and self-ensemble.
+"""Back-projection: kernel-consistent refinement of an SR image (`--refine`).
 
-* `back_project`: kernel-consistent refinement of an SR image: accelerated
-  gradient descent on `||degrade(sr) - lr||^2 + prior` (`--refine`).
-* `self_ensemble`: geometric self-ensemble over the 8 dihedral transforms.
-Images are float32 (H, W, C) in [-1, 1] (NHWC without the batch axis); every
-function is pure and jit-able. The degradation is `kernel.degrade`.
+Accelerated gradient descent on `||degrade(sr) - lr||^2 + prior`. Images are
+float32 (H, W, C) in [-1, 1] (NHWC without the batch axis); every function is
+pure and jit-able. The degradation is `kernel.degrade`.
 """
 
 import functools
@@ -14,6 +12,7 @@ import jax.numpy as jnp
 
 from ike_jax.kernel import degrade
 from ike_jax.kernel import static_origin
+
 
 def data_term(sr, lr, kernel, scale, origin=None):
   """Root mean square of `degrade(sr) - lr` (model units)."""
@@ -64,7 +63,7 @@ def back_project(sr, lr, kernel, scale, origin=None, iterations=100,
     sr: (sH, sW, C) initial SR image in [-1, 1] (e.g. bicubic or IKE's).
     lr: (H, W, C) LR input in [-1, 1], H = ceil(sH/s).
     kernel: (kh, kw) or (C, kh, kw) correlation kernel (e.g.
-      `estimate_kernel(...)['kernel']`); should sum to ~1.
+      an estimate's 'kernel'); should sum to ~1.
     scale: s (static).
     origin: static (row, col), as `degrade`; pass the estimate's 'origin'.
     iterations: gradient steps (static).
@@ -106,50 +105,3 @@ def _back_project(sr, lr, kernel, step, prior_weight, tv_eps, *, scale,
 
   x, _ = jax.lax.fori_loop(0, iterations, body, (sr, sr))
   return jnp.clip(x, -1.0, 1.0)
-
-
-# The 8 dihedral transforms of an (H, W, C) image as (transpose, flip rows,
-# flip cols); t(x) = flips(transpose(x)), inverse = transpose(flips(y)).
-DIHEDRAL = tuple((t, r, c) for t in (False, True) for r in (False, True)
-                 for c in (False, True))
-
-
-def dihedral(x, t, r, c):
-  """Transform (t, r, c) of DIHEDRAL on (..., H, W, C) (static flags)."""
-  if t:
-    x = jnp.swapaxes(x, -3, -2)
-  if r:
-    x = jnp.flip(x, -3)
-  if c:
-    x = jnp.flip(x, -2)
-  return x
-
-
-def dihedral_inverse(y, t, r, c):
-  """Inverse of `dihedral(., t, r, c)`."""
-  if c:
-    y = jnp.flip(y, -2)
-  if r:
-    y = jnp.flip(y, -3)
-  if t:
-    y = jnp.swapaxes(y, -3, -2)
-  return y
-
-
-def self_ensemble(fn, lr):
-  """Mean of `inv_t(fn(t(lr)))` over the 8 flips / 90-degree rotations.
-
-  For a non-square image half of the transforms swap H and W, so `fn` sees
-  two shapes (jit it per shape). Note: a map tied to an anisotropic kernel
-  (e.g. ZSSR trained on that kernel) is not dihedral-equivariant, and
-  averaging mixes in the rotated kernels: on samples/astronaut x2 with the
-  true kernel, ZSSR's Y-PSNR fell from 32.02 to 31.27 dB.
-
-  Args:
-    fn: (H, W, C) -> (sH, sW, C).
-    lr: (H, W, C) image.
-  Returns:
-    (sH, sW, C), float.
-  """
-  outs = [dihedral_inverse(fn(dihedral(lr, *t)), *t) for t in DIHEDRAL]
-  return sum(outs) / len(outs)

@@ -7,9 +7,11 @@ Per image `<stem>`, in the output directory:
   <stem>_kernel.{npy,png,mat}   the estimated kernel (mean over colours; beside
                                 the true kernel when one is given)
   <stem>_metrics.json    method, config, seed, timings, final losses, the
-                         self-check (`kernel.self_check`); with an HR
-                         image, PSNR/SSIM of the SR image and of bicubic in both
-                         protocols; with a true kernel, the kernel error
+                         self-check (`kernel.self_check`), the estimate's record
+                         ('estimate': everything but its arrays, e.g. a
+                         choice among candidates and its confidence); with
+                         an HR image, PSNR/SSIM of the SR image and of bicubic
+                         in both protocols; with a true kernel, the kernel error
 Every file is written atomically (`outputs`); claiming the names up front is
 the pipeline's job.
 """
@@ -20,7 +22,6 @@ import os
 import numpy as np
 from scipy import io as sio
 
-from ike_jax import estimators
 from ike_jax import kernel as kernel_lib
 from ike_jax import metrics as metrics_lib
 from ike_jax import outputs
@@ -29,7 +30,7 @@ from ike_jax import resize
 
 def output_names(stem, scale, losses=True):
   """{role: file name} of everything written for one image (the loss curves
-  only when `losses`: an estimator that trains)."""
+  only when `losses`: `estimate.output_kinds` has them)."""
   names = {'sr': f'{stem}_x{scale}.png', 'compare': f'{stem}_compare.png',
            'losses': f'{stem}_losses.png', 'metrics': f'{stem}_metrics.json',
            'kernel_npy': f'{stem}_kernel.npy', 'kernel_png': f'{stem}_kernel.png',
@@ -39,30 +40,10 @@ def output_names(stem, scale, losses=True):
   return names
 
 
-def method_label(cfg):
-  """What made the SR image, e.g. 'IKE', 'ZSSR (KernelGAN G kernel)'."""
-  est = estimators.of(cfg)
-  post = cfg.post
-  kernel = f'{est.LABEL} kernel'
-  if cfg.run.population > 1:
-    kernel = f'{post.consensus} of {cfg.run.population} {est.LABEL} kernels'
-  if post.zssr:
-    label = f'ZSSR ({kernel})'
-  elif est.HAS_INVERSE:
-    label = est.LABEL
-  else:
-    label = 'bicubic'
-  if post.refine:
-    label += ' + back-projection' + ('' if post.zssr else f' ({kernel})')
-  if post.self_ensemble and est.HAS_INVERSE and not post.zssr:
-    label += ' + self-ensemble'
-  return label
-
-
-def bicubic_upscale(lr_u8, scale):
-  """MATLAB-style bicubic up-scaling of a uint8 image (the baseline)."""
-  up = resize.imresize_matlab(lr_u8.astype(np.float32), scale)
-  return np.clip(np.round(up), 0, 255).astype(np.uint8)
+# The estimate's arrays (written as files) and what the result holds elsewhere.
+_NOT_IN_RECORD = ('kernel', 'per_colour', 'population')
+# Extra fields of an estimate shown on the terminal, in this order.
+_SHOWN = ('choice', 'confidence')
 
 
 def write_kernel_files(out, names, estimate, true_kernel=None):
@@ -88,7 +69,7 @@ def write_kernel_files(out, names, estimate, true_kernel=None):
   return result
 
 
-def write_image_outputs(out, names, image, cfg, estimate, history, timings):
+def write_image_outputs(out, names, image, cfg, label, estimate, history, timings):
   """Scores one image and writes all its files; returns its result dict.
 
   Args:
@@ -98,19 +79,21 @@ def write_image_outputs(out, names, image, cfg, estimate, history, timings):
       (uint8), 'hr_path', 'true_kernel' (2-D, at G's training scale),
       'self_check' (`kernel.self_check` of SR, LR and the SR kernel).
     cfg: the run's `config.Config`.
-    estimate: `kernel.estimate_kernel`'s dict for this image.
+    label: what made the SR image (`estimate.method_label`).
+    estimate: the kernel estimate of this image (`readout.estimate_kernel`'s
+      format, any extra JSON-serialisable keys recorded under 'estimate').
     history: {metric: (steps,) array}.
     timings: dict of seconds.
   """
   s = cfg.scale
   lr, sr_u8, hr = image['lr'], image['sr'], image.get('hr')
-  label = method_label(cfg)
-  bic = bicubic_upscale(lr, s)
+  bic = resize.bicubic_upscale(lr, s)
   result = {
       'image': image['lr_path'], 'status': 'ok', 'method': label, 'seed': cfg.run.seed,
       'lr_shape': list(lr.shape), 'sr_shape': list(sr_u8.shape),
       'config': cfg.to_dict(), 'timings': timings,
       'final_losses': {k: float(v[-1]) for k, v in history.items()},
+      'estimate': {k: v for k, v in estimate.items() if k not in _NOT_IN_RECORD},
       'outputs': dict(names),
   }
   panels = [('bicubic', bic), (label, sr_u8)]
@@ -151,9 +134,18 @@ def format_result(result):
              f"bicubic {bic['psnr_y']:.2f} dB ({sr['psnr_y'] - bic['psnr_y']:+.2f})"
              f"\n  PSNR RGB (no shave):   SR {sr['psnr_rgb']:.2f} dB, bicubic {bic['psnr_rgb']:.2f} dB"
              f"\n  SSIM Y: SR {sr['ssim_y']:.4f}, bicubic {bic['ssim_y']:.4f}")
+  shown = [f'{k} {_short(result["estimate"][k])}' for k in _SHOWN
+           if k in result.get('estimate', {})]
+  if shown:
+    line += f"\n  kernel estimate: {', '.join(shown)}"
   if 'kernel_error' in result:
     line += f"\n  kernel error (sum of squared differences): {result['kernel_error']:.3g}"
   return line
+
+
+def _short(value):
+  """A number to 3 significant digits; anything else as it prints."""
+  return f'{value:.3g}' if isinstance(value, float) else str(value)
 
 
 def write_summary(output_dir, results):

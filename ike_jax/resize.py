@@ -122,6 +122,14 @@ def imresize_matlab(img, scale):
   return out[..., 0] if squeeze else out
 
 
+def bicubic_upscale(lr_u8, scale):
+  """MATLAB bicubic up-scaling of a uint8 image, rounded to uint8: the
+  baseline every SR image is scored against, and the SR stage's start when
+  the estimator has no inverse."""
+  up = imresize_matlab(lr_u8.astype(np.float32), scale)
+  return np.clip(np.round(up), 0, 255).astype(np.uint8)
+
+
 def bicubic_kernel_down(x, scale, mix_colours=False):
   """KernelGAN's bicubic downscaling: 8x8 kernel, stride `scale`, pad 3.
 

@@ -16,24 +16,19 @@ which is linear in (c, cov_xx, cov_xy, cov_yy): one weighted least-squares
 fit over a band of frequencies and every direction gives the covariance.
 The band keeps clear of the lowest frequencies (few samples, the image's
 layout) and of the LR Nyquist frequency (aliasing, noise, JPEG blocks).
+
+The fit's settings (band, binning, phases, the calibration factor, Huber
+re-weighting) are a `config.SpectralConfig`, flags `--spectral_*`; their
+defaults are the calibrated ones (docs/method.md, "The spectral kernel
+estimate": 4 phases measured worse than 1; textures read as blur, and too wide
+a kernel costs back-projection far more than too narrow a one, hence the
+variance scale below 1).
 """
 
 import numpy as np
 
-# Binning of the periodogram: directions over [0, pi) and radii per octave.
-DIRECTIONS = 16
-PER_OCTAVE = 4
-# The band of the fit: v in [BAND[0], BAND[1]] cycles per LR pixel (v/2 below it).
-BAND = (0.08, 0.35)
-PHASES = 1  # fits averaged over shifted bin edges (blur_covariance); 4 measured worse
-# The fitted covariance times this: a calibration chosen on the tuning images
-# (docs/method.md, "The spectral kernel estimate"). Too wide a kernel costs
-# back-projection far more than too narrow a one, and textures read as blur.
-VARIANCE_SCALE = 0.85
-# Re-weighted fits after the first, down-weighting bins far off the model
-# (Huber weights): 0 is the plain weighted least-squares fit.
-ROBUST_ITERATIONS = 0
-HUBER_K = 1.345  # in robust standard deviations (1.4826 x median |residual|)
+from ike_jax import config
+
 MIN_SIDE = 32  # LR px: smaller images leave too few frequencies in the band
 MAX_VARIANCE = 12.0  # HR px^2 at x2 (scaled by (s/2)^2): caps a flat spectrum's fit
 
@@ -44,7 +39,7 @@ def min_variance(scale):
   return scale * scale / 12.0
 
 
-def log_power(y, directions=DIRECTIONS, per_octave=PER_OCTAVE, lowest=BAND[0] / 2):
+def log_power(y, directions, per_octave, lowest):
   """Binned log power spectrum of a greyscale image.
 
   The image, less its mean and times a Hann window, is Fourier transformed;
@@ -86,9 +81,7 @@ def log_power(y, directions=DIRECTIONS, per_octave=PER_OCTAVE, lowest=BAND[0] / 
   return angles, radii.reshape(shape), log_p.reshape(shape), counts.reshape(shape)
 
 
-def blur_covariance(y, scale, band=BAND, directions=DIRECTIONS, per_octave=PER_OCTAVE,
-                    phases=PHASES, variance_scale=VARIANCE_SCALE,
-                    robust_iterations=ROBUST_ITERATIONS, huber_k=HUBER_K):
+def blur_covariance(y, scale, settings=config.SpectralConfig()):
   """The Gaussian blur covariance (2, 2) in HR px^2 of an LR greyscale image.
 
   Axes are (col, row), as `kernel.gaussian_kernel` takes them. The fit is
@@ -100,15 +93,19 @@ def blur_covariance(y, scale, band=BAND, directions=DIRECTIONS, per_octave=PER_O
   Args:
     y: (H, W) LR image (e.g. its luma), any range.
     scale: s, the factor the LR image was subsampled by.
-    band: (lo, hi) cycles per LR px of the upper frequency of each pair.
-    directions, per_octave: the binning (`log_power`).
-    phases: fits averaged, bin edges moved by 1/phases of a bin each time.
-    variance_scale: multiplies the fitted covariance (before clipping).
-    robust_iterations: Huber re-weightings of each fit (0: none).
-    huber_k: where the Huber weights start, in robust standard deviations.
+    settings: a `config.SpectralConfig`: the band (lo, hi) in cycles per LR
+      px of the upper frequency of each pair; the binning (`log_power`); the
+      phases (fits averaged, bin edges moved by 1/phases of a bin each time);
+      the variance scale (multiplies the fitted covariance, before clipping);
+      the Huber re-weightings of each fit (0: none) and where their weights
+      start, in robust standard deviations (1.4826 x median |residual|).
   Raises:
     ValueError: the image is too small to fit.
   """
+  band = (settings.spectral_band_lo, settings.spectral_band_hi)
+  directions, per_octave = settings.spectral_directions, settings.spectral_per_octave
+  phases, variance_scale = settings.spectral_phases, settings.spectral_variance_scale
+  robust_iterations, huber_k = settings.spectral_robust_iterations, settings.spectral_huber_k
   fits = [_fit(y, scale, (band[0] * 2 ** (j / (per_octave * phases)),
                           band[1] * 2 ** (j / (per_octave * phases))), directions, per_octave,
                     robust_iterations, huber_k)
@@ -118,7 +115,7 @@ def blur_covariance(y, scale, band=BAND, directions=DIRECTIONS, per_octave=PER_O
   return vectors @ np.diag(values) @ vectors.T
 
 
-def _fit(y, scale, band, directions, per_octave, robust_iterations=0, huber_k=HUBER_K):
+def _fit(y, scale, band, directions, per_octave, robust_iterations, huber_k):
   """One least-squares fit with the radial bins starting at band[0] / 2."""
   angles, radii, log_p, counts = log_power(y, directions, per_octave, band[0] / 2 * 0.99)
   rows, rhs, weights = [], [], []

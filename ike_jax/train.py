@@ -18,7 +18,7 @@ output) and the U step (its latent): the PyTorch code computes it twice with
 the same parameters and input, so sharing changes nothing.
 
 Everything is written for one image and batched over images with `jax.vmap`
-(the leading axis of `TrainState` and `data.CropPlan`). G is whichever kernel
+(the leading axis of `TrainState` and `crops.CropPlan`). G is whichever kernel
 estimator the config names (`ike_jax.estimators`); the U and UD steps run
 only when the config has their losses, which needs an estimator with an
 inverse. The loop that drives the step is `ike_jax.loop`.
@@ -33,11 +33,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ike_jax import data
+from ike_jax import colours
+from ike_jax import crops
 from ike_jax import estimators
 from ike_jax import kernel
 from ike_jax import losses
 from ike_jax import nets
+from ike_jax.estimators import readout
 
 
 @flax.struct.dataclass
@@ -99,7 +101,7 @@ def _sr_image(g_prepared, u, x, z, cfg):
   """SR of the colour batch `x` (3, h, w, 1) given its latent: (1, sh, sw, 3)."""
   z_up = nets.u_apply(u, z, cfg.scale, dtype=cfg.model.compute_dtype)
   est = estimators.of(cfg)
-  return estimators.batch_to_colours(est.inverse(g_prepared, x, z_up, cfg))[None]
+  return colours.batch_to_colours(est.inverse(g_prepared, x, z_up, cfg))[None]
 
 
 def _schedule(state, bic, cfg):
@@ -164,13 +166,13 @@ def step_on_crops(state, crop_g, crop_d, fake_noise, cfg):
   lr_mult = lr_factor(i, cfg)
   image = state.image
   est = estimators.of(cfg)
-  x = estimators.colours_to_batch(crop_g[0])                # (3, c, c, 1)
+  x = colours.colours_to_batch(crop_g[0])                # (3, c, c, 1)
 
   # 1. G step.
   def g_loss(g):
     gp = est.prepare(g, cfg)
     lr, _ = est.forward(gp, x, cfg)
-    lr_img = estimators.batch_to_colours(lr)[None]                # (1, c/s, c/s, 3)
+    lr_img = colours.batch_to_colours(lr)[None]                # (1, c/s, c/s, 3)
     pred, d_sn = nets.d_apply(state.d, state.d_sn, lr_img, cfg.model.compute_dtype)
     m = {'g_gan': losses.gan_l1(pred, 1.0),
          'bic': losses.bicubic(lr_img, crop_g, s, cfg.quirks.bic_mix_colours)}
@@ -179,8 +181,8 @@ def step_on_crops(state, crop_g, crop_d, fake_noise, cfg):
       m['energy'] = losses.energy(lr_img, crop_g, s, cfg.loss.energy_ksize, cfg.loss.energy_sigma)
       total += state.lambda_energy * m['energy']
     if cfg.loss.kernel_priors:
-      side = cfg.loss.kernel_probe or kernel.default_probe_side(cfg)
-      k = kernel.impulse_response(gp, cfg, side)
+      side = cfg.loss.kernel_probe or readout.default_probe_side(cfg)
+      k = readout.impulse_response(gp, cfg, side)
       pri = losses.kernel_priors(k, s, kernel.DEFAULT_SIZE[s] // 2 + 0.5)
       m.update(pri)
       late = state.lambda_bic < cfg.optim.energy_switch  # KernelGAN's switch
@@ -198,7 +200,7 @@ def step_on_crops(state, crop_g, crop_d, fake_noise, cfg):
   lr_new, z = jax.lax.stop_gradient((lr_new, z))
 
   # 2. D step.
-  fake = estimators.batch_to_colours(lr_new)[None]
+  fake = colours.batch_to_colours(lr_new)[None]
   fake = fake + cfg.quirks.d_fake_noise_std * fake_noise
 
   def d_loss(d):
@@ -306,7 +308,7 @@ def init_states(seeds, images, cfg):
 
 
 def stack_plans(plans):
-  """Stacks per-image `data.CropPlan`s (NumPy) into one batched CropPlan.
+  """Stacks per-image `crops.CropPlan`s (NumPy) into one batched CropPlan.
 
   The iteration axis is padded to a multiple of PLAN_BUCKET so runs of
   different lengths share one compiled step.
@@ -320,4 +322,4 @@ def stack_plans(plans):
       corners = np.asarray(getattr(p, name))
       out[k, :len(corners)] = corners
     return jnp.asarray(out)
-  return data.CropPlan(g_corners=stack('g_corners'), d_corners=stack('d_corners'))
+  return crops.CropPlan(g_corners=stack('g_corners'), d_corners=stack('d_corners'))

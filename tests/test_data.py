@@ -8,6 +8,7 @@ from PIL import Image
 import pytest
 from scipy.signal import convolve2d
 
+from ike_jax import crops
 from ike_jax import data
 from ike_jax.errors import InputError
 from ike_jax.errors import UserError
@@ -195,9 +196,9 @@ def test_from_model_clips_and_rounds():
 
 def test_trim_to_multiple():
   img = np.zeros((11, 14, 3))
-  out, trimmed = data.trim_to_multiple(img, 4)
+  out, trimmed = crops.trim_to_multiple(img, 4)
   assert out.shape == (8, 12, 3) and trimmed == (3, 2)
-  out, trimmed = data.trim_to_multiple(img[:8, :12], 4)
+  out, trimmed = crops.trim_to_multiple(img[:8, :12], 4)
   assert out.shape == (8, 12, 3) and trimmed == (0, 0)
 
 
@@ -208,13 +209,13 @@ def test_trim_to_multiple():
 def test_box_filter_matches_convolve2d(k):
   x = np.random.default_rng(k).random((13, 17))
   np.testing.assert_allclose(
-      data.box_filter_same(x, k), convolve2d(x, np.ones((k, k)), 'same'),
+      crops.box_filter_same(x, k), convolve2d(x, np.ones((k, k)), 'same'),
       rtol=1e-12, atol=1e-12)
 
 
 def test_clip_extreme_is_top_three_percent_indicator():
   m = np.random.default_rng(0).permutation(1000).astype(np.float64)
-  out = data._clip_extreme(m, 0.97)  # pylint: disable=protected-access
+  out = crops._clip_extreme(m, 0.97)  # pylint: disable=protected-access
   assert np.count_nonzero(out) == 29  # values above sorted[970]
   assert np.all(out[m <= 970] == 0)
   assert np.all(out[m > 970] == 1.0)
@@ -222,7 +223,7 @@ def test_clip_extreme_is_top_three_percent_indicator():
 
 def test_gradient_map_flat_image_is_uniform():
   np.testing.assert_array_equal(
-      data.gradient_map(np.full((20, 20, 3), 0.5)), np.ones((20, 20)))
+      crops.gradient_map(np.full((20, 20, 3), 0.5)), np.ones((20, 20)))
 
 
 def _half_textured(h=96, w=256, seed=0):
@@ -236,7 +237,7 @@ def _half_textured(h=96, w=256, seed=0):
 def test_crops_prefer_texture(scale):
   img = _half_textured()
   crop = 32
-  plan = data.plan_crops(img, scale, crop, iterations=2000, seed=0)
+  plan = crops.plan_crops(img, scale, crop, iterations=2000, seed=0)
   w = img.shape[1]
   for corners, size in ((plan.g_corners, crop),
                         (plan.d_corners, crop // scale)):
@@ -249,7 +250,7 @@ def test_crops_prefer_texture(scale):
 
 def test_probability_maps_zero_near_border():
   img = _half_textured()
-  g_map, d_map = data.crop_probability_maps(img, 2, 32)
+  g_map, d_map = crops.crop_probability_maps(img, 2, 32)
   for prob, half in ((g_map, 16), (d_map, 8)):
     assert prob.shape == img.shape[:2]
     np.testing.assert_allclose(prob.sum(), 1.0)
@@ -262,8 +263,8 @@ def test_probability_maps_zero_near_border():
 def test_corners_even_and_inside(scale, crop):
   img = _rgb(101, 75, seed=3)  # odd sides: trimmed to multiples of scale.
   h, w = img.shape[0] // scale * scale, img.shape[1] // scale * scale
-  plan = data.plan_crops(img, scale, crop, iterations=500, seed=1)
-  assert isinstance(plan, data.CropPlan)
+  plan = crops.plan_crops(img, scale, crop, iterations=500, seed=1)
+  assert isinstance(plan, crops.CropPlan)
   for corners, size in ((plan.g_corners, crop),
                         (plan.d_corners, crop // scale)):
     assert corners.shape == (500, 2) and corners.dtype == np.int32
@@ -274,7 +275,7 @@ def test_corners_even_and_inside(scale, crop):
 
 
 def test_flat_image_still_samples():
-  plan = data.plan_crops(np.full((64, 64, 3), 9, np.uint8), 2, 32, 100, 0)
+  plan = crops.plan_crops(np.full((64, 64, 3), 9, np.uint8), 2, 32, 100, 0)
   assert plan.g_corners.shape == (100, 2)
   assert np.all(plan.g_corners + 32 <= 64)
 
@@ -282,15 +283,15 @@ def test_flat_image_still_samples():
 def test_sample_crop_corners_clamps_and_rounds_down():
   prob = np.zeros((20, 30))
   prob[19, 29] = 1.0  # centre in the corner: clamped to (20-9, 30-9) = odd.
-  corners = data.sample_crop_corners(prob, 9, 3, np.random.default_rng(0))
+  corners = crops.sample_crop_corners(prob, 9, 3, np.random.default_rng(0))
   np.testing.assert_array_equal(corners, [[10, 20]] * 3)
 
 
 def test_plan_is_deterministic_by_seed():
   img = _half_textured(64, 128)
-  a = data.plan_crops(img, 2, 32, 300, seed=5)
-  b = data.plan_crops(img, 2, 32, 300, seed=5)
-  c = data.plan_crops(img, 2, 32, 300, seed=6)
+  a = crops.plan_crops(img, 2, 32, 300, seed=5)
+  b = crops.plan_crops(img, 2, 32, 300, seed=5)
+  c = crops.plan_crops(img, 2, 32, 300, seed=6)
   np.testing.assert_array_equal(a.g_corners, b.g_corners)
   np.testing.assert_array_equal(a.d_corners, b.d_corners)
   assert not np.array_equal(a.g_corners, c.g_corners)
@@ -299,11 +300,11 @@ def test_plan_is_deterministic_by_seed():
 @pytest.mark.parametrize('shape', [(100, 300, 3), (300, 127, 3)])
 def test_too_small_image(shape):
   with pytest.raises(InputError) as info:
-    data.plan_crops(np.zeros(shape, np.uint8), 2, 128, 10, 0)
+    crops.plan_crops(np.zeros(shape, np.uint8), 2, 128, 10, 0)
   msg = str(info.value)
   assert '--crop' in msg and '128' in msg and '\n' not in msg
 
 
 def test_crop_too_small_for_scale():
   with pytest.raises(UserError):
-    data.plan_crops(np.zeros((64, 64, 3), np.uint8), 4, 4, 10, 0)
+    crops.plan_crops(np.zeros((64, 64, 3), np.uint8), 4, 4, 10, 0)

@@ -14,6 +14,7 @@ from scipy import ndimage
 from tests import reference
 
 from benchmarks import degradations
+from ike_jax import colours
 from ike_jax import config
 from ike_jax import estimators
 from ike_jax.estimators import flow
@@ -22,6 +23,7 @@ from ike_jax import layers
 from ike_jax import outputs
 from ike_jax import report
 from ike_jax import resize
+from ike_jax.estimators import readout
 
 
 def _shapes(cfg):
@@ -59,11 +61,11 @@ def _smooth_image(side, seed=0):
 def _lr_minus_f0(params, cfg, img):
   """G's LR image of `img` minus its LR image of 0, (h, w, 3) float64.
 
-  Batched as (4, H, W, 1), the shape `kernel.nonlinearity` compiled.
+  Batched as (4, H, W, 1), the shape `readout.nonlinearity` compiled.
   """
   batch = jnp.concatenate([jnp.zeros((1, *img.shape[:2], 1)),
-                           estimators.colours_to_batch(jnp.asarray(img, jnp.float32))])
-  out = np.asarray(kernel._lr(params, batch, cfg), np.float64)
+                           colours.colours_to_batch(jnp.asarray(img, jnp.float32))])
+  out = np.asarray(readout._lr(params, batch, cfg), np.float64)
   return np.moveaxis(out[1:, ..., 0] - out[0, ..., 0], 0, -1)
 
 
@@ -74,7 +76,7 @@ def test_kernel_reproduces_lr_map_without_residual(scale, blocks, side, fuse):
                       bicubic_residual=False).train
   params = _perturbed(cfg)
   radius = flow.receptive_radius(cfg)
-  est = kernel.estimate_kernel(params, cfg, size=2 * radius + 1, probe=side)
+  est = readout.estimate_kernel(params, cfg, size=2 * radius + 1, probe=side)
   assert est['linear'] and est['nonlinearity'] < 1e-5
   np.testing.assert_allclose(est['per_colour'], est['per_colour'][:1].repeat(3, 0))
   assert abs(est['sum'] - 1) > 0.01  # far from a bicubic map
@@ -100,7 +102,7 @@ def test_residual_path_is_exact_at_centre_and_drifts_measurably(scale, side):
   cfg = config.Config.create(scale=scale, blocks=1).train
   params = _perturbed(cfg)
   radius = flow.receptive_radius(cfg)
-  est = kernel.estimate_kernel(params, cfg, size=2 * radius + 1, probe=side)
+  est = readout.estimate_kernel(params, cfg, size=2 * radius + 1, probe=side)
   assert est['linear']
   img = _smooth_image(side)
   want = _lr_minus_f0(params, cfg, img)
@@ -122,7 +124,7 @@ def test_residual_path_is_exact_at_centre_and_drifts_measurably(scale, side):
 def test_zero_subnets_without_residual_give_box_or_delta(scale, squeeze):
   cfg = config.Config.create(scale=scale, blocks=1, squeeze=squeeze,
                       bicubic_residual=False).train
-  est = kernel.estimate_kernel(_zero(cfg), cfg)
+  est = readout.estimate_kernel(_zero(cfg), cfg)
   size = kernel.DEFAULT_SIZE[scale]
   want = np.zeros((size, size))
   r = est['origin'][0]
@@ -153,8 +155,8 @@ def test_zero_subnets_without_residual_give_box_or_delta(scale, squeeze):
 def test_zero_subnets_with_residual_match_resize_matrices(scale, squeeze):
   """LR = D x + S (x - U D x): D/U align-corners, S G's squeeze, all separable."""
   cfg = config.Config.create(scale=scale, blocks=1, squeeze=squeeze).train
-  side = kernel.default_probe_side(cfg)
-  est = kernel.estimate_kernel(_zero(cfg), cfg, probe=side)
+  side = readout.default_probe_side(cfg)
+  est = readout.estimate_kernel(_zero(cfg), cfg, probe=side)
   h = side // scale
   down = resize.align_corners_matrix(side, h).astype(np.float64)
   up = resize.align_corners_matrix(h, side).astype(np.float64)
@@ -215,9 +217,9 @@ def test_degrade_convention_matches_ndimage():
 def test_nonlinear_flow_is_flagged(kw):
   # Two blocks: with one affine block the LR channel never sees exp(s(u)).
   cfg = config.Config.create(scale=2, blocks=2, **kw).train
-  est = kernel.estimate_kernel(_perturbed(cfg), cfg)
+  est = readout.estimate_kernel(_perturbed(cfg), cfg)
   assert not est['linear']
-  assert est['nonlinearity'] > kernel.LINEAR_TOL
+  assert est['nonlinearity'] > readout.LINEAR_TOL
   assert np.isfinite(est['kernel']).all()
 
 
@@ -228,7 +230,7 @@ def test_write_kernel_files(tmp_path):
   names = report.output_names('img', 2)
   assert [names[k] for k in ('kernel_npy', 'kernel_png', 'kernel_mat')] == [
       'img_kernel.npy', 'img_kernel.png', 'img_kernel.mat']
-  res = report.write_kernel_files(out, names, kernel.estimate_kernel(_perturbed(cfg), cfg), true)
+  res = report.write_kernel_files(out, names, readout.estimate_kernel(_perturbed(cfg), cfg), true)
   k = np.load(tmp_path / 'img_kernel.npy', allow_pickle=False)
   assert k.shape == (11, 11)
   np.testing.assert_array_equal(sio.loadmat(tmp_path / 'img_kernel.mat')['Kernel'], k)
@@ -239,7 +241,7 @@ def test_write_kernel_files(tmp_path):
   assert res['kernel_error'] == pytest.approx(kernel.kernel_error(k, true))
   assert not list(tmp_path.glob('.*.tmp'))
   res = report.write_kernel_files(out, report.output_names('no_truth', 2),
-                                  kernel.estimate_kernel(_perturbed(cfg), cfg))
+                                  readout.estimate_kernel(_perturbed(cfg), cfg))
   assert 'kernel_error' not in res
   assert (tmp_path / 'no_truth_kernel.png').stat().st_size > 0
 
@@ -250,14 +252,14 @@ def test_impulse_response_is_the_estimated_kernel(scale):
   # `estimate_kernel` reads out (linear G, no residual), centred alike.
   cfg = config.Config.create(scale=scale, blocks=1, bicubic_residual=False).train
   params = _perturbed(cfg)
-  side = kernel.default_probe_side(cfg)
-  k = np.asarray(kernel.impulse_response(flow.prepare(params, cfg), cfg, side))
-  est = kernel.estimate_kernel(params, cfg)
+  side = readout.default_probe_side(cfg)
+  k = np.asarray(readout.impulse_response(flow.prepare(params, cfg), cfg, side))
+  est = readout.estimate_kernel(params, cfg)
   top = scale * (side // scale // 2) - np.asarray(est['origin'])
   size = est['kernel'].shape[0]
   np.testing.assert_allclose(k[top[0]:top[0] + size, top[1]:top[1] + size],
                              est['kernel'], atol=1e-5)
-  grad = jax.grad(lambda p: jnp.sum(kernel.impulse_response(flow.prepare(p, cfg), cfg, side)))(params)
+  grad = jax.grad(lambda p: jnp.sum(readout.impulse_response(flow.prepare(p, cfg), cfg, side)))(params)
   assert any(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(grad))
 
 

@@ -10,14 +10,15 @@ from benchmarks import datasets
 from benchmarks import levers
 from benchmarks import parity
 from ike_jax import config
+from ike_jax import crops
 from ike_jax import data
 from ike_jax import kernel
 from ike_jax import loop
 from ike_jax import metrics
 from ike_jax import postprocess
 from ike_jax import refine
-from ike_jax import report
 from ike_jax import resize
+from ike_jax.estimators import readout
 from tests.test_train import synthetic_image
 
 TINY = config.Config.create(crop=16, blocks=1, iterations=8, metrics_every=4, refine_iterations=10,
@@ -29,7 +30,7 @@ def test_parity_input_and_bicubic_match_the_recorded_figure():
   assert hr.shape == (512, 512, 3) and lr.shape == (256, 256, 3) and lr.dtype == np.uint8
   assert k.shape == (11, 11) and k.sum() == pytest.approx(1.0)
   np.testing.assert_allclose(kernel.center_of_mass(k), (5.5, 5.5), atol=0.02)
-  bic = report.bicubic_upscale(lr, 2)
+  bic = resize.bicubic_upscale(lr, 2)
   # Recorded with the PyTorch run: bicubic 29.24 dB Y-PSNR; its re-degradation reproduces LR at 36.0 dB.
   assert metrics.compare(bic, hr, 2)['psnr_y'] == pytest.approx(parity.TORCH['bicubic_psnr_y'], abs=0.01)
   assert parity.lr_psnr(bic, lr, k) == pytest.approx(parity.TORCH['bicubic_lr_psnr'], abs=0.05)
@@ -37,7 +38,7 @@ def test_parity_input_and_bicubic_match_the_recorded_figure():
 
 def _trained_g(cfg):
   img = synthetic_image(32)
-  plan = data.plan_crops(img, cfg.scale, cfg.train.crop, cfg.run.iterations, 0)
+  plan = crops.plan_crops(img, cfg.scale, cfg.train.crop, cfg.run.iterations, 0)
   states, _, _ = loop.fit([data.to_model(img)], [plan], cfg.train, cfg.run, log=lambda m: None)
   import jax  # pylint: disable=g-import-not-at-top
   return jax.tree.map(lambda a: a[0], states.g), data.to_model(img)
@@ -45,7 +46,7 @@ def _trained_g(cfg):
 
 def test_lever_kernel_is_unit_sum_and_refine_makes_sr_consistent_with_it():
   g, lr = _trained_g(TINY)
-  k, origin = postprocess.sr_kernel(kernel.estimate_kernel(g, TINY.train), 2, 2)
+  k, origin = postprocess.sr_kernel(readout.estimate_kernel(g, TINY.train), 2, 2)
   np.testing.assert_allclose(np.asarray(k).sum(axis=(1, 2)), 1.0, atol=1e-5)
   up = np.asarray(resize.matlab(lr[None], 2)[0])
   post = TINY.replace(refine=True, refine_iterations=50).post
@@ -75,7 +76,7 @@ def test_parity_scores_external_sr_images_and_marks_bad_ones(tmp_path):
   # --score_sr: an SR image made elsewhere is scored like our own; bicubic's
   # PNG must give bicubic's row, and a wrong-sized image is marked, not scored.
   hr, lr, k = parity.parity_input()
-  bic = report.bicubic_upscale(lr, 2)
+  bic = resize.bicubic_upscale(lr, 2)
   good, small = tmp_path / 'bic.png', tmp_path / 'small.png'
   import imageio.v3 as iio  # pylint: disable=g-import-not-at-top
   iio.imwrite(good, bic)

@@ -7,6 +7,7 @@ import pytest
 from scipy import ndimage
 
 from benchmarks import degradations
+from ike_jax import ensemble
 from ike_jax import kernel as kernel_lib
 from ike_jax import refine
 from ike_jax import resize
@@ -78,7 +79,7 @@ def _up2(x):
 
 def test_self_ensemble_of_equivariant_map_is_the_map():
   lr = jnp.asarray(np.random.default_rng(2).uniform(-1, 1, (5, 7, 3)))
-  np.testing.assert_allclose(refine.self_ensemble(_up2, lr), _up2(lr),
+  np.testing.assert_allclose(ensemble.self_ensemble(_up2, lr), _up2(lr),
                              atol=1e-6)
 
 
@@ -89,7 +90,7 @@ def test_self_ensemble_of_non_equivariant_map_differs():
     up = _up2(x)
     return up + jnp.arange(up.shape[0], dtype=up.dtype)[:, None, None]
 
-  out = refine.self_ensemble(ramp, lr)
+  out = ensemble.self_ensemble(ramp, lr)
   assert out.shape == (10, 14, 3)
   assert float(jnp.abs(out - ramp(lr)).max()) > 1.0
 
@@ -97,10 +98,10 @@ def test_self_ensemble_of_non_equivariant_map_differs():
 def test_dihedral_transforms_are_distinct_and_invertible():
   x = jnp.arange(2 * 3 * 1.0).reshape(2, 3, 1)
   seen = set()
-  for t in refine.DIHEDRAL:
-    y = refine.dihedral(x, *t)
+  for t in ensemble.DIHEDRAL:
+    y = ensemble.dihedral(x, *t)
     seen.add((y.shape, tuple(np.asarray(y).ravel())))
-    np.testing.assert_array_equal(refine.dihedral_inverse(y, *t), x)
+    np.testing.assert_array_equal(ensemble.dihedral_inverse(y, *t), x)
   assert len(seen) == 8
 
 

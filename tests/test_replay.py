@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks import replay
 from ike_jax import config
+from ike_jax import crops
 from ike_jax import data
 from ike_jax import errors
 from ike_jax import layers as nn_layers
@@ -96,8 +97,8 @@ def test_replaying_our_own_run_reproduces_it():
   cfg = TINY.train
   img_u8 = synthetic_image(32)
   state = train.init_state(3, data.to_model(img_u8), cfg)
-  plan = data.plan_crops(img_u8, cfg.scale, cfg.crop, TINY.run.iterations, 3)
-  plan = data.CropPlan(jnp.asarray(plan.g_corners), jnp.asarray(plan.d_corners))
+  plan = crops.plan_crops(img_u8, cfg.scale, cfg.crop, TINY.run.iterations, 3)
+  plan = crops.CropPlan(jnp.asarray(plan.g_corners), jnp.asarray(plan.d_corners))
   rec = torch_record_of(state)
   step = jax.jit(train.train_step, static_argnums=2)
   crops_g, crops_d, noise, bic = [], [], [], []

@@ -22,8 +22,10 @@ import pytest
 
 from ike_jax import checkpoint
 from ike_jax import config as config_lib
+from ike_jax import crops
 from ike_jax import data
 from ike_jax import errors
+from ike_jax import estimate
 from ike_jax import loop
 from ike_jax import pipeline
 from ike_jax import report
@@ -366,7 +368,7 @@ def test_resume_after_kill_and_sigterm_gives_identical_outputs(tmp_path):
 
 def _inputs(n):
   lrs = [_pattern((40, 40), k) for k in range(n)]
-  plans = [data.plan_crops(lr, CFG.scale, CFG.train.crop, CFG.run.iterations, CFG.run.seed)
+  plans = [crops.plan_crops(lr, CFG.scale, CFG.train.crop, CFG.run.iterations, CFG.run.seed)
            for lr in lrs]
   return [data.to_model(lr) for lr in lrs], plans
 
@@ -431,8 +433,8 @@ def test_same_seed_same_result_other_seed_differs():
 
 def test_large_input_is_super_resolved_in_tiles(tmp_path, monkeypatch):
   """An 'enormous' image (here: above a lowered threshold) gets tiled inference."""
-  monkeypatch.setattr(pipeline, 'AUTO_TILE_PIXELS', 30 * 30)
-  monkeypatch.setattr(pipeline, 'AUTO_TILE', 16)
+  monkeypatch.setattr(estimate, 'AUTO_TILE_PIXELS', 30 * 30)
+  monkeypatch.setattr(estimate, 'AUTO_TILE', 16)
   rng = np.random.default_rng(0)
   path = tmp_path / 'big.png'
   iio.imwrite(path, rng.integers(0, 255, (40, 36, 3)).astype(np.uint8))

@@ -1,5 +1,6 @@
 """The spectral kernel estimate: `ike_jax.spectrum` and `--generator=spectral`."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -8,9 +9,11 @@ import pytest
 
 from ike_jax import config
 from ike_jax import errors
+from ike_jax import estimate
 from ike_jax import kernel
 from ike_jax import outputs
 from ike_jax import pipeline
+from ike_jax import presets
 from ike_jax import spectrum
 from ike_jax.estimators import spectral
 from tests.test_train import synthetic_image
@@ -36,20 +39,21 @@ def scale_invariant_image(side, seed, alpha=2.0):
 @pytest.mark.parametrize('robust_iterations', [0, 3])
 def test_recovers_the_gaussian_blur_of_a_scale_invariant_scene(scale, cov, robust_iterations):
   # The fit itself (no calibration factor) is unbiased on the model's scene.
-  fit = dict(variance_scale=1.0, robust_iterations=robust_iterations)
+  default = config.SpectralConfig(spectral_robust_iterations=robust_iterations)
+  fit = dataclasses.replace(default, spectral_variance_scale=1.0)
   cov = np.asarray(cov)
   hr = scale_invariant_image(512, seed=scale)
   k = np.asarray(kernel.gaussian_kernel(cov, 31, scale))
   lr = np.asarray(kernel.degrade(hr, k, scale))
-  est = spectrum.blur_covariance(lr, scale, **fit)
+  est = spectrum.blur_covariance(lr, scale, fit)
   assert est.shape == (2, 2) and np.allclose(est, est.T)
   assert np.linalg.norm(est - cov) / np.linalg.norm(cov) < 0.2
   # A wrong blur (twice as wide) is told apart.
   wide = np.asarray(kernel.degrade(hr, np.asarray(kernel.gaussian_kernel(2 * cov, 31, scale)), scale))
-  assert np.trace(spectrum.blur_covariance(wide, scale, **fit)) > 1.5 * np.trace(est)
+  assert np.trace(spectrum.blur_covariance(wide, scale, fit)) > 1.5 * np.trace(est)
   # The default multiplies the fit by the calibration factor (nothing clipped here).
-  np.testing.assert_allclose(spectrum.blur_covariance(lr, scale, robust_iterations=robust_iterations),
-                             spectrum.VARIANCE_SCALE * est, rtol=1e-9)
+  np.testing.assert_allclose(spectrum.blur_covariance(lr, scale, default),
+                             default.spectral_variance_scale * est, rtol=1e-9)
 
 
 def test_variances_are_clipped_to_the_pixel_aperture_and_the_cap():
@@ -69,7 +73,7 @@ def test_variances_are_clipped_to_the_pixel_aperture_and_the_cap():
 @pytest.mark.parametrize('scale', [2, 4])
 def test_estimate_is_a_centred_unit_sum_kernel_in_estimate_kernels_format(scale):
   lr = synthetic_image(48)
-  est = spectral.estimate(lr, SPECTRAL.replace(scale=scale).train)
+  est = spectral.estimate(lr, SPECTRAL.replace(scale=scale))
   size = kernel.DEFAULT_SIZE[scale]
   assert est['kernel'].shape == (size, size) and est['per_colour'].shape == (3, size, size)
   assert est['kernel'].sum() == pytest.approx(1.0) and (est['kernel'] >= 0).all()
@@ -101,11 +105,23 @@ def test_a_run_writes_outputs_without_loss_curves_and_is_the_same_for_every_seed
 
 def test_bad_settings_and_inputs_are_one_line_user_errors(tmp_path):
   with pytest.raises(errors.UserError, match='trains nothing'):
-    config.validate(SPECTRAL.replace(population=3))
+    estimate.check(SPECTRAL.replace(population=3))
   with pytest.raises(errors.UserError, match='no inverse'):
-    config.validate(SPECTRAL.replace(refine=False))
+    estimate.check(SPECTRAL.replace(refine=False))
   small = str(tmp_path / 'small.png')
   outputs.write_png(small, synthetic_image(16))
   with pytest.raises(errors.InputError, match='needs at least 32x32'):
     pipeline.super_resolve_files([pipeline.Job(small)], SPECTRAL, str(tmp_path / 'o'),
                                  log=lambda m: None)
+
+
+def test_the_fits_settings_are_flags_and_checked():
+  cfg = presets.config_from_flagfile('flags/best_x2.flags',
+                                     ['--spectral_variance_scale=0.9', '--spectral_phases=2'])
+  assert cfg.estimate.spectral == config.SpectralConfig(spectral_variance_scale=0.9,
+                                                        spectral_phases=2)
+  assert 'estimate' not in repr(cfg.train)  # not part of the train step's jit key
+  with pytest.raises(errors.UserError, match='spectral_band_lo'):
+    estimate.check(cfg.replace(spectral_band_lo=0.4, spectral_band_hi=0.3))
+  with pytest.raises(errors.UserError, match='must be positive'):
+    estimate.check(cfg.replace(spectral_phases=0))

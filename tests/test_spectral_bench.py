@@ -9,15 +9,16 @@ from benchmarks import srstage
 from ike_jax import config
 from ike_jax import errors
 from ike_jax import kernel
-from ike_jax import spectrum
 
 BEST = config.Config.create(generator='spectral', losses=(), refine=True)
 
 
-def test_settings_split_into_config_and_spectrum_overrides_with_their_types():
-  cfg_over, spec_over = spectral_tuning.parse_setting('refine_prior=1e-4; BAND=0.08,0.3;PHASES=4')
-  assert cfg_over == {'refine_prior': '1e-4'} and spec_over == {'band': (0.08, 0.3), 'phases': 4}
-  assert spectral_tuning.parse_setting('') == ({}, {})
+def test_settings_are_config_overrides_with_their_types():
+  over = spectral_tuning.parse_setting('refine_prior=1e-4; spectral_band_hi=0.3;spectral_phases=4')
+  assert over == {'refine_prior': '1e-4', 'spectral_band_hi': '0.3', 'spectral_phases': '4'}
+  assert spectral_tuning.parse_setting('') == {}
+  assert spectral_tuning._typed(spectral_tuning.getattr_flat(BEST, 'spectral_phases'), '4') == 4
+  assert spectral_tuning._typed(BEST.estimate.spectral.spectral_band_hi, '0.3') == 0.3
   assert spectral_tuning._typed(3e-5, '1e-4') == 1e-4 and spectral_tuning._typed(100, '50') == 50
   assert spectral_tuning._typed(True, 'false') is False
   with pytest.raises(ValueError):
@@ -43,15 +44,16 @@ def test_tuning_cases_are_only_tuning_images_with_three_fixed_kernels():
   assert spectral_tuning.cases(2)[0][1].tobytes() == lr.tobytes()  # deterministic
 
 
-def test_spectrum_overrides_apply_only_inside_one_evaluation():
-  before = spectrum.blur_covariance.__defaults__
+def test_spectral_settings_reach_the_estimate_through_the_config():
   hr = np.random.default_rng(0).uniform(0, 255, (64, 64, 3))
   k = np.asarray(kernel.gaussian_kernel(np.eye(2), 11, 2))
   lr = np.clip(np.asarray(kernel.degrade(hr, k, 2)), 0, 255).astype(np.uint8)
-  row = spectral_tuning.evaluate(BEST.replace(refine_iterations=2), {'phases': 2},
-                                 [('x', lr, hr.astype(np.uint8), k)])
-  assert spectrum.blur_covariance.__defaults__ == before
+  pairs = [('x', lr, hr.astype(np.uint8), k)]
+  cfg = BEST.replace(refine_iterations=2)
+  row = spectral_tuning.evaluate(cfg, pairs)
   assert set(row) == {'mean_gain', 'min_gain', 'median_kernel_error', 's_per_image'}
+  wider = spectral_tuning.evaluate(cfg.replace(spectral_variance_scale=2.0), pairs)
+  assert wider['median_kernel_error'] != row['median_kernel_error']
 
 
 def test_srstage_table_has_a_row_per_stage_and_kernel():

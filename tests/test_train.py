@@ -5,7 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ike_jax import colours
 from ike_jax import config
+from ike_jax import crops
 from ike_jax import data
 from ike_jax import estimators
 from ike_jax import losses
@@ -15,6 +17,8 @@ from ike_jax import presets
 from ike_jax import train
 from ike_jax.estimators import flow
 
+# The suite's tiny run: crop 16, one block, a 40x40 image (`synthetic_image(40)`); tests that
+# share its train step share one compilation (the session's compilation cache).
 TINY = config.Config.create(crop=16, blocks=1, iterations=30, metrics_every=10)
 
 
@@ -28,13 +32,13 @@ def synthetic_image(size=48, seed=0):
 
 
 def _fit(cfg, img, seed=0):
-  plan = data.plan_crops(img, cfg.scale, cfg.train.crop, cfg.run.iterations, seed)
+  plan = crops.plan_crops(img, cfg.scale, cfg.train.crop, cfg.run.iterations, seed)
   return loop.fit([data.to_model(img)], [plan], cfg.train, cfg.run, seeds=[seed],
                   log=lambda m: None)
 
 
 def test_losses_finite_on_a_short_run():
-  _, history, timings = _fit(TINY, synthetic_image())
+  _, history, timings = _fit(TINY, synthetic_image(40))
   assert {'g_gan', 'bic', 'd', 'u', 'inter', 'csr', 'tv', 'ud'} <= set(history)
   assert history.pop('diverged').tolist() == [False]
   for name, values in history.items():
@@ -60,11 +64,11 @@ def test_g_step_reduces_the_bicubic_loss():
   crop = jnp.asarray(model)[8:8 + c, 8:8 + c][None]
 
   def bic(g):
-    lr, _ = flow.forward(flow.prepare(g, tc), estimators.colours_to_batch(crop[0]), tc)
-    return float(losses.bicubic(estimators.batch_to_colours(lr)[None], crop, cfg.scale, False))
+    lr, _ = flow.forward(flow.prepare(g, tc), colours.colours_to_batch(crop[0]), tc)
+    return float(losses.bicubic(colours.batch_to_colours(lr)[None], crop, cfg.scale, False))
 
   before = bic(jax.tree.map(lambda a: a[0], states.g))
-  plan = data.plan_crops(img, cfg.scale, c, cfg.run.iterations, 0)
+  plan = crops.plan_crops(img, cfg.scale, c, cfg.run.iterations, 0)
   states, history, _ = loop.fit([model], [plan], tc, cfg.run, log=lambda m: None, states=states)
   after = bic(jax.tree.map(lambda a: a[0], states.g))
   assert after < 0.7 * before, (before, after)
@@ -72,7 +76,7 @@ def test_g_step_reduces_the_bicubic_loss():
 
 
 def test_train_step_compiles_once():
-  img = synthetic_image()
+  img = synthetic_image(40)
   before = train.train_step_batched._cache_size()  # pylint: disable=protected-access
   cfg = TINY.replace(iterations=6, metrics_every=2, seed=3)
   _fit(cfg, img, seed=3)
@@ -84,7 +88,7 @@ def test_train_step_compiles_once():
 
 
 def test_post_processing_neither_recompiles_nor_orphans_checkpoints():
-  img = synthetic_image()
+  img = synthetic_image(40)
   cfg = TINY.replace(iterations=2, metrics_every=2)
   post = cfg.replace(zssr=True, zssr_steps=7, refine=True, refine_iterations=3,
                      refine_prior=1e-3, self_ensemble=True, lever_kernel_taps=9)
@@ -138,7 +142,7 @@ def test_presets_change_the_losses_the_step_computes(preset):
   cfg = presets.config_from_flagfile(f'flags/{preset}.flags', ['--crop=16', '--blocks=1']).train
   img = jnp.zeros((48, 48, 3))
   state = jax.eval_shape(lambda: train.init_state(0, img, cfg))
-  plan = data.CropPlan(jnp.zeros((4, 2), jnp.int32), jnp.zeros((4, 2), jnp.int32))
+  plan = crops.CropPlan(jnp.zeros((4, 2), jnp.int32), jnp.zeros((4, 2), jnp.int32))
   _, metrics = jax.eval_shape(lambda s: train.train_step(s, plan, cfg), state)
   keys = set(metrics)
   losses_ = cfg.loss.losses
@@ -152,7 +156,7 @@ def test_presets_change_the_losses_the_step_computes(preset):
 
 
 def test_noise_accumulates_in_the_training_image_only_in_parity_mode():
-  img = synthetic_image()
+  img = synthetic_image(40)
   for accumulate in (True, False):
     cfg = TINY.replace(iterations=3, d_noise_accumulate=accumulate, metrics_every=3)
     states, _, _ = _fit(cfg, img)

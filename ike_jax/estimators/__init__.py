@@ -1,46 +1,71 @@
-"""Kernel estimators: the G of the training step (or a closed form), one module each.
+"""Kernel estimators: the G of the training step, or a closed form; one module each.
 
-A kernel estimator learns an image's own down-scaling. Every estimator module
-exposes the same names, and no code outside it asks which kind it holds:
+A kernel estimator finds an image's own down-scaling kernel. The registry
+below maps `--generator` names to modules; the estimate stage
+(`ike_jax.estimate`) is the one place outside this package that asks which
+kind a module is. A new estimator is a new module and a line in `_MODULES`.
 
-  NAME, HAS_INVERSE, LABEL (how outputs name its method), TRAINS
-  training_scale(scale) -> int        the scale G trains at for an x`scale` job
+Every estimator module has
 
-An estimator that does not train (TRAINS = False; `spectral`) instead has
+  NAME                                its `--generator` name
+  LABEL                               how outputs name its kernel ('IKE', 'spectral')
+  TRAINS                              True: a G trained by the vmapped train step
+  HAS_INVERSE                         True: G^-1 makes the SR image (else bicubic
+                                      is the SR stage's start, and --zssr or
+                                      --refine is required)
+  training_scale(scale) -> int        the scale it estimates at for an x`scale`
+                                      job (x4 kernels may be derived from x2)
+  checks(cfg) -> [(ok, message)]      optional: one-line errors for its settings
 
-  estimate(lr_u8, cfg) -> dict        the kernel estimate, in the format of
-                                      `kernel.estimate_kernel`
-  MIN_SIDE                            the smallest LR side it can read
+An estimator that trains nothing (TRAINS = False, e.g. `spectral`) has
 
-and none of the names below. One that trains (TRAINS = True) has
+  MIN_SIDE                            the smallest LR side (px) it can read
+  estimate(lr_u8, cfg) -> dict        lr_u8 (H, W, 3) uint8, cfg the run's
+                                      `config.Config`; its settings are a group
+                                      of `cfg.estimate` (flags, help text)
+
+`estimate` returns the kernel at the training scale in the format of
+`readout.estimate_kernel`: 'kernel' (k, k) and 'per_colour' (C, k, k) float
+arrays, 'sum', 'center_of_mass' (row, col), 'origin' (row, col) for
+`kernel.degrade`, 'linear', 'nonlinearity'. Any further keys must be
+JSON-serialisable; they are data, not code paths: `<stem>_metrics.json`
+records them under 'estimate' (e.g. 'choice' among candidate kernels,
+'candidates' with their scores, 'confidence', 'noise_sigma', 'covariance'),
+and the terminal line shows 'choice' and 'confidence' when present.
+
+An estimator that trains (TRAINS = True) has instead
 
   init(key, cfg) -> params            cfg: a `config.TrainConfig` at the training scale
   prepare(params, cfg) -> prepared    once per step (e.g. fuse linear layers)
-  forward(prepared, x, cfg, local) -> (lr, z)
+  forward(prepared, x, cfg) -> (lr, z)
       HR to LR: x (N, H, W, 1) in [-1, 1] -> lr (N, H/s, W/s, 1) and the latent
-      z (N, H/s, W/s, s^2 - 1); `local(fn, v)` applies G's convolutional part
-      (the evaluator passes a tiling version).
-  inverse(prepared, y, z_up, cfg, local) -> (N, s*h, s*w, 1)
-      LR and up-sampled latent to SR; raises when not HAS_INVERSE
+      z (N, H/s, W/s, s^2 - 1) (zeros for a plain blur)
   receptive_radius(cfg) -> int        HR px an LR pixel can see from its block
+
+and, when HAS_INVERSE,
+
+  forward(prepared, x, cfg, local)    `local(fn, v)` applies G's convolutional
+                                      part (inference passes a tiling version)
+  inverse(prepared, y, z_up, cfg, local) -> (N, s*h, s*w, 1)
+      LR and up-sampled latent to SR
   tile_margins(cfg) -> {'forward', 'inverse'}   overlaps for tiled inference
 
-The kernel of a trained G is read from `forward` by `ike_jax.kernel` (the
-gradient of one LR pixel), the same way for every such estimator. The colours of an image are a
-batch of one-channel images for G (`colours_to_batch`).
+The kernel of a trained G is read from `forward` by `readout` (the gradient of
+one LR pixel), the same way for every such estimator. The colours of an image
+are a batch of one-channel images for G (`ike_jax.colours`).
 """
 
-import importlib
-
-import jax
-import jax.numpy as jnp
+from ike_jax.estimators import deep_linear
+from ike_jax.estimators import flow
+from ike_jax.estimators import gaussian
+from ike_jax.estimators import spectral
 
 # Name -> module. A new estimator is a new module and a line here.
 _MODULES = {
-    'flow': 'ike_jax.estimators.flow',
-    'deep_linear': 'ike_jax.estimators.deep_linear',
-    'gaussian': 'ike_jax.estimators.gaussian',
-    'spectral': 'ike_jax.estimators.spectral',
+    'flow': flow,
+    'deep_linear': deep_linear,
+    'gaussian': gaussian,
+    'spectral': spectral,
 }
 NAMES = tuple(_MODULES)
 
@@ -49,53 +74,10 @@ def get(name):
   """The estimator module registered as `name`."""
   if name not in _MODULES:
     raise ValueError(f'unknown kernel estimator {name!r}; expected one of {", ".join(NAMES)}')
-  return importlib.import_module(_MODULES[name])
+  return _MODULES[name]
 
 
 def of(cfg):
   """The estimator module a `TrainConfig` (or `Config`) names."""
   train = getattr(cfg, 'train', cfg)
   return get(train.model.generator)
-
-
-def colours_to_batch(img):
-  """(..., H, W, 3) image -> (..., 3, H, W, 1): colours as a batch for G."""
-  return jnp.moveaxis(img, -1, -3)[..., None]
-
-
-def batch_to_colours(x):
-  """(..., 3, H, W, C) -> (..., H, W, 3*C) with channel `c*3 + colour`."""
-  x = jnp.moveaxis(x, -4, -1)                      # (..., H, W, C, 3)
-  return x.reshape(*x.shape[:-2], x.shape[-2] * x.shape[-1])
-
-
-def blur_subsample(kernel, x, scale, local=lambda fn, v: fn(v), padding='zeros'):
-  """The forward map of a linear estimator: one strided correlation.
-
-  (N, H, W, 1) -> (lr (N, H/s, W/s, 1), z (N, H/s, W/s, s^2 - 1) of zeros),
-  `lr[i, j] = sum k[a, b] x[s i + a - r, s j + b - r]`, r = side // 2;
-  `kernel` is (side, side), side odd. `padding` is 'zeros' or 'symmetric'
-  (mirrored borders: no dark rim for D to see).
-  """
-  half = kernel.shape[0] // 2
-
-  def conv(v):
-    if padding == 'symmetric':
-      v = jnp.pad(v, ((0, 0), (half, half), (half, half), (0, 0)), mode='symmetric')
-      pads = ((0, 0), (0, 0))
-    else:
-      pads = ((half, half), (half, half))
-    return jax.lax.conv_general_dilated(v, kernel[:, :, None, None], (scale, scale), pads,
-                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-  lr = local(conv, x)
-  return lr, jnp.zeros((*lr.shape[:-1], scale * scale - 1), lr.dtype)
-
-
-def blur_tile_margins(kernel_size, scale):
-  """Tiled-inference overlaps of a `blur_subsample` G (which has no inverse)."""
-  return {'forward': -(-kernel_size // scale) * scale, 'inverse': 0}
-
-
-def no_inverse(name):
-  """What `inverse` does for an estimator without one."""
-  raise ValueError(f'the {name} estimator has no inverse (use --zssr or --refine)')

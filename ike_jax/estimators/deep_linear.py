@@ -7,16 +7,17 @@ each colour, the last one strided by s. Being linear, the stack equals one
 13x13 correlation kernel; it is composed from the layer weights every step
 (differentiable, so the deep-linear parameterisation and its implicit
 regularisation still train) and applied as one strided convolution -- the
-same fusion as the flow's linear subnets. It has no inverse and no latent:
-the SR image comes from the post-processing that uses the kernel (`--zssr`,
-`--refine`). KernelGAN's x4 recipe: G trains at x2 and the x4 kernel is
-derived from the x2 one (`training_scale`, `kernel.x4_from_x2`).
+same fusion as the flow's linear subnets (`kernel.degrade` with zero
+borders). It has no inverse and no latent: the SR image comes from the
+post-processing that uses the kernel (`--zssr`, `--refine`). KernelGAN's x4
+recipe: G trains at x2 and the x4 kernel is derived from the x2 one
+(`training_scale`, `kernel.x4_from_x2`).
 """
 
 import jax
 import jax.numpy as jnp
 
-from ike_jax import estimators
+from ike_jax import kernel
 
 NAME = 'deep_linear'
 TRAINS = True
@@ -37,10 +38,6 @@ def receptive_radius(cfg):
   """One 13x13 kernel; at least the 11x11 data kernel's radius."""
   del cfg
   return KERNEL_SIZE // 2
-
-
-def tile_margins(cfg):
-  return estimators.blur_tile_margins(KERNEL_SIZE, cfg.scale)
 
 
 def init(key, cfg):
@@ -76,11 +73,12 @@ def prepare(params, cfg):
   return {'kernel': compose(params)}
 
 
-def forward(prepared, x, cfg, local=lambda fn, v: fn(v)):
-  """(N, H, W, 1) -> (lr (N, H/s, W/s, 1), zero latent); `estimators.blur_subsample`."""
-  return estimators.blur_subsample(prepared['kernel'], x, cfg.scale, local)
+def forward(prepared, x, cfg):
+  """(N, H, W, 1) -> (lr (N, H/s, W/s, 1), zero latent (N, H/s, W/s, s^2 - 1)).
 
-
-def inverse(prepared, y, z_up, cfg, local=None):
-  """There is none: a linear down-scaler loses what the SR image needs."""
-  estimators.no_inverse(NAME)
+  `lr[i, j] = sum k[a, b] x[s i + a - 6, s j + b - 6]`, zero borders: one
+  strided correlation (`kernel.degrade`).
+  """
+  s = cfg.scale
+  lr = jax.vmap(lambda v: kernel.degrade(v, prepared['kernel'], s, mode='constant', fft=False))(x)
+  return lr, jnp.zeros((*lr.shape[:-1], s * s - 1), lr.dtype)

@@ -18,7 +18,6 @@ the default 2e-4).
 import jax
 import jax.numpy as jnp
 
-from ike_jax import estimators
 from ike_jax import kernel
 
 NAME = 'gaussian'
@@ -32,7 +31,7 @@ RATE = 50.0
 INIT_VAR = 2.0
 INIT_SPREAD = 0.3
 MIN_VAR = 0.05  # keeps the kernel wider than a fraction of a pixel
-PADDING = 'symmetric'
+MODE = 'reflect'  # `kernel.degrade`'s mirrored borders: no dark rim for D to see
 
 
 def training_scale(scale):
@@ -44,10 +43,6 @@ def training_scale(scale):
 def receptive_radius(cfg):
   del cfg
   return KERNEL_SIZE // 2
-
-
-def tile_margins(cfg):
-  return estimators.blur_tile_margins(KERNEL_SIZE, cfg.scale)
 
 
 def init(key, cfg):
@@ -79,11 +74,11 @@ def prepare(params, cfg):
   return {'kernel': kernel.gaussian_kernel(covariance(*shape(params)), KERNEL_SIZE, cfg.scale)}
 
 
-def forward(prepared, x, cfg, local=lambda fn, v: fn(v)):
-  """(N, H, W, 1) -> (lr (N, H/s, W/s, 1), zero latent); `estimators.blur_subsample`."""
-  return estimators.blur_subsample(prepared['kernel'], x, cfg.scale, local, PADDING)
+def forward(prepared, x, cfg):
+  """(N, H, W, 1) -> (lr (N, H/s, W/s, 1), zero latent (N, H/s, W/s, s^2 - 1)).
 
-
-def inverse(prepared, y, z_up, cfg, local=None):
-  """There is none: a blur loses what the SR image needs."""
-  estimators.no_inverse(NAME)
+  One strided correlation with mirrored borders (`kernel.degrade`).
+  """
+  s = cfg.scale
+  lr = jax.vmap(lambda v: kernel.degrade(v, prepared['kernel'], s, mode=MODE, fft=False))(x)
+  return lr, jnp.zeros((*lr.shape[:-1], s * s - 1), lr.dtype)

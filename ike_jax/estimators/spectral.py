@@ -4,8 +4,9 @@ With `--generator=spectral` nothing trains: the kernel is an anisotropic
 Gaussian whose covariance is read off the LR image's own power spectrum in
 closed form (`ike_jax.spectrum`; docs/method.md, "The spectral kernel
 estimate"), directly at the job's scale. It takes well under a second and is
-the same for every seed. There is no inverse: the SR image comes from
-`--refine` (back-projection onto the kernel) or `--zssr`.
+the same for every seed. Its settings are `config.SpectralConfig`
+(`--spectral_*`). There is no inverse: the SR image comes from `--refine`
+(back-projection onto the kernel) or `--zssr`, starting from bicubic.
 """
 
 import numpy as np
@@ -26,14 +27,27 @@ def training_scale(scale):
   return scale
 
 
-def estimate(lr, cfg, **fit):
-  """The kernel estimate of one LR image, in `kernel.estimate_kernel`'s format.
+def checks(cfg):
+  """(ok, one-line message) pairs for the `--spectral_*` settings."""
+  c = cfg.estimate.spectral
+  return [
+      (0 < c.spectral_band_lo < c.spectral_band_hi <= 0.5,
+       '--spectral_band_lo and --spectral_band_hi must satisfy 0 < lo < hi <= 0.5, got '
+       f'{c.spectral_band_lo} and {c.spectral_band_hi}'),
+      (min(c.spectral_directions, c.spectral_per_octave, c.spectral_phases) > 0,
+       '--spectral_directions, --spectral_per_octave and --spectral_phases must be positive'),
+      (c.spectral_variance_scale > 0 and c.spectral_huber_k > 0,
+       '--spectral_variance_scale and --spectral_huber_k must be positive'),
+      (c.spectral_robust_iterations >= 0, '--spectral_robust_iterations must be >= 0'),
+  ]
+
+
+def estimate(lr, cfg):
+  """The kernel estimate of one LR image, in `readout.estimate_kernel`'s format.
 
   Args:
     lr: (H, W, 3) uint8 LR image.
-    cfg: a `config.TrainConfig` (its scale).
-    **fit: settings of `spectrum.blur_covariance` (band, phases, ...) other
-      than its defaults (for tuning sweeps).
+    cfg: the run's `config.Config` (its scale and `estimate.spectral`).
   Returns:
     dict: 'kernel' (size, size) float64 (size `kernel.DEFAULT_SIZE[s]`),
     'per_colour' (3, size, size), 'sum', 'center_of_mass', 'origin' (the
@@ -42,7 +56,8 @@ def estimate(lr, cfg, **fit):
   """
   s = cfg.scale
   size = kernel.DEFAULT_SIZE[s]
-  cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s, **fit)
+  cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
+                                 cfg.estimate.spectral)
   k = np.asarray(kernel.gaussian_kernel(cov, size, s), np.float64)
   k /= k.sum()
   return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),

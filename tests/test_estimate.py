@@ -1,0 +1,83 @@
+"""The estimate stage and the estimator protocol: a closed-form estimator is a
+module and a registry line, and what it adds to its estimate reaches the outputs."""
+
+import json
+import types
+
+import numpy as np
+import pytest
+
+from ike_jax import config
+from ike_jax import errors
+from ike_jax import estimate
+from ike_jax import estimators
+from ike_jax import kernel
+from ike_jax import outputs
+from ike_jax import pipeline
+from ike_jax import report
+from tests.test_train import synthetic_image
+
+
+def _chooser():
+  """A closed-form estimator that picks one of two Gaussians and says why."""
+  def estimate_fn(lr, cfg):
+    s = cfg.scale
+    size = kernel.DEFAULT_SIZE[s]
+    k = np.asarray(kernel.gaussian_kernel(np.eye(2), size, s), np.float64)
+    return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': 1.0,
+            'center_of_mass': tuple(kernel.center_of_mass(k)), 'origin': (size // 2,) * 2,
+            'linear': True, 'nonlinearity': 0.0, 'choice': 'narrow',
+            'candidates': [{'name': 'narrow', 'score': 0.25}, {'name': 'wide', 'score': 1.5}],
+            'confidence': 0.8125, 'noise_sigma': 1.5}
+  return types.SimpleNamespace(NAME='chooser', LABEL='chooser', TRAINS=False, HAS_INVERSE=False,
+                               MIN_SIDE=16, training_scale=lambda scale: scale,
+                               estimate=estimate_fn)
+
+
+@pytest.fixture
+def chooser(monkeypatch):
+  module = _chooser()
+  monkeypatch.setitem(estimators._MODULES, 'chooser', module)  # pylint: disable=protected-access
+  monkeypatch.setattr(estimators, 'NAMES', estimators.NAMES + ('chooser',))
+  return module
+
+
+def test_a_new_closed_form_estimator_records_its_choice_in_metrics_and_summary(tmp_path, chooser):
+  cfg = config.Config.create(generator='chooser', losses=(), refine=True, refine_iterations=2)
+  assert estimate.method_label(cfg) == 'bicubic + back-projection (chooser kernel)'
+  assert estimate.output_kinds(cfg) == () and estimate.min_side(cfg)[0] == 16
+  lr_path = str(tmp_path / 'in.png')
+  outputs.write_png(lr_path, synthetic_image(24))
+  result, = pipeline.super_resolve_files([pipeline.Job(lr_path)], cfg, str(tmp_path / 'out'),
+                                         log=lambda m: None)
+  assert result['status'] == 'ok'
+  record = json.loads((tmp_path / 'out' / 'in_metrics.json').read_text())['estimate']
+  assert record['choice'] == 'narrow' and record['confidence'] == 0.8125
+  assert record['candidates'][1] == {'name': 'wide', 'score': 1.5}
+  assert record['noise_sigma'] == 1.5 and record['scale'] == 2
+  assert 'kernel' not in record and 'per_colour' not in record  # arrays are files
+  assert 'kernel estimate: choice narrow, confidence 0.812' in report.format_result(result)
+  with pytest.raises(errors.UserError, match='trains nothing'):
+    estimate.check(cfg.replace(population=2))
+
+
+def test_unknown_estimator_and_a_small_image_are_one_line_errors(tmp_path, chooser):
+  with pytest.raises(errors.UserError, match='--generator must be one of .*chooser'):
+    estimate.check(config.Config.create(generator='nope'))
+  small = str(tmp_path / 'small.png')
+  outputs.write_png(small, synthetic_image(8))
+  cfg = config.Config.create(generator='chooser', losses=(), refine=True)
+  with pytest.raises(errors.InputError, match='--generator=chooser needs at least 16x16'):
+    pipeline.super_resolve_files([pipeline.Job(small)], cfg, str(tmp_path / 'o'),
+                                 log=lambda m: None)
+
+
+def test_what_the_pipeline_asks_of_each_registered_estimator():
+  for name in estimators.NAMES:
+    cfg = config.Config.create(generator=name, losses=(), refine=True)
+    est = estimators.get(name)
+    assert estimate.output_kinds(cfg) == (('losses',) if est.TRAINS else ())
+    side, why = estimate.min_side(cfg)
+    assert side == (cfg.train.crop if est.TRAINS else est.MIN_SIDE) and str(side) in why
+    assert est.LABEL in estimate.method_label(cfg)
+    estimate.check(cfg)
