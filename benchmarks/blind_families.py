@@ -5,7 +5,8 @@ the photo's centre crop (256 HR px at x2, 384 at x4) with seed 100 + image
 index; then measured, in Y-PSNR gain over MATLAB bicubic (shave = scale):
 
   spectral  the spectral Gaussian + back-projection (`best_x2` / `best_x4`)
-  blind     `--generator=blind`: its chosen kernel and SR prior
+  blind     `--preset=blind_x2` / `blind_x4`: the chosen kernel and SR prior
+            (its estimate and back-projection, as the CLI runs them)
   true      back-projection onto the true kernel (the SR stage's ceiling)
 
 with the kernel error of the blind choice and its seconds per image. Rows are
@@ -24,11 +25,12 @@ import numpy as np
 
 from benchmarks import datasets
 from benchmarks import families
-from ike_jax import config as config_lib
 from ike_jax import data
 from ike_jax import kernel as kernel_lib
 from ike_jax import metrics
 from ike_jax import outputs
+from ike_jax import postprocess
+from ike_jax import presets
 from ike_jax import refine
 from ike_jax import resize
 from ike_jax.estimators import blind as blind_estimator
@@ -59,13 +61,14 @@ def measure_one(name, index, family, s):
   bic = resize.bicubic_upscale(lr, s)
   base = metrics.compare(bic, hr, s)['psnr_y']
   gain = lambda sr: float(metrics.compare(sr, hr, s)['psnr_y'] - base)
-  cfg = config_lib.Config().replace(scale=s)
+  cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
   spec = spectral.estimate(lr, cfg)
   row = {'image': name, 'family': family,
          'spectral': gain(_bp(bic, lr, spec['kernel'], spec['origin'], SPECTRAL_PRIOR[s], s))}
   t0 = time.perf_counter()
   est = blind_estimator.estimate(lr, cfg)
-  sr = (_bp(bic, lr, est['kernel'], est['origin'], est['sr_prior'], s) if est['refine'] else bic)
+  post = postprocess.for_estimate(cfg.post, est)  # as the pipeline does
+  sr = _bp(bic, lr, est['kernel'], est['origin'], post.refine_prior, s) if post.refine else bic
   row.update(blind=gain(sr), seconds=time.perf_counter() - t0, choice=est['choice'],
              confidence=est['confidence'], noise_sigma=est['noise_sigma'])
   if k_true is not None:

@@ -16,6 +16,7 @@ Linear families (a kernel on a `SIZE x SIZE` grid, HR px, centre of mass at
   disk       defocus: a uniform disk of radius 1.5-6 HR px
   mixture    two or three Gaussians (variances 0.5-3 HR px^2) at random
              offsets of up to 5 HR px, random weights
+  none       no blur: the HR crop only subsampled (a delta at the origin)
 
 `+noise` variants add Gaussian read noise (sigma 1-5 grey levels) to the LR
 image and then store it as JPEG (quality 70-95). Non-linear families are
@@ -35,7 +36,7 @@ from benchmarks import degradations
 from ike_jax import kernel as kernel_lib
 
 SIZE = 31  # kernel grid side (HR px), both scales
-LINEAR = ('gaussian', 'shake', 'motion', 'disk', 'mixture')
+LINEAR = ('gaussian', 'shake', 'motion', 'disk', 'mixture', 'none')
 NONLINEAR = ('median', 'bilateral', 'diffusion')
 FAMILIES = LINEAR + tuple(f + '+noise' for f in LINEAR) + NONLINEAR
 
@@ -128,7 +129,14 @@ def gaussian_kernel(rng, scale):
   return _finish(big, scale), {'family': 'gaussian', **info}
 
 
-KERNELS = {'gaussian': gaussian_kernel, 'shake': shake_kernel, 'motion': motion_kernel,
+def no_blur(rng, scale):
+  del rng, scale
+  k = np.zeros((SIZE, SIZE))
+  k[SIZE // 2, SIZE // 2] = 1.0
+  return k, {'family': 'none'}
+
+
+KERNELS = {'none': no_blur, 'gaussian': gaussian_kernel, 'shake': shake_kernel, 'motion': motion_kernel,
            'disk': disk_kernel, 'mixture': mixture_kernel}
 
 
@@ -156,3 +164,23 @@ def degrade(hr, family, scale, seed):
     lr = jpeg(degradations.to_uint8(lr), quality)
     info = {**info, 'noise_sigma': sigma, 'jpeg_quality': quality}
   return degradations.to_uint8(lr), k, {**info, 'family': family, 'scale': scale, 'seed': seed}
+
+
+def export(folder, family, scale, indices, hr_size=None):
+  """Writes a family's LR images (`<folder>/lr/<name>.png`), HR crops (`hr/`) and
+  kernels (`kernels/<name>.npy`, linear families) for the CLI's --input_dir / --hr_dir."""
+  import os  # pylint: disable=g-import-not-at-top
+  from benchmarks import datasets  # pylint: disable=g-import-not-at-top
+  from ike_jax import outputs  # pylint: disable=g-import-not-at-top
+  names = list(datasets.OFFLINE_IMAGES)
+  hr_size = hr_size or (256 if scale == 2 else 384)
+  for sub in ('lr', 'hr', 'kernels'):
+    os.makedirs(os.path.join(folder, sub), exist_ok=True)
+  for i in indices:
+    hr = datasets.center_crop(datasets.OFFLINE_IMAGES[names[i]](), hr_size)
+    lr, k, _ = degrade(hr, family, scale, 100 + i)
+    outputs.write_png(os.path.join(folder, 'lr', f'{names[i]}.png'), lr)
+    outputs.write_png(os.path.join(folder, 'hr', f'{names[i]}.png'),
+                      hr[:lr.shape[0] * scale, :lr.shape[1] * scale])
+    if k is not None:
+      outputs.write_npy(os.path.join(folder, 'kernels', f'{names[i]}.npy'), k)

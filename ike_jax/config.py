@@ -166,12 +166,37 @@ class SpectralConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class BlindConfig:
+  """`--generator=blind`: the per-image choice among a non-parametric kernel, the
+  spectral Gaussian and bicubic (docs/method.md, "Blind SR: the kernel choice").
+
+  Variances are in units of the LR pixel's own, s^2/12 HR px^2. Defaults: chosen
+  on the x2 tuning photos; flags/blind_x4.flags holds the x4 ones.
+  """
+  blind_agree_max: float = _field(1.2, 'Blind choice: largest disagreement of the kernels '
+                                  'found on the two halves of the image (kernel error over '
+                                  'their mean squared size) at which the blind kernel is used.')
+  blind_wide_min: float = _field(15.0, "Blind choice: the blind kernel's widest variance from "
+                                 'which it is used (narrower: no blur worth undoing).')
+  blind_hallucination: float = _field(75.0, 'Blind choice: a blind kernel wider than this '
+                                      'while the spectral Gaussian sits at its floor is not used.')
+  blind_noise_max: float = _field(4.0, 'Blind choice: noise (grey levels) above which the '
+                                  'output is bicubic unless the blind kernel is used.')
+  blind_gauss_min: float = _field(4.0, "Blind choice: the spectral Gaussian's widest variance "
+                                  'up to which the output is bicubic rather than the Gaussian '
+                                  "(inf: never the Gaussian).")
+  blind_prior: float = _field(3e-3, 'Smoothed-TV weight of --refine when the blind kernel is '
+                              'chosen (the Gaussian keeps --refine_prior).')
+
+
+@dataclasses.dataclass(frozen=True)
 class EstimateConfig:
   """Settings of the kernel estimators that train nothing, one group each.
 
   They act outside the train step, so they are not part of its jit key.
   """
   spectral: SpectralConfig = SpectralConfig()
+  blind: BlindConfig = BlindConfig()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -175,8 +175,9 @@ def _post_process(estimated, lr_u8, cfg, log):
   kern, origin = postprocess.sr_kernel(estimated.estimate, estimated.estimate['scale'], cfg.scale,
                                        cfg.post.lever_kernel_taps)
   sr = estimated.sr
-  if postprocess.wanted(cfg.post):
-    sr = postprocess.apply(sr, data.to_model(lr_u8), kern, origin, cfg.post, cfg.scale,
+  post = postprocess.for_estimate(cfg.post, estimated.estimate)
+  if postprocess.wanted(post):
+    sr = postprocess.apply(sr, data.to_model(lr_u8), kern, origin, post, cfg.scale,
                            cfg.run.seed, zssr_crop=min(cfg.train.crop, 64), log=log)
   final = data.from_model(sr)
   return final, kernel_lib.self_check(final, lr_u8, kern, cfg.scale, origin)

@@ -12,6 +12,8 @@ net's, then `--refine` back-projects it onto the kernel.
 Pure array code: no file I/O.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,6 +46,18 @@ def sr_kernel(estimate, trained_scale, scale, taps=0):
     origin = (3 * origin[0], 3 * origin[1])
   per_colour = per_colour / per_colour.sum(axis=(1, 2), keepdims=True)
   return jnp.asarray(per_colour, jnp.float32), origin
+
+
+def for_estimate(post, estimate):
+  """The post-processing an estimate asks for: an estimator that chose among
+  candidate kernels may set the SR prior ('sr_prior') or ask for no
+  refinement at all ('refine': False, its do-no-harm output). Data, not a
+  switch on the estimator."""
+  if estimate.get('refine') is False:
+    return dataclasses.replace(post, refine=False, zssr=False)
+  if 'sr_prior' in estimate:
+    return dataclasses.replace(post, refine_prior=float(estimate['sr_prior']))
+  return post
 
 
 def wanted(post):

@@ -55,6 +55,7 @@ one LR pixel), the same way for every such estimator. The colours of an image
 are a batch of one-channel images for G (`ike_jax.colours`).
 """
 
+from ike_jax.estimators import blind
 from ike_jax.estimators import deep_linear
 from ike_jax.estimators import flow
 from ike_jax.estimators import gaussian
@@ -66,6 +67,7 @@ _MODULES = {
     'deep_linear': deep_linear,
     'gaussian': gaussian,
     'spectral': spectral,
+    'blind': blind,
 }
 NAMES = tuple(_MODULES)
 

@@ -11,20 +11,24 @@ SR: the kernel choice"):
    squared size; 0 is perfect);
 3. the noise level (`ike_jax.noise`, grey levels).
 
-The choice, with thresholds chosen on the tuning images only:
-  'blind'    the halves agree (agreement <= AGREE_MAX) and the kernel is
-             clearly not the Gaussian (their difference >= DISTINCT_MIN
-             times the blind kernel's squared size): camera shake, motion, odd shapes;
-  'bicubic'  first, when there is nothing to deblur: the Gaussian sits at
-             its floor (both variances within FLOOR_MARGIN of the LR
-             pixel's own, `spectrum.min_variance`) or the blind kernel's
-             widest variance is within BLIND_FLOOR of that; and after
-             'blind', when the image is noisy or finely textured (noise >
-             NOISE_MAX grey levels): no deblurring at all;
-  'gaussian' else: the spectral Gaussian.
+The choice, with thresholds chosen on the tuning images only (grid search
+over the tuning photos of eleven families, `benchmarks/blind_tuning.py`;
+variances in units of the LR pixel's own, `spectrum.min_variance(s)` =
+s^2/12 HR px^2):
+  'blind'    the halves agree (agreement <= agree_max), the blind kernel is
+             wide (widest variance >= wide_min), and it is not a blur the
+             spectrum cannot see (a Gaussian at its floor with a blind kernel
+             wider than `hallucination` was, on the tuning photos, a kernel
+             found in an unblurred or non-linearly filtered image): camera
+             shake, motion, defocus, odd shapes;
+  'bicubic'  else, when the image is noisy or finely textured (noise >
+             noise_max grey levels) or the Gaussian is narrow (widest
+             variance <= gauss_min): no deblurring, the do-no-harm output;
+  'gaussian' else: the spectral Gaussian, as `best_x2` (never at x4).
+(settings: `config.BlindConfig`, `--blind_*`; flags/blind_x4.flags sets x4's.)
 The record (candidates with their scores, the choice, a confidence in
 [0, 1]) goes to `<stem>_metrics.json`; the SR stage's prior weight comes
-with the choice (`sr_prior`; 'bicubic' asks for no refinement).
+with the choice ('sr_prior' for 'blind'; 'refine': False for 'bicubic').
 """
 
 import numpy as np
@@ -43,13 +47,8 @@ LABEL = 'blind choice'
 MIN_SIDE = 48  # LR px: each half must still hold the coarsest pyramid level
 
 SIZE = 31            # HR kernel side at both scales
-AGREE_MAX = 0.5      # halves' disagreement up to which the blind kernel is trusted
-DISTINCT_MIN = 2.0   # blind-vs-Gaussian difference from which it is worth using
-NOISE_MAX = 3.0      # grey levels above which only bicubic is safe
-FLOOR_MARGIN = 1.1   # a Gaussian this close to the floor counts as no blur
-BLIND_FLOOR = 1.5    # nor does a blind kernel whose widest variance is within this of it
+FLOOR_MARGIN = 1.1   # a Gaussian within this of its floor sees no blur
 APERTURE = 1.0 / 12  # the LR pixel's footprint (variance / s^2) added at the HR pitch
-PRIORS = {'blind': {2: 3e-3, 4: 3e-3}, 'gaussian': {2: 1e-4, 4: 3e-4}}
 
 
 def training_scale(scale):
@@ -89,41 +88,55 @@ def _relative(a, b, by=None):
   return kernel.kernel_error(a, b) / max(size, 1e-12)
 
 
-def choose(agreement, distinct, sigma, unblurred=False):
-  """The rule above: 'blind', 'bicubic' or 'gaussian', and a confidence in [0, 1]."""
-  if unblurred:
-    return 'bicubic', 1.0
-  if agreement <= AGREE_MAX and distinct >= DISTINCT_MIN:
-    return 'blind', float(np.clip(1.0 - agreement / AGREE_MAX, 0.0, 1.0))
-  if sigma > NOISE_MAX:
-    return 'bicubic', float(np.clip(sigma / NOISE_MAX - 1.0, 0.0, 1.0))
-  return 'gaussian', float(np.clip(min(agreement / AGREE_MAX - 1.0 if distinct >= DISTINCT_MIN
-                                       else 1.0 - distinct / DISTINCT_MIN, 1.0), 0.0, 1.0))
+def choose(agreement, blind_variance, gauss_variance, sigma, scale, settings):
+  """The rule above: ('blind' | 'bicubic' | 'gaussian', confidence in [0, 1]).
+
+  Variances in HR px^2, sigma in grey levels. The confidence is how far the
+  deciding score sits from its threshold (1: far; 0: on it).
+  """
+  c = settings
+  t = {'agree_max': c.blind_agree_max, 'wide_min': c.blind_wide_min,
+       'hallucination': c.blind_hallucination, 'noise_max': c.blind_noise_max,
+       'gauss_min': c.blind_gauss_min}
+  unit = spectrum.min_variance(scale)
+  bv, gv = blind_variance / unit, gauss_variance / unit
+  hallucinated = gv <= FLOOR_MARGIN and bv > t['hallucination']
+  margin = lambda value, threshold: float(np.clip(abs(np.log(value / threshold)), 0.0, 1.0))
+  if agreement <= t['agree_max'] and bv >= t['wide_min'] and not hallucinated:
+    return 'blind', min(margin(max(agreement, 1e-6), t['agree_max']), margin(bv, t['wide_min']))
+  if sigma > t['noise_max']:
+    return 'bicubic', margin(sigma, t['noise_max'])
+  if gv <= t['gauss_min']:
+    return 'bicubic', margin(max(gv, 1e-6), t['gauss_min']) if np.isfinite(t['gauss_min']) else 1.0
+  return 'gaussian', margin(gv, t['gauss_min'])
 
 
 def estimate(lr, cfg):
   """The chosen kernel of one (H, W, 3) uint8 LR image, `spectral.estimate`'s format
   plus 'choice', 'confidence', 'candidates', 'noise_sigma', 'sr_prior'."""
   s = cfg.scale
-  cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s)
+  cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
+                                 cfg.estimate.spectral)
   k_gauss = np.asarray(kernel.gaussian_kernel(cov, SIZE, s), np.float64)
   k_blind = blind_kernel(lr, cov, s)
   half = lr.shape[1] // 2
   agreement = _relative(blind_kernel(lr[:, :half], cov, s), blind_kernel(lr[:, half:], cov, s))
   distinct = _relative(k_blind, k_gauss, by=k_blind)
-  sigma = noise.sigma(lr)
-  floor = FLOOR_MARGIN * spectrum.min_variance(s)
   blind_variance = float(np.linalg.eigvalsh(second_moments(k_blind)).max())
-  unblurred = bool(np.linalg.eigvalsh(cov).max() <= floor or blind_variance <= BLIND_FLOOR * floor)
-  choice, confidence = choose(agreement, distinct, sigma, unblurred)
+  gauss_variance = float(np.linalg.eigvalsh(cov).max())
+  sigma = noise.sigma(lr)
+  settings = cfg.estimate.blind
+  choice, confidence = choose(agreement, blind_variance, gauss_variance, sigma, s, settings)
   k = k_blind if choice == 'blind' else k_gauss
   k = k / k.sum()
   return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
           'center_of_mass': tuple(float(c) for c in kernel.center_of_mass(k)),
           'origin': (SIZE // 2, SIZE // 2), 'linear': True, 'nonlinearity': 0.0,
           'choice': choice, 'confidence': confidence, 'noise_sigma': sigma,
-          'sr_prior': PRIORS.get(choice, {}).get(s, 0.0), 'refine': choice != 'bicubic',
+          'refine': choice != 'bicubic',
+          **({'sr_prior': settings.blind_prior} if choice == 'blind' else {}),
           'candidates': {'blind': {'agreement': agreement, 'distinct_from_gaussian': distinct,
                                    'widest_variance': blind_variance},
-                         'gaussian': {'covariance': np.asarray(cov).tolist()},
+                         'gaussian': {'covariance': np.asarray(cov).tolist(),
+                                      'widest_variance': gauss_variance},
                          'bicubic': {}}}

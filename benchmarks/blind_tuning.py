@@ -1,0 +1,85 @@
+"""What the blind kernel choice sees, per tuning image and family (tuning only).
+
+For every family and tuning photo: the choice's inputs (the halves'
+agreement, the blind kernel's distance from the Gaussian and its widest
+variance, the Gaussian's widest variance, the noise level) and the Y-PSNR
+gain over bicubic of each candidate (blind kernel at two SR priors, the
+spectral Gaussian at its preset prior, bicubic = 0). Rows go to --results as
+they come; `ike_jax/estimators/blind.py`'s thresholds are read off this
+table (docs/method.md, "Blind SR: the kernel choice").
+
+  python -m benchmarks.blind_tuning --scale=2 --results=/tmp/blind_tuning_x2.json
+"""
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from benchmarks import blind_families
+from benchmarks import datasets
+from benchmarks import families
+from ike_jax import metrics
+from ike_jax import outputs
+from ike_jax import resize
+from ike_jax import spectrum
+from ike_jax.estimators import blind as blind_estimator
+
+FLAGS = flags.FLAGS
+PRIORS = (1e-3, 3e-3)
+
+
+def define_flags():
+  flags.DEFINE_integer('scale', 2, '2 or 4.')
+  flags.DEFINE_list('families', list(families.FAMILIES) + ['none'], 'Families.')
+  flags.DEFINE_string('results', None, 'JSON written row by row.')
+
+
+def features(lr, s):
+  """The choice's inputs and the candidate kernels of one LR image."""
+  y = metrics.rgb_to_y(np.asarray(lr, np.float64))
+  cov = spectrum.blur_covariance(y, s)
+  size = blind_estimator.SIZE
+  from ike_jax import kernel as kernel_lib  # pylint: disable=g-import-not-at-top
+  k_gauss = np.asarray(kernel_lib.gaussian_kernel(cov, size, s), np.float64)
+  k_blind = blind_estimator.blind_kernel(lr, cov, s)
+  half = lr.shape[1] // 2
+  halves = [blind_estimator.blind_kernel(part, cov, s) for part in (lr[:, :half], lr[:, half:])]
+  return {
+      'agreement': blind_estimator._relative(*halves),  # pylint: disable=protected-access
+      'distinct': blind_estimator._relative(k_blind, k_gauss, by=k_blind),  # pylint: disable=protected-access
+      'blind_variance': float(np.linalg.eigvalsh(blind_estimator.second_moments(k_blind)).max()),
+      'gauss_variance': float(np.linalg.eigvalsh(cov).max()),
+      'noise': float(__import__('ike_jax.noise').noise.sigma(lr)),
+  }, k_blind, k_gauss
+
+
+def main(argv):
+  del argv
+  s = FLAGS.scale
+  names = list(datasets.OFFLINE_IMAGES)
+  out = {'scale': s, 'rows': []}
+  for family in FLAGS.families:
+    for i in datasets.indices(datasets.TUNING_IMAGES):
+      hr = datasets.center_crop(datasets.OFFLINE_IMAGES[names[i]](), 256 if s == 2 else 384)
+      lr, _, _ = families.degrade(hr, family, s, 100 + i)
+      hr = hr[:lr.shape[0] * s, :lr.shape[1] * s]
+      bic = resize.bicubic_upscale(lr, s)
+      base = metrics.compare(bic, hr, s)['psnr_y']
+      gain = lambda sr: float(metrics.compare(sr, hr, s)['psnr_y'] - base)
+      feats, k_blind, k_gauss = features(lr, s)
+      origin = (blind_estimator.SIZE // 2,) * 2
+      row = {'family': family, 'image': names[i], **feats,
+             'gaussian': gain(blind_families._bp(bic, lr, k_gauss, origin,  # pylint: disable=protected-access
+                                                 blind_families.SPECTRAL_PRIOR[s], s))}
+      for prior in PRIORS:
+        row[f'blind_{prior:g}'] = gain(blind_families._bp(bic, lr, k_blind, origin, prior, s))  # pylint: disable=protected-access
+      out['rows'].append(row)
+      print(' '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}'
+                     for k, v in row.items()), flush=True)
+      if FLAGS.results:
+        outputs.write_json(FLAGS.results, out)
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)
