@@ -210,6 +210,8 @@ def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_lev
     (to within half a pixel).
   """
   size = k0.shape[0]
+  # Keep the coarsest level at least 8 px on its short side.
+  levels = max(1, min(levels, 1 + int(np.log2(max(min(y.shape) / 8, 1.0)))))
   sizes = [size]
   for _ in range(levels - 1):
     sizes.append(max(5, (sizes[-1] // 2) // 2 * 2 + 1))

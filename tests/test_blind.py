@@ -164,3 +164,15 @@ def test_an_estimate_sets_the_sr_stage_it_asks_for():
   assert not postprocess.for_estimate(post, {'refine': False}).refine
   assert postprocess.for_estimate(post, {'refine': True, 'sr_prior': 3e-3}).refine_prior == 3e-3
   assert postprocess.for_estimate(post, {'kernel': None}) == post
+
+
+@pytest.mark.parametrize('shape', [(blind_estimator.MIN_SIDE, blind_estimator.MIN_SIDE), (130, 48)])
+def test_blind_choice_on_the_smallest_and_tall_images(shape):
+  """Down to MIN_SIDE, and split across the longer side, the choice returns a
+  finite unit-sum kernel (no empty pyramid level)."""
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from skimage import data as skdata  # pylint: disable=g-import-not-at-top
+  lr = skdata.astronaut()[200:200 + shape[0], 150:150 + shape[1]]
+  est = blind_estimator.estimate(lr, config_lib.Config().replace(scale=2))
+  assert np.isfinite(est['kernel']).all() and abs(est['kernel'].sum() - 1) < 1e-6
+  assert est['choice'] in ('blind', 'gaussian', 'bicubic')

@@ -6,7 +6,7 @@ SR: the kernel choice"):
 1. the spectral Gaussian (`ike_jax.spectrum`), as `--generator=spectral`;
 2. a non-parametric kernel (`ike_jax.blind`): the LR image deblurred at its
    own scale, coarse to fine from the Gaussian, its LR kernel then carried
-   to the HR pitch; the same on the left and the right half of the image,
+   to the HR pitch; the same on the two halves of the image (split across its longer side),
    and how well those two agree (`agreement`, squared difference over
    squared size; 0 is perfect);
 3. the noise level (`ike_jax.noise`, grey levels).
@@ -44,7 +44,7 @@ NAME = 'blind'
 HAS_INVERSE = False
 TRAINS = False
 LABEL = 'blind choice'
-MIN_SIDE = 48  # LR px: each half must still hold the coarsest pyramid level
+MIN_SIDE = 48  # LR px: each half (24 px or more) must still hold a level of the pyramid
 
 SIZE = 31            # HR kernel side at both scales
 FLOOR_MARGIN = 1.1   # a Gaussian within this of its floor sees no blur
@@ -80,6 +80,13 @@ def second_moments(k):
   k = k / k.sum()
   d = np.stack([rows - (rows * k).sum(), cols - (cols * k).sum()])
   return np.einsum('ihw,jhw,hw->ij', d, d, k)
+
+
+def halves(lr):
+  """The two halves of an image, split across its longer side."""
+  if lr.shape[1] >= lr.shape[0]:
+    return lr[:, :lr.shape[1] // 2], lr[:, lr.shape[1] // 2:]
+  return lr[:lr.shape[0] // 2], lr[lr.shape[0] // 2:]
 
 
 def _relative(a, b, by=None):
@@ -119,8 +126,7 @@ def estimate(lr, cfg):
                                  cfg.estimate.spectral)
   k_gauss = np.asarray(kernel.gaussian_kernel(cov, SIZE, s), np.float64)
   k_blind = blind_kernel(lr, cov, s)
-  half = lr.shape[1] // 2
-  agreement = _relative(blind_kernel(lr[:, :half], cov, s), blind_kernel(lr[:, half:], cov, s))
+  agreement = _relative(*(blind_kernel(part, cov, s) for part in halves(lr)))
   distinct = _relative(k_blind, k_gauss, by=k_blind)
   blind_variance = float(np.linalg.eigvalsh(second_moments(k_blind)).max())
   gauss_variance = float(np.linalg.eigvalsh(cov).max())
