@@ -29,7 +29,6 @@ from benchmarks import datasets
 from benchmarks import plots
 from ike_jax import cli
 from ike_jax import errors
-from ike_jax import estimate
 from ike_jax import outputs
 from ike_jax import presets
 
@@ -215,7 +214,7 @@ def measure(cfg, samples, output_dir, *, seeds=1, overwrite=False, batch_size=0,
   Returns the report dict (what the results JSON holds, less run details).
   """
   from ike_jax import pipeline  # pylint: disable=g-import-not-at-top  (JAX is slow to import)
-  from ike_jax import report as ike_report  # pylint: disable=g-import-not-at-top
+  from ike_jax import estimate  # pylint: disable=g-import-not-at-top
   if seeds < 1:
     raise errors.UserError(f'--seeds must be positive, got {seeds}')
   if not samples:

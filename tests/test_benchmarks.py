@@ -47,10 +47,11 @@ def _table_rows(md, first_cell):
 @pytest.fixture(scope='module')
 def quality_run(tmp_path_factory):
   tmp = tmp_path_factory.mktemp('quality')
-  samples = datasets.load_dataset('offline', str(tmp / 'cache'), 2, num_images=2, hr_size=64)
+  # 40x40 LR images one at a time: the train step of test_cli's demo runs (shared compilation).
+  samples = datasets.load_dataset('offline', str(tmp / 'cache'), 2, num_images=2, hr_size=80)
   cfg = presets.config_from_flagfile(os.path.join(FLAGS_DIR, 'demo.flags'), TINY)
   report = quality.measure(cfg, samples, str(tmp / 'runs'), log=lambda m: None,
-                           dataset='offline')
+                           dataset='offline', batch_size=1)
   paths = quality.write_report(report, str(tmp / 'results' / 'quality_x2.json'))
   return samples, report, paths
 
