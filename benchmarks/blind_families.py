@@ -47,7 +47,8 @@ def define_flags():
   flags.DEFINE_string('results', None, 'JSON written row by row.')
 
 
-def _bp(bic, lr, k, origin, prior, s):
+def back_project(bic, lr, k, origin, prior, s):
+  """uint8 SR: bicubic back-projected onto k (100 steps, TV weight `prior`), as `--refine`."""
   sr = refine.back_project(jnp.asarray(data.to_model(bic)), jnp.asarray(data.to_model(lr)),
                            jnp.asarray(k, jnp.float32), s, origin, iterations=100,
                            prior_weight=prior)
@@ -62,19 +63,19 @@ def measure_one(name, index, family, s):
   base = metrics.compare(bic, hr, s)['psnr_y']
   gain = lambda sr: float(metrics.compare(sr, hr, s)['psnr_y'] - base)
   cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
-  spec = spectral.estimate(lr, cfg)
+  gaussian = spectral.estimate(lr, cfg)
   row = {'image': name, 'family': family,
-         'spectral': gain(_bp(bic, lr, spec['kernel'], spec['origin'], SPECTRAL_PRIOR[s], s))}
+         'spectral': gain(back_project(bic, lr, gaussian['kernel'], gaussian['origin'], SPECTRAL_PRIOR[s], s))}
   t0 = time.perf_counter()
   est = blind_estimator.estimate(lr, cfg)
   post = postprocess.for_estimate(cfg.post, est)  # as the pipeline does
-  sr = _bp(bic, lr, est['kernel'], est['origin'], post.refine_prior, s) if post.refine else bic
+  sr = back_project(bic, lr, est['kernel'], est['origin'], post.refine_prior, s) if post.refine else bic
   row.update(blind=gain(sr), seconds=time.perf_counter() - t0, choice=est['choice'],
              confidence=est['confidence'], noise_sigma=est['noise_sigma'])
   if k_true is not None:
-    row.update(true=gain(_bp(bic, lr, k_true, (k_true.shape[0] // 2,) * 2, SPECTRAL_PRIOR[s], s)),
+    row.update(true=gain(back_project(bic, lr, k_true, (k_true.shape[0] // 2,) * 2, SPECTRAL_PRIOR[s], s)),
                kernel_error=kernel_lib.kernel_error(est['kernel'], k_true),
-               kernel_error_spectral=kernel_lib.kernel_error(spec['kernel'], k_true))
+               kernel_error_spectral=kernel_lib.kernel_error(gaussian['kernel'], k_true))
   return row
 
 

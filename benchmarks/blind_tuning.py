@@ -13,15 +13,14 @@ table (docs/method.md, "Blind SR: the kernel choice").
 
 from absl import app
 from absl import flags
-import numpy as np
 
 from benchmarks import blind_families
 from benchmarks import datasets
 from benchmarks import families
 from ike_jax import metrics
 from ike_jax import outputs
+from ike_jax import presets
 from ike_jax import resize
-from ike_jax import spectrum
 from ike_jax.estimators import blind as blind_estimator
 
 FLAGS = flags.FLAGS
@@ -34,28 +33,10 @@ def define_flags():
   flags.DEFINE_string('results', None, 'JSON written row by row.')
 
 
-def features(lr, s):
-  """The choice's inputs and the candidate kernels of one LR image."""
-  y = metrics.rgb_to_y(np.asarray(lr, np.float64))
-  cov = spectrum.blur_covariance(y, s)
-  size = blind_estimator.SIZE
-  from ike_jax import kernel as kernel_lib  # pylint: disable=g-import-not-at-top
-  k_gauss = np.asarray(kernel_lib.gaussian_kernel(cov, size, s), np.float64)
-  k_blind = blind_estimator.blind_kernel(lr, cov, s)
-  half = lr.shape[1] // 2
-  halves = [blind_estimator.blind_kernel(part, cov, s) for part in (lr[:, :half], lr[:, half:])]
-  return {
-      'agreement': blind_estimator._relative(*halves),  # pylint: disable=protected-access
-      'distinct': blind_estimator._relative(k_blind, k_gauss, by=k_blind),  # pylint: disable=protected-access
-      'blind_variance': float(np.linalg.eigvalsh(blind_estimator.second_moments(k_blind)).max()),
-      'gauss_variance': float(np.linalg.eigvalsh(cov).max()),
-      'noise': float(__import__('ike_jax.noise').noise.sigma(lr)),
-  }, k_blind, k_gauss
-
-
 def main(argv):
   del argv
   s = FLAGS.scale
+  cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
   names = list(datasets.OFFLINE_IMAGES)
   out = {'scale': s, 'rows': []}
   for family in FLAGS.families:
@@ -66,13 +47,14 @@ def main(argv):
       bic = resize.bicubic_upscale(lr, s)
       base = metrics.compare(bic, hr, s)['psnr_y']
       gain = lambda sr: float(metrics.compare(sr, hr, s)['psnr_y'] - base)
-      feats, k_blind, k_gauss = features(lr, s)
+      feats, k_blind, k_gauss = blind_estimator.features(lr, cfg)
+      del feats['covariance']
       origin = (blind_estimator.SIZE // 2,) * 2
       row = {'family': family, 'image': names[i], **feats,
-             'gaussian': gain(blind_families._bp(bic, lr, k_gauss, origin,  # pylint: disable=protected-access
-                                                 blind_families.SPECTRAL_PRIOR[s], s))}
+             'gaussian': gain(blind_families.back_project(
+                 bic, lr, k_gauss, origin, blind_families.SPECTRAL_PRIOR[s], s))}
       for prior in PRIORS:
-        row[f'blind_{prior:g}'] = gain(blind_families._bp(bic, lr, k_blind, origin, prior, s))  # pylint: disable=protected-access
+        row[f'blind_{prior:g}'] = gain(blind_families.back_project(bic, lr, k_blind, origin, prior, s))
       out['rows'].append(row)
       print(' '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}'
                      for k, v in row.items()), flush=True)

@@ -350,9 +350,7 @@ def markdown(report):
     if 'error' in r:
       lines.append(f'| {r["preset"]} | {r["variant"]} | error: {r["error"]} |')
       continue
-    gflop = None if r['flops_per_step'] is None else r['flops_per_step'] / 1e9
-    rate = None if r['flops_per_s'] is None else r['flops_per_s'] / 1e9
-    frac = None if rate is None or not peak_g else 100 * rate / peak_g
+    gflop, rate, frac = timing.flop_cells(r, peak_g)
     lines.append(
         f'| {r["preset"]} | {r["variant"]} | {r["crop"]} | {r["compile_s"]:.1f} '
         f'| {r["step_s"]:.4g} ({r["step_iqr_s"]:.2g}) | {r.get("timed_steps", "—")} '

@@ -244,6 +244,14 @@ def fmt_value(v, fmt='{:.3g}'):
   return '—' if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v)
 
 
+def flop_cells(row, peak_gflops):
+  """(GFLOP per step, GFLOP/s, % of peak) of a timed row; None where unknown."""
+  gflop = None if row['flops_per_step'] is None else row['flops_per_step'] / 1e9
+  rate = None if row['flops_per_s'] is None else row['flops_per_s'] / 1e9
+  frac = None if rate is None or not peak_gflops else 100 * rate / peak_gflops
+  return gflop, rate, frac
+
+
 def title(what, machine):
   """A report's heading: what was timed, on which machine, with which versions."""
   m = machine or {}

@@ -118,31 +118,48 @@ def choose(agreement, blind_variance, gauss_variance, sigma, scale, settings):
   return 'gaussian', margin(gv, t['gauss_min'])
 
 
-def estimate(lr, cfg):
-  """The chosen kernel of one (H, W, 3) uint8 LR image, `spectral.estimate`'s format
-  plus 'choice', 'confidence', 'candidates', 'noise_sigma', 'sr_prior'."""
+def features(lr, cfg):
+  """What the choice sees in one (H, W, 3) uint8 LR image, and the two kernels.
+
+  Returns:
+    (dict: 'agreement', 'distinct' (blind vs Gaussian, over the blind kernel's
+    squared size), 'blind_variance', 'gauss_variance' (widest, HR px^2), 'noise'
+    (grey levels), 'covariance' (the Gaussian's); blind kernel; Gaussian kernel).
+  """
   s = cfg.scale
   cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
                                  cfg.estimate.spectral)
   k_gauss = np.asarray(kernel.gaussian_kernel(cov, SIZE, s), np.float64)
   k_blind = blind_kernel(lr, cov, s)
-  agreement = _relative(*(blind_kernel(part, cov, s) for part in halves(lr)))
-  distinct = _relative(k_blind, k_gauss, by=k_blind)
-  blind_variance = float(np.linalg.eigvalsh(second_moments(k_blind)).max())
-  gauss_variance = float(np.linalg.eigvalsh(cov).max())
-  sigma = noise.sigma(lr)
+  return {
+      'agreement': _relative(*(blind_kernel(part, cov, s) for part in halves(lr))),
+      'distinct': _relative(k_blind, k_gauss, by=k_blind),
+      'blind_variance': float(np.linalg.eigvalsh(second_moments(k_blind)).max()),
+      'gauss_variance': float(np.linalg.eigvalsh(cov).max()),
+      'noise': noise.sigma(lr),
+      'covariance': np.asarray(cov).tolist(),
+  }, k_blind, k_gauss
+
+
+def estimate(lr, cfg):
+  """The chosen kernel of one (H, W, 3) uint8 LR image, `spectral.estimate`'s format
+  plus 'choice', 'confidence', 'candidates', 'noise_sigma', 'refine' and, for the
+  blind kernel, 'sr_prior'."""
+  f, k_blind, k_gauss = features(lr, cfg)
   settings = cfg.estimate.blind
-  choice, confidence = choose(agreement, blind_variance, gauss_variance, sigma, s, settings)
+  choice, confidence = choose(f['agreement'], f['blind_variance'], f['gauss_variance'],
+                              f['noise'], cfg.scale, settings)
   k = k_blind if choice == 'blind' else k_gauss
   k = k / k.sum()
   return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
           'center_of_mass': tuple(float(c) for c in kernel.center_of_mass(k)),
           'origin': (SIZE // 2, SIZE // 2), 'linear': True, 'nonlinearity': 0.0,
-          'choice': choice, 'confidence': confidence, 'noise_sigma': sigma,
+          'choice': choice, 'confidence': confidence, 'noise_sigma': f['noise'],
           'refine': choice != 'bicubic',
           **({'sr_prior': settings.blind_prior} if choice == 'blind' else {}),
-          'candidates': {'blind': {'agreement': agreement, 'distinct_from_gaussian': distinct,
-                                   'widest_variance': blind_variance},
-                         'gaussian': {'covariance': np.asarray(cov).tolist(),
-                                      'widest_variance': gauss_variance},
+          'candidates': {'blind': {'agreement': f['agreement'],
+                                   'distinct_from_gaussian': f['distinct'],
+                                   'widest_variance': f['blind_variance']},
+                         'gaussian': {'covariance': f['covariance'],
+                                      'widest_variance': f['gauss_variance']},
                          'bicubic': {}}}
