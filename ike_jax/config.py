@@ -204,9 +204,18 @@ class PostConfig:
   """Post-processing of the SR image; never part of the train step."""
   zssr: bool = _field(False, "SR by a small ZSSR net trained with G's estimated kernel.")
   zssr_steps: int = _field(2000, 'Adam steps of the --zssr net.')
-  refine: bool = _field(False, "Back-project the SR image onto G's estimated kernel.")
-  refine_iterations: int = _field(100, 'Gradient steps of --refine.')
-  refine_prior: float = _field(3e-5, 'Smoothed-TV weight of --refine.')
+  refine: bool = _field(False, "Make the SR image consistent with G's estimated kernel "
+                        '(back-projection).')
+  refine_solver: str = _field('fourier', 'How --refine solves: fourier (data term + TV by '
+                              'half-quadratic splitting, each round a closed form in the '
+                              'Fourier domain; whole photos window by window) or gradient '
+                              '(projected accelerated gradient steps).')
+  refine_prior: float = _field(3e-5, 'TV weight of --refine per HR px (gradient: '
+                               'Charbonnier-smoothed TV).')
+  refine_rounds: int = _field(8, 'Splitting rounds of --refine_solver=fourier.')
+  refine_anchor: float = _field(1e-4, 'Pull of --refine_solver=fourier towards its start '
+                                '(what the kernel removes stays as the start had it).')
+  refine_iterations: int = _field(100, 'Gradient steps of --refine_solver=gradient.')
   self_ensemble: bool = _field(False, 'Average the SR image over the 8 flips/rotations.')
   consensus: str = _field('medoid', "How --population's kernels become one: medoid, median "
                           '(centre-aligned geometric median) or mean.')
@@ -316,6 +325,10 @@ def validate(cfg):
        f'--compute_dtype must be float32 or bfloat16, got {m.compute_dtype}'),
       (run.metrics_every > 0, f'--metrics_every must be positive, got {run.metrics_every}'),
       (run.population > 0, f'--population must be positive, got {run.population}'),
+      (cfg.post.refine_rounds >= 0 and cfg.post.refine_anchor > 0,
+       '--refine_rounds must be >= 0 and --refine_anchor > 0'),
+      (cfg.post.refine_solver in ('fourier', 'gradient'),
+       f'--refine_solver must be fourier or gradient, got {cfg.post.refine_solver}'),
       (cfg.post.consensus in ('medoid', 'median', 'mean'),
        f'--consensus must be medoid, median or mean, got {cfg.post.consensus}'),
       (min(t.optim.lr_g, t.optim.lr_d, t.optim.lr_u, t.optim.lr_ud) >= 0,

@@ -37,6 +37,12 @@ def trim_to_multiple(img, s):
   return img[:h - dh, :w - dw], (dh, dw)
 
 
+def centre_crop(img, side):
+  """The central side x side crop of an (H, W, ...) image (a shorter side is kept whole)."""
+  r0, c0 = (max(img.shape[0] - side, 0) // 2, max(img.shape[1] - side, 0) // 2)
+  return img[r0:r0 + side, c0:c0 + side]
+
+
 def _box_same_1d(x, k, axis):
   """Sum over a length-k window along `axis`, like convolve2d 'same'.
 

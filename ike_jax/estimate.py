@@ -46,7 +46,8 @@ AUTO_TILE = 256
 class Estimate(NamedTuple):
   """What the estimate stage gives one image."""
   estimate: dict        # the kernel estimate at the training scale ('scale' added)
-  sr: np.ndarray        # (sH, sW, 3) float32 in [-1, 1]: the SR stage's start
+  sr: np.ndarray | None  # (sH, sW, 3) float32 in [-1, 1]: the SR stage's start; None:
+                         # MATLAB bicubic, made by the SR stage (window by window)
   history: dict         # {metric: (steps,) array}; {} when nothing trains
 
 
@@ -145,15 +146,12 @@ def estimate_batch(images, cfg, log=print, *, pad_shape=None, tile=0, checkpoint
 
 
 def _closed_form(images, cfg):
-  """The module's `estimate` per image; bicubic starts."""
+  """The module's `estimate` per image; bicubic starts (made by the SR stage)."""
   est, scale = estimators.of(cfg), training_config(cfg).scale
   t0 = time.perf_counter()
   estimates = [dict(est.estimate(im['lr'], cfg), scale=scale) for im in images]
-  t1 = time.perf_counter()
-  starts = [bicubic_start(im['lr'], cfg.scale) for im in images]
-  timings = {'estimate_s': (t1 - t0) / max(len(images), 1),
-             'inference_s': (time.perf_counter() - t1) / max(len(images), 1)}
-  return {k: Estimate(e, sr, {}) for k, (e, sr) in enumerate(zip(estimates, starts))}, timings
+  timings = {'estimate_s': (time.perf_counter() - t0) / max(len(images), 1), 'inference_s': 0.0}
+  return {k: Estimate(e, None, {}) for k, e in enumerate(estimates)}, timings
 
 
 def _trained(images, cfg, log, pad_shape, tile, ckpt, checkpoint_every, resume, overwrite):
@@ -196,7 +194,7 @@ def _trained(images, cfg, log, pad_shape, tile, ckpt, checkpoint_every, resume, 
                                       [lrs[k] for k in keep], train_cfg, tile,
                                       cfg.post.self_ensemble) if keep else []
   else:
-    starts = [bicubic_start(images[k]['lr'], cfg.scale) for k in keep]
+    starts = [None] * len(keep)  # bicubic, made by the SR stage
   timings = dict(timings, inference_s=(time.perf_counter() - t0) / max(len(keep), 1))
   return {k: Estimate(estimates[k], sr, {name: v[:, chosen[k]] for name, v in history.items()})
           for k, sr in zip(keep, starts)}, timings

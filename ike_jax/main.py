@@ -32,7 +32,11 @@ flags.DEFINE_string('output_dir', 'out', 'Where outputs are written.')
 flags.DEFINE_bool('overwrite', False, 'Replace existing outputs.')
 flags.DEFINE_integer('batch_size', 0, 'Images trained at once (memory); the rest queue. '
                      '0: all on an accelerator, 1 on a CPU.')
-flags.DEFINE_integer('tile', 0, 'Inference tile side in LR pixels (bounded memory); 0: whole image.')
+flags.DEFINE_integer('tile', 0, "G's inverse: inference tile side in LR pixels (bounded memory); "
+                     '0: whole image.')
+flags.DEFINE_float('max_memory_gb', 0.0, 'Bound on the SR stage\'s peak memory: the Fourier '
+                   'solver\'s windows shrink to fit, or a one-line error says the photo cannot; '
+                   '0: default windows (512 LR px).')
 flags.DEFINE_integer('checkpoint_every', 0, 'Save a checkpoint every N steps (always on SIGINT/SIGTERM).')
 flags.DEFINE_bool('resume', False, 'Continue from the checkpoint of an interrupted run.')
 flags.DEFINE_string('compilation_cache_dir', None, 'Persistent XLA compilation cache: later '
@@ -91,6 +95,8 @@ def main(argv):
   if len(argv) > 1:
     raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
   paths = input_paths()
+  if FLAGS.max_memory_gb < 0:
+    raise errors.UserError(f'--max_memory_gb must be >= 0, got {FLAGS.max_memory_gb:g}')
   if len(paths) > 1 and (FLAGS.hr or FLAGS.kernel):
     raise errors.UserError('--hr and --kernel name one image; with many inputs use --hr_dir')
   from ike_jax import pipeline  # pylint: disable=g-import-not-at-top  (JAX after flag checks)
@@ -112,6 +118,7 @@ def main(argv):
       batch_size = 1
       print('CPU: training one image at a time (--batch_size sets it)', flush=True)
   options = pipeline.Options(overwrite=FLAGS.overwrite, batch_size=batch_size, tile=FLAGS.tile,
+                             max_memory_gb=FLAGS.max_memory_gb,
                              checkpoint_every=FLAGS.checkpoint_every, resume=FLAGS.resume,
                              process_index=index, process_count=count)
   jobs = [pipeline.Job(p, _hr_for(p), FLAGS.kernel) for p in paths]

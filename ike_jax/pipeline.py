@@ -44,7 +44,8 @@ class Options:
   """How a run is carried out (not what the method computes)."""
   overwrite: bool = False
   batch_size: int = 0          # images trained at once; 0: all of them
-  tile: int = 0                # inference tile side (LR pixels); 0: whole image
+  tile: int = 0                # G^-1 inference tile side (LR pixels); 0: whole image
+  max_memory_gb: float = 0.0   # limit on the SR stage's predicted peak memory; 0: none
   checkpoint_every: int = 0    # steps between checkpoints; 0: only on a signal
   resume: bool = False
   process_index: int = 0       # multi-host: this process trains images
@@ -91,7 +92,7 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
     if not (options.resume and _checkpointer(out, [j for j, _ in batch], cfg).exists()):
       out.claim([v for _, name in batch for v in name.values()])
   # Every input is loaded and checked before anything compiles.
-  images = [dict(_load(job, cfg, log), names=name) for job, name in todo]
+  images = [dict(_load(job, cfg, log, options.max_memory_gb), names=name) for job, name in todo]
 
   # One padded shape for the whole run: batches share one compiled step.
   pad_shape = tuple(max((im['lr'].shape[a] for im in images), default=0)
@@ -105,7 +106,7 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
   return results
 
 
-def _load(job, cfg, log):
+def _load(job, cfg, log, max_memory_gb=0.0):
   """Loads and checks one job: {'lr_path', 'lr', ['hr', 'hr_path', 'true_kernel']}."""
   s = cfg.scale
   lr = data.load_image(job.lr_path, log=log)
@@ -118,6 +119,10 @@ def _load(job, cfg, log):
   if min(lr.shape[:2]) < need:  # checked here, before any batch trains
     raise errors.InputError(f'{job.lr_path}: image is {lr.shape[1]}x{lr.shape[0]} pixels'
                             f'{" after trimming" if dh or dw else ""}; {why}')
+  try:
+    postprocess.windows(lr.shape, cfg.post, s, max_memory_gb=max_memory_gb)
+  except errors.UserError as err:
+    raise errors.UserError(f'{job.lr_path}: {err}') from None
   image = {'lr_path': job.lr_path, 'lr': lr}
   if job.hr_path:
     hr = data.load_image(job.hr_path, log=log)
@@ -147,7 +152,8 @@ def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
       overwrite=options.overwrite)
 
   t0 = time.perf_counter()
-  finals = {k: _post_process(e, images[k]['lr'], cfg, log) for k, e in estimated.items()}
+  finals = {k: _post_process(e, images[k]['lr'], cfg, log, options.max_memory_gb)
+            for k, e in estimated.items()}
   timings = dict(timings, post_s=(time.perf_counter() - t0) / max(len(finals), 1),
                  images_in_batch=len(images))
 
@@ -169,15 +175,13 @@ def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
   return results
 
 
-def _post_process(estimated, lr_u8, cfg, log):
+def _post_process(estimated, lr_u8, cfg, log, max_memory_gb=0.0):
   """(final uint8 SR image, its self-check): --zssr / --refine on the start with
   the estimated kernel (at the job's scale)."""
   kern, origin = postprocess.sr_kernel(estimated.estimate, estimated.estimate['scale'], cfg.scale,
                                        cfg.post.lever_kernel_taps)
-  sr = estimated.sr
   post = postprocess.for_estimate(cfg.post, estimated.estimate)
-  if postprocess.wanted(post):
-    sr = postprocess.apply(sr, data.to_model(lr_u8), kern, origin, post, cfg.scale,
-                           cfg.run.seed, zssr_crop=min(cfg.train.crop, 64), log=log)
-  final = data.from_model(sr)
+  final = postprocess.final(estimated.sr, lr_u8, kern, origin, post, cfg.scale, cfg.run.seed,
+                            zssr_crop=min(cfg.train.crop, 64), log=log,
+                            max_memory_gb=max_memory_gb)
   return final, kernel_lib.self_check(final, lr_u8, kern, cfg.scale, origin)

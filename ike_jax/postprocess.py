@@ -7,7 +7,11 @@ when G trained at x2 (KernelGAN's x4 recipe, `kernel.x4_from_x2`), scaled to
 unit sum per colour (a blur keeps brightness; under the paper's
 colour-summing bicubic target G's map does not sum to 1). `apply` then runs
 what `config.PostConfig` asks for: `--zssr` replaces the SR image by a ZSSR
-net's, then `--refine` back-projects it onto the kernel.
+net's, then `--refine` makes it consistent with the kernel, by the Fourier
+solver (`solve.solve`: data term and total variation by half-quadratic
+splitting, each round a closed form) or by projected gradient steps
+(`refine.back_project`), as `--refine_solver` says. `final` is the pipeline's entry: the uint8 SR
+image of a whole photo, the Fourier solver run window by window (`tiling`).
 
 Pure array code: no file I/O.
 """
@@ -18,8 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ike_jax import data
 from ike_jax import kernel as kernel_lib
 from ike_jax import refine
+from ike_jax import resize
+from ike_jax import solve
+from ike_jax import tiling
 from ike_jax import zssr
 
 
@@ -60,9 +68,9 @@ def for_estimate(post, estimate):
   return post
 
 
-def wanted(post):
-  """True when `post` asks for a step that needs the kernel."""
-  return post.zssr or post.refine
+def fourier_settings(post):
+  """`solve.solve`'s settings of `--refine_solver=fourier`."""
+  return dict(anchor=post.refine_anchor, tv=post.refine_prior, tv_iterations=post.refine_rounds)
 
 
 def apply(sr, lr, k, origin, post, scale, seed=0, zssr_crop=64, log=None):
@@ -85,8 +93,50 @@ def apply(sr, lr, k, origin, post, scale, seed=0, zssr_crop=64, log=None):
     params, _ = zssr.train_zssr(jax.random.PRNGKey(seed), lr, k, scale, origin,
                                 steps=post.zssr_steps, crop=zssr_crop, log=log)
     sr = zssr.apply_zssr(params, lr, scale)
-  if post.refine:
+  if post.refine and post.refine_solver == 'fourier':
+    sr = jnp.clip(solve.solve(lr, k, jnp.asarray(sr), scale=scale, origin=tuple(origin),
+                              **fourier_settings(post)), -1.0, 1.0)
+  elif post.refine:
     sr = refine.back_project(jnp.asarray(sr), lr, k, scale, origin,
-                             iterations=post.refine_iterations,
-                             prior_weight=post.refine_prior)
+                             iterations=post.refine_iterations, prior_weight=post.refine_prior)
   return np.asarray(sr)
+
+
+def windows(lr_shape, post, scale, tile=0, max_memory_gb=0.0):
+  """The windows `final` cuts a photo into (`tiling.plan`), or None when its
+  SR stage is not the Fourier solver. Raises `errors.UserError` when the
+  photo cannot fit `max_memory_gb` (checked before anything runs)."""
+  if post.refine and post.refine_solver == 'fourier':
+    return tiling.plan(lr_shape, scale, tile, max_memory_gb)
+  return None
+
+
+def final(start, lr_u8, k, origin, post, scale, seed=0, zssr_crop=64, log=None, tile=0,
+          max_memory_gb=0.0):
+  """The uint8 SR image of a whole photo: `apply`, with the Fourier solver
+  run window by window (`tiling`), so that memory is bounded by a window.
+
+  Args:
+    start: (sH, sW, 3) start in [-1, 1] (G's inverse), or None: MATLAB bicubic
+      (made window by window when the Fourier solver runs).
+    lr_u8: (H, W, 3) uint8 LR input.
+    k, origin, post, scale, seed, zssr_crop, log: as `apply`.
+    tile, max_memory_gb: the windows (`tiling.plan`; 0: its defaults).
+  Returns:
+    (sH, sW, 3) uint8.
+  """
+  lr = data.to_model(lr_u8)
+  if post.zssr:
+    start = apply(start, lr, k, origin, dataclasses.replace(post, refine=False), scale, seed,
+                  zssr_crop, log)
+  plan = windows(lr_u8.shape, post, scale, tile, max_memory_gb)
+  if plan is not None:
+    return tiling.solve_photo(lr_u8, start, k, origin, scale, fourier_settings(post), plan, log)
+  if start is None:
+    start = resize.bicubic_upscale(lr_u8, scale)
+    if not post.refine:
+      return start
+    start = data.to_model(start)
+  sr = apply(start, lr, k, origin, dataclasses.replace(post, zssr=False), scale, seed, zssr_crop,
+             log)
+  return data.from_model(sr)

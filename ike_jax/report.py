@@ -2,7 +2,8 @@
 
 Per image `<stem>`, in the output directory:
   <stem>_x{s}.png        the SR image
-  <stem>_compare.png     bicubic | SR (named after the method that made it) [| HR]
+  <stem>_compare.png     bicubic | SR (named after the method that made it) [| HR];
+                         of a photo over COMPARE_SIDE SR px, its central crop
   <stem>_losses.png      loss curves (an estimator that trains)
   <stem>_kernel.{npy,png,mat}   the estimated kernel (mean over colours; beside
                                 the true kernel when one is given)
@@ -44,6 +45,25 @@ def output_names(stem, scale, losses=True):
 _NOT_IN_RECORD = ('kernel', 'per_colour', 'population')
 # Extra fields of an estimate shown on the terminal, in this order.
 _SHOWN = ('choice', 'confidence')
+COMPARE_SIDE = 1024  # SR px: a larger SR image is compared on its central crop
+
+
+def _view(lr_shape, scale):
+  """(LR rows, LR cols, title note) of what the compare picture shows."""
+  side = COMPARE_SIDE // scale
+  box = [slice((n - side) // 2, (n - side) // 2 + side) if n > side else slice(0, n)
+         for n in lr_shape[:2]]
+  note = ' (centre crop)' if any(n > side for n in lr_shape[:2]) else ''
+  return box[0], box[1], note
+
+
+def _bicubic_of(lr, rows, cols, scale):
+  """`resize.bicubic_upscale` of the whole LR image, cut to rows x cols (LR px):
+  made from those rows and columns and 2 more on each side (bicubic's reach)."""
+  r0, c0 = max(rows.start - 2, 0), max(cols.start - 2, 0)
+  up = resize.bicubic_upscale(lr[r0:rows.stop + 2, c0:cols.stop + 2], scale)
+  return up[scale * (rows.start - r0):scale * (rows.stop - r0),
+            scale * (cols.start - c0):scale * (cols.stop - c0)]
 
 
 def write_kernel_files(out, names, estimate, true_kernel=None):
@@ -87,7 +107,8 @@ def write_image_outputs(out, names, image, cfg, label, estimate, history, timing
   """
   s = cfg.scale
   lr, sr_u8, hr = image['lr'], image['sr'], image.get('hr')
-  bic = resize.bicubic_upscale(lr, s)
+  rows, cols, note = _view(lr.shape, s)
+  hr_rows, hr_cols = slice(s * rows.start, s * rows.stop), slice(s * cols.start, s * cols.stop)
   result = {
       'image': image['lr_path'], 'status': 'ok', 'method': label, 'seed': cfg.run.seed,
       'lr_shape': list(lr.shape), 'sr_shape': list(sr_u8.shape),
@@ -96,14 +117,16 @@ def write_image_outputs(out, names, image, cfg, label, estimate, history, timing
       'estimate': {k: v for k, v in estimate.items() if k not in _NOT_IN_RECORD},
       'outputs': dict(names),
   }
-  panels = [('bicubic', bic), (label, sr_u8)]
+  sr_view = sr_u8[hr_rows, hr_cols]
+  panels = [(f'bicubic{note}', _bicubic_of(lr, rows, cols, s)), (label, sr_view)]
   if hr is not None:
+    bic = resize.bicubic_upscale(lr, s)
     scores = {'sr': metrics_lib.compare(sr_u8, hr, s), 'bicubic': metrics_lib.compare(bic, hr, s)}
     result['metrics'] = scores
     result['hr'] = image.get('hr_path')
-    panels = [(f'bicubic {scores["bicubic"]["psnr_y"]:.2f} dB', bic),
-              (f'{label} {scores["sr"]["psnr_y"]:.2f} dB', sr_u8),
-              ('HR', hr[:sr_u8.shape[0], :sr_u8.shape[1]])]
+    panels = [(f'bicubic {scores["bicubic"]["psnr_y"]:.2f} dB{note}', bic[hr_rows, hr_cols]),
+              (f'{label} {scores["sr"]["psnr_y"]:.2f} dB', sr_view),
+              ('HR', hr[:sr_u8.shape[0], :sr_u8.shape[1]][hr_rows, hr_cols])]
   if 'self_check' in image:
     result['self_check'] = image['self_check']
   if 'population' in estimate:

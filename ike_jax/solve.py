@@ -192,3 +192,4 @@ def solve(lr, kernel, start, *, scale, origin=None, anchor=1e-3, smooth=0.0, tv=
     x = jax.lax.fori_loop(0, tv_iterations, body, x)
   x = x[:, s * m:shape[0] - s * m, s * m:shape[1] - s * m]
   return jnp.moveaxis(x, 0, -1)
+

@@ -29,11 +29,15 @@ s^2/12 HR px^2):
 The record (candidates with their scores, the choice, a confidence in
 [0, 1]) goes to `<stem>_metrics.json`; the SR stage's prior weight comes
 with the choice ('sr_prior' for 'blind'; 'refine': False for 'bicubic').
+A photo larger than `ESTIMATE_SIDE` LR px on a side is estimated on its
+central crop of that side (the settings were chosen on 128x128 LR images,
+and the cost stays flat).
 """
 
 import numpy as np
 
 from ike_jax import blind
+from ike_jax import crops
 from ike_jax import kernel
 from ike_jax import metrics
 from ike_jax import noise
@@ -47,6 +51,7 @@ LABEL = 'blind choice'
 MIN_SIDE = 48  # LR px: each half (24 px or more) must still hold a level of the pyramid
 
 SIZE = 31            # HR kernel side at both scales
+ESTIMATE_SIDE = 384  # LR px: larger photos are estimated on their central crop
 FLOOR_MARGIN = 1.1   # a Gaussian within this of its floor sees no blur
 APERTURE = 1.0 / 12  # the LR pixel's footprint (variance / s^2) added at the HR pitch
 
@@ -145,7 +150,7 @@ def estimate(lr, cfg):
   """The chosen kernel of one (H, W, 3) uint8 LR image, `spectral.estimate`'s format
   plus 'choice', 'confidence', 'candidates', 'noise_sigma', 'refine' and, for the
   blind kernel, 'sr_prior'."""
-  f, k_blind, k_gauss = features(lr, cfg)
+  f, k_blind, k_gauss = features(crops.centre_crop(np.asarray(lr), ESTIMATE_SIDE), cfg)
   settings = cfg.estimate.blind
   choice, confidence = choose(f['agreement'], f['blind_variance'], f['gauss_variance'],
                               f['noise'], cfg.scale, settings)

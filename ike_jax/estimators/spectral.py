@@ -5,12 +5,15 @@ Gaussian whose covariance is read off the LR image's own power spectrum in
 closed form (`ike_jax.spectrum`; docs/method.md, "The spectral kernel
 estimate"), directly at the job's scale. It takes well under a second and is
 the same for every seed. Its settings are `config.SpectralConfig`
-(`--spectral_*`). There is no inverse: the SR image comes from `--refine`
+(`--spectral_*`). A photo larger than `ESTIMATE_SIDE` LR px on a side is
+estimated on its central crop of that side: a million LR pixels give the
+spectrum plenty of samples, and the cost stays flat. There is no inverse: the SR image comes from `--refine`
 (back-projection onto the kernel) or `--zssr`, starting from bicubic.
 """
 
 import numpy as np
 
+from ike_jax import crops
 from ike_jax import kernel
 from ike_jax import metrics
 from ike_jax import spectrum
@@ -20,6 +23,7 @@ HAS_INVERSE = False
 TRAINS = False
 LABEL = 'spectral'
 MIN_SIDE = spectrum.MIN_SIDE  # LR px
+ESTIMATE_SIDE = 1024  # LR px: larger photos are estimated on their central crop
 
 
 def training_scale(scale):
@@ -56,6 +60,7 @@ def estimate(lr, cfg):
   """
   s = cfg.scale
   size = kernel.DEFAULT_SIZE[s]
+  lr = crops.centre_crop(np.asarray(lr), ESTIMATE_SIDE)
   cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
                                  cfg.estimate.spectral)
   k = np.asarray(kernel.gaussian_kernel(cov, size, s), np.float64)

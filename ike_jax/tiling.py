@@ -1,0 +1,179 @@
+"""The Fourier SR stage over a whole photo, window by window (array code, no file I/O).
+
+`solve.solve` costs a few FFTs per splitting round of the image it is given, but a
+12-megapixel photo at x2 is a 48-megapixel output plane per colour: held
+whole, with its spectra, it needs gigabytes. So the photo is cut into square
+cores of at most `tile` LR px (the photo cut into equal cores); each core is solved inside a window holding `context`
+LR px of its real neighbours on every side (the photo mirrored beyond its own
+border), and only the core is kept. Every window has the same shape, so one
+compiled solve serves the whole photo; memory is one window's, whatever the
+photo's size. With `context` = 32 LR px a tiled result equals the untiled one
+within a fraction of a grey level away from the photo's border (tested in
+tests/test_tiling.py; `docs/method.md`, "Whole photos").
+
+The start of the SR stage is either given (G's inverse, whole) or, when None,
+MATLAB bicubic made window by window (`resize.matlab_upscale`, rounded to
+uint8 as `resize.bicubic_upscale`), so a whole-photo float image never exists.
+"""
+
+import dataclasses
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ike_jax import errors
+from ike_jax import resize
+from ike_jax import solve
+
+CONTEXT = 32        # LR px of real neighbours on every side of a core
+MIRROR = 32         # LR px mirrored around each window against the periodic seam
+TILE = 512          # default core side, LR px
+MIN_TILE = 32       # the smallest core a memory limit may ask for
+# Peak bytes of one window's solve per HR px of its (FFT-padded) window, three
+# colours, and the process's resident memory before the SR stage (interpreter,
+# NumPy, JAX and its compiled code), both measured with
+# benchmarks/photos.py (RESULTS.md, "Whole photos").
+BYTES_PER_WINDOW_PX = 200
+RUNTIME_BYTES = 600 * 2 ** 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """How a photo is cut: cores of tile_h x tile_w LR px on a rows x cols grid,
+  each solved in a window with `context` LR px around it, mirrored by
+  `mirror` more (the solve's periodic seam) and padded to `fft_shape` LR px."""
+  tile_h: int
+  tile_w: int
+  rows: int
+  cols: int
+  context: int
+  mirror: int
+  fft_shape: tuple
+
+  @property
+  def windows(self):
+    return self.rows * self.cols
+
+
+def fft_size(n):
+  """The smallest 2^a 3^b 5^c >= n (an FFT-friendly length)."""
+  best = 1 << max(int(n - 1).bit_length(), 0)
+  for five in (1, 5, 25, 125):
+    for three in (1, 3, 9, 27, 81):
+      m = five * three
+      while m < n:
+        m *= 2
+      best = min(best, m)
+  return best
+
+
+def _plan(tile_h, tile_w, h, w, context=CONTEXT, mirror=MIRROR):
+  rows, cols = -(-h // tile_h), -(-w // tile_w)
+  fft_shape = tuple(fft_size(t + 2 * (context + mirror)) for t in (tile_h, tile_w))
+  return Plan(tile_h, tile_w, rows, cols, context, mirror, fft_shape)
+
+
+def memory_bytes(plan, lr_shape, scale):
+  """Predicted peak resident bytes of the SR stage with `plan`: the runtime,
+  the LR photo and the uint8 output, and one window's solve."""
+  h, w = lr_shape[:2]
+  window_px = scale * scale * plan.fft_shape[0] * plan.fft_shape[1]
+  return (RUNTIME_BYTES + 2 * 3 * h * w * (1 + scale * scale)
+          + BYTES_PER_WINDOW_PX * window_px)
+
+
+def plan(lr_shape, scale, tile=0, max_memory_gb=0.0):
+  """The tiling of an (h, w) LR photo.
+
+  Args:
+    lr_shape: (h, w[, C]).
+    scale: s.
+    tile: core side (LR px); 0: `TILE`, or less under a memory limit.
+    max_memory_gb: a limit on the predicted peak (`memory_bytes`); 0: none.
+  Raises:
+    errors.UserError: no tiling fits the limit.
+  """
+  h, w = lr_shape[:2]
+  side = tile or TILE
+  even = lambda n, t: -(-n // -(-n // t))  # n cut into equal cores of at most t
+  make = lambda t: _plan(even(h, t), even(w, t), h, w)
+  if max_memory_gb < 0:
+    raise errors.UserError(f'--max_memory_gb must be >= 0, got {max_memory_gb:g}')
+  if not max_memory_gb:
+    return make(side)
+  limit = max_memory_gb * 2 ** 30
+  while side > MIN_TILE and memory_bytes(make(side), lr_shape, scale) > limit:
+    side //= 2
+  chosen = make(max(side, MIN_TILE))
+  need = memory_bytes(chosen, lr_shape, scale)
+  if need > limit:
+    raise errors.UserError(
+        f'a {w}x{h} photo at x{scale} needs about {need / 2 ** 30:.1f} GB (its {w * scale}x'
+        f'{h * scale} output alone {3 * h * w * scale * scale / 2 ** 30:.2f} GB); '
+        f'--max_memory_gb={max_memory_gb:g} is too low')
+  return chosen
+
+
+def solve_photo(lr_u8, start, kernel, origin, scale, settings, plan_, log=None):
+  """The Fourier SR stage (`solve.solve`) of a whole photo, window by window.
+
+  Args:
+    lr_u8: (h, w, 3) uint8 LR photo.
+    start: (s h, s w, 3) float start in [-1, 1], or None for MATLAB bicubic.
+    kernel: (C, kh, kw) or (kh, kw) SR kernel; origin: its static (row, col).
+    scale: s.
+    settings: dict of `solve.solve`'s anchor, tv and tv_iterations.
+    plan_: a `Plan` (`plan`).
+    log: progress lines (step, ETA) for runs of more than a few seconds.
+  Returns:
+    (s h, s w, 3) uint8.
+  """
+  s, p = scale, plan_
+  h, w = lr_u8.shape[:2]
+  c = p.context
+  extra = (p.fft_shape[0] - p.tile_h - 2 * (c + p.mirror),
+           p.fft_shape[1] - p.tile_w - 2 * (c + p.mirror))
+  pads = ((c, p.rows * p.tile_h - h + c + extra[0]), (c, p.cols * p.tile_w - w + c + extra[1]),
+          (0, 0))
+  lr_p = np.pad(np.asarray(lr_u8), pads, mode='symmetric')
+  start_p = None if start is None else np.pad(
+      np.asarray(start, np.float32), [(s * a, s * b) for a, b in pads], mode='symmetric')
+  win = (p.tile_h + 2 * c + extra[0], p.tile_w + 2 * c + extra[1])
+  out = np.empty((h * s, w * s, 3), np.uint8)
+  solve_window = functools.partial(
+      _window, jnp.asarray(kernel, jnp.float32), scale=s, origin=tuple(int(o) for o in origin),
+      core=(p.tile_h, p.tile_w), context=c, mirror=p.mirror, **settings)
+  t0 = last = time.perf_counter()
+  for n in range(p.windows):
+    i, j = divmod(n, p.cols)
+    r0, c0 = i * p.tile_h, j * p.tile_w
+    lr_win = lr_p[r0:r0 + win[0], c0:c0 + win[1]]
+    st_win = None if start_p is None else start_p[s * r0:s * (r0 + win[0]),
+                                                  s * c0:s * (c0 + win[1])]
+    core = np.asarray(solve_window(lr_win, st_win))
+    rh, rw = min(p.tile_h, h - r0), min(p.tile_w, w - c0)
+    out[s * r0:s * (r0 + rh), s * c0:s * (c0 + rw)] = core[:s * rh, :s * rw]
+    now = time.perf_counter()
+    if log is not None and p.windows > 1 and (now - last > 5 or n + 1 == p.windows) and now - t0 > 5:
+      eta = (now - t0) / (n + 1) * (p.windows - n - 1)
+      log(f'SR stage: window {n + 1}/{p.windows}, {now - t0:.0f} s, ETA {eta:.0f} s')
+      last = now
+  return out
+
+
+@functools.partial(jax.jit, static_argnames=('scale', 'origin', 'core', 'context', 'mirror',
+                                             'tv_iterations'))
+def _window(kernel, lr_u8, start, *, scale, origin, core, context, mirror, anchor, tv,
+            tv_iterations):
+  """One window's SR: its start (bicubic when None), the solve, the core as uint8."""
+  s = scale
+  lr_f = jnp.asarray(lr_u8, jnp.float32)
+  if start is None:
+    start = jnp.clip(jnp.round(resize.matlab_upscale(lr_f, s)), 0, 255) / 127.5 - 1.0
+  sr = solve.solve(lr_f / 127.5 - 1.0, kernel, start, scale=s, origin=origin, anchor=anchor,
+                   tv=tv, tv_iterations=tv_iterations, margin=mirror)
+  sr = sr[s * context:s * (context + core[0]), s * context:s * (context + core[1])]
+  return jnp.clip(jnp.round((sr + 1.0) * 127.5), 0, 255).astype(jnp.uint8)

@@ -1,0 +1,88 @@
+"""The Fourier SR stage over whole photos: windows, their seams, their memory."""
+
+import dataclasses
+
+import chex
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from ike_jax import config
+from ike_jax import errors
+from ike_jax import kernel as kernel_lib
+from ike_jax import postprocess
+from ike_jax import resize
+from ike_jax import tiling
+
+
+@pytest.mark.parametrize('scale', [2, 4])
+def test_polyphase_bicubic_is_matlab_bicubic(scale):
+  x = np.random.default_rng(1).integers(0, 256, (13, 10, 3)).astype(np.float32)
+  np.testing.assert_allclose(resize.matlab_upscale(x, scale), resize.imresize_matlab(x, scale),
+                             atol=1e-4)
+
+
+def _photo(h, w, seed=0):
+  """A test photo: smooth texture, blocks with sharp edges, a little noise (uint8)."""
+  rng = np.random.default_rng(seed)
+  img = ndimage.gaussian_filter(rng.random((h, w, 3)), (1.5, 1.5, 0)) * 300 - 50
+  for _ in range(8):
+    r, c = rng.integers(0, h - 8), rng.integers(0, w - 8)
+    img[r:r + rng.integers(4, 20), c:c + rng.integers(4, 20)] = rng.integers(0, 256, 3)
+  return np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize('scale', [2, 4])
+def test_tiled_equals_untiled_away_from_the_border(scale):
+  lr = _photo(72, 88, seed=scale)
+  k = kernel_lib.gaussian_kernel(np.diag([2.0, 1.0]) * scale ** 2 / 4, 13, scale)
+  k = jnp.asarray(np.stack([k / k.sum()] * 3), jnp.float32)
+  settings = dict(anchor=1e-4, tv=1e-4, tv_iterations=8)
+  whole = tiling.solve_photo(lr, None, k, (6, 6), scale, settings, tiling.plan(lr.shape, scale))
+  small = tiling.plan(lr.shape, scale, tile=24)
+  assert small.windows == 12  # 3 x 4 cores of 24 LR px (the last ones cut by the photo)
+  tiled = tiling.solve_photo(lr, None, k, (6, 6), scale, settings, small)
+  chex.assert_shape(tiled, (72 * scale, 88 * scale, 3))
+  m = 4 * scale  # "away from the border": 4 LR px
+  diff = np.abs(tiled.astype(float) - whole.astype(float))[m:-m, m:-m]
+  assert diff.max() <= 1, diff.max()       # uint8: within one level (rounding)
+  assert diff.mean() < 0.05, diff.mean()   # and nearly everywhere the same byte
+  # The start made window by window is MATLAB bicubic: pulled to it alone, the
+  # result is bicubic.
+  none = tiling.solve_photo(lr, None, k, (6, 6), scale, dict(anchor=1e6, tv=0.0,
+                                                                tv_iterations=0), small)
+  np.testing.assert_array_equal(none, resize.bicubic_upscale(lr, scale))
+
+
+def test_memory_limit_shrinks_windows_or_says_the_photo_cannot_fit():
+  shape = (1500, 2000, 3)
+  free = tiling.plan(shape, 2)
+  assert (free.tile_h, free.tile_w) == (500, 500)  # equal cores of at most 512 LR px
+  assert (free.rows, free.cols) == (3, 4)
+  need = tiling.memory_bytes(free, shape, 2) / 2 ** 30
+  tight = tiling.plan(shape, 2, max_memory_gb=need * 0.9)
+  assert tight.tile_h < free.tile_h
+  assert tiling.memory_bytes(tight, shape, 2) <= need * 0.9 * 2 ** 30
+  with pytest.raises(errors.UserError, match='max_memory_gb') as err:
+    tiling.plan(shape, 2, max_memory_gb=0.05)
+  assert '\n' not in str(err.value)
+  assert all(tiling.fft_size(n) % 2 == 0 or n == 1 for n in (7, 100, 513, 641))
+  assert [tiling.fft_size(n) for n in (100, 513, 641)] == [100, 540, 648]
+
+
+def test_both_solvers_fit_the_lr_image():
+  lr = _photo(40, 48, seed=3)
+  k, origin = postprocess.sr_kernel(
+      {'per_colour': np.stack([kernel_lib.gaussian_kernel(np.eye(2) * 1.2, 13, 2)] * 3),
+       'origin': (6, 6)}, 2, 2)
+  post = config.Config.create(refine=True, refine_prior=1e-4).post
+  fourier = postprocess.final(None, lr, k, origin, post, 2)
+  gradient = postprocess.final(None, lr, k, origin, dataclasses.replace(post, refine_solver='gradient'), 2)
+  chex.assert_shape([fourier, gradient], (80, 96, 3))
+  assert fourier.dtype == np.uint8
+  # Both fit the LR image under the kernel far better than their bicubic start.
+  bic = resize.bicubic_upscale(lr, 2)
+  for sr in (fourier, gradient):
+    assert kernel_lib.self_check(sr, lr, k, 2, origin) < 0.7 * kernel_lib.self_check(
+        bic, lr, k, 2, origin)
