@@ -29,6 +29,7 @@ import numpy as np
 from benchmarks import datasets
 from benchmarks import timing
 from ike_jax import outputs
+from ike_jax import tiling
 
 FLAGS = flags.FLAGS
 SIZES = {0.25: (612, 408), 1.4: (1440, 960), 5.0: (2736, 1824), 12.0: (4000, 3000)}
@@ -38,7 +39,8 @@ PIECE = 300  # px: side of each photo in the mosaic (the smallest offline photo)
 def define_flags():
   flags.DEFINE_list('presets', ['best_x2', 'best_x4'], 'Presets timed.')
   flags.DEFINE_list('megapixels', ['0.25', '1.4', '5', '12'], f'Of {sorted(SIZES)}.')
-  flags.DEFINE_integer('repeats', 1, 'Runs per row (the median is reported).')
+  flags.DEFINE_integer('repeats', 3, 'Runs per row up to 2 MP (the median is reported).')
+  flags.DEFINE_integer('repeats_large', 1, 'Runs per row above 2 MP.')
   flags.DEFINE_list('extra', [], 'More CLI flags for every run, e.g. max_memory_gb=2.')
   flags.DEFINE_string('results', None, 'JSON written row by row (a .md beside).')
 
@@ -80,6 +82,12 @@ def run_once(photo, preset, extra=()):
   return wall, rss, out_dir
 
 
+def predicted_gb(preset, lr_shape):
+  """The SR stage's predicted peak (`tiling.memory_bytes`) for the preset's default windows."""
+  cfg = timing.load_config(preset)
+  return tiling.memory_bytes(tiling.plan(lr_shape, cfg.scale), lr_shape, cfg.scale) / 2 ** 30
+
+
 def main(argv):
   del argv
   results = FLAGS.results or timing.default_results('photos')
@@ -90,12 +98,14 @@ def main(argv):
     photo = os.path.join(folder, f'mosaic_{width}x{height}.png')
     outputs.write_png(photo, mosaic(width, height))
     for preset in FLAGS.presets:
-      runs = [run_once(photo, preset, FLAGS.extra) for _ in range(FLAGS.repeats)]
+      repeats = FLAGS.repeats if mp <= 2 else FLAGS.repeats_large
+      runs = [run_once(photo, preset, FLAGS.extra) for _ in range(repeats)]
       walls = [r[0] for r in runs]
       row = {'preset': preset, 'megapixels': mp, 'lr_shape': [height, width],
              'seconds': float(np.median(walls)), 'seconds_all': walls,
              'peak_rss_gb': max(r[1] for r in runs) / 2 ** 30,
-             'lr_megapixels_per_s': width * height / 1e6 / float(np.median(walls))}
+             'lr_megapixels_per_s': width * height / 1e6 / float(np.median(walls)),
+             'predicted_peak_gb': predicted_gb(preset, (height, width))}
       report['rows'].append(row)
       print(f"{preset} {mp:5.2f} MP ({width}x{height}): {row['seconds']:.1f} s, "
             f"{row['peak_rss_gb']:.2f} GB peak, {row['lr_megapixels_per_s']:.3f} MP/s", flush=True)
@@ -109,7 +119,7 @@ def markdown(report):
   m = report['machine']
   lines = [f"Whole photos through the CLI ({m['cpu_count']} x {m['cpu_model']}, JAX "
            f"{m['jax_version']}, {m['date'][:10]}); compile included, median of runs.", '',
-           '| preset | photo (LR) | seconds | peak RSS | LR MP/s |', '|---|---|---|---|---|']
+           '| preset | photo (LR) | seconds | peak RSS (predicted) | LR MP/s |', '|---|---|---|---|---|']
   for r in report['rows']:
     lines.append(f"| {r['preset']} | {r['megapixels']:g} MP ({r['lr_shape'][1]}x"
                  f"{r['lr_shape'][0]}) | {r['seconds']:.1f} | {r['peak_rss_gb']:.2f} GB | "

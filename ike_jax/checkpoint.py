@@ -14,7 +14,6 @@ import threading
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 from ike_jax import outputs
 
@@ -53,6 +52,9 @@ class Checkpointer:
   def _ckpt():
     # Made when needed (it starts threads). One instance per save: `save` is
     # asynchronous, so it must be waited for and closed on the same instance.
+    # orbax is imported here, not at the top: it takes seconds to import, and
+    # a run of an estimator that trains nothing never saves a checkpoint.
+    import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
     return ocp.StandardCheckpointer()
 
   @property

@@ -17,7 +17,6 @@ kernel centred on the block has its centre of mass at `kernel_center(k, s)`
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import signal
 
 from ike_jax import layers
 
@@ -67,6 +66,7 @@ def x4_from_x2(k2):
   k2 = np.asarray(k2, np.float64)
   dilated = np.zeros((2 * k2.shape[0] - 1, 2 * k2.shape[1] - 1))
   dilated[::2, ::2] = k2
+  from scipy import signal  # pylint: disable=g-import-not-at-top  (0.5 s to import; only here)
   k4 = signal.convolve2d(k2, dilated, mode='full')
   return k4 / k4.sum()
 

@@ -92,9 +92,14 @@ def solve_normal(y_hat, p, psi, b_hat, s):
   r = jnp.conj(p) * _unfold(y_hat, s)
   if b_hat is not None:
     r = r + b_hat
+  return _sherman_morrison(r, p, jnp.abs(p) ** 2, psi, s)
+
+
+def _sherman_morrison(r, p, p2, psi, s):
+  """`solve_normal` given its right-hand side r and |p|^2 (p2)."""
   r_psi = r / psi
   num = _fold(p * r_psi, s)
-  den = s * s + _fold(jnp.abs(p) ** 2 / psi, s)
+  den = s * s + _fold(p2 / psi, s)
   return r_psi - jnp.conj(p) / psi * _unfold(num / den, s)
 
 
@@ -175,12 +180,13 @@ def solve(lr, kernel, start, *, scale, origin=None, anchor=1e-3, smooth=0.0, tv=
   kernel = kernel / jnp.sum(kernel, axis=(-2, -1), keepdims=True)
   p = transfer(kernel if kernel.ndim == 3 else kernel[None], shape, origin)
   g2 = gradient_transfer(shape)
-  y_hat = jnp.fft.fft2(y)
-  b_anchor = anchor * jnp.fft.fft2(x0)
+  # The right-hand side's constant part and |p|^2, once for every round.
+  rhs = jnp.conj(p) * _unfold(jnp.fft.fft2(y), s) + anchor * jnp.fft.fft2(x0)
+  p2 = jnp.abs(p) ** 2
   base = anchor + smooth * g2
 
   def closed_form(extra_psi, extra_b):
-    x_hat = solve_normal(y_hat, p, base + extra_psi, b_anchor + extra_b, s)
+    x_hat = _sherman_morrison(rhs + extra_b, p, p2, base + extra_psi, s)
     return jnp.real(jnp.fft.ifft2(x_hat))
 
   x = closed_form(0.0, 0.0)

@@ -7,15 +7,18 @@ cores of at most `tile` LR px (the photo cut into equal cores); each core is sol
 LR px of its real neighbours on every side (the photo mirrored beyond its own
 border), and only the core is kept. Every window has the same shape, so one
 compiled solve serves the whole photo; memory is one window's, whatever the
-photo's size. With `context` = 32 LR px a tiled result equals the untiled one
-within a fraction of a grey level away from the photo's border (tested in
-tests/test_tiling.py; `docs/method.md`, "Whole photos").
+photo's size. With `CONTEXT` = 24 LR px a tiled result equals the untiled one
+within a fraction of a grey level away from the photo's border for the
+presets' kernels (tested in tests/test_tiling.py; `docs/method.md`, "Whole
+photos", for kernels whose spectrum has zeros). A photo of at most `TILE` LR px
+a side is one window: solved whole.
 
 The start of the SR stage is either given (G's inverse, whole) or, when None,
 MATLAB bicubic made window by window (`resize.matlab_upscale`, rounded to
 uint8 as `resize.bicubic_upscale`), so a whole-photo float image never exists.
 """
 
+from concurrent import futures
 import dataclasses
 import functools
 import time
@@ -28,16 +31,22 @@ from ike_jax import errors
 from ike_jax import resize
 from ike_jax import solve
 
-CONTEXT = 32        # LR px of real neighbours on every side of a core
-MIRROR = 32         # LR px mirrored around each window against the periodic seam
+CONTEXT = 24        # LR px of real neighbours on every side of a core
+MIRROR = 16         # LR px mirrored around each window against the periodic seam
 TILE = 512          # default core side, LR px
 MIN_TILE = 32       # the smallest core a memory limit may ask for
+# Windows solved at once, from two threads: XLA's CPU FFTs keep about one core
+# busy, and two windows in flight were 25% faster on 2 cores (6 windows of a
+# 1440x960 photo at x4: 12.7 s against 17.0 s after compiling).
+WORKERS = 2
 # Peak bytes of one window's solve per HR px of its (FFT-padded) window, three
-# colours, and the process's resident memory before the SR stage (interpreter,
-# NumPy, JAX and its compiled code), both measured with
-# benchmarks/photos.py (RESULTS.md, "Whole photos").
-BYTES_PER_WINDOW_PX = 200
-RUNTIME_BYTES = 600 * 2 ** 20
+# colours, and the process's resident memory besides the photo and the windows
+# (interpreter, NumPy, JAX, compiled code): fitted to the peak RSS of a
+# 1440x960 photo solved with cores of 512 and 256 LR px at x2 and x4 (808 and
+# 501 MB at x2, 2053 and 960 MB at x4; 175 B/px is the larger of the two
+# scales' slopes), the runtime rounded up from 325 MB for the CLI's own imports.
+BYTES_PER_WINDOW_PX = 175
+RUNTIME_BYTES = 400 * 2 ** 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,11 +87,11 @@ def _plan(tile_h, tile_w, h, w, context=CONTEXT, mirror=MIRROR):
 
 def memory_bytes(plan, lr_shape, scale):
   """Predicted peak resident bytes of the SR stage with `plan`: the runtime,
-  the LR photo and the uint8 output, and one window's solve."""
+  the LR photo and the uint8 output, and `WORKERS` windows' solves."""
   h, w = lr_shape[:2]
   window_px = scale * scale * plan.fft_shape[0] * plan.fft_shape[1]
   return (RUNTIME_BYTES + 2 * 3 * h * w * (1 + scale * scale)
-          + BYTES_PER_WINDOW_PX * window_px)
+          + WORKERS * BYTES_PER_WINDOW_PX * window_px)
 
 
 def plan(lr_shape, scale, tile=0, max_memory_gb=0.0):
@@ -117,7 +126,7 @@ def plan(lr_shape, scale, tile=0, max_memory_gb=0.0):
   return chosen
 
 
-def solve_photo(lr_u8, start, kernel, origin, scale, settings, plan_, log=None):
+def solve_photo(lr_u8, start, kernel, origin, scale, settings, plan_, log=None, rounded=True):
   """The Fourier SR stage (`solve.solve`) of a whole photo, window by window.
 
   Args:
@@ -128,8 +137,9 @@ def solve_photo(lr_u8, start, kernel, origin, scale, settings, plan_, log=None):
     settings: dict of `solve.solve`'s anchor, tv and tv_iterations.
     plan_: a `Plan` (`plan`).
     log: progress lines (step, ETA) for runs of more than a few seconds.
+    rounded: uint8 output; False: float32 in 0..255, unrounded (for tests).
   Returns:
-    (s h, s w, 3) uint8.
+    (s h, s w, 3) uint8 (or float32).
   """
   s, p = scale, plan_
   h, w = lr_u8.shape[:2]
@@ -142,12 +152,15 @@ def solve_photo(lr_u8, start, kernel, origin, scale, settings, plan_, log=None):
   start_p = None if start is None else np.pad(
       np.asarray(start, np.float32), [(s * a, s * b) for a, b in pads], mode='symmetric')
   win = (p.tile_h + 2 * c + extra[0], p.tile_w + 2 * c + extra[1])
-  out = np.empty((h * s, w * s, 3), np.uint8)
+  out = np.empty((h * s, w * s, 3), np.uint8 if rounded else np.float32)
+  kernel = np.asarray(kernel, np.float32)
+  if kernel.ndim == 3 and np.all(kernel == kernel[:1]):
+    kernel = kernel[0]  # one transfer function serves every colour
   solve_window = functools.partial(
-      _window, jnp.asarray(kernel, jnp.float32), scale=s, origin=tuple(int(o) for o in origin),
-      core=(p.tile_h, p.tile_w), context=c, mirror=p.mirror, **settings)
-  t0 = last = time.perf_counter()
-  for n in range(p.windows):
+      _window, jnp.asarray(kernel), scale=s, origin=tuple(int(o) for o in origin),
+      core=(p.tile_h, p.tile_w), context=c, mirror=p.mirror, rounded=rounded, **settings)
+
+  def solve_core(n):
     i, j = divmod(n, p.cols)
     r0, c0 = i * p.tile_h, j * p.tile_w
     lr_win = lr_p[r0:r0 + win[0], c0:c0 + win[1]]
@@ -156,18 +169,23 @@ def solve_photo(lr_u8, start, kernel, origin, scale, settings, plan_, log=None):
     core = np.asarray(solve_window(lr_win, st_win))
     rh, rw = min(p.tile_h, h - r0), min(p.tile_w, w - c0)
     out[s * r0:s * (r0 + rh), s * c0:s * (c0 + rw)] = core[:s * rh, :s * rw]
-    now = time.perf_counter()
-    if log is not None and p.windows > 1 and (now - last > 5 or n + 1 == p.windows) and now - t0 > 5:
-      eta = (now - t0) / (n + 1) * (p.windows - n - 1)
-      log(f'SR stage: window {n + 1}/{p.windows}, {now - t0:.0f} s, ETA {eta:.0f} s')
-      last = now
+
+  t0 = last = time.perf_counter()
+  solve_core(0)  # compiles, alone
+  with futures.ThreadPoolExecutor(WORKERS) as pool:
+    for n, _ in enumerate(pool.map(solve_core, range(1, p.windows)), start=2):
+      now = time.perf_counter()
+      if log is not None and (now - last > 5 or n == p.windows) and now - t0 > 5:
+        eta = (now - t0) / n * (p.windows - n)
+        log(f'SR stage: window {n}/{p.windows}, {now - t0:.0f} s, ETA {eta:.0f} s')
+        last = now
   return out
 
 
 @functools.partial(jax.jit, static_argnames=('scale', 'origin', 'core', 'context', 'mirror',
-                                             'tv_iterations'))
+                                             'tv_iterations', 'rounded'))
 def _window(kernel, lr_u8, start, *, scale, origin, core, context, mirror, anchor, tv,
-            tv_iterations):
+            tv_iterations, rounded):
   """One window's SR: its start (bicubic when None), the solve, the core as uint8."""
   s = scale
   lr_f = jnp.asarray(lr_u8, jnp.float32)
@@ -176,4 +194,5 @@ def _window(kernel, lr_u8, start, *, scale, origin, core, context, mirror, ancho
   sr = solve.solve(lr_f / 127.5 - 1.0, kernel, start, scale=s, origin=origin, anchor=anchor,
                    tv=tv, tv_iterations=tv_iterations, margin=mirror)
   sr = sr[s * context:s * (context + core[0]), s * context:s * (context + core[1])]
-  return jnp.clip(jnp.round((sr + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+  sr = jnp.clip((sr + 1.0) * 127.5, 0, 255)
+  return jnp.round(sr).astype(jnp.uint8) if rounded else sr
