@@ -122,8 +122,8 @@ def markdown(report):
            '| preset | photo (LR) | seconds | peak RSS (predicted) | LR MP/s |', '|---|---|---|---|---|']
   for r in report['rows']:
     lines.append(f"| {r['preset']} | {r['megapixels']:g} MP ({r['lr_shape'][1]}x"
-                 f"{r['lr_shape'][0]}) | {r['seconds']:.1f} | {r['peak_rss_gb']:.2f} GB | "
-                 f"{r['lr_megapixels_per_s']:.3f} |")
+                 f"{r['lr_shape'][0]}) | {r['seconds']:.1f} | {r['peak_rss_gb']:.2f} GB "
+                 f"({r['predicted_peak_gb']:.2f}) | {r['lr_megapixels_per_s']:.3f} |")
   return '\n'.join(lines)
 
 
