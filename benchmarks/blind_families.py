@@ -4,7 +4,8 @@ For each family (`benchmarks.families`) and image, the LR image is made from
 the photo's centre crop (256 HR px at x2, 384 at x4) with seed 100 + image
 index; then measured, in Y-PSNR gain over MATLAB bicubic (shave = scale):
 
-  spectral  the spectral Gaussian + back-projection (`best_x2` / `best_x4`)
+  spectral  `best_x2` / `best_x4`: the spectral Gaussian and the preset's SR
+            stage (`postprocess.final`, the Fourier solver)
   blind     `--preset=blind_x2` / `blind_x4`: the chosen kernel and SR prior
             (its estimate and back-projection, as the CLI runs them)
   true      back-projection onto the true kernel (the SR stage's ceiling)
@@ -37,7 +38,7 @@ from ike_jax.estimators import blind as blind_estimator
 from ike_jax.estimators import spectral
 
 FLAGS = flags.FLAGS
-SPECTRAL_PRIOR = {2: 1e-4, 4: 3e-4}  # best_x2 / best_x4
+SPECTRAL_PRIOR = {2: 1e-4, 4: 3e-4}  # gradient back-projection TV weights (the blind presets)
 
 
 def define_flags():
@@ -64,8 +65,9 @@ def measure_one(name, index, family, s):
   gain = lambda sr: float(metrics.compare(sr, hr, s)['psnr_y'] - base)
   cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
   gaussian = spectral.estimate(lr, cfg)
+  best = presets.config_from_flagfile(presets.preset_path(f'best_x{s}')).post
   row = {'image': name, 'family': family,
-         'spectral': gain(back_project(bic, lr, gaussian['kernel'], gaussian['origin'], SPECTRAL_PRIOR[s], s))}
+         'spectral': gain(postprocess.final(None, lr, *postprocess.sr_kernel(gaussian, s, s), best, s))}
   t0 = time.perf_counter()
   est = blind_estimator.estimate(lr, cfg)
   post = postprocess.for_estimate(cfg.post, est)  # as the pipeline does

@@ -4,8 +4,9 @@ r"""Presets that train nothing (best_x2, best_x4), stage by stage, on one LR pho
       [--repeats=3] [--results=benchmarks/results/stages_<host>.json]
 
 Times, as the pipeline runs them (median over `--repeats` after a first call
-that compiles), the kernel estimate, the bicubic start and the back-projection,
-with XLA's FLOP count of the back-projection (the only compiled stage) and the
+that compiles), the kernel estimate, the bicubic start and the SR stage (the
+preset's `--refine_solver`, on the whole image), with XLA's FLOP count of the
+SR stage (the only compiled stage) and the
 machine's peak (`benchmarks.speed`'s matmul and convolution) to set it against.
 Each preset runs in its own subprocess (`--_one=preset`). The LR photo is one of
 the offline set, `--lr_side` px (0: 128 at x2, 96 at x4, the report images'
@@ -31,12 +32,11 @@ def stage_row(preset, lr_side=0, repeats=3, log=None):
   """Stage by stage, one LR photo, for a preset whose estimator does not train.
 
   Times (median over `repeats`, after a compiling call) the kernel estimate,
-  the bicubic start and the back-projection as the pipeline runs them, with
-  XLA's FLOP count of the back-projection.
+  the bicubic start and the SR stage as the pipeline runs them, with XLA's
+  FLOP count of the SR stage.
   Raises:
     ValueError: for a preset that trains, or one without --refine.
   """
-  import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from ike_jax import data  # pylint: disable=g-import-not-at-top
   from ike_jax import estimate  # pylint: disable=g-import-not-at-top
@@ -44,6 +44,7 @@ def stage_row(preset, lr_side=0, repeats=3, log=None):
   from ike_jax import kernel  # pylint: disable=g-import-not-at-top
   from ike_jax import postprocess  # pylint: disable=g-import-not-at-top
   from ike_jax import refine  # pylint: disable=g-import-not-at-top
+  from ike_jax import solve  # pylint: disable=g-import-not-at-top
   log = log or (lambda m: None)
   cfg = timing.load_config(preset)
   lr_side = lr_side or REPORT_LR_SIDE[cfg.scale]
@@ -57,11 +58,9 @@ def stage_row(preset, lr_side=0, repeats=3, log=None):
                                     post.lever_kernel_taps)
   sr0 = jnp.asarray(estimate.bicubic_start(lr, s))
   lr_m = jnp.asarray(data.to_model(lr))
-  bp = lambda: refine.back_project(sr0, lr_m, k, s, origin, iterations=post.refine_iterations,
-                                   prior_weight=post.refine_prior)
   stages = {'estimate': lambda: est_mod.estimate(lr, cfg),
             'bicubic': lambda: estimate.bicubic_start(lr, s),
-            'back-projection': lambda: jax.block_until_ready(bp())}
+            'sr stage': lambda: postprocess.apply(sr0, lr_m, k, origin, post, s)}
   rows = []
   for name, fn in stages.items():
     log(f'stage {name}')
@@ -70,14 +69,18 @@ def stage_row(preset, lr_side=0, repeats=3, log=None):
     first = time.perf_counter() - t0
     t = timing.time_calls(fn, 1, 0, repeats)
     rows.append({'name': name, 'first_s': first, 's': t['median_s'], 'iqr_s': t['iqr_s']})
-  compiled = refine._back_project.lower(  # pylint: disable=protected-access
-      sr0, lr_m, jnp.asarray(k, jnp.float32), 1.0, post.refine_prior, 3e-2, scale=s,
-      origin=kernel.static_origin(k, origin), iterations=post.refine_iterations).compile()
+  if post.refine_solver == 'fourier':
+    compiled = solve.solve.lower(lr_m, jnp.asarray(k, jnp.float32), sr0, scale=s,
+                                 origin=tuple(origin), **postprocess.fourier_settings(post)).compile()
+  else:
+    compiled = refine._back_project.lower(  # pylint: disable=protected-access
+        sr0, lr_m, jnp.asarray(k, jnp.float32), 1.0, post.refine_prior, 3e-2, scale=s,
+        origin=kernel.static_origin(k, origin), iterations=post.refine_iterations).compile()
   flops = timing.cost_flops(compiled)
   rows[-1]['flops'] = flops
   rows[-1]['flops_per_s'] = None if flops is None else flops / rows[-1]['s']
   return {'preset': preset, 'lr_side': lr_side, 'scale': s,
-          'refine_iterations': post.refine_iterations, 'kernel_size': int(np.shape(k)[-1]),
+          'solver': post.refine_solver, 'kernel_size': int(np.shape(k)[-1]),
           'stages': rows, 'total_s': sum(r['s'] for r in rows)}
 
 
@@ -92,8 +95,7 @@ def markdown(report):
       lines += [f'### {r["preset"]}: error: {r["error"]}', '']
       continue
     lines += [f'### {r["preset"]} (LR {r["lr_side"]} px, x{r["scale"]}, '
-              f'{r["kernel_size"]}x{r["kernel_size"]} kernel, {r["refine_iterations"]} '
-              'back-projection steps)', '',
+              f'{r["kernel_size"]}x{r["kernel_size"]} kernel, {r["solver"]} SR stage)', '',
               '| stage | first call s | s (IQR) | GFLOP | GFLOP/s | % of peak | share |',
               '|---|---|---|---|---|---|---|']
     for st in r['stages']:

@@ -95,7 +95,7 @@ def test_time_calls_budget_caps_steps():
 
 def test_stage_row_of_a_non_training_preset(tmp_path):
   row = stages.stage_row('best_x2', 40, repeats=1)
-  assert [st['name'] for st in row['stages']] == ['estimate', 'bicubic', 'back-projection']
+  assert [st['name'] for st in row['stages']] == ['estimate', 'bicubic', 'sr stage']
   for st in row['stages']:
     _positive(st, ('first_s', 's'))
   _positive(row['stages'][-1], ('flops', 'flops_per_s'))
