@@ -100,14 +100,14 @@ def test_stage_row_of_a_non_training_preset(tmp_path):
     _positive(st, ('first_s', 's'))
   _positive(row['stages'][-1], ('flops', 'flops_per_s'))
   assert row['total_s'] == pytest.approx(sum(st['s'] for st in row['stages']))
-  assert row['kernel_size'] == 11 and row['refine_iterations'] == 100
+  assert row['kernel_size'] == 11 and row['solver'] == 'fourier'
   with pytest.raises(ValueError, match='non-training'):
     stages.stage_row('paper_x2', 40)
   _, text = stages.write_report({'machine': MACHINE, 'settings': {'repeats': 1},
                                  'peak': {'error': 'not measured'},
                                  'rows': [row, {'preset': 'best_x4', 'error': 'boom'}]},
                                 str(tmp_path / 'stages.json'))
-  assert '### best_x2 (LR 40 px, x2' in text and '| back-projection |' in text
+  assert '### best_x2 (LR 40 px, x2' in text and '| sr stage |' in text
   assert 'best_x4: error: boom' in text and '2 CPUs' in text
 
 
