@@ -71,7 +71,7 @@ def measure_one(name, index, family, s):
   t0 = time.perf_counter()
   est = blind_estimator.estimate(lr, cfg)
   post = postprocess.for_estimate(cfg.post, est)  # as the pipeline does
-  sr = back_project(bic, lr, est['kernel'], est['origin'], post.refine_prior, s) if post.refine else bic
+  sr = postprocess.final(None, lr, *postprocess.sr_kernel(est, s, s), post, s)
   row.update(blind=gain(sr), seconds=time.perf_counter() - t0, choice=est['choice'],
              confidence=est['confidence'], noise_sigma=est['noise_sigma'])
   if k_true is not None:

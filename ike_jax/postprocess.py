@@ -58,13 +58,15 @@ def sr_kernel(estimate, trained_scale, scale, taps=0):
 
 def for_estimate(post, estimate):
   """The post-processing an estimate asks for: an estimator that chose among
-  candidate kernels may set the SR prior ('sr_prior') or ask for no
-  refinement at all ('refine': False, its do-no-harm output). Data, not a
-  switch on the estimator."""
+  candidate kernels may set the SR prior ('sr_prior') and solver
+  ('sr_solver'), or ask for no refinement at all ('refine': False, its
+  do-no-harm output). Data, not a switch on the estimator."""
   if estimate.get('refine') is False:
     return dataclasses.replace(post, refine=False, zssr=False)
   if 'sr_prior' in estimate:
-    return dataclasses.replace(post, refine_prior=float(estimate['sr_prior']))
+    post = dataclasses.replace(post, refine_prior=float(estimate['sr_prior']))
+  if 'sr_solver' in estimate:
+    post = dataclasses.replace(post, refine_solver=str(estimate['sr_solver']))
   return post
 
 

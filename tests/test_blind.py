@@ -157,13 +157,17 @@ def test_choice_is_bicubic_for_an_unblurred_input():
 
 def test_an_estimate_sets_the_sr_stage_it_asks_for():
   """The choice's record drives post-processing: bicubic turns refinement off,
-  the blind kernel brings its prior, an estimate without requests changes nothing."""
+  the blind kernel brings its prior, the Gaussian its solver, an estimate without
+  requests changes nothing."""
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   from ike_jax import postprocess  # pylint: disable=g-import-not-at-top
   post = config_lib.Config().replace(refine=True, refine_prior=1e-4).post
   assert not postprocess.for_estimate(post, {'refine': False}).refine
   assert postprocess.for_estimate(post, {'refine': True, 'sr_prior': 3e-3}).refine_prior == 3e-3
   assert postprocess.for_estimate(post, {'kernel': None}) == post
+  gaussian = postprocess.for_estimate(post.__class__(refine_solver='gradient'),
+                                      {'refine': True, 'sr_solver': 'fourier'})
+  assert gaussian.refine_solver == 'fourier'
 
 
 @pytest.mark.parametrize('shape', [(blind_estimator.MIN_SIDE, blind_estimator.MIN_SIDE), (130, 48)])

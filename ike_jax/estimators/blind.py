@@ -27,8 +27,9 @@ s^2/12 HR px^2):
   'gaussian' else: the spectral Gaussian, as `best_x2` (never at x4).
 (settings: `config.BlindConfig`, `--blind_*`; flags/blind_x4.flags sets x4's.)
 The record (candidates with their scores, the choice, a confidence in
-[0, 1]) goes to `<stem>_metrics.json`; the SR stage's prior weight comes
-with the choice ('sr_prior' for 'blind'; 'refine': False for 'bicubic').
+[0, 1]) goes to `<stem>_metrics.json`; the SR stage's settings come with
+the choice ('sr_prior' for 'blind'; 'sr_solver': 'fourier' for 'gaussian',
+the solver `best_x2` uses with that kernel; 'refine': False for 'bicubic').
 A photo larger than `ESTIMATE_SIDE` LR px on a side is estimated on its
 central crop of that side (the settings were chosen on 128x128 LR images,
 and the cost stays flat).
@@ -149,7 +150,7 @@ def features(lr, cfg):
 def estimate(lr, cfg):
   """The chosen kernel of one (H, W, 3) uint8 LR image, `spectral.estimate`'s format
   plus 'choice', 'confidence', 'candidates', 'noise_sigma', 'refine' and, for the
-  blind kernel, 'sr_prior'."""
+  blind kernel, 'sr_prior' (for the Gaussian, 'sr_solver')."""
   f, k_blind, k_gauss = features(crops.centre_crop(np.asarray(lr), ESTIMATE_SIDE), cfg)
   settings = cfg.estimate.blind
   choice, confidence = choose(f['agreement'], f['blind_variance'], f['gauss_variance'],
@@ -162,6 +163,7 @@ def estimate(lr, cfg):
           'choice': choice, 'confidence': confidence, 'noise_sigma': f['noise'],
           'refine': choice != 'bicubic',
           **({'sr_prior': settings.blind_prior} if choice == 'blind' else {}),
+          **({'sr_solver': 'fourier'} if choice == 'gaussian' else {}),
           'candidates': {'blind': {'agreement': f['agreement'],
                                    'distinct_from_gaussian': f['distinct'],
                                    'widest_variance': f['blind_variance']},
