@@ -92,3 +92,14 @@ def test_both_solvers_fit_the_lr_image():
   for sr in (fourier, gradient):
     assert kernel_lib.self_check(sr, lr, k, 2, origin) < 0.7 * kernel_lib.self_check(
         bic, lr, k, 2, origin)
+
+
+def test_compare_picture_of_a_large_photo_is_its_centre_with_the_whole_photos_bicubic(monkeypatch):
+  from ike_jax import report  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(report, 'COMPARE_SIDE', 32)
+  lr = _photo(40, 60, seed=5)
+  rows, cols, note = report._view(lr.shape, 2)
+  assert (rows, cols) == (slice(12, 28), slice(22, 38)) and note == ' (centre crop)'
+  np.testing.assert_array_equal(report._bicubic_of(lr, rows, cols, 2),
+                                resize.bicubic_upscale(lr, 2)[24:56, 44:76])
+  assert report._view((10, 12, 3), 2)[2] == ''  # a small image is shown whole
