@@ -43,9 +43,12 @@ SPECTRAL_PRIOR = {2: 1e-4, 4: 3e-4}  # gradient back-projection TV weights (the 
 
 def define_flags():
   flags.DEFINE_integer('scale', 2, '2 or 4.')
-  flags.DEFINE_list('families', ['shake', 'gaussian'], f'Of {", ".join(families.FAMILIES)}.')
+  flags.DEFINE_list('families', ['shake', 'gaussian'],
+                    f'Of {", ".join(families.FAMILIES)}, and levin (report only).')
   flags.DEFINE_enum('images', 'report', ['report', 'tuning'], 'Which photos.')
   flags.DEFINE_string('results', None, 'JSON written row by row.')
+  flags.DEFINE_string('levin_kernels', None, "Levin et al.'s eight kernels, (8, K, K) .npy, for "
+                      "the report-only family 'levin' (docs/method.md, \"Degradation families\").")
 
 
 def back_project(bic, lr, k, origin, prior, s):
@@ -84,6 +87,10 @@ def measure_one(name, index, family, s):
 def main(argv):
   del argv
   s = FLAGS.scale
+  if FLAGS.levin_kernels:
+    families.use_levin_kernels(FLAGS.levin_kernels)
+  if 'levin' in FLAGS.families and (FLAGS.images != 'report' or not FLAGS.levin_kernels):
+    raise app.UsageError("family 'levin' is report-only and needs --levin_kernels")
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
   out = {'scale': s, 'images': FLAGS.images, 'rows': []}

@@ -18,6 +18,10 @@ Linear families (a kernel on a `SIZE x SIZE` grid, HR px, centre of mass at
              offsets of up to 5 HR px, random weights
   none       no blur: the HR crop only subsampled (a delta at the origin)
 
+  levin      (report only, never tuned on) Levin et al. 2009's eight camera-shake
+             kernels, 13-27 px, image index i taking kernel i mod 8; loaded
+             from a file by `use_levin_kernels` (not part of the repository)
+
 `+noise` variants add Gaussian read noise (sigma 1-5 grey levels) to the LR
 image and then store it as JPEG (quality 70-95). Non-linear families are
 `degradations.KINDS` (median, bilateral, diffusion, mix). The LR image is
@@ -136,6 +140,30 @@ def no_blur(rng, scale):
   return k, {'family': 'none'}
 
 
+_LEVIN = []  # Levin et al.'s kernels once `use_levin_kernels` has read them
+
+
+def use_levin_kernels(path):
+  """Reads Levin et al.'s eight kernels for the report-only family 'levin': an .npy of
+  shape (8, K, K) (each kernel zero-padded to K; docs/method.md, "Degradation families",
+  says how to make it from the published Levin09.mat)."""
+  kernels = np.load(path)
+  if kernels.ndim != 3 or len(kernels) != 8:
+    raise ValueError(f'{path}: expected (8, K, K) kernels, got shape {kernels.shape}')
+  _LEVIN[:] = list(kernels)
+
+
+def levin_kernel(index, scale):
+  """Levin et al.'s kernel index mod 8, centred on the SIZE x SIZE grid."""
+  if not _LEVIN:
+    raise ValueError("family 'levin' needs use_levin_kernels(path) first (report only)")
+  k = np.asarray(_LEVIN[index % 8], np.float64)
+  grid = np.zeros((SIZE, SIZE))
+  r, c = (SIZE - k.shape[0]) // 2, (SIZE - k.shape[1]) // 2
+  grid[r:r + k.shape[0], c:c + k.shape[1]] = k
+  return _finish(grid, scale), {'family': 'levin', 'levin_index': index % 8}
+
+
 KERNELS = {'none': no_blur, 'gaussian': gaussian_kernel, 'shake': shake_kernel, 'motion': motion_kernel,
            'disk': disk_kernel, 'mixture': mixture_kernel}
 
@@ -155,7 +183,7 @@ def degrade(hr, family, scale, seed):
   if base in NONLINEAR:
     lr, _, info = degradations.degrade(hr, base, scale, seed)
     return lr, None, {**info, 'family': family}
-  k, info = KERNELS[base](rng, scale)
+  k, info = levin_kernel(seed - 100, scale) if base == 'levin' else KERNELS[base](rng, scale)
   lr = degradations.blur_subsample(hr, k, scale)
   if family.endswith('+noise'):
     sigma = float(rng.uniform(1.0, 5.0))

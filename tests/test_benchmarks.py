@@ -6,6 +6,7 @@ import os
 import re
 
 import imageio.v3 as iio
+import numpy as np
 import pytest
 
 from benchmarks import ablation
@@ -246,3 +247,21 @@ def test_run_ablation_writes_tables(tmp_path):
     assert f"{row['psnr']:.3f}" in line and f"{row['ssim']:.4f}" in line
   assert re.search(r'\| ike_psnr_y \| psnr \| \+0\.\d+ \| no \| ablation_3_tri > ablation_4_residual',
                    md)
+
+
+def test_levin_family_needs_its_file_and_centres_each_kernel(tmp_path, monkeypatch):
+  from benchmarks import families  # pylint: disable=g-import-not-at-top
+  from ike_jax import kernel as kernel_lib  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(families, '_LEVIN', [])
+  with pytest.raises(ValueError, match='report only'):
+    families.levin_kernel(0, 2)
+  kernels = np.zeros((8, 5, 7))
+  for i in range(8):
+    kernels[i, 2, :i % 7 + 1] = 1.0 / (i % 7 + 1)  # lines of 1-7 px
+  np.save(tmp_path / 'levin.npy', kernels)
+  families.use_levin_kernels(str(tmp_path / 'levin.npy'))
+  k, info = families.levin_kernel(100 + 9 - 100, 2)
+  assert info['levin_index'] == 1 and k.shape == (families.SIZE, families.SIZE)
+  np.testing.assert_allclose(k.sum(), 1.0)
+  np.testing.assert_allclose(kernel_lib.center_of_mass(k),
+                             [kernel_lib.kernel_center(families.SIZE, 2)] * 2, atol=1e-6)
