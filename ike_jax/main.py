@@ -35,8 +35,9 @@ flags.DEFINE_integer('batch_size', 0, 'Images trained at once (memory); the rest
 flags.DEFINE_integer('tile', 0, "G's inverse: inference tile side in LR pixels (bounded memory); "
                      '0: whole image.')
 flags.DEFINE_float('max_memory_gb', 0.0, 'Bound on the SR stage\'s peak memory: the Fourier '
-                   'solver\'s windows shrink to fit, or a one-line error says the photo cannot; '
-                   '0: default windows (512 LR px).')
+                   'solver\'s windows shrink to fit, or a one-line error says the photo cannot '
+                   '(the gradient solver: whether the whole photo fits); 0: no bound, windows '
+                   'of 512 LR px.')
 flags.DEFINE_integer('checkpoint_every', 0, 'Save a checkpoint every N steps (always on SIGINT/SIGTERM).')
 flags.DEFINE_bool('resume', False, 'Continue from the checkpoint of an interrupted run.')
 flags.DEFINE_string('compilation_cache_dir', None, 'Persistent XLA compilation cache: later '

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ike_jax import data
+from ike_jax import errors
 from ike_jax import kernel as kernel_lib
 from ike_jax import refine
 from ike_jax import resize
@@ -104,12 +105,27 @@ def apply(sr, lr, k, origin, post, scale, seed=0, zssr_crop=64, log=None):
   return np.asarray(sr)
 
 
+# Peak bytes per HR px of the gradient SR stage, which holds the whole image
+# (three colours, its start and the LR image included): 179 B/px between a
+# 512x512 and a 1536x1536 output at x2 (400 and 758 MB peak RSS).
+GRADIENT_BYTES_PER_PX = 180
+
+
 def windows(lr_shape, post, scale, tile=0, max_memory_gb=0.0):
   """The windows `final` cuts a photo into (`tiling.plan`), or None when its
   SR stage is not the Fourier solver. Raises `errors.UserError` when the
-  photo cannot fit `max_memory_gb` (checked before anything runs)."""
+  photo cannot fit `max_memory_gb` (checked before anything runs; the
+  gradient solver's whole-image need against it too)."""
   if post.refine and post.refine_solver == 'fourier':
     return tiling.plan(lr_shape, scale, tile, max_memory_gb)
+  if post.refine and max_memory_gb:
+    h, w = lr_shape[:2]
+    need = tiling.RUNTIME_BYTES + GRADIENT_BYTES_PER_PX * h * w * scale * scale
+    if need > max_memory_gb * 2 ** 30:
+      raise errors.UserError(
+          f'a {w}x{h} photo at x{scale} needs about {need / 2 ** 30:.1f} GB with '
+          f'--refine_solver=gradient (the whole photo at once); --max_memory_gb='
+          f'{max_memory_gb:g} is too low (--refine_solver=fourier goes window by window)')
   return None
 
 

@@ -73,6 +73,10 @@ def test_memory_limit_shrinks_windows_or_says_the_photo_cannot_fit():
   with pytest.raises(errors.UserError, match='max_memory_gb') as err:
     tiling.plan(shape, 2, max_memory_gb=0.05)
   assert '\n' not in str(err.value)
+  gradient = config.Config.create(refine=True, refine_solver='gradient').post
+  with pytest.raises(errors.UserError, match='refine_solver=fourier'):
+    postprocess.windows(shape, gradient, 2, max_memory_gb=1.0)  # ~2.4 GB needed
+  assert postprocess.windows(shape, gradient, 2, max_memory_gb=4.0) is None
   assert all(tiling.fft_size(n) % 2 == 0 or n == 1 for n in (7, 100, 513, 641))
   assert [tiling.fft_size(n) for n in (100, 513, 641)] == [100, 540, 648]
 
