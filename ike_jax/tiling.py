@@ -6,8 +6,8 @@ whole, with its spectra, it needs gigabytes. So the photo is cut into square
 cores of at most `tile` LR px (the photo cut into equal cores); each core is solved inside a window holding `context`
 LR px of its real neighbours on every side (the photo mirrored beyond its own
 border), and only the core is kept. Every window has the same shape, so one
-compiled solve serves the whole photo; memory is one window's, whatever the
-photo's size. With `CONTEXT` = 24 LR px a tiled result equals the untiled one
+compiled solve serves the whole photo; memory is that of `WORKERS` windows
+(solved at once), whatever the photo's size. With `CONTEXT` = 24 LR px a tiled result equals the untiled one
 within a fraction of a grey level away from the photo's border for the
 presets' kernels (tested in tests/test_tiling.py; `docs/method.md`, "Whole
 photos", for kernels whose spectrum has zeros). A photo of at most `TILE` LR px
