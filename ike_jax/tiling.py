@@ -1,17 +1,17 @@
 """The Fourier SR stage over a whole photo, window by window (array code, no file I/O).
 
-`solve.solve` costs a few FFTs per splitting round of the image it is given, but a
-12-megapixel photo at x2 is a 48-megapixel output plane per colour: held
-whole, with its spectra, it needs gigabytes. So the photo is cut into square
-cores of at most `tile` LR px (the photo cut into equal cores); each core is solved inside a window holding `context`
-LR px of its real neighbours on every side (the photo mirrored beyond its own
-border), and only the core is kept. Every window has the same shape, so one
-compiled solve serves the whole photo; memory is that of `WORKERS` windows
-(solved at once), whatever the photo's size. With `CONTEXT` = 24 LR px a tiled result equals the untiled one
-within a fraction of a grey level away from the photo's border for the
-presets' kernels (tested in tests/test_tiling.py; `docs/method.md`, "Whole
-photos", for kernels whose spectrum has zeros). A photo of at most `TILE` LR px
-a side is one window: solved whole.
+`solve.solve` costs a few FFTs per splitting round of the image it is given,
+but a 12-megapixel photo at x2 is a 48-megapixel output plane per colour:
+held whole, with its spectra, it needs gigabytes. So the photo is cut into
+equal cores of at most `tile` LR px; each core is solved inside a window
+holding `CONTEXT` LR px of its real neighbours on every side (the photo
+mirrored beyond its own border), and only the core is kept. Every window has
+the same shape, so one compiled solve serves the whole photo; memory is that
+of `WORKERS` windows (solved at once), whatever the photo's size. For the
+presets' kernels a tiled result equals the untiled one within a fraction of a
+grey level away from the photo's border (tests/test_tiling.py;
+`docs/method.md`, "Whole photos", for kernels whose spectrum has zeros). A
+photo of at most `TILE` LR px a side is one window: solved whole.
 
 The start of the SR stage is either given (G's inverse, whole) or, when None,
 MATLAB bicubic made window by window (`resize.matlab_upscale`, rounded to
