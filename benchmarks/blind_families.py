@@ -60,9 +60,7 @@ def back_project(bic, lr, k, origin, prior, s):
 
 
 def measure_one(name, index, family, s):
-  hr = datasets.center_crop(datasets.OFFLINE_IMAGES[name](), 256 if s == 2 else 384)
-  lr, k_true, info = families.degrade(hr, family, s, 100 + index)
-  hr = hr[:lr.shape[0] * s, :lr.shape[1] * s]
+  lr, hr, k_true, _ = families.pair(index, family, s)
   bic = resize.bicubic_upscale(lr, s)
   base = metrics.compare(bic, hr, s)['psnr_y']
   gain = lambda sr: float(metrics.compare(sr, hr, s)['psnr_y'] - base)

@@ -41,9 +41,7 @@ def main(argv):
   out = {'scale': s, 'rows': []}
   for family in FLAGS.families:
     for i in datasets.indices(datasets.TUNING_IMAGES):
-      hr = datasets.center_crop(datasets.OFFLINE_IMAGES[names[i]](), 256 if s == 2 else 384)
-      lr, _, _ = families.degrade(hr, family, s, 100 + i)
-      hr = hr[:lr.shape[0] * s, :lr.shape[1] * s]
+      lr, hr, _, _ = families.pair(i, family, s)
       bic = resize.bicubic_upscale(lr, s)
       base = metrics.compare(bic, hr, s)['psnr_y']
       gain = lambda sr: float(metrics.compare(sr, hr, s)['psnr_y'] - base)

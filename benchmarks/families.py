@@ -194,6 +194,19 @@ def degrade(hr, family, scale, seed):
   return degradations.to_uint8(lr), k, {**info, 'family': family, 'scale': scale, 'seed': seed}
 
 
+HR_SIZE = {2: 256, 4: 384}  # HR crop side per scale: LR 128 px at x2, 96 at x4
+
+
+def pair(index, family, scale, hr_size=None):
+  """(LR uint8, HR crop trimmed to s x the LR, kernel or None, info) of offline photo `index`
+  under a family: its centre crop (`HR_SIZE`), degraded with seed 100 + index."""
+  from benchmarks import datasets  # pylint: disable=g-import-not-at-top
+  img = datasets.OFFLINE_IMAGES[list(datasets.OFFLINE_IMAGES)[index]]()
+  hr = datasets.center_crop(img, hr_size or HR_SIZE[scale])
+  lr, k, info = degrade(hr, family, scale, 100 + index)
+  return lr, hr[:lr.shape[0] * scale, :lr.shape[1] * scale], k, info
+
+
 def export(folder, family, scale, indices, hr_size=None):
   """Writes a family's LR images (`<folder>/lr/<name>.png`), HR crops (`hr/`) and
   kernels (`kernels/<name>.npy`, linear families) for the CLI's --input_dir / --hr_dir."""
@@ -201,14 +214,11 @@ def export(folder, family, scale, indices, hr_size=None):
   from benchmarks import datasets  # pylint: disable=g-import-not-at-top
   from ike_jax import outputs  # pylint: disable=g-import-not-at-top
   names = list(datasets.OFFLINE_IMAGES)
-  hr_size = hr_size or (256 if scale == 2 else 384)
   for sub in ('lr', 'hr', 'kernels'):
     os.makedirs(os.path.join(folder, sub), exist_ok=True)
   for i in indices:
-    hr = datasets.center_crop(datasets.OFFLINE_IMAGES[names[i]](), hr_size)
-    lr, k, _ = degrade(hr, family, scale, 100 + i)
+    lr, hr, k, _ = pair(i, family, scale, hr_size)
     outputs.write_png(os.path.join(folder, 'lr', f'{names[i]}.png'), lr)
-    outputs.write_png(os.path.join(folder, 'hr', f'{names[i]}.png'),
-                      hr[:lr.shape[0] * scale, :lr.shape[1] * scale])
+    outputs.write_png(os.path.join(folder, 'hr', f'{names[i]}.png'), hr)
     if k is not None:
       outputs.write_npy(os.path.join(folder, 'kernels', f'{names[i]}.npy'), k)

@@ -109,8 +109,7 @@ def main(argv):
       report['rows'].append(row)
       print(f"{preset} {mp:5.2f} MP ({width}x{height}): {row['seconds']:.1f} s, "
             f"{row['peak_rss_gb']:.2f} GB peak, {row['lr_megapixels_per_s']:.3f} MP/s", flush=True)
-      outputs.write_json(results, report)
-      outputs.write_bytes_atomic(os.path.splitext(results)[0] + '.md', markdown(report).encode())
+      timing.write_report(report, results, markdown)  # row by row
   print(markdown(report))
 
 

@@ -177,10 +177,8 @@ def main(argv):
   log(f'{TORCH_PRESET} pytorch ({FLAGS.torch_src})')
   report['torch'] = torch_row(FLAGS.torch_src, FLAGS.torch_steps, FLAGS.torch_warmup,
                               FLAGS.row_timeout, log)
-  paths, text = write_report(report, path)
-  print(text)
-  log(f'wrote {paths["json"]} and {paths["md"]}')
-  return 1 if any('error' in r for r in report['rows'] + [report['torch']]) else 0
+  failed = any('error' in r for r in report['rows'] + [report['torch']])
+  return timing.finish(report, path, markdown, log, failed)
 
 
 if __name__ == '__main__':

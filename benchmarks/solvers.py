@@ -56,9 +56,7 @@ def solvers(scale):
 
 def measure_one(name, index, family, s, posts):
   """One image's row: each solver's gain and seconds."""
-  hr = datasets.center_crop(datasets.OFFLINE_IMAGES[name](), 256 if s == 2 else 384)
-  lr, _, _ = families.degrade(hr, family, s, 100 + index)
-  hr = hr[:lr.shape[0] * s, :lr.shape[1] * s]
+  lr, hr, _, _ = families.pair(index, family, s)
   base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
   cfg = presets.config_from_flagfile(presets.preset_path(f'best_x{s}'))
   est = spectral.estimate(lr, cfg)

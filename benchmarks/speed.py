@@ -440,11 +440,8 @@ def main(argv):
       report['rows'].append({'preset': preset, 'variant': variant, **row})
       if 'error' not in row:
         log(f'  {row["step_s"]:.4g} s/step, compile {row["compile_s"]:.1f} s')
-      paths, text = write_report(report, path)  # row by row: a timeout loses nothing measured
-  paths, text = write_report(report, path)
-  print(text)
-  log(f'wrote {paths["json"]} and {paths["md"]}')
-  return 1 if any('error' in r for r in report['rows']) else 0
+      write_report(report, path)  # row by row: a timeout loses nothing measured
+  return timing.finish(report, path, markdown, log, any('error' in r for r in report['rows']))
 
 
 if __name__ == '__main__':

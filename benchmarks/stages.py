@@ -151,10 +151,8 @@ def main(argv):
                            FLAGS.row_timeout, log)
     report['machine'] = row.pop('machine', None) or report['machine']
     report['rows'].append({'preset': preset, **row})
-    paths, text = write_report(report, path)
-  print(text)
-  log(f'wrote {paths["json"]} and {paths["md"]}')
-  return 1 if any('error' in r for r in report['rows']) else 0
+    write_report(report, path)  # row by row
+  return timing.finish(report, path, markdown, log, any('error' in r for r in report['rows']))
 
 
 if __name__ == '__main__':

@@ -262,12 +262,21 @@ def title(what, machine):
 
 
 def write_report(report, path, to_markdown):
-  """Writes the report as JSON and, beside it, as Markdown (`to_markdown`)."""
+  """Writes the report as JSON and, beside it, as Markdown (`to_markdown`), each
+  atomically (a report rewritten row by row is never seen half written)."""
+  from ike_jax import outputs  # pylint: disable=g-import-not-at-top
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, 'w') as f:
-    json.dump(report, f, indent=2)
+  outputs.write_json(path, report)
   md_path = os.path.splitext(path)[0] + '.md'
   text = to_markdown(report)
-  with open(md_path, 'w') as f:
-    f.write(text)
+  outputs.write_bytes_atomic(md_path, text.encode())
   return {'json': path, 'md': md_path}, text
+
+
+def finish(report, path, to_markdown, log, failed):
+  """A timing script's last step: the report written, printed and named; the exit
+  status, 1 when `failed` (a row that errored), else 0."""
+  paths, text = write_report(report, path, to_markdown)
+  print(text)
+  log(f'wrote {paths["json"]} and {paths["md"]}')
+  return 1 if failed else 0
