@@ -197,13 +197,28 @@ def degrade(hr, family, scale, seed):
 HR_SIZE = {2: 256, 4: 384}  # HR crop side per scale: LR 128 px at x2, 96 at x4
 
 
-def pair(index, family, scale, hr_size=None):
+def crop(img, side, position=0):
+  """A square HR crop: `position` 0 is the centre, 1-4 are centred on the
+  centres of the image's four quadrants (moved inside the image)."""
+  from benchmarks import datasets  # pylint: disable=g-import-not-at-top
+  if position == 0:
+    return datasets.center_crop(img, side)
+  h, w = img.shape[:2]
+  side = min(h, w, side) // 4 * 4
+  r, c = divmod(position - 1, 2)
+  top = int(np.clip((2 * r + 1) * h // 4 - side // 2, 0, h - side))
+  left = int(np.clip((2 * c + 1) * w // 4 - side // 2, 0, w - side))
+  return img[top:top + side, left:left + side]
+
+
+def pair(index, family, scale, hr_size=None, position=0):
   """(LR uint8, HR crop trimmed to s x the LR, kernel or None, info) of offline photo `index`
-  under a family: its centre crop (`HR_SIZE`), degraded with seed 100 + index."""
+  under a family: its crop at `position` (0: centre; `crop`) of side `HR_SIZE`,
+  degraded with seed 100 + index (+ 16 x position for the other crops)."""
   from benchmarks import datasets  # pylint: disable=g-import-not-at-top
   img = datasets.OFFLINE_IMAGES[list(datasets.OFFLINE_IMAGES)[index]]()
-  hr = datasets.center_crop(img, hr_size or HR_SIZE[scale])
-  lr, k, info = degrade(hr, family, scale, 100 + index)
+  hr = crop(img, hr_size or HR_SIZE[scale], position)
+  lr, k, info = degrade(hr, family, scale, 100 + index + 16 * position)
   return lr, hr[:lr.shape[0] * scale, :lr.shape[1] * scale], k, info
 
 

@@ -173,7 +173,7 @@ class BlindConfig:
   Variances are in units of the LR pixel's own, s^2/12 HR px^2. Defaults: chosen
   on the x2 tuning photos; flags/blind_x4.flags holds the x4 ones.
   """
-  blind_agree_max: float = _field(1.2, 'Blind choice: largest disagreement of the kernels '
+  blind_agree_max: float = _field(0.5, 'Blind choice: largest disagreement of the kernels '
                                   'found on the two halves of the image (kernel error over '
                                   'their mean squared size) at which the blind kernel is used.')
   blind_wide_min: float = _field(15.0, "Blind choice: the blind kernel's widest variance from "
@@ -185,6 +185,14 @@ class BlindConfig:
   blind_gauss_min: float = _field(4.0, "Blind choice: the spectral Gaussian's widest variance "
                                   'up to which the output is bicubic rather than the Gaussian '
                                   "(inf: never the Gaussian).")
+  blind_ringing_max: float = _field(4.5, "Blind choice: largest ratio of the blind SR image's "
+                                    "gradient energy to bicubic's (luma) at which the blind kernel "
+                                    'is used; beyond it the deblurring rings rather than restores.')
+  blind_gauss_ringing_per_sd: float = _field(1.2, "Blind choice: the spectral Gaussian's "
+                                             'SR image may raise the gradient energy up to this '
+                                             'times the square root of its widest variance (in '
+                                             "units of the LR pixel's own) over bicubic's; "
+                                             'beyond, the output is bicubic.')
   blind_prior: float = _field(3e-3, 'Smoothed-TV weight of --refine when the blind kernel is '
                               'chosen (the Gaussian keeps --refine_prior).')
 
@@ -215,6 +223,9 @@ class PostConfig:
   refine_rounds: int = _field(8, 'Splitting rounds of --refine_solver=fourier.')
   refine_anchor: float = _field(1e-4, 'Pull of --refine_solver=fourier towards its start '
                                 '(what the kernel removes stays as the start had it).')
+  refine_context: int = _field(24, 'LR px of real neighbours around each window of '
+                               '--refine_solver=fourier on a whole photo (a kernel with zeros '
+                               'in its spectrum reaches further).')
   refine_iterations: int = _field(100, 'Gradient steps of --refine_solver=gradient.')
   self_ensemble: bool = _field(False, 'Average the SR image over the 8 flips/rotations.')
   consensus: str = _field('medoid', "How --population's kernels become one: medoid, median "
@@ -327,6 +338,8 @@ def validate(cfg):
       (run.population > 0, f'--population must be positive, got {run.population}'),
       (cfg.post.refine_rounds >= 0 and cfg.post.refine_anchor > 0,
        '--refine_rounds must be >= 0 and --refine_anchor > 0'),
+      (cfg.post.refine_context >= 0,
+       f'--refine_context must be >= 0, got {cfg.post.refine_context}'),
       (cfg.post.refine_solver in ('fourier', 'gradient'),
        f'--refine_solver must be fourier or gradient, got {cfg.post.refine_solver}'),
       (cfg.post.consensus in ('medoid', 'median', 'mean'),

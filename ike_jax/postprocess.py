@@ -117,7 +117,7 @@ def windows(lr_shape, post, scale, tile=0, max_memory_gb=0.0):
   photo cannot fit `max_memory_gb` (checked before anything runs; the
   gradient solver's whole-image need against it too)."""
   if post.refine and post.refine_solver == 'fourier':
-    return tiling.plan(lr_shape, scale, tile, max_memory_gb)
+    return tiling.plan(lr_shape, scale, tile, max_memory_gb, post.refine_context)
   if post.refine and max_memory_gb:
     h, w = lr_shape[:2]
     need = tiling.RUNTIME_BYTES + GRADIENT_BYTES_PER_PX * h * w * scale * scale

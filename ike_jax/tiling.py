@@ -94,7 +94,7 @@ def memory_bytes(plan, lr_shape, scale):
           + WORKERS * BYTES_PER_WINDOW_PX * window_px)
 
 
-def plan(lr_shape, scale, tile=0, max_memory_gb=0.0):
+def plan(lr_shape, scale, tile=0, max_memory_gb=0.0, context=CONTEXT):
   """The tiling of an (h, w) LR photo.
 
   Args:
@@ -102,13 +102,14 @@ def plan(lr_shape, scale, tile=0, max_memory_gb=0.0):
     scale: s.
     tile: core side (LR px); 0: `TILE`, or less under a memory limit.
     max_memory_gb: a limit on the predicted peak (`memory_bytes`); 0: none.
+    context: LR px of real neighbours around each core.
   Raises:
     errors.UserError: no tiling fits the limit.
   """
   h, w = lr_shape[:2]
   side = tile or TILE
   even = lambda n, t: -(-n // -(-n // t))  # n cut into equal cores of at most t
-  make = lambda t: _plan(even(h, t), even(w, t), h, w)
+  make = lambda t: _plan(even(h, t), even(w, t), h, w, context)
   if max_memory_gb < 0:
     raise errors.UserError(f'--max_memory_gb must be >= 0, got {max_memory_gb:g}')
   if not max_memory_gb:

@@ -265,3 +265,18 @@ def test_levin_family_needs_its_file_and_centres_each_kernel(tmp_path, monkeypat
   np.testing.assert_allclose(k.sum(), 1.0)
   np.testing.assert_allclose(kernel_lib.center_of_mass(k),
                              [kernel_lib.kernel_center(families.SIZE, 2)] * 2, atol=1e-6)
+
+
+def test_family_crops_are_inside_the_photo_and_the_centre_is_position_zero():
+  from benchmarks import datasets  # pylint: disable=g-import-not-at-top
+  from benchmarks import families  # pylint: disable=g-import-not-at-top
+  img = np.arange(300 * 451 * 3, dtype=np.int64).reshape(300, 451, 3)
+  np.testing.assert_array_equal(families.crop(img, 256, 0), datasets.center_crop(img, 256))
+  tops_lefts = set()
+  for position in range(1, 5):
+    c = families.crop(img, 256, position)
+    assert c.shape == (256, 256, 3)
+    top, left = divmod(int(c[0, 0, 0]) // 3, 451)
+    assert 0 <= top <= 300 - 256 and 0 <= left <= 451 - 256
+    tops_lefts.add((top, left))
+  assert len(tops_lefts) == 4  # four different crops

@@ -180,3 +180,55 @@ def test_blind_choice_on_the_smallest_and_tall_images(shape):
   est = blind_estimator.estimate(lr, config_lib.Config().replace(scale=2))
   assert np.isfinite(est['kernel']).all() and abs(est['kernel'].sum() - 1) < 1e-6
   assert est['choice'] in ('blind', 'gaussian', 'bicubic')
+
+
+def _features(**changes):
+  """Features of a blind kernel that passes every test on the kernels alone."""
+  return {'agreement': 0.1, 'blind_variance': 40.0 * 4 / 12, 'gauss_variance': 3.0 * 4 / 12,
+          'noise': 1.0, 'ringing': 2.0, **changes}
+
+
+def test_choice_keeps_the_blind_kernel_only_while_its_sr_image_does_not_ring():
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  settings = config_lib.BlindConfig()
+  assert blind_estimator.plausible(_features(), 2, settings)
+  assert blind_estimator.choose(_features(), 2, settings)[0] == 'blind'
+  assert blind_estimator.choose(_features(ringing=settings.blind_ringing_max * 1.5), 2,
+                                settings)[0] != 'blind'
+  # A kernel that fails the kernel-only tests needs no ringing measurement.
+  assert blind_estimator.choose(_features(agreement=5.0, ringing=None), 2, settings)[0] != 'blind'
+
+
+def test_choice_keeps_the_gaussian_only_while_its_sr_image_does_not_ring():
+  """The Gaussian's ringing limit is per unit of its standard deviation: a wider
+  blur may raise the gradient energy more."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  settings = dataclasses.replace(config_lib.BlindConfig(), blind_gauss_ringing_per_sd=1.0)
+  unit = 4 / 12  # the LR pixel's own variance at x2 (HR px^2)
+  wide = _features(agreement=5.0, ringing=None, gauss_variance=9.0 * unit)  # limit 3
+  assert blind_estimator.needs_gauss_ringing(wide, 2, settings)
+  assert blind_estimator.choose({**wide, 'gauss_ringing': 2.0}, 2, settings)[0] == 'gaussian'
+  assert blind_estimator.choose({**wide, 'gauss_ringing': 4.0}, 2, settings)[0] == 'bicubic'
+  wider = {**wide, 'gauss_variance': 25.0 * unit, 'gauss_ringing': 4.0}  # limit 5
+  assert blind_estimator.choose(wider, 2, settings)[0] == 'gaussian'
+  # Where the blind kernel wins, the Gaussian's SR image is never made.
+  assert not blind_estimator.needs_gauss_ringing(_features(), 2, settings)
+
+
+def test_ringing_is_low_for_the_true_kernel_and_high_for_a_blur_that_is_not_there():
+  """Deblurring by the kernel that blurred the image restores edges; deblurring an
+  unblurred image by a long motion kernel amplifies its gradients past the limit."""
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from skimage import data as skdata  # pylint: disable=g-import-not-at-top
+  cfg = config_lib.Config().replace(scale=2, refine_solver='fourier')
+  hr = skdata.astronaut()[120:376, 120:376].astype(np.float64)
+  k_true = np.asarray(kernel_lib.gaussian_kernel(np.array([[6.0, 2.0], [2.0, 3.0]]), 31, 2),
+                      np.float64)
+  blurred = np.asarray(kernel_lib.degrade(hr, k_true, 2, (15, 15)))
+  lr_blurred = np.clip(np.round(blurred), 0, 255).astype(np.uint8)
+  k_motion = np.zeros((31, 31))
+  k_motion[15, 6:26] = 1.0 / 20
+  limit = cfg.estimate.blind.blind_ringing_max
+  assert blind_estimator.ringing(lr_blurred, k_true, cfg) < limit
+  assert blind_estimator.ringing(hr[::2, ::2].astype(np.uint8), k_motion, cfg) > limit

@@ -12,7 +12,8 @@ SR: the kernel choice"):
 3. the noise level (`ike_jax.noise`, grey levels).
 
 The choice, with thresholds chosen on the tuning images only (grid search
-over the tuning photos of eleven families, `benchmarks/blind_tuning.py`;
+over five crops of each tuning photo under fourteen families,
+`benchmarks/blind_tuning.py`;
 variances in units of the LR pixel's own, `spectrum.min_variance(s)` =
 s^2/12 HR px^2):
   'blind'    the halves agree (agreement <= agree_max), the blind kernel is
@@ -20,21 +21,27 @@ s^2/12 HR px^2):
              spectrum cannot see (a Gaussian at its floor with a blind kernel
              wider than `hallucination` was, on the tuning photos, a kernel
              found in an unblurred or non-linearly filtered image): camera
-             shake, motion, defocus, odd shapes;
+             shake, motion, defocus, odd shapes; and the SR image it gives
+             does not ring: its gradient energy at most `ringing_max` times
+             bicubic's (measured only for a kernel that passed the rest);
   'bicubic'  else, when the image is noisy or finely textured (noise >
-             noise_max grey levels) or the Gaussian is narrow (widest
-             variance <= gauss_min): no deblurring, the do-no-harm output;
-  'gaussian' else: the spectral Gaussian, as `best_x2` (never at x4).
+             noise_max grey levels), the Gaussian is narrow (widest
+             variance <= gauss_min) or its SR image rings (gradient energy
+             above `gauss_ringing_per_sd` x sqrt(widest variance) times
+             bicubic's): no deblurring, the do-no-harm output;
+  'gaussian' else: the spectral Gaussian, as `best_x2`.
 (settings: `config.BlindConfig`, `--blind_*`; flags/blind_x4.flags sets x4's.)
 The record (candidates with their scores, the choice, a confidence in
 [0, 1]) goes to `<stem>_metrics.json`; the SR stage's settings come with
 the choice ('sr_prior' for 'blind'; 'sr_solver': 'fourier' for 'gaussian',
 the solver `best_x2` uses with that kernel; 'refine': False for 'bicubic').
 A photo larger than `ESTIMATE_SIDE` LR px on a side is estimated on its
-central crop of that side (the settings were chosen on 128x128 LR images,
-and the cost stays flat).
+central crop of that side, and the ringing measured on its central
+`RINGING_SIDE` (the settings were chosen on 128x128 LR images, and the cost
+stays flat).
 """
 
+import jax.numpy as jnp
 import numpy as np
 
 from ike_jax import blind
@@ -44,6 +51,7 @@ from ike_jax import metrics
 from ike_jax import noise
 from ike_jax import resize
 from ike_jax import spectrum
+from ike_jax import tiling
 
 NAME = 'blind'
 HAS_INVERSE = False
@@ -53,6 +61,7 @@ MIN_SIDE = 48  # LR px: each half (24 px or more) must still hold a level of the
 
 SIZE = 31            # HR kernel side at both scales
 ESTIMATE_SIDE = 384  # LR px: larger photos are estimated on their central crop
+RINGING_SIDE = 128   # LR px: the ringing test runs on the central crop of this side
 FLOOR_MARGIN = 1.1   # a Gaussian within this of its floor sees no blur
 APERTURE = 1.0 / 12  # the LR pixel's footprint (variance / s^2) added at the HR pitch
 
@@ -101,27 +110,86 @@ def _relative(a, b, by=None):
   return kernel.kernel_error(a, b) / max(size, 1e-12)
 
 
-def choose(agreement, blind_variance, gauss_variance, sigma, scale, settings):
+def plausible(f, scale, settings):
+  """Whether the blind kernel passes the tests on the kernels alone: the halves
+  agree, it is wide, and it is not a blur the spectrum cannot see."""
+  unit = spectrum.min_variance(scale)
+  bv, gv = f['blind_variance'] / unit, f['gauss_variance'] / unit
+  hallucinated = gv <= FLOOR_MARGIN and bv > settings.blind_hallucination
+  return (f['agreement'] <= settings.blind_agree_max and bv >= settings.blind_wide_min
+          and not hallucinated)
+
+
+def _margin(value, threshold):
+  """How far a score sits from its threshold: |log(value / threshold)| clipped to [0, 1]."""
+  return float(np.clip(abs(np.log(max(value, 1e-6) / threshold)), 0.0, 1.0))
+
+
+def choose(f, scale, settings):
   """The rule above: ('blind' | 'bicubic' | 'gaussian', confidence in [0, 1]).
 
-  Variances in HR px^2, sigma in grey levels. The confidence is how far the
-  deciding score sits from its threshold (1: far; 0: on it).
+  Args:
+    f: `features`' dict (variances in HR px^2, noise in grey levels) with
+      'ringing' and 'gauss_ringing' (`ringing` of each candidate's SR image)
+      wherever the rule reaches them (None elsewhere).
+    scale: s.
+    settings: `config.BlindConfig`.
+  The confidence is how far the deciding score sits from its threshold
+  (1: far; 0: on it).
   """
   c = settings
-  t = {'agree_max': c.blind_agree_max, 'wide_min': c.blind_wide_min,
-       'hallucination': c.blind_hallucination, 'noise_max': c.blind_noise_max,
-       'gauss_min': c.blind_gauss_min}
-  unit = spectrum.min_variance(scale)
-  bv, gv = blind_variance / unit, gauss_variance / unit
-  hallucinated = gv <= FLOOR_MARGIN and bv > t['hallucination']
-  margin = lambda value, threshold: float(np.clip(abs(np.log(value / threshold)), 0.0, 1.0))
-  if agreement <= t['agree_max'] and bv >= t['wide_min'] and not hallucinated:
-    return 'blind', min(margin(max(agreement, 1e-6), t['agree_max']), margin(bv, t['wide_min']))
-  if sigma > t['noise_max']:
-    return 'bicubic', margin(sigma, t['noise_max'])
-  if gv <= t['gauss_min']:
-    return 'bicubic', margin(max(gv, 1e-6), t['gauss_min']) if np.isfinite(t['gauss_min']) else 1.0
-  return 'gaussian', margin(gv, t['gauss_min'])
+  gv = f['gauss_variance'] / spectrum.min_variance(scale)
+  if plausible(f, scale, c) and f['ringing'] <= c.blind_ringing_max:
+    bv = f['blind_variance'] / spectrum.min_variance(scale)
+    return 'blind', min(_margin(f['agreement'], c.blind_agree_max), _margin(bv, c.blind_wide_min),
+                        _margin(f['ringing'], c.blind_ringing_max))
+  if f['noise'] > c.blind_noise_max:
+    return 'bicubic', _margin(f['noise'], c.blind_noise_max)
+  if gv <= c.blind_gauss_min:
+    return 'bicubic', _margin(gv, c.blind_gauss_min) if np.isfinite(c.blind_gauss_min) else 1.0
+  # A wider blur, rightly undone, raises the gradient energy more: the limit
+  # grows with the Gaussian's widest standard deviation.
+  limit = c.blind_gauss_ringing_per_sd * np.sqrt(gv)
+  if f['gauss_ringing'] > limit:
+    return 'bicubic', _margin(f['gauss_ringing'], limit)
+  return 'gaussian', min(_margin(gv, c.blind_gauss_min), _margin(f['gauss_ringing'], limit))
+
+
+def needs_gauss_ringing(f, scale, settings):
+  """Whether the rule reaches the Gaussian's ringing test (the blind kernel
+  lost, the image is not noisy and the Gaussian is wide enough)."""
+  c = settings
+  blind_wins = plausible(f, scale, c) and f['ringing'] <= c.blind_ringing_max
+  return (not blind_wins and f['noise'] <= c.blind_noise_max
+          and f['gauss_variance'] / spectrum.min_variance(scale) > c.blind_gauss_min)
+
+
+def _gradient_energy(img):
+  y = metrics.rgb_to_y(np.asarray(img, np.float64))
+  return float(np.sum(np.diff(y, axis=0) ** 2) + np.sum(np.diff(y, axis=1) ** 2))
+
+
+def sr_prior(cfg, choice):
+  """The SR stage's TV weight with a candidate kernel: the blind kernel's own
+  prior, or the preset's (`--refine_prior`) for the Gaussian."""
+  return cfg.estimate.blind.blind_prior if choice == 'blind' else cfg.post.refine_prior
+
+
+def ringing(lr, k, cfg, choice='blind'):
+  """Gradient energy (luma) of the SR image a candidate kernel gives over
+  bicubic's, on the central `RINGING_SIDE` crop of a uint8 LR image: how much
+  the deblurring amplifies (docs/method.md, "Blind SR: the kernel choice").
+  Restoring a true blur's edges raises it a little; deblurring a blur that is
+  not there, a lot. The SR image is the Fourier stage's (`tiling.solve_photo`,
+  one window) with the candidate's prior, whatever `--refine_solver` says."""
+  s = cfg.scale
+  crop = crops.centre_crop(np.asarray(lr), RINGING_SIDE)
+  per_colour = jnp.asarray(np.stack([k / k.sum()] * 3), jnp.float32)
+  settings = dict(anchor=cfg.post.refine_anchor, tv=sr_prior(cfg, choice),
+                  tv_iterations=cfg.post.refine_rounds)
+  sr = tiling.solve_photo(crop, None, per_colour, (SIZE // 2, SIZE // 2), s, settings,
+                          tiling.plan(crop.shape, s))
+  return _gradient_energy(sr) / max(_gradient_energy(resize.bicubic_upscale(crop, s)), 1e-12)
 
 
 def features(lr, cfg):
@@ -151,10 +219,13 @@ def estimate(lr, cfg):
   """The chosen kernel of one (H, W, 3) uint8 LR image, `spectral.estimate`'s format
   plus 'choice', 'confidence', 'candidates', 'noise_sigma', 'refine' and, for the
   blind kernel, 'sr_prior' (for the Gaussian, 'sr_solver')."""
-  f, k_blind, k_gauss = features(crops.centre_crop(np.asarray(lr), ESTIMATE_SIDE), cfg)
+  crop = crops.centre_crop(np.asarray(lr), ESTIMATE_SIDE)
+  f, k_blind, k_gauss = features(crop, cfg)
   settings = cfg.estimate.blind
-  choice, confidence = choose(f['agreement'], f['blind_variance'], f['gauss_variance'],
-                              f['noise'], cfg.scale, settings)
+  f['ringing'] = ringing(crop, k_blind, cfg) if plausible(f, cfg.scale, settings) else None
+  f['gauss_ringing'] = (ringing(crop, k_gauss, cfg, 'gaussian')
+                        if needs_gauss_ringing(f, cfg.scale, settings) else None)
+  choice, confidence = choose(f, cfg.scale, settings)
   k = k_blind if choice == 'blind' else k_gauss
   k = k / k.sum()
   return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
@@ -166,7 +237,9 @@ def estimate(lr, cfg):
           **({'sr_solver': 'fourier'} if choice == 'gaussian' else {}),
           'candidates': {'blind': {'agreement': f['agreement'],
                                    'distinct_from_gaussian': f['distinct'],
-                                   'widest_variance': f['blind_variance']},
+                                   'widest_variance': f['blind_variance'],
+                                   'ringing': f['ringing']},
                          'gaussian': {'covariance': f['covariance'],
-                                      'widest_variance': f['gauss_variance']},
+                                      'widest_variance': f['gauss_variance'],
+                                      'ringing': f['gauss_ringing']},
                          'bicubic': {}}}
