@@ -28,6 +28,7 @@ import numpy as np
 
 from benchmarks import datasets
 from benchmarks import timing
+from ike_jax import estimate
 from ike_jax import outputs
 from ike_jax import tiling
 
@@ -83,9 +84,11 @@ def run_once(photo, preset, extra=()):
 
 
 def predicted_gb(preset, lr_shape):
-  """The SR stage's predicted peak (`tiling.memory_bytes`) for the preset's default windows."""
+  """The predicted peak (`tiling.memory_bytes`, the estimate's `PEAK_BYTES` included)
+  for the preset's default windows."""
   cfg = timing.load_config(preset)
-  return tiling.memory_bytes(tiling.plan(lr_shape, cfg.scale), lr_shape, cfg.scale) / 2 ** 30
+  plan = tiling.plan(lr_shape, cfg.scale, context=cfg.post.refine_context)
+  return tiling.memory_bytes(plan, lr_shape, cfg.scale, estimate.peak_bytes(cfg)) / 2 ** 30
 
 
 def main(argv):

@@ -90,6 +90,11 @@ def min_side(cfg):
   return need, f'--generator={est.NAME} needs at least {need}x{need}'
 
 
+def peak_bytes(cfg):
+  """Resident memory the estimator adds to the SR stage's predicted peak."""
+  return getattr(estimators.of(cfg), 'PEAK_BYTES', 0)
+
+
 def output_kinds(cfg):
   """The optional outputs the estimator has: ('losses',) when it trains, else ()."""
   return ('losses',) if estimators.of(cfg).TRAINS else ()

@@ -120,7 +120,8 @@ def _load(job, cfg, log, max_memory_gb=0.0):
     raise errors.InputError(f'{job.lr_path}: image is {lr.shape[1]}x{lr.shape[0]} pixels'
                             f'{" after trimming" if dh or dw else ""}; {why}')
   try:
-    postprocess.windows(lr.shape, cfg.post, s, max_memory_gb=max_memory_gb)
+    postprocess.windows(lr.shape, cfg.post, s, max_memory_gb=max_memory_gb,
+                        extra_bytes=estimate.peak_bytes(cfg))
   except errors.UserError as err:
     raise errors.UserError(f'{job.lr_path}: {err}') from None
   image = {'lr_path': job.lr_path, 'lr': lr}
@@ -183,5 +184,5 @@ def _post_process(estimated, lr_u8, cfg, log, max_memory_gb=0.0):
   post = postprocess.for_estimate(cfg.post, estimated.estimate)
   final = postprocess.final(estimated.sr, lr_u8, kern, origin, post, cfg.scale, cfg.run.seed,
                             zssr_crop=min(cfg.train.crop, 64), log=log,
-                            max_memory_gb=max_memory_gb)
+                            max_memory_gb=max_memory_gb, extra_bytes=estimate.peak_bytes(cfg))
   return final, kernel_lib.self_check(final, lr_u8, kern, cfg.scale, origin)

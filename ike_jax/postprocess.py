@@ -111,16 +111,17 @@ def apply(sr, lr, k, origin, post, scale, seed=0, zssr_crop=64, log=None):
 GRADIENT_BYTES_PER_PX = 180
 
 
-def windows(lr_shape, post, scale, tile=0, max_memory_gb=0.0):
+def windows(lr_shape, post, scale, tile=0, max_memory_gb=0.0, extra_bytes=0):
   """The windows `final` cuts a photo into (`tiling.plan`), or None when its
   SR stage is not the Fourier solver. Raises `errors.UserError` when the
   photo cannot fit `max_memory_gb` (checked before anything runs; the
-  gradient solver's whole-image need against it too)."""
+  gradient solver's whole-image need against it too); `extra_bytes`: what the
+  kernel estimate leaves resident besides."""
   if post.refine and post.refine_solver == 'fourier':
-    return tiling.plan(lr_shape, scale, tile, max_memory_gb, post.refine_context)
+    return tiling.plan(lr_shape, scale, tile, max_memory_gb, post.refine_context, extra_bytes)
   if post.refine and max_memory_gb:
     h, w = lr_shape[:2]
-    need = tiling.RUNTIME_BYTES + GRADIENT_BYTES_PER_PX * h * w * scale * scale
+    need = tiling.RUNTIME_BYTES + extra_bytes + GRADIENT_BYTES_PER_PX * h * w * scale * scale
     if need > max_memory_gb * 2 ** 30:
       raise errors.UserError(
           f'a {w}x{h} photo at x{scale} needs about {need / 2 ** 30:.1f} GB with '
@@ -130,7 +131,7 @@ def windows(lr_shape, post, scale, tile=0, max_memory_gb=0.0):
 
 
 def final(start, lr_u8, k, origin, post, scale, seed=0, zssr_crop=64, log=None, tile=0,
-          max_memory_gb=0.0):
+          max_memory_gb=0.0, extra_bytes=0):
   """The uint8 SR image of a whole photo: `apply`, with the Fourier solver
   run window by window (`tiling`), so that memory is bounded by a window.
 
@@ -139,7 +140,7 @@ def final(start, lr_u8, k, origin, post, scale, seed=0, zssr_crop=64, log=None, 
       (made window by window when the Fourier solver runs).
     lr_u8: (H, W, 3) uint8 LR input.
     k, origin, post, scale, seed, zssr_crop, log: as `apply`.
-    tile, max_memory_gb: the windows (`tiling.plan`; 0: its defaults).
+    tile, max_memory_gb, extra_bytes: the windows (`windows`; 0: the defaults).
   Returns:
     (sH, sW, 3) uint8.
   """
@@ -147,7 +148,7 @@ def final(start, lr_u8, k, origin, post, scale, seed=0, zssr_crop=64, log=None, 
   if post.zssr:
     start = apply(start, lr, k, origin, dataclasses.replace(post, refine=False), scale, seed,
                   zssr_crop, log)
-  plan = windows(lr_u8.shape, post, scale, tile, max_memory_gb)
+  plan = windows(lr_u8.shape, post, scale, tile, max_memory_gb, extra_bytes)
   if plan is not None:
     return tiling.solve_photo(lr_u8, start, k, origin, scale, fourier_settings(post), plan, log)
   if start is None:

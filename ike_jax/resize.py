@@ -165,12 +165,25 @@ def matlab_upscale(x, scale):
   return _upscale_axis(_upscale_axis(x, 0, scale), 1, scale)
 
 
-def bicubic_upscale(lr_u8, scale):
+BAND = 256  # LR rows up-scaled at once by `bicubic_upscale` (memory: one band in float)
+HALO = 4    # LR rows read beyond a band's cut on each side (the taps reach 2)
+
+
+def bicubic_upscale(lr_u8, scale, band=BAND):
   """MATLAB bicubic up-scaling of a uint8 image, rounded to uint8: the
   baseline every SR image is scored against, and the SR stage's start when
-  the estimator has no inverse."""
-  up = np.asarray(matlab_upscale(np.asarray(lr_u8, np.float32), int(scale)))
-  return np.clip(np.round(up), 0, 255).astype(np.uint8)
+  the estimator has no inverse. Made `band` LR rows at a time (each with
+  `HALO` real rows around its cuts), so a whole photo never exists in float;
+  the result is the same as in one piece."""
+  x, s = np.asarray(lr_u8), int(scale)
+  h = x.shape[0]
+  out = np.empty((h * s,) + tuple(n * s for n in x.shape[1:2]) + x.shape[2:], np.uint8)
+  for r0 in range(0, h, band):
+    r1 = min(r0 + band, h)
+    a, b = max(r0 - HALO, 0), min(r1 + HALO, h)
+    up = np.asarray(matlab_upscale(np.asarray(x[a:b], np.float32), s))
+    out[s * r0:s * r1] = np.clip(np.round(up[s * (r0 - a):s * (r1 - a)]), 0, 255)
+  return out
 
 
 def bicubic_kernel_down(x, scale, mix_colours=False):

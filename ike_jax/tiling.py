@@ -85,16 +85,17 @@ def _plan(tile_h, tile_w, h, w, context=CONTEXT, mirror=MIRROR):
   return Plan(tile_h, tile_w, rows, cols, context, mirror, fft_shape)
 
 
-def memory_bytes(plan, lr_shape, scale):
+def memory_bytes(plan, lr_shape, scale, extra_bytes=0):
   """Predicted peak resident bytes of the SR stage with `plan`: the runtime,
-  the LR photo and the uint8 output, and `WORKERS` windows' solves."""
+  the LR photo and the uint8 output, and `WORKERS` windows' solves, plus
+  `extra_bytes` (what the kernel estimate leaves resident)."""
   h, w = lr_shape[:2]
   window_px = scale * scale * plan.fft_shape[0] * plan.fft_shape[1]
-  return (RUNTIME_BYTES + 2 * 3 * h * w * (1 + scale * scale)
+  return (RUNTIME_BYTES + extra_bytes + 2 * 3 * h * w * (1 + scale * scale)
           + WORKERS * BYTES_PER_WINDOW_PX * window_px)
 
 
-def plan(lr_shape, scale, tile=0, max_memory_gb=0.0, context=CONTEXT):
+def plan(lr_shape, scale, tile=0, max_memory_gb=0.0, context=CONTEXT, extra_bytes=0):
   """The tiling of an (h, w) LR photo.
 
   Args:
@@ -103,6 +104,7 @@ def plan(lr_shape, scale, tile=0, max_memory_gb=0.0, context=CONTEXT):
     tile: core side (LR px); 0: `TILE`, or less under a memory limit.
     max_memory_gb: a limit on the predicted peak (`memory_bytes`); 0: none.
     context: LR px of real neighbours around each core.
+    extra_bytes: resident memory besides the SR stage's (`memory_bytes`).
   Raises:
     errors.UserError: no tiling fits the limit.
   """
@@ -115,10 +117,10 @@ def plan(lr_shape, scale, tile=0, max_memory_gb=0.0, context=CONTEXT):
   if not max_memory_gb:
     return make(side)
   limit = max_memory_gb * 2 ** 30
-  while side > MIN_TILE and memory_bytes(make(side), lr_shape, scale) > limit:
+  while side > MIN_TILE and memory_bytes(make(side), lr_shape, scale, extra_bytes) > limit:
     side //= 2
   chosen = make(max(side, MIN_TILE))
-  need = memory_bytes(chosen, lr_shape, scale)
+  need = memory_bytes(chosen, lr_shape, scale, extra_bytes)
   if need > limit:
     raise errors.UserError(
         f'a {w}x{h} photo at x{scale} needs about {need / 2 ** 30:.1f} GB (its {w * scale}x'

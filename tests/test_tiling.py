@@ -128,3 +128,16 @@ def test_a_wider_context_keeps_seams_small_for_a_kernel_with_spectral_zeros():
   narrow = np.abs(solve(tiling.plan(lr.shape, 2, tile=128)) - whole)[m:-m, m:-m]
   assert wide.max() <= 1, wide.max()
   assert narrow.max() >= 5, narrow.max()
+
+
+def test_memory_limit_counts_what_the_kernel_estimate_leaves_resident():
+  from ike_jax import estimate  # pylint: disable=g-import-not-at-top
+  shape = (3000, 4000, 3)
+  post = config.Config.create(refine=True).post
+  extra = estimate.peak_bytes(config.Config.create(generator='blind'))
+  assert extra > 0 and estimate.peak_bytes(config.Config.create(generator='spectral')) == 0
+  bare = tiling.memory_bytes(tiling.plan(shape, 2), shape, 2)
+  limit = (bare + extra / 2) / 2 ** 30  # enough for the SR stage alone, not with the estimate
+  assert postprocess.windows(shape, post, 2, max_memory_gb=limit) == tiling.plan(shape, 2)
+  tight = postprocess.windows(shape, post, 2, max_memory_gb=limit, extra_bytes=extra)
+  assert tight.tile_h < 512 and tiling.memory_bytes(tight, shape, 2, extra) <= limit * 2 ** 30

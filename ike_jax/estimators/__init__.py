@@ -20,6 +20,8 @@ Every estimator module has
 An estimator that trains nothing (TRAINS = False, e.g. `spectral`) has
 
   MIN_SIDE                            the smallest LR side (px) it can read
+  PEAK_BYTES                          optional: resident memory its estimate adds
+                                      to the SR stage's (`--max_memory_gb`)
   estimate(lr_u8, cfg) -> dict        lr_u8 (H, W, 3) uint8, cfg the run's
                                       `config.Config`; its settings are a group
                                       of `cfg.estimate` (flags, help text)
