@@ -19,6 +19,7 @@ the member nearest the others makes the start. `check`, `min_side`,
 know of the estimator, so that nothing else branches on it.
 """
 
+import dataclasses
 import time
 from typing import NamedTuple
 
@@ -100,11 +101,17 @@ def output_kinds(cfg):
   return ('losses',) if estimators.of(cfg).TRAINS else ()
 
 
-def method_label(cfg):
-  """What made the SR image, e.g. 'IKE', 'ZSSR (KernelGAN G kernel)'."""
+def method_label(cfg, record=None):
+  """What made the SR image, e.g. 'IKE', 'ZSSR (KernelGAN G kernel)'; `record`
+  (the estimate's dict) may say which candidate a choosing estimator took
+  ('choice') and that it asked for no refinement ('refine': False)."""
   est = estimators.of(cfg)
   post = cfg.post
-  kernel = f'{est.LABEL} kernel'
+  record = record or {}
+  if record.get('refine') is False:
+    post = dataclasses.replace(post, refine=False, zssr=False)
+  kernel = (f"{est.LABEL}: {record['choice']} kernel" if 'choice' in record
+            else f'{est.LABEL} kernel')
   if cfg.run.population > 1:
     kernel = f'{post.consensus} of {cfg.run.population} {est.LABEL} kernels'
   if post.zssr:

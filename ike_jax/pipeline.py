@@ -166,7 +166,8 @@ def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
       continue
     sr, check = finals[k]
     results.append(report.write_image_outputs(
-        out, image['names'], dict(image, sr=sr, self_check=check), cfg, estimate.method_label(cfg),
+        out, image['names'], dict(image, sr=sr, self_check=check), cfg,
+        estimate.method_label(cfg, estimated[k].estimate),
         estimated[k].estimate, estimated[k].history, timings))
   ckpt.remove()  # only now: an interrupted post-processing resumes without retraining
   try:
