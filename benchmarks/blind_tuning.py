@@ -80,8 +80,8 @@ def measure(s, cfg):
     row = {'family': family, 'image': names[i], 'position': position, **feats,
            'gaussian': gain(postprocess.final(None, lr, *postprocess.sr_kernel(gaussian, s, s),
                                               best, s)),
-           'gauss_ringing': blind_estimator.ringing(lr, k_gauss, cfg, 'gaussian')}
-    row['ringing_fourier'] = blind_estimator.ringing(lr, k_blind, cfg)
+           'gauss_ringing': blind_estimator.ringing(lr, k_gauss, cfg, 'gaussian'),
+           'ringing_fourier': blind_estimator.ringing(lr, k_blind, cfg)}
     for solver in FLAGS.solvers:
       if solver == 'fourier':
         post = dataclasses.replace(cfg.post, refine=True, refine_solver='fourier',

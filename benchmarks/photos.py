@@ -30,6 +30,7 @@ from benchmarks import datasets
 from benchmarks import timing
 from ike_jax import estimate
 from ike_jax import outputs
+from ike_jax import postprocess
 from ike_jax import tiling
 
 FLAGS = flags.FLAGS
@@ -85,9 +86,9 @@ def run_once(photo, preset, extra=()):
 
 def predicted_gb(preset, lr_shape):
   """The predicted peak (`tiling.memory_bytes`, the estimate's `PEAK_BYTES` included)
-  for the preset's default windows."""
+  for the windows the pipeline cuts the photo into (`postprocess.windows`)."""
   cfg = timing.load_config(preset)
-  plan = tiling.plan(lr_shape, cfg.scale, context=cfg.post.refine_context)
+  plan = postprocess.windows(lr_shape, cfg.post, cfg.scale)
   return tiling.memory_bytes(plan, lr_shape, cfg.scale, estimate.peak_bytes(cfg)) / 2 ** 30
 
 

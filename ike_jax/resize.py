@@ -177,7 +177,7 @@ def bicubic_upscale(lr_u8, scale, band=BAND):
   the result is the same as in one piece."""
   x, s = np.asarray(lr_u8), int(scale)
   h = x.shape[0]
-  out = np.empty((h * s,) + tuple(n * s for n in x.shape[1:2]) + x.shape[2:], np.uint8)
+  out = np.empty((h * s, x.shape[1] * s) + x.shape[2:], np.uint8)
   for r0 in range(0, h, band):
     r1 = min(r0 + band, h)
     a, b = max(r0 - HALO, 0), min(r1 + HALO, h)

@@ -124,6 +124,11 @@ def plausible(f, scale, settings):
           and not hallucinated)
 
 
+def _blind_wins(f, scale, settings):
+  """The blind kernel passes every test: the kernel-only ones and its ringing."""
+  return plausible(f, scale, settings) and f['ringing'] <= settings.blind_ringing_max
+
+
 def _margin(value, threshold):
   """How far a score sits from its threshold: |log(value / threshold)| clipped to [0, 1]."""
   return float(np.clip(abs(np.log(max(value, 1e-6) / threshold)), 0.0, 1.0))
@@ -143,7 +148,7 @@ def choose(f, scale, settings):
   """
   c = settings
   gv = f['gauss_variance'] / spectrum.min_variance(scale)
-  if plausible(f, scale, c) and f['ringing'] <= c.blind_ringing_max:
+  if _blind_wins(f, scale, c):
     bv = f['blind_variance'] / spectrum.min_variance(scale)
     return 'blind', min(_margin(f['agreement'], c.blind_agree_max), _margin(bv, c.blind_wide_min),
                         _margin(f['ringing'], c.blind_ringing_max))
@@ -163,8 +168,7 @@ def needs_gauss_ringing(f, scale, settings):
   """Whether the rule reaches the Gaussian's ringing test (the blind kernel
   lost, the image is not noisy and the Gaussian is wide enough)."""
   c = settings
-  blind_wins = plausible(f, scale, c) and f['ringing'] <= c.blind_ringing_max
-  return (not blind_wins and f['noise'] <= c.blind_noise_max
+  return (not _blind_wins(f, scale, c) and f['noise'] <= c.blind_noise_max
           and f['gauss_variance'] / spectrum.min_variance(scale) > c.blind_gauss_min)
 
 
