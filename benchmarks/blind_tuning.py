@@ -4,21 +4,22 @@ and the thresholds read off it.
 For every family and tuning photo: the choice's inputs (the halves'
 agreement, the blind kernel's distance from the Gaussian, its widest variance
 and the ringing of the SR image it gives, the Gaussian's widest variance, the
-noise level) and the Y-PSNR gain over bicubic of each candidate (the blind
-kernel at two SR priors, the spectral Gaussian through `best_x2`'s /
-`best_x4`'s SR stage, bicubic = 0). Rows go to --results as they come.
+noise level, the JPEG blockiness) and the Y-PSNR gain over bicubic of each
+candidate (the blind kernel at the preset's SR prior and at --blind_priors,
+the spectral Gaussian through `best_x2`'s / `best_x4`'s SR stage and at
+--gauss_priors, bicubic = 0). Rows go to --results as they come; --extend
+adds the columns a file lacks.
 
 `--search` then reads such a file and grid-searches the choice's thresholds
-(`config.BlindConfig`), maximising the mean over families of the mean gain
-less twice the mean shortfall below -0.05 dB per image; it prints the best
-settings and their per-family gains (docs/method.md, "Blind SR: the kernel
-choice").
+(`config.BlindConfig`, and the blind TV weight among those measured),
+maximising the mean over families of the mean gain less twice the mean
+shortfall below -0.05 dB per image; it prints the best settings and their
+per-family gains (docs/method.md, "Blind SR: the kernel choice").
 
-  python -m benchmarks.blind_tuning --scale=2 --results=benchmarks/results/blind_tuning_x2.json
-  python -m benchmarks.blind_tuning --scale=2 --positions=1,2,3,4 --solvers=fourier \
-      --results=benchmarks/results/blind_tuning_crops_x2.json
+  python -m benchmarks.blind_tuning --scale=2 --positions=0,1,2,3,4 --solvers=fourier \
+      --blind_priors=3e-3 --results=benchmarks/results/blind_tuning_shrink_x2.json
   python -m benchmarks.blind_tuning --scale=2 --search \
-      --results=benchmarks/results/blind_tuning_x2.json,benchmarks/results/blind_tuning_crops_x2.json
+      --results=benchmarks/results/blind_tuning_shrink_x2.json
 """
 
 import dataclasses
@@ -32,7 +33,9 @@ import numpy as np
 from benchmarks import blind_families
 from benchmarks import datasets
 from benchmarks import families
+from ike_jax import kernel
 from ike_jax import metrics
+from ike_jax import noise
 from ike_jax import outputs
 from ike_jax import postprocess
 from ike_jax import presets
@@ -50,7 +53,12 @@ GRID = {'blind_agree_max': (0.5, 0.8, 1.2, 2.0),
         'blind_wide_min': (8.0, 10.0, 15.0, 20.0, 30.0),
         'blind_ringing_max': (2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, np.inf),
         'blind_gauss_ringing_per_sd': (0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 2.0, np.inf),
-        'blind_gauss_min': (4.0, np.inf)}
+        'blind_gauss_min': (4.0, np.inf),
+        'blind_noise_max': (4.0, 6.0, 10.0),
+        'blind_blocky_min': (1.05, 1.1, 1.15, 1.2, 1.3, 1.5, np.inf),
+        'blind_jpeg_prior': (1e-3, 3e-3)}
+SEARCHED = ('blind_agree_max', 'blind_wide_min', 'blind_ringing_max',
+            'blind_gauss_ringing_per_sd', 'blind_gauss_min')
 
 
 def define_flags():
@@ -60,6 +68,14 @@ def define_flags():
   flags.DEFINE_list('positions', ['0'], 'HR crops of each tuning photo (families.crop: 0 the '
                     'centre, 1-4 the quadrants), each with its own degradation seed.')
   flags.DEFINE_list('solvers', list(SOLVERS), "SR stages measured with the blind kernel.")
+  flags.DEFINE_list('blind_priors', [], "Further TV weights at which the blind kernel's "
+                    'Fourier SR image and its ringing are measured (the search then tries them).')
+  flags.DEFINE_list('gauss_priors', [], "Further TV weights at which the spectral Gaussian's "
+                    'SR image and its ringing are measured (the search then tries them).')
+  flags.DEFINE_bool('extend', False, 'Add the columns this version measures and --results lacks '
+                    '(--gauss_priors, blockiness) to its rows, in place.')
+  flags.DEFINE_list('search_keys', list(SEARCHED), f'Settings the search varies, of {", ".join(GRID)} '
+                    '(the rest stay at the preset\'s; blind_prior too when measured at several).')
   flags.DEFINE_bool('search', False, 'Grid-search the thresholds on --results instead of measuring.')
 
 
@@ -80,18 +96,22 @@ def measure(s, cfg):
     row = {'family': family, 'image': names[i], 'position': position, **feats,
            'gaussian': gain(postprocess.final(None, lr, *postprocess.sr_kernel(gaussian, s, s),
                                               best, s)),
-           'gauss_ringing': blind_estimator.ringing(lr, k_gauss, cfg, 'gaussian'),
+           # at the preset's --refine_prior (the JPEG prior: gaussian_columns)
+           'gauss_ringing': blind_estimator.ringing(lr, k_gauss, cfg, 'gaussian', 0.0),
            'ringing_fourier': blind_estimator.ringing(lr, k_blind, cfg)}
     for solver in FLAGS.solvers:
       if solver == 'fourier':
-        post = dataclasses.replace(cfg.post, refine=True, refine_solver='fourier',
-                                   refine_prior=blind_estimator.sr_prior(cfg, 'blind'))
-        row['blind_fourier'] = gain(postprocess.final(
-            None, lr, np.stack([k_blind] * 3).astype(np.float32), origin, post, s))
+        row['blind_fourier'] = gain(blind_sr(lr, k_blind, cfg, blind_estimator.sr_prior(cfg, 'blind')))
+        for prior in map(float, FLAGS.blind_priors):  # the blind kernel's SR image at other priors
+          other = dataclasses.replace(cfg, estimate=dataclasses.replace(
+              cfg.estimate, blind=dataclasses.replace(cfg.estimate.blind, blind_prior=prior)))
+          row[f'blind_fourier_{prior:g}'] = gain(blind_sr(lr, k_blind, cfg, prior))
+          row[f'ringing_fourier_{prior:g}'] = blind_estimator.ringing(lr, k_blind, other)
       else:
         for prior in PRIORS:
           row[f'blind_gradient_{prior:g}'] = gain(
               blind_families.back_project(bic, lr, k_blind, origin, prior, s))
+    row.update(gaussian_columns(lr, hr, cfg, best, row))
     out['rows'].append(row)
     print(' '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}'
                    for k, v in row.items()), flush=True)
@@ -99,14 +119,79 @@ def measure(s, cfg):
       outputs.write_json(FLAGS.results[0], out)
 
 
+def gaussian_columns(lr, hr, cfg, best, row):
+  """The columns of `row` still missing: the LR image's blockiness, and the
+  spectral Gaussian's SR gain ('gaussian_<p>', `best`'s SR stage) and ringing
+  ('gauss_ringing_<p>') at each TV weight p of --gauss_priors."""
+  s = cfg.scale
+  out = {} if 'blockiness' in row else {'blockiness': noise.blockiness(lr)}
+  priors = [float(p) for p in FLAGS.gauss_priors if f'gaussian_{float(p):g}' not in row]
+  if not priors:
+    return out
+  base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
+  gaussian = spectral.estimate(lr, cfg)
+  k_gauss = np.asarray(kernel.gaussian_kernel(np.asarray(gaussian['covariance']),
+                                              blind_estimator.SIZE, s), np.float64)
+  for prior in priors:
+    post = dataclasses.replace(best, refine_prior=prior)
+    sr = postprocess.final(None, lr, *postprocess.sr_kernel(gaussian, s, s), post, s)
+    other = dataclasses.replace(cfg, post=dataclasses.replace(cfg.post, refine_prior=prior))
+    out[f'gaussian_{prior:g}'] = float(metrics.compare(sr, hr, s)['psnr_y'] - base)
+    out[f'gauss_ringing_{prior:g}'] = blind_estimator.ringing(lr, k_gauss, other, 'gaussian', 0.0)
+  return out
+
+
+def extend(s, cfg):
+  """`gaussian_columns` for every row of --results[0], written back row by row."""
+  names = list(datasets.OFFLINE_IMAGES)
+  best = presets.config_from_flagfile(presets.preset_path(f'best_x{s}')).post
+  path = FLAGS.results[0]
+  with open(path, encoding='utf-8') as f:
+    out = json.load(f)
+  for n, row in enumerate(out['rows']):
+    lr, hr, _, _ = families.pair(names.index(row['image']), row['family'], s,
+                                 position=row['position'])
+    row.update(gaussian_columns(lr, hr, cfg, best, row))
+    if n % 20 == 19 or n == len(out['rows']) - 1:
+      outputs.write_json(path, out)
+      print(f'{n + 1}/{len(out["rows"])} rows', flush=True)
+
+
+def blind_sr(lr, k, cfg, prior):
+  """uint8 SR image of the blind kernel through the Fourier stage at TV weight `prior`."""
+  post = dataclasses.replace(cfg.post, refine=True, refine_solver='fourier', refine_prior=prior)
+  origin = (blind_estimator.SIZE // 2,) * 2
+  return postprocess.final(None, lr, np.stack([k] * 3).astype(np.float32), origin, post, cfg.scale)
+
+
+def _blind_columns(row, prior):
+  """(gain, ringing) of the blind kernel's Fourier SR image at `prior`: the
+  columns measured at that prior, else the preset's."""
+  if f'blind_fourier_{prior:g}' in row:
+    return row[f'blind_fourier_{prior:g}'], row[f'ringing_fourier_{prior:g}']
+  return row['blind_fourier'], row['ringing_fourier']
+
+
+def _gaussian_columns(row, settings):
+  """(gain, ringing) of the Gaussian's SR image at the prior the rule gives it:
+  the JPEG prior's columns on a blocky image, else the preset's."""
+  if row.get('blockiness', 1.0) >= settings.blind_blocky_min:
+    prior = settings.blind_jpeg_prior
+    return row[f'gaussian_{prior:g}'], row[f'gauss_ringing_{prior:g}']
+  return row['gaussian'], row['gauss_ringing']
+
+
 def outcome(rows, s, settings, solver):
   """{family: [gain of the chosen candidate per image]} under `settings`, the
   blind kernel's SR image by `solver` (its ringing is always the Fourier stage's)."""
   per_family = {}
   for r in rows:
-    choice, _ = blind_estimator.choose({**r, 'ringing': r['ringing_fourier']}, s, settings)
-    blind = r['blind_fourier'] if solver == 'fourier' else r[f'blind_gradient_{settings.blind_prior:g}']
-    g = {'blind': blind, 'gaussian': r['gaussian'], 'bicubic': 0.0}[choice]
+    gain, ring = _blind_columns(r, settings.blind_prior)
+    gauss, gauss_ring = _gaussian_columns(r, settings)
+    choice, _ = blind_estimator.choose({**r, 'ringing': ring, 'gauss_ringing': gauss_ring}, s,
+                                       settings)
+    blind = gain if solver == 'fourier' else r[f'blind_gradient_{settings.blind_prior:g}']
+    g = {'blind': blind, 'gaussian': gauss, 'bicubic': 0.0}[choice]
     per_family.setdefault(r['family'], []).append(g)
   return per_family
 
@@ -127,16 +212,20 @@ def search(s, cfg):
     raise app.UsageError(f'{FLAGS.results[0]} has no {", ".join(sorted(missing))}: measure '
                          'the tuning set with this version first')
   start, solver = cfg.estimate.blind, cfg.post.refine_solver
+  measured = {float(k[len('blind_fourier_'):]) for k in rows[0] if k.startswith('blind_fourier_')}
+  grid = {k: GRID[k] for k in FLAGS.search_keys}
+  if measured:
+    grid['blind_prior'] = tuple(sorted(measured | {start.blind_prior}))
   scored = []
-  for values in itertools.product(*GRID.values()):
-    settings = dataclasses.replace(start, **dict(zip(GRID, values)))
+  for values in itertools.product(*grid.values()):
+    settings = dataclasses.replace(start, **dict(zip(grid, values)))
     scored.append((objective(outcome(rows, s, settings, solver)), values, settings))
   scored.sort(key=lambda t: -t[0])
   print(f'SR stage of the blind kernel: {solver}')
   print(f'preset: {objective(outcome(rows, s, start, solver)):+.3f}  ' +
-        '  '.join(f'{k}={getattr(start, k):g}' for k in GRID))
+        '  '.join(f'{k}={getattr(start, k):g}' for k in grid))
   for score, values, _ in scored[:8]:
-    print(f'{score:+.3f}  ' + '  '.join(f'{k}={v:g}' for k, v in zip(GRID, values)))
+    print(f'{score:+.3f}  ' + '  '.join(f'{k}={v:g}' for k, v in zip(grid, values)))
   for name, settings in (('preset', start), ('best', scored[0][2])):
     per_family = outcome(rows, s, settings, solver)
     print(name, ' '.join(f'{fam} {np.mean(g):+.2f} ({min(g):+.2f})' for fam, g in per_family.items()))
@@ -148,6 +237,8 @@ def main(argv):
   cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
   if FLAGS.search:
     search(s, cfg)
+  elif FLAGS.extend:
+    extend(s, cfg)
   else:
     measure(s, cfg)
 

@@ -195,6 +195,14 @@ class BlindConfig:
                                              'beyond, the output is bicubic.')
   blind_prior: float = _field(3e-3, 'Smoothed-TV weight of --refine when the blind kernel is '
                               'chosen (the Gaussian keeps --refine_prior).')
+  blind_blocky_min: float = _field(1.05, 'Blind choice: JPEG blockiness (noise.blockiness) '
+                                   'from which the Gaussian is deblurred at --blind_jpeg_prior '
+                                   '(inf: never).')
+  blind_jpeg_prior: float = _field(3e-3, 'Smoothed-TV weight of --refine with the Gaussian on '
+                                   'an image stored as JPEG (blockiness >= --blind_blocky_min).')
+  blind_shrink: float = _field(0.0, 'L0 threshold of a last alternation at the SR pitch that '
+                               'shrinks the blind kernel found at the LR pitch to a milder one '
+                               '(0: none).')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,10 +1,16 @@
-"""The noise level of an image without a reference (math only, no I/O).
+"""Noise and compression of an image without a reference (math only, no I/O).
 
-Donoho's estimator: the finest diagonal Haar band of a natural image is
+`sigma`, Donoho's estimator: the finest diagonal Haar band of a natural image is
 mostly noise, and its median absolute value over 0.6745 is the noise's
 standard deviation (robust to the band's few large edge coefficients).
 Texture finer than a pixel reads as noise too, so the estimate is an upper
-bound on strongly textured images.
+bound on strongly textured images; JPEG removes the finest band, so after it
+the estimate reads low.
+
+`blockiness`: JPEG codes 8x8 blocks apart, so its error jumps at their
+borders: the mean absolute step across columns (rows) 8k-1 | 8k over the
+mean step elsewhere, 1 for an image never stored as JPEG (on the blur
+families' tuning photos: 0.8-1.2; stored at quality 70-95: 1.0-2.0).
 """
 
 import numpy as np
@@ -26,3 +32,20 @@ def sigma(img):
   g = g[:h, :w]
   hh = (g[0::2, 0::2] - g[0::2, 1::2] - g[1::2, 0::2] + g[1::2, 1::2]) / 2.0
   return float(np.median(np.abs(hh)) / 0.6745)
+
+
+def blockiness(img, block=8):
+  """Mean step of the luma across block borders over the mean step elsewhere
+  (average of the column and the row direction); block borders at multiples
+  of `block` from the top-left corner, as a JPEG file has them."""
+  g = np.asarray(img, np.float64)
+  if g.ndim == 3:
+    g = g @ _LUMA
+  if min(g.shape) < 2 * block:
+    raise ValueError(f'image {np.shape(img)} is too small for a blockiness estimate')
+  ratios = []
+  for a in (g, g.T):
+    steps = np.abs(np.diff(a, axis=1)).mean(axis=0)  # step c | c+1, per column c
+    border = np.arange(steps.shape[0]) % block == block - 1
+    ratios.append(steps[border].mean() / max(steps[~border].mean(), 1e-12))
+  return float(np.mean(ratios))

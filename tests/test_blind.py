@@ -128,6 +128,24 @@ def test_blind_recovers_a_known_kernel(name):
   assert err < 0.03 and err < start_err / 3, (err, start_err)
 
 
+def test_shrink_makes_a_kernel_milder_not_a_delta():
+  """From the true HR kernel of a synthetic scene (motion, x2), the SR-pitch
+  alternation returns a unit-sum, non-negative kernel centred where the LR grid
+  wants it, narrower than its start but not collapsed to a delta."""
+  size, s = 15, 2
+  centre = kernel_lib.kernel_center(size, s)
+  k = blind.centre_kernel(_motion(size, 9, 0.6), centre)
+  x = _shapes(192, seed=3, n=60).astype(np.float32)
+  y = np.asarray(kernel_lib.degrade(x, k.astype(np.float32), s), np.float64)
+  y = np.round((y + 1) * 127.5) / 127.5 - 1  # 8-bit
+  milder = blind.shrink(y, k, s, 1e-3)
+  chex.assert_shape(milder, (size, size))
+  assert milder.min() >= 0 and abs(milder.sum() - 1) < 1e-6
+  np.testing.assert_allclose(kernel_lib.center_of_mass(milder), [centre, centre], atol=0.5)
+  widest = lambda kk: np.linalg.eigvalsh(blind_estimator.second_moments(kk)).max()
+  assert 0.3 * widest(k) < widest(milder) < 0.9 * widest(k), (widest(milder), widest(k))
+
+
 def test_lr_kernel_to_hr_keeps_a_unit_sum_and_centre():
   k = blind.lr_to_hr_kernel(KERNELS['motion'](), 2, 31, 1 / 12)
   chex.assert_shape(k, (31, 31))
@@ -141,6 +159,47 @@ def test_noise_level_within_20_percent(sigma):
   clean = (_shapes(128, seed=5) + 1) * 100 + 20
   img = np.stack([clean + rng.normal(0, sigma, clean.shape)] * 3, -1)
   assert abs(noise.sigma(img) - sigma) < 0.2 * sigma
+
+
+def test_blockiness_sees_a_jpeg_round_trip():
+  """A photo's steps are as large across 8x8 block borders as elsewhere (about
+  1); stored as JPEG at quality 75 they jump there."""
+  import io  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from skimage import data as skdata  # pylint: disable=g-import-not-at-top
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+  img = ndimage.gaussian_filter(skdata.astronaut()[64:192, 96:224].astype(float), (1.0, 1.0, 0))
+  img = np.clip(np.round(img), 0, 255).astype(np.uint8)
+  buf = io.BytesIO()
+  Image.fromarray(img).save(buf, format='JPEG', quality=70)
+  stored = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert('RGB'))
+  assert abs(noise.blockiness(img) - 1.0) < 0.1
+  assert noise.blockiness(stored) > 1.15
+
+
+def test_the_gaussian_gets_the_jpeg_prior_on_a_blocky_image():
+  """The SR prior follows the rule: the blind kernel its own, the Gaussian the
+  preset's unless the image shows JPEG blocks; and the photo's block grid is
+  found on the crop the estimate measures (its corner on the grid)."""
+  import io  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from skimage import data as skdata  # pylint: disable=g-import-not-at-top
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  cfg = config_lib.Config().replace(scale=2, refine_prior=1e-4)
+  c = cfg.estimate.blind
+  assert blind_estimator.sr_prior(cfg, 'blind', 2.0) == c.blind_prior
+  assert blind_estimator.sr_prior(cfg, 'gaussian', 1.0) == 1e-4
+  assert blind_estimator.sr_prior(cfg, 'gaussian', c.blind_blocky_min) == c.blind_jpeg_prior
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+  smooth = ndimage.gaussian_filter(skdata.astronaut()[:420, :420].astype(float), (1.0, 1.0, 0))
+  buf = io.BytesIO()
+  Image.fromarray(np.clip(np.round(smooth), 0, 255).astype(np.uint8)).save(buf, format='JPEG',
+                                                                           quality=70)
+  stored = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert('RGB'))
+  crop = blind_estimator._block_aligned_crop(stored, 128)  # pylint: disable=protected-access
+  chex.assert_shape(crop, (128, 128, 3))
+  assert noise.blockiness(crop) > 1.12
+  assert noise.blockiness(stored[146:274, 146:274]) < noise.blockiness(crop) - 0.05  # off the grid
 
 
 def test_choice_is_bicubic_for_an_unblurred_input():

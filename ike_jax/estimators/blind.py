@@ -9,7 +9,8 @@ SR: the kernel choice"):
    to the HR pitch; the same on the two halves of the image (split across its longer side),
    and how well those two agree (`agreement`, squared difference over
    squared size; 0 is perfect);
-3. the noise level (`ike_jax.noise`, grey levels).
+3. the noise level (`ike_jax.noise`, grey levels) and the JPEG blockiness
+   (`noise.blockiness`).
 
 The choice, with thresholds chosen on the tuning images only (grid search
 over five crops of each tuning photo under fourteen families,
@@ -29,11 +30,13 @@ s^2/12 HR px^2):
              variance <= gauss_min) or its SR image rings (gradient energy
              above `gauss_ringing_per_sd` x sqrt(widest variance) times
              bicubic's): no deblurring, the do-no-harm output;
-  'gaussian' else: the spectral Gaussian, as `best_x2`.
+  'gaussian' else: the spectral Gaussian, as `best_x2`, but on an image
+             stored as JPEG (blockiness >= blocky_min) deblurred with the
+             stronger `jpeg_prior` (its ringing measured at that prior).
 (settings: `config.BlindConfig`, `--blind_*`; flags/blind_x4.flags sets x4's.)
 The record (candidates with their scores, the choice, a confidence in
 [0, 1]) goes to `<stem>_metrics.json`; the SR stage's settings come with
-the choice ('sr_prior' for 'blind'; 'sr_solver': 'fourier' for 'gaussian',
+the choice ('sr_prior' for 'blind' and 'gaussian'; 'sr_solver': 'fourier' for 'gaussian',
 the solver `best_x2` uses with that kernel; 'refine': False for 'bicubic').
 A photo larger than `ESTIMATE_SIDE` LR px on a side is estimated on its
 central crop of that side, and the ringing measured on its central
@@ -84,13 +87,19 @@ def _grey(lr):
   return metrics.rgb_to_y(np.asarray(lr, np.float64)) / 127.5 - 1.0
 
 
-def blind_kernel(lr, cov, scale):
-  """The non-parametric HR kernel of a uint8 LR image (centred, unit sum)."""
+def blind_kernel(lr, cov, scale, shrink=0.0):
+  """The non-parametric HR kernel of a uint8 LR image (centred, unit sum):
+  found at the LR pitch, carried to the HR pitch and, with `shrink` > 0,
+  made milder there (`blind.shrink` at that L0 threshold)."""
   n = lr_side(scale)
+  y = _grey(lr)
   k0 = np.asarray(kernel.gaussian_kernel(np.asarray(cov) / scale ** 2, n, 1), np.float64)
-  k_lr = blind.estimate(_grey(lr), k0, 1, resize=resize.imresize_matlab)
+  k_lr = blind.estimate(y, k0, 1, resize=resize.imresize_matlab)
   k = blind.lr_to_hr_kernel(k_lr, scale, SIZE, APERTURE)
-  return blind.centre_kernel(k, kernel.kernel_center(SIZE, scale))
+  centre = kernel.kernel_center(SIZE, scale)
+  if shrink > 0:
+    k = blind.shrink(y, blind.centre_kernel(k, centre), scale, shrink)
+  return blind.centre_kernel(k, centre)
 
 
 def second_moments(k):
@@ -177,13 +186,17 @@ def _gradient_energy(img):
   return float(np.sum(np.diff(y, axis=0) ** 2) + np.sum(np.diff(y, axis=1) ** 2))
 
 
-def sr_prior(cfg, choice):
+def sr_prior(cfg, choice, blockiness=1.0):
   """The SR stage's TV weight with a candidate kernel: the blind kernel's own
-  prior, or the preset's (`--refine_prior`) for the Gaussian."""
-  return cfg.estimate.blind.blind_prior if choice == 'blind' else cfg.post.refine_prior
+  prior; for the Gaussian the preset's (`--refine_prior`), or the stronger JPEG
+  prior on an image whose blockiness shows it was stored as JPEG."""
+  c = cfg.estimate.blind
+  if choice == 'blind':
+    return c.blind_prior
+  return c.blind_jpeg_prior if blockiness >= c.blind_blocky_min else cfg.post.refine_prior
 
 
-def ringing(lr, k, cfg, choice='blind'):
+def ringing(lr, k, cfg, choice='blind', blockiness=1.0):
   """Gradient energy (luma) of the SR image a candidate kernel gives over
   bicubic's, on the central `RINGING_SIDE` crop of a uint8 LR image: how much
   the deblurring amplifies (docs/method.md, "Blind SR: the kernel choice").
@@ -193,7 +206,7 @@ def ringing(lr, k, cfg, choice='blind'):
   s = cfg.scale
   crop = crops.centre_crop(np.asarray(lr), RINGING_SIDE)
   per_colour = jnp.asarray(np.stack([k / k.sum()] * 3), jnp.float32)
-  settings = dict(anchor=cfg.post.refine_anchor, tv=sr_prior(cfg, choice),
+  settings = dict(anchor=cfg.post.refine_anchor, tv=sr_prior(cfg, choice, blockiness),
                   tv_iterations=cfg.post.refine_rounds)
   sr = tiling.solve_photo(crop, None, per_colour, (SIZE // 2, SIZE // 2), s, settings,
                           tiling.plan(crop.shape, s))
@@ -206,32 +219,43 @@ def features(lr, cfg):
   Returns:
     (dict: 'agreement', 'distinct' (blind vs Gaussian, over the blind kernel's
     squared size), 'blind_variance', 'gauss_variance' (widest, HR px^2), 'noise'
-    (grey levels), 'covariance' (the Gaussian's); blind kernel; Gaussian kernel).
+    (grey levels), 'blockiness', 'covariance' (the Gaussian's); blind kernel;
+    Gaussian kernel).
   """
   s = cfg.scale
   cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
                                  cfg.estimate.spectral)
   k_gauss = np.asarray(kernel.gaussian_kernel(cov, SIZE, s), np.float64)
-  k_blind = blind_kernel(lr, cov, s)
+  k_blind = blind_kernel(lr, cov, s, cfg.estimate.blind.blind_shrink)
   return {
       'agreement': _relative(*(blind_kernel(part, cov, s) for part in halves(lr))),
       'distinct': _relative(k_blind, k_gauss, by=k_blind),
       'blind_variance': float(np.linalg.eigvalsh(second_moments(k_blind)).max()),
       'gauss_variance': float(np.linalg.eigvalsh(cov).max()),
       'noise': noise.sigma(lr),
+      'blockiness': noise.blockiness(lr),
       'covariance': np.asarray(cov).tolist(),
   }, k_blind, k_gauss
 
 
+def _block_aligned_crop(img, side, block=8):
+  """A central crop of at most `side` px whose corner sits on the image's
+  JPEG block grid (multiples of `block` from its top-left corner)."""
+  h, w = img.shape[:2]
+  top, left = max(h - side, 0) // 2 // block * block, max(w - side, 0) // 2 // block * block
+  return img[top:top + side, left:left + side]
+
+
 def estimate(lr, cfg):
   """The chosen kernel of one (H, W, 3) uint8 LR image, `spectral.estimate`'s format
-  plus 'choice', 'confidence', 'candidates', 'noise_sigma', 'refine' and, for the
-  blind kernel, 'sr_prior' (for the Gaussian, 'sr_solver')."""
+  plus 'choice', 'confidence', 'candidates', 'noise_sigma', 'blockiness', 'refine'
+  and, unless bicubic, 'sr_prior' (for the Gaussian also 'sr_solver')."""
   crop = crops.centre_crop(np.asarray(lr), ESTIMATE_SIDE)
   f, k_blind, k_gauss = features(crop, cfg)
+  f['blockiness'] = noise.blockiness(_block_aligned_crop(np.asarray(lr), ESTIMATE_SIDE))
   settings = cfg.estimate.blind
   f['ringing'] = ringing(crop, k_blind, cfg) if plausible(f, cfg.scale, settings) else None
-  f['gauss_ringing'] = (ringing(crop, k_gauss, cfg, 'gaussian')
+  f['gauss_ringing'] = (ringing(crop, k_gauss, cfg, 'gaussian', f['blockiness'])
                         if needs_gauss_ringing(f, cfg.scale, settings) else None)
   choice, confidence = choose(f, cfg.scale, settings)
   k = k_blind if choice == 'blind' else k_gauss
@@ -240,8 +264,8 @@ def estimate(lr, cfg):
           'center_of_mass': tuple(float(c) for c in kernel.center_of_mass(k)),
           'origin': (SIZE // 2, SIZE // 2), 'linear': True, 'nonlinearity': 0.0,
           'choice': choice, 'confidence': confidence, 'noise_sigma': f['noise'],
-          'refine': choice != 'bicubic',
-          **({'sr_prior': settings.blind_prior} if choice == 'blind' else {}),
+          'blockiness': f['blockiness'], 'refine': choice != 'bicubic',
+          **({'sr_prior': sr_prior(cfg, choice, f['blockiness'])} if choice != 'bicubic' else {}),
           **({'sr_solver': 'fourier'} if choice == 'gaussian' else {}),
           'candidates': {'blind': {'agreement': f['agreement'],
                                    'distinct_from_gaussian': f['distinct'],
