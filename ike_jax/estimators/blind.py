@@ -186,17 +186,17 @@ def _gradient_energy(img):
   return float(np.sum(np.diff(y, axis=0) ** 2) + np.sum(np.diff(y, axis=1) ** 2))
 
 
-def sr_prior(cfg, choice, blockiness=1.0):
+def sr_prior(cfg, choice, blockiness=0.0):
   """The SR stage's TV weight with a candidate kernel: the blind kernel's own
   prior; for the Gaussian the preset's (`--refine_prior`), or the stronger JPEG
-  prior on an image whose blockiness shows it was stored as JPEG."""
+  prior on an image whose blockiness shows it was stored as JPEG (0: no trace)."""
   c = cfg.estimate.blind
   if choice == 'blind':
     return c.blind_prior
   return c.blind_jpeg_prior if blockiness >= c.blind_blocky_min else cfg.post.refine_prior
 
 
-def ringing(lr, k, cfg, choice='blind', blockiness=1.0):
+def ringing(lr, k, cfg, choice='blind', blockiness=0.0):
   """Gradient energy (luma) of the SR image a candidate kernel gives over
   bicubic's, on the central `RINGING_SIDE` crop of a uint8 LR image: how much
   the deblurring amplifies (docs/method.md, "Blind SR: the kernel choice").
@@ -252,6 +252,7 @@ def estimate(lr, cfg):
   and, unless bicubic, 'sr_prior' (for the Gaussian also 'sr_solver')."""
   crop = crops.centre_crop(np.asarray(lr), ESTIMATE_SIDE)
   f, k_blind, k_gauss = features(crop, cfg)
+  # On the photo's own block grid (the centre crop's corner need not lie on it).
   f['blockiness'] = noise.blockiness(_block_aligned_crop(np.asarray(lr), ESTIMATE_SIDE))
   settings = cfg.estimate.blind
   f['ringing'] = ringing(crop, k_blind, cfg) if plausible(f, cfg.scale, settings) else None
