@@ -9,8 +9,8 @@ the estimate reads low.
 
 `blockiness`: JPEG codes 8x8 blocks apart, so its error jumps at their
 borders: the mean absolute step across columns (rows) 8k-1 | 8k over the
-mean step elsewhere, 1 for an image never stored as JPEG (on the blur
-families' tuning photos: 0.8-1.2; stored at quality 70-95: 1.0-2.0).
+mean step elsewhere, about 1 for an image never stored as JPEG (on the blur
+families' tuning photos: 0.75-1.2; stored at quality 70-95: 1.0-2.0).
 """
 
 import numpy as np
