@@ -90,6 +90,7 @@ def measure(s, cfg):
     base = metrics.compare(bic, hr, s)['psnr_y']
     gain = lambda sr: float(metrics.compare(sr, hr, s)['psnr_y'] - base)  # pylint: disable=cell-var-from-loop
     feats, k_blind, k_gauss = blind_estimator.features(lr, cfg)
+    blind_prior = blind_estimator.sr_prior(cfg, 'blind')
     del feats['covariance']
     origin = (blind_estimator.SIZE // 2,) * 2
     gaussian = spectral.estimate(lr, cfg)
@@ -97,16 +98,14 @@ def measure(s, cfg):
            'gaussian': gain(postprocess.final(None, lr, *postprocess.sr_kernel(gaussian, s, s),
                                               best, s)),
            # at the preset's --refine_prior (the JPEG prior: gaussian_columns)
-           'gauss_ringing': blind_estimator.ringing(lr, k_gauss, cfg, 'gaussian', 0.0),
-           'ringing_fourier': blind_estimator.ringing(lr, k_blind, cfg)}
+           'gauss_ringing': blind_estimator.ringing(lr, k_gauss, cfg, cfg.post.refine_prior),
+           'ringing_fourier': blind_estimator.ringing(lr, k_blind, cfg, blind_prior)}
     for solver in FLAGS.solvers:
       if solver == 'fourier':
-        row['blind_fourier'] = gain(blind_sr(lr, k_blind, cfg, blind_estimator.sr_prior(cfg, 'blind')))
+        row['blind_fourier'] = gain(blind_sr(lr, k_blind, cfg, blind_prior))
         for prior in map(float, FLAGS.blind_priors):  # the blind kernel's SR image at other priors
-          other = dataclasses.replace(cfg, estimate=dataclasses.replace(
-              cfg.estimate, blind=dataclasses.replace(cfg.estimate.blind, blind_prior=prior)))
           row[f'blind_fourier_{prior:g}'] = gain(blind_sr(lr, k_blind, cfg, prior))
-          row[f'ringing_fourier_{prior:g}'] = blind_estimator.ringing(lr, k_blind, other)
+          row[f'ringing_fourier_{prior:g}'] = blind_estimator.ringing(lr, k_blind, cfg, prior)
       else:
         for prior in PRIORS:
           row[f'blind_gradient_{prior:g}'] = gain(
@@ -135,9 +134,8 @@ def gaussian_columns(lr, hr, cfg, best, row):
   for prior in priors:
     post = dataclasses.replace(best, refine_prior=prior)
     sr = postprocess.final(None, lr, *postprocess.sr_kernel(gaussian, s, s), post, s)
-    other = dataclasses.replace(cfg, post=dataclasses.replace(cfg.post, refine_prior=prior))
     out[f'gaussian_{prior:g}'] = float(metrics.compare(sr, hr, s)['psnr_y'] - base)
-    out[f'gauss_ringing_{prior:g}'] = blind_estimator.ringing(lr, k_gauss, other, 'gaussian', 0.0)
+    out[f'gauss_ringing_{prior:g}'] = blind_estimator.ringing(lr, k_gauss, cfg, prior)
   return out
 
 
@@ -175,7 +173,7 @@ def _blind_columns(row, prior):
 def _gaussian_columns(row, settings):
   """(gain, ringing) of the Gaussian's SR image at the prior the rule gives it:
   the JPEG prior's columns on a blocky image, else the preset's."""
-  if row.get('blockiness', 1.0) >= settings.blind_blocky_min:
+  if row.get('blockiness', 0.0) >= settings.blind_blocky_min:
     prior = settings.blind_jpeg_prior
     return row[f'gaussian_{prior:g}'], row[f'gauss_ringing_{prior:g}']
   return row['gaussian'], row['gauss_ringing']

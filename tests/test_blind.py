@@ -288,6 +288,6 @@ def test_ringing_is_low_for_the_true_kernel_and_high_for_a_blur_that_is_not_ther
   lr_blurred = np.clip(np.round(blurred), 0, 255).astype(np.uint8)
   k_motion = np.zeros((31, 31))
   k_motion[15, 6:26] = 1.0 / 20
-  limit = cfg.estimate.blind.blind_ringing_max
-  assert blind_estimator.ringing(lr_blurred, k_true, cfg) < limit
-  assert blind_estimator.ringing(hr[::2, ::2].astype(np.uint8), k_motion, cfg) > limit
+  limit, tv = cfg.estimate.blind.blind_ringing_max, blind_estimator.sr_prior(cfg, 'blind')
+  assert blind_estimator.ringing(lr_blurred, k_true, cfg, tv) < limit
+  assert blind_estimator.ringing(hr[::2, ::2].astype(np.uint8), k_motion, cfg, tv) > limit

@@ -196,17 +196,18 @@ def sr_prior(cfg, choice, blockiness=0.0):
   return c.blind_jpeg_prior if blockiness >= c.blind_blocky_min else cfg.post.refine_prior
 
 
-def ringing(lr, k, cfg, choice='blind', blockiness=0.0):
+def ringing(lr, k, cfg, tv):
   """Gradient energy (luma) of the SR image a candidate kernel gives over
   bicubic's, on the central `RINGING_SIDE` crop of a uint8 LR image: how much
   the deblurring amplifies (docs/method.md, "Blind SR: the kernel choice").
   Restoring a true blur's edges raises it a little; deblurring a blur that is
   not there, a lot. The SR image is the Fourier stage's (`tiling.solve_photo`,
-  one window) with the candidate's prior, whatever `--refine_solver` says."""
+  one window) at TV weight `tv` (the candidate's, `sr_prior`), whatever
+  `--refine_solver` says."""
   s = cfg.scale
   crop = crops.centre_crop(np.asarray(lr), RINGING_SIDE)
   per_colour = jnp.asarray(np.stack([k / k.sum()] * 3), jnp.float32)
-  settings = dict(anchor=cfg.post.refine_anchor, tv=sr_prior(cfg, choice, blockiness),
+  settings = dict(anchor=cfg.post.refine_anchor, tv=tv,
                   tv_iterations=cfg.post.refine_rounds)
   sr = tiling.solve_photo(crop, None, per_colour, (SIZE // 2, SIZE // 2), s, settings,
                           tiling.plan(crop.shape, s))
@@ -219,8 +220,7 @@ def features(lr, cfg):
   Returns:
     (dict: 'agreement', 'distinct' (blind vs Gaussian, over the blind kernel's
     squared size), 'blind_variance', 'gauss_variance' (widest, HR px^2), 'noise'
-    (grey levels), 'blockiness', 'covariance' (the Gaussian's); blind kernel;
-    Gaussian kernel).
+    (grey levels), 'covariance' (the Gaussian's); blind kernel; Gaussian kernel).
   """
   s = cfg.scale
   cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
@@ -233,7 +233,6 @@ def features(lr, cfg):
       'blind_variance': float(np.linalg.eigvalsh(second_moments(k_blind)).max()),
       'gauss_variance': float(np.linalg.eigvalsh(cov).max()),
       'noise': noise.sigma(lr),
-      'blockiness': noise.blockiness(lr),
       'covariance': np.asarray(cov).tolist(),
   }, k_blind, k_gauss
 
@@ -255,8 +254,9 @@ def estimate(lr, cfg):
   # On the photo's own block grid (the centre crop's corner need not lie on it).
   f['blockiness'] = noise.blockiness(_block_aligned_crop(np.asarray(lr), ESTIMATE_SIDE))
   settings = cfg.estimate.blind
-  f['ringing'] = ringing(crop, k_blind, cfg) if plausible(f, cfg.scale, settings) else None
-  f['gauss_ringing'] = (ringing(crop, k_gauss, cfg, 'gaussian', f['blockiness'])
+  f['ringing'] = (ringing(crop, k_blind, cfg, sr_prior(cfg, 'blind'))
+                  if plausible(f, cfg.scale, settings) else None)
+  f['gauss_ringing'] = (ringing(crop, k_gauss, cfg, sr_prior(cfg, 'gaussian', f['blockiness']))
                         if needs_gauss_ringing(f, cfg.scale, settings) else None)
   choice, confidence = choose(f, cfg.scale, settings)
   k = k_blind if choice == 'blind' else k_gauss
