@@ -193,6 +193,12 @@ class BlindConfig:
                                              'times the square root of its widest variance (in '
                                              "units of the LR pixel's own) over bicubic's; "
                                              'beyond, the output is bicubic.')
+  blind_rounds: int = _field(6, 'Alternations of x- and k-step per pyramid level of the '
+                             'non-parametric kernel estimate.')
+  blind_shaped_max: float = _field(0.0, 'Blind choice: the spectral Gaussian is chosen first '
+                                   'where the blind kernel lies within this of it (kernel error '
+                                   "over the blind kernel's squared size): a Gaussian-shaped blur "
+                                   '(0: never first).')
   blind_prior: float = _field(3e-3, 'Smoothed-TV weight of --refine when the blind kernel is '
                               'chosen (the Gaussian keeps --refine_prior).')
   blind_blocky_min: float = _field(1.05, 'Blind choice: JPEG blockiness (noise.blockiness) '

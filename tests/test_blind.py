@@ -275,6 +275,26 @@ def test_choice_keeps_the_gaussian_only_while_its_sr_image_does_not_ring():
   assert not blind_estimator.needs_gauss_ringing(_features(), 2, settings)
 
 
+def test_a_gaussian_shaped_blur_gets_the_gaussian_first():
+  """Where the blind kernel lies close to the spectral Gaussian, the Gaussian is
+  chosen over it, unless its SR image rings; with shaped_max 0 the rule is as before."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  unit = 4 / 12
+  settings = dataclasses.replace(config_lib.BlindConfig(), blind_shaped_max=0.3,
+                                 blind_gauss_ringing_per_sd=1.0)
+  close = _features(distinct=0.1, gauss_variance=9.0 * unit, gauss_ringing=2.0)  # limit 3
+  assert blind_estimator.needs_gauss_ringing(close, 2, settings)
+  assert blind_estimator.choose(close, 2, settings)[0] == 'gaussian'
+  assert blind_estimator.choose({**close, 'gauss_ringing': 4.0}, 2, settings)[0] == 'blind'
+  assert blind_estimator.choose({**close, 'distinct': 0.5}, 2, settings)[0] == 'blind'
+  # A Gaussian at its floor sees no blur: the blind kernel's tests decide.
+  floor = {**close, 'gauss_variance': 1.0 * unit}
+  assert not blind_estimator.gaussian_shaped(floor, 2, settings)
+  off = dataclasses.replace(settings, blind_shaped_max=0.0)
+  assert blind_estimator.choose(close, 2, off)[0] == 'blind'
+
+
 def test_ringing_is_low_for_the_true_kernel_and_high_for_a_blur_that_is_not_there():
   """Deblurring by the kernel that blurred the image restores edges; deblurring an
   unblurred image by a long motion kernel amplifies its gradients past the limit."""

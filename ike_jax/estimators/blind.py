@@ -17,7 +17,13 @@ over five crops of each tuning photo under fourteen families,
 `benchmarks/blind_tuning.py`;
 variances in units of the LR pixel's own, `spectrum.min_variance(s)` =
 s^2/12 HR px^2):
-  'blind'    the halves agree (agreement <= agree_max), the blind kernel is
+  'gaussian' first where the blur is Gaussian-shaped: the blind kernel lies
+             within `shaped_max` of the Gaussian (`distinct`: their squared
+             difference over the blind kernel's squared size), the spectrum sees
+             a blur (the Gaussian above its floor) and the Gaussian's SR image
+             does not ring (the limit below): the two estimates agree, and the
+             Gaussian, fit to the whole spectrum, is the steadier of them;
+  'blind'    else where the halves agree (agreement <= agree_max), the blind kernel is
              wide (widest variance >= wide_min), and it is not a blur the
              spectrum cannot see (a Gaussian at its floor with a blind kernel
              wider than `hallucination` was, on the tuning photos, a kernel
@@ -87,14 +93,15 @@ def _grey(lr):
   return metrics.rgb_to_y(np.asarray(lr, np.float64)) / 127.5 - 1.0
 
 
-def blind_kernel(lr, cov, scale, shrink=0.0):
+def blind_kernel(lr, cov, scale, shrink=0.0, rounds=6):
   """The non-parametric HR kernel of a uint8 LR image (centred, unit sum):
-  found at the LR pitch, carried to the HR pitch and, with `shrink` > 0,
-  made milder there (`blind.shrink` at that L0 threshold)."""
+  found at the LR pitch (`rounds` alternations per pyramid level), carried to
+  the HR pitch and, with `shrink` > 0, made milder there (`blind.shrink` at
+  that L0 threshold)."""
   n = lr_side(scale)
   y = _grey(lr)
   k0 = np.asarray(kernel.gaussian_kernel(np.asarray(cov) / scale ** 2, n, 1), np.float64)
-  k_lr = blind.estimate(y, k0, 1, resize=resize.imresize_matlab)
+  k_lr = blind.estimate(y, k0, 1, resize=resize.imresize_matlab, rounds_per_level=rounds)
   k = blind.lr_to_hr_kernel(k_lr, scale, SIZE, APERTURE)
   centre = kernel.kernel_center(SIZE, scale)
   if shrink > 0:
@@ -143,6 +150,14 @@ def _margin(value, threshold):
   return float(np.clip(abs(np.log(max(value, 1e-6) / threshold)), 0.0, 1.0))
 
 
+def gaussian_shaped(f, scale, settings):
+  """Whether the blind kernel is close to the Gaussian (`distinct` at most
+  `shaped_max`) while the spectrum sees a blur (the Gaussian above its floor)."""
+  gv = f['gauss_variance'] / spectrum.min_variance(scale)
+  return (settings.blind_shaped_max > 0 and f['distinct'] <= settings.blind_shaped_max
+          and gv > FLOOR_MARGIN)
+
+
 def choose(f, scale, settings):
   """The rule above: ('blind' | 'bicubic' | 'gaussian', confidence in [0, 1]).
 
@@ -157,6 +172,12 @@ def choose(f, scale, settings):
   """
   c = settings
   gv = f['gauss_variance'] / spectrum.min_variance(scale)
+  # A wider blur, rightly undone, raises the gradient energy more: the limit
+  # grows with the Gaussian's widest standard deviation.
+  limit = c.blind_gauss_ringing_per_sd * np.sqrt(gv)
+  if gaussian_shaped(f, scale, c) and f['gauss_ringing'] <= limit:
+    return 'gaussian', min(_margin(f['distinct'], c.blind_shaped_max),
+                           _margin(f['gauss_ringing'], limit))
   if _blind_wins(f, scale, c):
     bv = f['blind_variance'] / spectrum.min_variance(scale)
     return 'blind', min(_margin(f['agreement'], c.blind_agree_max), _margin(bv, c.blind_wide_min),
@@ -165,20 +186,19 @@ def choose(f, scale, settings):
     return 'bicubic', _margin(f['noise'], c.blind_noise_max)
   if gv <= c.blind_gauss_min:
     return 'bicubic', _margin(gv, c.blind_gauss_min) if np.isfinite(c.blind_gauss_min) else 1.0
-  # A wider blur, rightly undone, raises the gradient energy more: the limit
-  # grows with the Gaussian's widest standard deviation.
-  limit = c.blind_gauss_ringing_per_sd * np.sqrt(gv)
   if f['gauss_ringing'] > limit:
     return 'bicubic', _margin(f['gauss_ringing'], limit)
   return 'gaussian', min(_margin(gv, c.blind_gauss_min), _margin(f['gauss_ringing'], limit))
 
 
 def needs_gauss_ringing(f, scale, settings):
-  """Whether the rule reaches the Gaussian's ringing test (the blind kernel
-  lost, the image is not noisy and the Gaussian is wide enough)."""
+  """Whether the rule reaches the Gaussian's ringing test (the blur is
+  Gaussian-shaped, or the blind kernel lost, the image is not noisy and the
+  Gaussian is wide enough)."""
   c = settings
-  return (not _blind_wins(f, scale, c) and f['noise'] <= c.blind_noise_max
-          and f['gauss_variance'] / spectrum.min_variance(scale) > c.blind_gauss_min)
+  return gaussian_shaped(f, scale, c) or (
+      not _blind_wins(f, scale, c) and f['noise'] <= c.blind_noise_max
+      and f['gauss_variance'] / spectrum.min_variance(scale) > c.blind_gauss_min)
 
 
 def _gradient_energy(img):
@@ -226,9 +246,11 @@ def features(lr, cfg):
   cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
                                  cfg.estimate.spectral)
   k_gauss = np.asarray(kernel.gaussian_kernel(cov, SIZE, s), np.float64)
-  k_blind = blind_kernel(lr, cov, s, cfg.estimate.blind.blind_shrink)
+  c = cfg.estimate.blind
+  k_blind = blind_kernel(lr, cov, s, c.blind_shrink, c.blind_rounds)
   return {
-      'agreement': _relative(*(blind_kernel(part, cov, s) for part in halves(lr))),
+      'agreement': _relative(*(blind_kernel(part, cov, s, rounds=c.blind_rounds)
+                               for part in halves(lr))),
       'distinct': _relative(k_blind, k_gauss, by=k_blind),
       'blind_variance': float(np.linalg.eigvalsh(second_moments(k_blind)).max()),
       'gauss_variance': float(np.linalg.eigvalsh(cov).max()),

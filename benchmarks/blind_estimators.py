@@ -1,0 +1,131 @@
+"""Kernel estimators compared on the tuning families: kernel error, gain, seconds.
+
+Every image is deblurred by every estimator's kernel, with no choice among
+them: the Fourier SR stage at one TV weight (--prior), Y-PSNR gain over MATLAB
+bicubic (shave = scale). On the tuning photos only (`datasets.TUNING_IMAGES`),
+the crops at --positions (`families.crop`), per family:
+
+  spectral   the spectral Gaussian (`ike_jax.spectrum`, as `best_x2`)
+  blind_r<N> the non-parametric kernel (`ike_jax.blind`: at the LR pitch,
+             N alternations per pyramid level, carried to the HR pitch)
+  shrink     the blind kernel made milder at the SR pitch (`blind.shrink`)
+  lr_oracle  the kernel fitted at the LR pitch to the true sharp LR image (the
+             HR crop blurred by the LR pixel's footprint and sampled), then
+             carried to the HR pitch as the blind kernel is: what the LR-pitch
+             estimate would give with a perfect latent image
+  true       the true kernel (the SR stage's ceiling)
+
+Rows go to --results as they come; a markdown table of means is printed.
+(docs/method.md, "The non-parametric kernel estimate".)
+
+  python -m benchmarks.blind_estimators --scale=2 --families=shake,motion,disk,mixture,gaussian \
+      --results=benchmarks/results/blind_estimators_x2.json
+"""
+
+import time
+
+from absl import app
+from absl import flags
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import blind_tuning
+from benchmarks import datasets
+from benchmarks import degradations
+from benchmarks import families
+from ike_jax import blind
+from ike_jax import kernel as kernel_lib
+from ike_jax import metrics
+from ike_jax import outputs
+from ike_jax import presets
+from ike_jax import resize
+from ike_jax import spectrum
+from ike_jax.estimators import blind as blind_estimator
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  flags.DEFINE_integer('scale', 2, '2 or 4.')
+  flags.DEFINE_list('families', ['shake', 'motion', 'disk', 'mixture', 'gaussian'],
+                    'Linear families of benchmarks.families (a true kernel is needed).')
+  flags.DEFINE_list('positions', ['0', '1'], 'HR crops of each tuning photo (families.crop).')
+  flags.DEFINE_list('rounds', ['6', '12'], 'Alternations per level of the blind estimates compared.')
+  flags.DEFINE_float('prior', 3e-3, "TV weight of the Fourier SR stage (the blind kernel's).")
+  flags.DEFINE_string('results', None, 'JSON written row by row.')
+
+
+def lr_oracle(hr, y, k0, scale):
+  """The LR-pitch kernel step on the true sharp LR image, carried to the HR pitch."""
+  n = k0.shape[0]
+  footprint = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * scale ** 2 / 12,
+                                                    blind_estimator.SIZE, scale), np.float64)
+  sharp = blind_estimator._grey(degradations.to_uint8(  # pylint: disable=protected-access
+      degradations.blur_subsample(hr, footprint, scale)))
+  k_lr = blind.kernel_step(jnp.asarray(sharp, jnp.float32), jnp.asarray(y, jnp.float32),
+                           jnp.asarray(k0, jnp.float32), 1, 0.0, iterations=400,
+                           border=n // 2 + 1)
+  return blind.lr_to_hr_kernel(np.asarray(k_lr, np.float64), scale, blind_estimator.SIZE,
+                               blind_estimator.APERTURE)
+
+
+def estimators(lr, hr, cfg):
+  """{name: (HR kernel, seconds)} of one LR image."""
+  s = cfg.scale
+  out = {}
+  t0 = time.perf_counter()
+  cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
+                                 cfg.estimate.spectral)
+  out['spectral'] = (np.asarray(kernel_lib.gaussian_kernel(cov, blind_estimator.SIZE, s),
+                                np.float64), time.perf_counter() - t0)
+  for rounds in map(int, FLAGS.rounds):
+    t0 = time.perf_counter()
+    k = blind_estimator.blind_kernel(lr, cov, s, rounds=rounds)
+    out[f'blind_r{rounds}'] = (k, time.perf_counter() - t0)
+  t0 = time.perf_counter()
+  k = blind_estimator.blind_kernel(lr, cov, s, shrink=1e-3, rounds=cfg.estimate.blind.blind_rounds)
+  out['shrink'] = (k, time.perf_counter() - t0)
+  y = blind_estimator._grey(lr)  # pylint: disable=protected-access
+  k0 = np.asarray(kernel_lib.gaussian_kernel(np.asarray(cov) / s ** 2,
+                                             blind_estimator.lr_side(s), 1), np.float64)
+  t0 = time.perf_counter()
+  k = blind.centre_kernel(lr_oracle(hr, y, k0, s), kernel_lib.kernel_center(blind_estimator.SIZE, s))
+  out['lr_oracle'] = (k, time.perf_counter() - t0)
+  return out
+
+
+def main(argv):
+  del argv
+  s = FLAGS.scale
+  cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
+  names = list(datasets.OFFLINE_IMAGES)
+  out = {'scale': s, 'prior': FLAGS.prior, 'rows': []}
+  for family in FLAGS.families:
+    rows = []
+    for i in datasets.indices(datasets.TUNING_IMAGES):
+      for position in map(int, FLAGS.positions):
+        lr, hr, k_true, _ = families.pair(i, family, s, position=position)
+        base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
+        row = {'family': family, 'image': names[i], 'position': position}
+        found = {**estimators(lr, hr, cfg), 'true': (k_true, 0.0)}
+        for name, (k, seconds) in found.items():
+          sr = blind_tuning.blind_sr(lr, k / k.sum(), cfg, FLAGS.prior)
+          row[name] = {'gain': float(metrics.compare(sr, hr, s)['psnr_y'] - base),
+                       'kernel_error': kernel_lib.kernel_error(k, k_true), 'seconds': seconds}
+        rows.append(row)
+        out['rows'].append(row)
+        print(f'{family:9s} {row["image"]:12s} {position} ' + '  '.join(
+            f'{n} {row[n]["gain"]:+.2f}/{row[n]["kernel_error"]:.4f}' for n in found), flush=True)
+        if FLAGS.results:
+          outputs.write_json(FLAGS.results, out)  # atomic, row by row
+    names_found = [k for k in rows[0] if isinstance(rows[0][k], dict)]
+    for n in names_found:
+      g = [r[n]['gain'] for r in rows]
+      print(f"| {family} | {n} | {np.mean([r[n]['kernel_error'] for r in rows]):.4f} "
+            f"| {np.mean(g):+.2f} | {np.median(g):+.2f} | {min(g):+.2f} "
+            f"| {np.median([r[n]['seconds'] for r in rows]):.2f} |", flush=True)
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)
