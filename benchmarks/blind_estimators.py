@@ -58,7 +58,7 @@ def define_flags():
 def lr_oracle(hr, y, k0, scale):
   """The LR-pitch kernel step on the true sharp LR image, carried to the HR pitch."""
   n = k0.shape[0]
-  footprint = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * scale ** 2 / 12,
+  footprint = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * blind_estimator.APERTURE * scale ** 2,
                                                     blind_estimator.SIZE, scale), np.float64)
   sharp = blind_estimator._grey(degradations.to_uint8(  # pylint: disable=protected-access
       degradations.blur_subsample(hr, footprint, scale)))
@@ -80,10 +80,10 @@ def estimators(lr, hr, cfg):
                                 np.float64), time.perf_counter() - t0)
   for rounds in map(int, FLAGS.rounds):
     t0 = time.perf_counter()
-    k = blind_estimator.blind_kernel(lr, cov, s, rounds=rounds)
+    k = blind_estimator.blind_kernel(lr, cov, s, 0.0, rounds)
     out[f'blind_r{rounds}'] = (k, time.perf_counter() - t0)
   t0 = time.perf_counter()
-  k = blind_estimator.blind_kernel(lr, cov, s, shrink=1e-3, rounds=cfg.estimate.blind.blind_rounds)
+  k = blind_estimator.blind_kernel(lr, cov, s, 1e-3, cfg.estimate.blind.blind_rounds)
   out['shrink'] = (k, time.perf_counter() - t0)
   y = blind_estimator._grey(lr)  # pylint: disable=protected-access
   k0 = np.asarray(kernel_lib.gaussian_kernel(np.asarray(cov) / s ** 2,

@@ -288,6 +288,7 @@ def test_the_lr_oracle_recovers_a_photos_camera_shake_kernel():
   (footprint, resampling, centre) match the families' degradation."""
   from benchmarks import blind_estimators  # pylint: disable=g-import-not-at-top
   from benchmarks import families  # pylint: disable=g-import-not-at-top
+  from ike_jax import blind  # pylint: disable=g-import-not-at-top
   from ike_jax import kernel as kernel_lib  # pylint: disable=g-import-not-at-top
   from ike_jax.estimators import blind as blind_estimator  # pylint: disable=g-import-not-at-top
   lr, hr, k_true, _ = families.pair(0, 'shake', 2)
@@ -297,6 +298,6 @@ def test_the_lr_oracle_recovers_a_photos_camera_shake_kernel():
   assert k.shape == (blind_estimator.SIZE,) * 2 and abs(k.sum() - 1) < 1e-6
   err = kernel_lib.kernel_error(k, k_true)
   start = kernel_lib.kernel_error(
-      blind_estimators.blind.lr_to_hr_kernel(k0, 2, blind_estimator.SIZE, blind_estimator.APERTURE),
+      blind.lr_to_hr_kernel(k0, 2, blind_estimator.SIZE, blind_estimator.APERTURE),
       k_true)
   assert err < 0.005 and err < start / 3, (err, start)  # measured: 0.0035 against 0.0166

@@ -93,7 +93,7 @@ def _grey(lr):
   return metrics.rgb_to_y(np.asarray(lr, np.float64)) / 127.5 - 1.0
 
 
-def blind_kernel(lr, cov, scale, shrink=0.0, rounds=6):
+def blind_kernel(lr, cov, scale, shrink, rounds):
   """The non-parametric HR kernel of a uint8 LR image (centred, unit sum):
   found at the LR pitch (`rounds` alternations per pyramid level), carried to
   the HR pitch and, with `shrink` > 0, made milder there (`blind.shrink` at
@@ -249,7 +249,7 @@ def features(lr, cfg):
   c = cfg.estimate.blind
   k_blind = blind_kernel(lr, cov, s, c.blind_shrink, c.blind_rounds)
   return {
-      'agreement': _relative(*(blind_kernel(part, cov, s, rounds=c.blind_rounds)
+      'agreement': _relative(*(blind_kernel(part, cov, s, 0.0, c.blind_rounds)
                                for part in halves(lr))),
       'distinct': _relative(k_blind, k_gauss, by=k_blind),
       'blind_variance': float(np.linalg.eigvalsh(second_moments(k_blind)).max()),
