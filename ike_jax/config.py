@@ -173,10 +173,10 @@ class BlindConfig:
   Variances are in units of the LR pixel's own, s^2/12 HR px^2. Defaults: chosen
   on the x2 tuning photos; flags/blind_x4.flags holds the x4 ones.
   """
-  blind_agree_max: float = _field(0.5, 'Blind choice: largest disagreement of the kernels '
+  blind_agree_max: float = _field(1.2, 'Blind choice: largest disagreement of the kernels '
                                   'found on the two halves of the image (kernel error over '
                                   'their mean squared size) at which the blind kernel is used.')
-  blind_wide_min: float = _field(15.0, "Blind choice: the blind kernel's widest variance from "
+  blind_wide_min: float = _field(8.0, "Blind choice: the blind kernel's widest variance from "
                                  'which it is used (narrower: no blur worth undoing).')
   blind_hallucination: float = _field(75.0, 'Blind choice: a blind kernel wider than this '
                                       'while the spectral Gaussian sits at its floor is not used.')
@@ -185,7 +185,7 @@ class BlindConfig:
   blind_gauss_min: float = _field(4.0, "Blind choice: the spectral Gaussian's widest variance "
                                   'up to which the output is bicubic rather than the Gaussian '
                                   "(inf: never the Gaussian).")
-  blind_ringing_max: float = _field(4.5, "Blind choice: largest ratio of the blind SR image's "
+  blind_ringing_max: float = _field(4.0, "Blind choice: largest ratio of the blind SR image's "
                                     "gradient energy to bicubic's (luma) at which the blind kernel "
                                     'is used; beyond it the deblurring rings rather than restores.')
   blind_gauss_ringing_per_sd: float = _field(1.2, "Blind choice: the spectral Gaussian's "
@@ -193,9 +193,9 @@ class BlindConfig:
                                              'times the square root of its widest variance (in '
                                              "units of the LR pixel's own) over bicubic's; "
                                              'beyond, the output is bicubic.')
-  blind_rounds: int = _field(6, 'Alternations of x- and k-step per pyramid level of the '
+  blind_rounds: int = _field(12, 'Alternations of x- and k-step per pyramid level of the '
                              'non-parametric kernel estimate.')
-  blind_shaped_max: float = _field(0.0, 'Blind choice: the spectral Gaussian is chosen first '
+  blind_shaped_max: float = _field(0.1, 'Blind choice: the spectral Gaussian is chosen first '
                                    'where the blind kernel lies within this of it (kernel error '
                                    "over the blind kernel's squared size): a Gaussian-shaped blur "
                                    '(0: never first).')
