@@ -8,6 +8,8 @@ the crops at --positions (`families.crop`), per family:
   spectral   the spectral Gaussian (`ike_jax.spectrum`, as `best_x2`)
   blind_r<N> the non-parametric kernel (`ike_jax.blind`: at the LR pitch,
              N alternations per pyramid level, carried to the HR pitch)
+  blind_ac   the same at the preset's rounds, its k-step also fitting the
+             image's gradient autocorrelation (weight --autocorr)
   shrink     the blind kernel made milder at the SR pitch (`blind.shrink`)
   lr_oracle  the kernel fitted at the LR pitch to the true sharp LR image (the
              HR crop blurred by the LR pixel's footprint and sampled), then
@@ -20,6 +22,9 @@ Rows go to --results as they come; a markdown table of means is printed.
 
   python -m benchmarks.blind_estimators --scale=2 --families=shake,motion,disk,mixture,gaussian \
       --results=benchmarks/results/blind_estimators_x2.json
+
+--sharp_prior instead prints `blind.SHARP_AUTOCORR` as measured: the mean
+gradient autocorrelation of the tuning photos' sharp LR crops.
 """
 
 import time
@@ -52,16 +57,42 @@ def define_flags():
   flags.DEFINE_list('positions', ['0', '1'], 'HR crops of each tuning photo (families.crop).')
   flags.DEFINE_list('rounds', ['6', '12'], 'Alternations per level of the blind estimates compared.')
   flags.DEFINE_float('prior', 3e-3, "TV weight of the Fourier SR stage (the blind kernel's).")
+  flags.DEFINE_float('autocorr', 0.03, "Weight of blind_ac's autocorrelation fit.")
   flags.DEFINE_string('results', None, 'JSON written row by row.')
+  flags.DEFINE_bool('sharp_prior', False, 'Print the sharp photos\' gradient autocorrelation '
+                    '(blind.SHARP_AUTOCORR) instead of comparing estimators.')
+
+
+def sharp_lr(hr, scale):
+  """The true sharp LR image (grey, model units): the HR crop blurred by the LR
+  pixel's own footprint and sampled."""
+  footprint = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * blind_estimator.APERTURE * scale ** 2,
+                                                    blind_estimator.SIZE, scale), np.float64)
+  return blind_estimator._grey(degradations.to_uint8(  # pylint: disable=protected-access
+      degradations.blur_subsample(hr, footprint, scale)))
+
+
+def sharp_prior(scale):
+  """Mean gradient autocorrelation (radius 3) of the tuning photos' sharp LR
+  crops, centre and four quadrants, the cell photo left out (one disc on a flat
+  background: no texture to speak of)."""
+  names = list(datasets.OFFLINE_IMAGES)
+  found = []
+  for i in datasets.indices(datasets.TUNING_IMAGES):
+    if names[i] == 'cell':
+      continue
+    for position in range(5):
+      _, hr, _, _ = families.pair(i, 'none', scale, position=position)
+      found.append(blind.gradient_autocorrelation(sharp_lr(hr, scale), 3))
+  r = np.mean(found, axis=0)
+  r = 0.5 * (r + r[::-1, ::-1])
+  return r / r[3, 3]
 
 
 def lr_oracle(hr, y, k0, scale):
   """The LR-pitch kernel step on the true sharp LR image, carried to the HR pitch."""
   n = k0.shape[0]
-  footprint = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * blind_estimator.APERTURE * scale ** 2,
-                                                    blind_estimator.SIZE, scale), np.float64)
-  sharp = blind_estimator._grey(degradations.to_uint8(  # pylint: disable=protected-access
-      degradations.blur_subsample(hr, footprint, scale)))
+  sharp = sharp_lr(hr, scale)
   k_lr = blind.kernel_step(jnp.asarray(sharp, jnp.float32), jnp.asarray(y, jnp.float32),
                            jnp.asarray(k0, jnp.float32), 1, 0.0, iterations=400,
                            border=n // 2 + 1)
@@ -80,10 +111,14 @@ def estimators(lr, hr, cfg):
                                 np.float64), time.perf_counter() - t0)
   for rounds in map(int, FLAGS.rounds):
     t0 = time.perf_counter()
-    k = blind_estimator.blind_kernel(lr, cov, s, 0.0, rounds)
+    k = blind_estimator.blind_kernel(lr, cov, s, 0.0, rounds, 0.0)
     out[f'blind_r{rounds}'] = (k, time.perf_counter() - t0)
   t0 = time.perf_counter()
-  k = blind_estimator.blind_kernel(lr, cov, s, 1e-3, cfg.estimate.blind.blind_rounds)
+  k = blind_estimator.blind_kernel(lr, cov, s, 0.0, cfg.estimate.blind.blind_rounds,
+                                   FLAGS.autocorr)
+  out['blind_ac'] = (k, time.perf_counter() - t0)
+  t0 = time.perf_counter()
+  k = blind_estimator.blind_kernel(lr, cov, s, 1e-3, cfg.estimate.blind.blind_rounds, 0.0)
   out['shrink'] = (k, time.perf_counter() - t0)
   y = blind_estimator._grey(lr)  # pylint: disable=protected-access
   k0 = np.asarray(kernel_lib.gaussian_kernel(np.asarray(cov) / s ** 2,
@@ -97,6 +132,9 @@ def estimators(lr, hr, cfg):
 def main(argv):
   del argv
   s = FLAGS.scale
+  if FLAGS.sharp_prior:
+    print(np.array2string(sharp_prior(s), precision=3, separator=', ', suppress_small=True))
+    return
   cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
   names = list(datasets.OFFLINE_IMAGES)
   out = {'scale': s, 'prior': FLAGS.prior, 'rows': []}

@@ -20,6 +20,10 @@ re-centred on its centre of mass after each k-step (the blur's position is
 not identifiable from the LR image: a shifted kernel and a shifted scene give
 the same LR). Coarse to fine: the same on the LR image downscaled by 2 with
 half the kernel support first, its kernel upscaled as the next start.
+With `autocorr` > 0 the k-step also fits the LR image's gradient
+autocorrelation: a blurred photo's is, nearly, the kernel's own
+autocorrelation convolved with a sharp photo's (`SHARP_AUTOCORR`), which holds
+on textures and smooth gradients where the latent image finds no edges.
 Every function is pure; `estimate` jit-compiles per image shape.
 (`docs/method.md`, "The non-parametric kernel estimate".)
 """
@@ -32,6 +36,20 @@ import numpy as np
 
 from ike_jax import solve
 
+# The gradient autocorrelation of a sharp LR photo (`gradient_autocorrelation`,
+# radius 3): the mean over the tuning photos' crops (centre and four quadrants,
+# the cell photo left out) at x2, each the HR crop blurred by the LR pixel's own
+# footprint and sampled (`python -m benchmarks.blind_estimators --sharp_prior`).
+SHARP_AUTOCORR = np.array([
+    [0.029, 0.052, 0.052, 0.107, 0.049, 0.021, 0.007],
+    [0.033, 0.073, 0.098, 0.172, 0.064, 0.041, 0.032],
+    [0.040, 0.090, 0.218, 0.417, 0.181, 0.065, 0.020],
+    [0.040, 0.070, 0.299, 1.000, 0.299, 0.070, 0.040],
+    [0.020, 0.065, 0.181, 0.417, 0.218, 0.090, 0.040],
+    [0.032, 0.041, 0.064, 0.172, 0.098, 0.073, 0.033],
+    [0.007, 0.021, 0.049, 0.107, 0.052, 0.052, 0.029]], np.float32)
+AUTOCORR_RADIUS = 6  # LR px: the lags the fit compares (at most the kernel's half side)
+
 
 def project_simplex(v):
   """Euclidean projection of a flat vector onto {k >= 0, sum k = 1}."""
@@ -42,6 +60,34 @@ def project_simplex(v):
   rho = jnp.max(jnp.where(u - css / idx > 0, idx, 0))
   theta = css[rho - 1] / rho
   return jnp.maximum(v - theta, 0.0)
+
+
+def gradient_autocorrelation(y, radius):
+  """Autocorrelation of an image's unit differences (along rows and along
+  columns, each less its mean, the two summed), lags within `radius`,
+  normalised to 1 at lag 0: a (2 radius + 1)^2 float32 array (NumPy)."""
+  y = np.asarray(y, np.float64)
+  out = 0.0
+  for axis in (0, 1):
+    d = np.diff(y, axis=axis)
+    d = d - d.mean()
+    f = np.fft.fft2(d, s=(2 * y.shape[0], 2 * y.shape[1]))  # zero-padded: no wrap-around
+    out = out + np.fft.fftshift(np.real(np.fft.ifft2(np.abs(f) ** 2)))
+  c0, c1 = out.shape[0] // 2, out.shape[1] // 2
+  w = out[c0 - radius:c0 + radius + 1, c1 - radius:c1 + radius + 1]
+  return (w / w[radius, radius]).astype(np.float32)
+
+
+def kernel_autocorrelation(k, radius):
+  """The gradient autocorrelation a photo blurred by k would have: k's own
+  autocorrelation convolved with `SHARP_AUTOCORR`, lags within `radius`,
+  normalised to 1 at lag 0."""
+  from jax.scipy import signal  # pylint: disable=g-import-not-at-top
+  own = signal.correlate2d(k, k, mode='full')
+  model = signal.convolve2d(own, jnp.asarray(SHARP_AUTOCORR), mode='same')
+  c = k.shape[0] - 1
+  w = model[c - radius:c + radius + 1, c - radius:c + radius + 1]
+  return w / w[radius, radius]
 
 
 def _place(k, shape):
@@ -78,7 +124,7 @@ def _lr_diff(y):
   return jnp.stack([jnp.roll(y, -1, axis=0) - y, jnp.roll(y, -1, axis=1) - y])
 
 
-def kernel_step(x, y, k, s, gamma, iterations=60, border=0):
+def kernel_step(x, y, k, s, gamma, iterations=60, border=0, autocorr=None, weight=0.0):
   """The k-step: projected accelerated gradient on the simplex from k.
 
   Args:
@@ -87,6 +133,9 @@ def kernel_step(x, y, k, s, gamma, iterations=60, border=0):
     gamma: weight of ||k||^2.
     border: LR pixels left out of the fit on every side (where the periodic
       wrap-around and the mirrored margin would fake edges).
+    autocorr: the LR image's `gradient_autocorrelation`, (2 r + 1)^2, or None.
+    weight: of ||kernel_autocorrelation(k) - autocorr||^2, relative to the
+      energy of the LR differences fitted.
   Returns:
     (K, K) kernel >= 0 summing to 1.
   """
@@ -102,9 +151,15 @@ def kernel_step(x, y, k, s, gamma, iterations=60, border=0):
     p = _place(kk, shape)
     return jnp.real(jnp.fft.ifft2(p[None] * dx_hat))[:, ::s, ::s] * mask
 
+  energy = jnp.sum(dy * dy)
+
   def objective(kk):
     r = forward(kk) - dy
-    return 0.5 * jnp.sum(r * r) + 0.5 * gamma * jnp.sum(kk * kk)
+    out = 0.5 * jnp.sum(r * r) + 0.5 * gamma * jnp.sum(kk * kk)
+    if autocorr is not None:
+      a = kernel_autocorrelation(kk, autocorr.shape[0] // 2) - autocorr
+      out = out + 0.5 * weight * energy * jnp.sum(a * a)
+    return out
 
   grad = jax.grad(objective)
   # Lipschitz constant of the gradient by power iteration on the linear part.
@@ -116,7 +171,7 @@ def kernel_step(x, y, k, s, gamma, iterations=60, border=0):
 
   v = jax.lax.fori_loop(0, 15, power, jnp.ones(size) / size[0])
   lip = jnp.vdot(v / jnp.linalg.norm(v), vjp(forward(v / jnp.linalg.norm(v)))[0]) * 1.1 + gamma
-  eta = 1.0 / lip
+  eta = 1.0 / (lip * (1.0 + weight))  # the autocorrelation term, not a quadratic: a safe margin
 
   def body(i, carry):
     kk, prev = carry
@@ -145,7 +200,8 @@ def clean(k, rel=0.05):
 
 
 @functools.partial(jax.jit, static_argnames=('scale', 'rounds', 'margin'))
-def estimate_level(y, k0, lams, gamma, *, scale, rounds=6, margin=4):
+def estimate_level(y, k0, lams, gamma, *, scale, rounds=6, margin=4, autocorr=None,
+                   weight=0.0):
   """Alternates x- and k-steps at one level; one round per entry of `lams`.
 
   Args:
@@ -154,6 +210,7 @@ def estimate_level(y, k0, lams, gamma, *, scale, rounds=6, margin=4):
     lams: (R,) L0 thresholds of the rounds (falling).
     gamma: the k-step's L2 weight.
     scale: s (static).
+    autocorr, weight: the k-step's autocorrelation fit (`kernel_step`).
   Returns:
     ((K, K) kernel, (H, W) the last latent image).
   """
@@ -168,7 +225,8 @@ def estimate_level(y, k0, lams, gamma, *, scale, rounds=6, margin=4):
   def body(carry, lam):
     k, _ = carry
     x = latent(y_hat, _place(k, shape), g2, lam, s, rounds)
-    k = kernel_step(x, y, k, s, gamma, border=margin + size // (2 * s) + 1)
+    k = kernel_step(x, y, k, s, gamma, border=margin + size // (2 * s) + 1,
+                    autocorr=autocorr, weight=weight)
     k = recentre(clean(k), (wanted, wanted))
     return (k, x), None
 
@@ -191,7 +249,7 @@ def _zoom_kernel(k, size):
 
 
 def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_level=6,
-             l0_rounds=10, gamma=0.0, resize=None):
+             l0_rounds=10, gamma=0.0, autocorr=0.0, resize=None):
   """Coarse-to-fine non-parametric kernel estimate of a grey LR image.
 
   Args:
@@ -204,6 +262,8 @@ def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_lev
     rounds_per_level: x/k alternations per level.
     l0_rounds: splitting rounds of each x-step.
     gamma: the k-step's L2 weight.
+    autocorr: weight of the k-step's fit to the image's gradient
+      autocorrelation at each level (0: none; `kernel_step`).
     resize: (image, factor) -> image, the down-scaler of the pyramid.
   Returns:
     (K, K) float64 kernel >= 0, unit sum, centre of mass at the wanted centre
@@ -221,8 +281,12 @@ def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_lev
     f = 0.5 ** level
     yl = y if level == 0 else resize(y, f)
     yl = yl[:yl.shape[0] // 2 * 2, :yl.shape[1] // 2 * 2]
+    fit = None
+    if autocorr > 0:
+      fit = jnp.asarray(gradient_autocorrelation(yl, min(AUTOCORR_RADIUS, k.shape[0] - 1)))
     kl, _ = estimate_level(jnp.asarray(yl, jnp.float32), jnp.asarray(k, jnp.float32), lams,
-                           gamma, scale=scale, rounds=l0_rounds)
+                           gamma, scale=scale, rounds=l0_rounds, autocorr=fit,
+                           weight=jnp.float32(autocorr))
     k = np.asarray(kl, np.float64)
     if level:
       k = _zoom_kernel(k, sizes[level - 1])

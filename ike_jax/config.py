@@ -195,6 +195,9 @@ class BlindConfig:
                                              'beyond, the output is bicubic.')
   blind_rounds: int = _field(12, 'Alternations of x- and k-step per pyramid level of the '
                              'non-parametric kernel estimate.')
+  blind_autocorr: float = _field(0.0, "Weight of the non-parametric estimate's fit to the "
+                                 "image's gradient autocorrelation (0: none; 0.03 was tried: "
+                                 'docs/method.md, "The non-parametric kernel estimate").')
   blind_shaped_max: float = _field(0.1, 'Blind choice: the spectral Gaussian is chosen first '
                                    'where the blind kernel lies within this of it (kernel error '
                                    "over the blind kernel's squared size): a Gaussian-shaped blur "

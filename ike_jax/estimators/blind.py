@@ -93,15 +93,17 @@ def _grey(lr):
   return metrics.rgb_to_y(np.asarray(lr, np.float64)) / 127.5 - 1.0
 
 
-def blind_kernel(lr, cov, scale, shrink, rounds):
+def blind_kernel(lr, cov, scale, shrink, rounds, autocorr):
   """The non-parametric HR kernel of a uint8 LR image (centred, unit sum):
-  found at the LR pitch (`rounds` alternations per pyramid level), carried to
-  the HR pitch and, with `shrink` > 0, made milder there (`blind.shrink` at
-  that L0 threshold)."""
+  found at the LR pitch (`rounds` alternations per pyramid level, the k-step
+  fitting the gradient autocorrelation at weight `autocorr`), carried to the
+  HR pitch and, with `shrink` > 0, made milder there (`blind.shrink` at that
+  L0 threshold)."""
   n = lr_side(scale)
   y = _grey(lr)
   k0 = np.asarray(kernel.gaussian_kernel(np.asarray(cov) / scale ** 2, n, 1), np.float64)
-  k_lr = blind.estimate(y, k0, 1, resize=resize.imresize_matlab, rounds_per_level=rounds)
+  k_lr = blind.estimate(y, k0, 1, resize=resize.imresize_matlab, rounds_per_level=rounds,
+                        autocorr=autocorr)
   k = blind.lr_to_hr_kernel(k_lr, scale, SIZE, APERTURE)
   centre = kernel.kernel_center(SIZE, scale)
   if shrink > 0:
@@ -247,9 +249,9 @@ def features(lr, cfg):
                                  cfg.estimate.spectral)
   k_gauss = np.asarray(kernel.gaussian_kernel(cov, SIZE, s), np.float64)
   c = cfg.estimate.blind
-  k_blind = blind_kernel(lr, cov, s, c.blind_shrink, c.blind_rounds)
+  k_blind = blind_kernel(lr, cov, s, c.blind_shrink, c.blind_rounds, c.blind_autocorr)
   return {
-      'agreement': _relative(*(blind_kernel(part, cov, s, 0.0, c.blind_rounds)
+      'agreement': _relative(*(blind_kernel(part, cov, s, 0.0, c.blind_rounds, c.blind_autocorr)
                                for part in halves(lr))),
       'distinct': _relative(k_blind, k_gauss, by=k_blind),
       'blind_variance': float(np.linalg.eigvalsh(second_moments(k_blind)).max()),
