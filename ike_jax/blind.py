@@ -32,6 +32,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax.scipy import signal
 import numpy as np
 
 from ike_jax import solve
@@ -82,7 +83,6 @@ def kernel_autocorrelation(k, radius):
   """The gradient autocorrelation a photo blurred by k would have: k's own
   autocorrelation convolved with `SHARP_AUTOCORR`, lags within `radius`,
   normalised to 1 at lag 0."""
-  from jax.scipy import signal  # pylint: disable=g-import-not-at-top
   own = signal.correlate2d(k, k, mode='full')
   model = signal.convolve2d(own, jnp.asarray(SHARP_AUTOCORR), mode='same')
   c = k.shape[0] - 1
