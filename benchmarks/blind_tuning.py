@@ -55,6 +55,7 @@ GRID = {'blind_agree_max': (0.5, 0.8, 1.2, 2.0),
         'blind_gauss_ringing_per_sd': (0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 2.0, np.inf),
         'blind_gauss_min': (4.0, np.inf),
         'blind_shaped_max': (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8),
+        'blind_cross_max': (0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0, np.inf),
         'blind_noise_max': (4.0, 6.0, 10.0),
         'blind_blocky_min': (1.05, 1.1, 1.15, 1.2, 1.3, 1.5, np.inf),
         'blind_jpeg_prior': (1e-3, 3e-3)}

@@ -195,6 +195,12 @@ class BlindConfig:
                                              'beyond, the output is bicubic.')
   blind_rounds: int = _field(12, 'Alternations of x- and k-step per pyramid level of the '
                              'non-parametric kernel estimate.')
+  blind_cross_max: float = _field(0.6, "Blind choice: largest |log| ratio of the blind kernel's "
+                                  'widest variance to that of a second estimate whose k-step also '
+                                  'fits the gradient autocorrelation (--blind_cross_autocorr) at '
+                                  'which the blind kernel is used (inf: no second estimate).')
+  blind_cross_autocorr: float = _field(0.03, "The second estimate's autocorrelation weight "
+                                       '(--blind_cross_max).')
   blind_autocorr: float = _field(0.0, "Weight of the non-parametric estimate's fit to the "
                                  "image's gradient autocorrelation (0: none; 0.03 was tried: "
                                  'docs/method.md, "The non-parametric kernel estimate").')

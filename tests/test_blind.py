@@ -280,7 +280,7 @@ def _features(**changes):
   """Features of a blind kernel that passes every test on the kernels alone (and
   lies far from the Gaussian: no Gaussian-shaped blur)."""
   return {'agreement': 0.1, 'blind_variance': 40.0 * 4 / 12, 'gauss_variance': 3.0 * 4 / 12,
-          'distinct': 1.0, 'noise': 1.0, 'ringing': 2.0, **changes}
+          'distinct': 1.0, 'cross': 0.0, 'noise': 1.0, 'ringing': 2.0, **changes}
 
 
 def test_choice_keeps_the_blind_kernel_only_while_its_sr_image_does_not_ring():
@@ -292,6 +292,19 @@ def test_choice_keeps_the_blind_kernel_only_while_its_sr_image_does_not_ring():
                                 settings)[0] != 'blind'
   # A kernel that fails the kernel-only tests needs no ringing measurement.
   assert blind_estimator.choose(_features(agreement=5.0, ringing=None), 2, settings)[0] != 'blind'
+
+
+def test_choice_drops_the_blind_kernel_where_the_two_estimates_disagree():
+  """The edge fit and the edge-and-autocorrelation fit must find kernels of
+  about the same width; a row without the second estimate (no 'cross') passes."""
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  settings = config_lib.BlindConfig()
+  assert blind_estimator.choose(_features(cross=0.5 * settings.blind_cross_max), 2,
+                                settings)[0] == 'blind'
+  assert blind_estimator.choose(_features(cross=2.0 * settings.blind_cross_max, ringing=None), 2,
+                                settings)[0] != 'blind'
+  without = {k: v for k, v in _features().items() if k != 'cross'}
+  assert blind_estimator.plausible(without, 2, settings)
 
 
 def test_choice_keeps_the_gaussian_only_while_its_sr_image_does_not_ring():

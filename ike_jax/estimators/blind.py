@@ -23,8 +23,12 @@ s^2/12 HR px^2):
              a blur (the Gaussian above its floor) and the Gaussian's SR image
              does not ring (the limit below): the two estimates agree, and the
              Gaussian, fit to the whole spectrum, is the steadier of them;
-  'blind'    else where the halves agree (agreement <= agree_max), the blind kernel is
-             wide (widest variance >= wide_min), and it is not a blur the
+  'blind'    else where the halves agree (agreement <= agree_max), so do two
+             estimates of the whole image, the edge fit and the edge fit that
+             also matches the gradient autocorrelation (`cross`: the |log|
+             ratio of their widest variances <= cross_max; where it is
+             larger, on the tuning photos, the kernel was mostly wrong), the
+             blind kernel is wide (widest variance >= wide_min), and it is not a blur the
              spectrum cannot see (a Gaussian at its floor with a blind kernel
              wider than `hallucination` was, on the tuning photos, a kernel
              found in an unblurred or non-linearly filtered image): camera
@@ -134,12 +138,13 @@ def _relative(a, b, by=None):
 
 def plausible(f, scale, settings):
   """Whether the blind kernel passes the tests on the kernels alone: the halves
-  agree, it is wide, and it is not a blur the spectrum cannot see."""
+  agree, so do the two estimates (`cross`; a row measured without the second
+  estimate passes), it is wide, and it is not a blur the spectrum cannot see."""
   unit = spectrum.min_variance(scale)
   bv, gv = f['blind_variance'] / unit, f['gauss_variance'] / unit
   hallucinated = gv <= FLOOR_MARGIN and bv > settings.blind_hallucination
   return (f['agreement'] <= settings.blind_agree_max and bv >= settings.blind_wide_min
-          and not hallucinated)
+          and f.get('cross', 0.0) <= settings.blind_cross_max and not hallucinated)
 
 
 def _blind_wins(f, scale, settings):
@@ -183,7 +188,8 @@ def choose(f, scale, settings):
   if _blind_wins(f, scale, c):
     bv = f['blind_variance'] / spectrum.min_variance(scale)
     return 'blind', min(_margin(f['agreement'], c.blind_agree_max), _margin(bv, c.blind_wide_min),
-                        _margin(f['ringing'], c.blind_ringing_max))
+                        _margin(f['ringing'], c.blind_ringing_max),
+                        _margin(f.get('cross', 0.0), c.blind_cross_max))
   if f['noise'] > c.blind_noise_max:
     return 'bicubic', _margin(f['noise'], c.blind_noise_max)
   if gv <= c.blind_gauss_min:
@@ -241,7 +247,9 @@ def features(lr, cfg):
 
   Returns:
     (dict: 'agreement', 'distinct' (blind vs Gaussian, over the blind kernel's
-    squared size), 'blind_variance', 'gauss_variance' (widest, HR px^2), 'noise'
+    squared size), 'blind_variance', 'gauss_variance' (widest, HR px^2), 'cross'
+    (|log| ratio of the blind kernel's widest variance to the second estimate's;
+    0 without one), 'noise'
     (grey levels), 'covariance' (the Gaussian's); blind kernel; Gaussian kernel).
   """
   s = cfg.scale
@@ -250,11 +258,17 @@ def features(lr, cfg):
   k_gauss = np.asarray(kernel.gaussian_kernel(cov, SIZE, s), np.float64)
   c = cfg.estimate.blind
   k_blind = blind_kernel(lr, cov, s, c.blind_shrink, c.blind_rounds, c.blind_autocorr)
+  widest = lambda k: float(np.linalg.eigvalsh(second_moments(k)).max())
+  cross = 0.0
+  if np.isfinite(c.blind_cross_max):  # the second estimate: edges and autocorrelation
+    k_cross = blind_kernel(lr, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr)
+    cross = abs(float(np.log(max(widest(k_blind), 1e-9) / max(widest(k_cross), 1e-9))))
   return {
       'agreement': _relative(*(blind_kernel(part, cov, s, 0.0, c.blind_rounds, c.blind_autocorr)
                                for part in halves(lr))),
       'distinct': _relative(k_blind, k_gauss, by=k_blind),
-      'blind_variance': float(np.linalg.eigvalsh(second_moments(k_blind)).max()),
+      'blind_variance': widest(k_blind),
+      'cross': cross,
       'gauss_variance': float(np.linalg.eigvalsh(cov).max()),
       'noise': noise.sigma(lr),
       'covariance': np.asarray(cov).tolist(),
@@ -295,6 +309,7 @@ def estimate(lr, cfg):
           'candidates': {'blind': {'agreement': f['agreement'],
                                    'distinct_from_gaussian': f['distinct'],
                                    'widest_variance': f['blind_variance'],
+                                   'cross_disagreement': f['cross'],
                                    'ringing': f['ringing']},
                          'gaussian': {'covariance': f['covariance'],
                                       'widest_variance': f['gauss_variance'],
