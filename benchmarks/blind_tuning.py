@@ -40,6 +40,7 @@ from ike_jax import outputs
 from ike_jax import postprocess
 from ike_jax import presets
 from ike_jax import resize
+from ike_jax import spectrum
 from ike_jax.estimators import blind as blind_estimator
 from ike_jax.estimators import spectral
 
@@ -75,7 +76,7 @@ def define_flags():
   flags.DEFINE_list('gauss_priors', [], "Further TV weights at which the spectral Gaussian's "
                     'SR image and its ringing are measured (the search then tries them).')
   flags.DEFINE_bool('extend', False, 'Add the columns this version measures and --results lacks '
-                    '(--gauss_priors, blockiness) to its rows, in place.')
+                    '(--gauss_priors, blockiness, cross) to its rows, in place.')
   flags.DEFINE_list('search_keys', list(SEARCHED), f'Settings the search varies, of {", ".join(GRID)} '
                     '(the rest stay at the preset\'s; blind_prior too when measured at several).')
   flags.DEFINE_bool('search', False, 'Grid-search the thresholds on --results instead of measuring.')
@@ -141,8 +142,24 @@ def gaussian_columns(lr, hr, cfg, best, row):
   return out
 
 
+def cross_column(lr, cfg, row):
+  """{'cross': ...} where `row` lacks it (a table measured before the two
+  estimates' test): the |log| ratio of the row's blind variance to the widest
+  variance of the second estimate (`--blind_cross_autocorr`)."""
+  if 'cross' in row:
+    return {}
+  c = cfg.estimate.blind
+  s = cfg.scale
+  cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
+                                 cfg.estimate.spectral)
+  k = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr)
+  widest = float(np.linalg.eigvalsh(blind_estimator.second_moments(k)).max())
+  return {'cross': abs(float(np.log(max(row['blind_variance'], 1e-9) / max(widest, 1e-9))))}
+
+
 def extend(s, cfg):
-  """`gaussian_columns` for every row of --results[0], written back row by row."""
+  """`gaussian_columns` and `cross_column` for every row of --results[0],
+  written back row by row."""
   names = list(datasets.OFFLINE_IMAGES)
   best = presets.config_from_flagfile(presets.preset_path(f'best_x{s}')).post
   path = FLAGS.results[0]
@@ -152,6 +169,7 @@ def extend(s, cfg):
     lr, hr, _, _ = families.pair(names.index(row['image']), row['family'], s,
                                  position=row['position'])
     row.update(gaussian_columns(lr, hr, cfg, best, row))
+    row.update(cross_column(lr, cfg, row))
     if n % 20 == 19 or n == len(out['rows']) - 1:
       outputs.write_json(path, out)
       print(f'{n + 1}/{len(out["rows"])} rows', flush=True)
