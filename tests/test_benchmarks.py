@@ -301,3 +301,20 @@ def test_the_lr_oracle_recovers_a_photos_camera_shake_kernel():
       blind.lr_to_hr_kernel(k0, 2, blind_estimator.SIZE, blind_estimator.APERTURE),
       k_true)
   assert err < 0.005 and err < start / 3, (err, start)  # measured: 0.0035 against 0.0166
+
+
+def test_the_tuning_search_scores_the_two_estimates_test():
+  """On hand-made rows the search's outcome takes the blind kernel's gain only
+  while the two estimates agree (cross <= cross_max); otherwise the rule falls
+  through to bicubic (a narrow Gaussian), and a row without 'cross' passes."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from benchmarks import blind_tuning  # pylint: disable=g-import-not-at-top
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  settings = dataclasses.replace(config_lib.BlindConfig(), blind_cross_max=0.6)
+  row = {'family': 'shake', 'agreement': 0.1, 'distinct': 1.0, 'blind_variance': 40.0 / 3,
+         'gauss_variance': 1.0 / 3, 'noise': 1.0, 'blockiness': 1.0, 'blind_fourier': 2.5,
+         'ringing_fourier': 2.0, 'gaussian': -1.0, 'gauss_ringing': 1.0}
+  gains = lambda r: blind_tuning.outcome([r], 2, settings, 'fourier')['shake']
+  assert gains({**row, 'cross': 0.3}) == [2.5]
+  assert gains({**row, 'cross': 1.0}) == [0.0]
+  assert gains(row) == [2.5]
