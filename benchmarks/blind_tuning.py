@@ -153,8 +153,8 @@ def cross_column(lr, cfg, row):
   cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
                                  cfg.estimate.spectral)
   k = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr)
-  widest = float(np.linalg.eigvalsh(blind_estimator.second_moments(k)).max())
-  return {'cross': abs(float(np.log(max(row['blind_variance'], 1e-9) / max(widest, 1e-9))))}
+  return {'cross': blind_estimator.disagreement(row['blind_variance'],
+                                                blind_estimator.widest_variance(k))}
 
 
 def extend(s, cfg):

@@ -27,9 +27,9 @@ s^2/12 HR px^2):
              estimates of the whole image, the edge fit and the edge fit that
              also matches the gradient autocorrelation (`cross`: the |log|
              ratio of their widest variances <= cross_max; where it is
-             larger, on the tuning photos, the kernel was mostly wrong), the
-             blind kernel is wide (widest variance >= wide_min), and it is not a blur the
-             spectrum cannot see (a Gaussian at its floor with a blind kernel
+             larger, on the tuning photos, deblurring by it rarely paid), the
+             blind kernel is wide (widest variance >= wide_min), and it is
+             not a blur the spectrum cannot see (a Gaussian at its floor with a blind kernel
              wider than `hallucination` was, on the tuning photos, a kernel
              found in an unblurred or non-linearly filtered image): camera
              shake, motion, defocus, odd shapes; and the SR image it gives
@@ -121,6 +121,16 @@ def second_moments(k):
   k = k / k.sum()
   d = np.stack([rows - (rows * k).sum(), cols - (cols * k).sum()])
   return np.einsum('ihw,jhw,hw->ij', d, d, k)
+
+
+def widest_variance(k):
+  """A kernel's widest variance (largest eigenvalue of `second_moments`, px^2)."""
+  return float(np.linalg.eigvalsh(second_moments(k)).max())
+
+
+def disagreement(variance_a, variance_b):
+  """|log| ratio of two widest variances: how far two estimates differ in width."""
+  return abs(float(np.log(max(variance_a, 1e-9) / max(variance_b, 1e-9))))
 
 
 def halves(lr):
@@ -247,10 +257,10 @@ def features(lr, cfg):
 
   Returns:
     (dict: 'agreement', 'distinct' (blind vs Gaussian, over the blind kernel's
-    squared size), 'blind_variance', 'gauss_variance' (widest, HR px^2), 'cross'
-    (|log| ratio of the blind kernel's widest variance to the second estimate's;
-    0 without one), 'noise'
-    (grey levels), 'covariance' (the Gaussian's); blind kernel; Gaussian kernel).
+    squared size), 'blind_variance', 'gauss_variance' (widest, HR px^2),
+    'cross' (`disagreement` of the blind kernel and the second estimate; 0
+    without one), 'noise' (grey levels), 'covariance' (the Gaussian's); blind
+    kernel; Gaussian kernel).
   """
   s = cfg.scale
   cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
@@ -258,16 +268,15 @@ def features(lr, cfg):
   k_gauss = np.asarray(kernel.gaussian_kernel(cov, SIZE, s), np.float64)
   c = cfg.estimate.blind
   k_blind = blind_kernel(lr, cov, s, c.blind_shrink, c.blind_rounds, c.blind_autocorr)
-  widest = lambda k: float(np.linalg.eigvalsh(second_moments(k)).max())
   cross = 0.0
   if np.isfinite(c.blind_cross_max):  # the second estimate: edges and autocorrelation
     k_cross = blind_kernel(lr, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr)
-    cross = abs(float(np.log(max(widest(k_blind), 1e-9) / max(widest(k_cross), 1e-9))))
+    cross = disagreement(widest_variance(k_blind), widest_variance(k_cross))
   return {
       'agreement': _relative(*(blind_kernel(part, cov, s, 0.0, c.blind_rounds, c.blind_autocorr)
                                for part in halves(lr))),
       'distinct': _relative(k_blind, k_gauss, by=k_blind),
-      'blind_variance': widest(k_blind),
+      'blind_variance': widest_variance(k_blind),
       'cross': cross,
       'gauss_variance': float(np.linalg.eigvalsh(cov).max()),
       'noise': noise.sigma(lr),
