@@ -307,6 +307,21 @@ def test_choice_drops_the_blind_kernel_where_the_two_estimates_disagree():
   assert blind_estimator.plausible(without, 2, settings)
 
 
+def test_a_test_switched_off_gives_full_confidence_and_no_warning():
+  """An infinite limit (flags/blind_x4.flags sets --blind_cross_max=inf) turns
+  its test off: the choice is made without a numpy warning reaching the user."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  import warnings  # pylint: disable=g-import-not-at-top
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  settings = dataclasses.replace(config_lib.BlindConfig(), blind_cross_max=np.inf,
+                                 blind_gauss_min=np.inf)
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')
+    choice, confidence = blind_estimator.choose(_features(cross=3.0), 2, settings)
+  assert choice == 'blind' and 0.0 <= confidence <= 1.0
+  assert blind_estimator._margin(1.0, np.inf) == 1.0  # pylint: disable=protected-access
+
+
 def test_choice_keeps_the_gaussian_only_while_its_sr_image_does_not_ring():
   """The Gaussian's ringing limit is per unit of its standard deviation: a wider
   blur may raise the gradient energy more."""

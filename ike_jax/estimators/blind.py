@@ -163,7 +163,10 @@ def _blind_wins(f, scale, settings):
 
 
 def _margin(value, threshold):
-  """How far a score sits from its threshold: |log(value / threshold)| clipped to [0, 1]."""
+  """How far a score sits from its threshold: |log(value / threshold)| clipped to [0, 1]
+  (1 where the threshold is infinite: that test is off)."""
+  if not np.isfinite(threshold):
+    return 1.0
   return float(np.clip(abs(np.log(max(value, 1e-6) / threshold)), 0.0, 1.0))
 
 
