@@ -16,6 +16,11 @@ the crops at --positions (`families.crop`), per family:
              carried to the HR pitch as the blind kernel is: what the LR-pitch
              estimate would give with a perfect latent image
   true       the true kernel (the SR stage's ceiling)
+  oracle_then_<N>  with --from_truth: N alternations of the estimate's finest
+             level started at lr_oracle's kernel (does the alternation keep a
+             true kernel, or drift from it?); oracle_then_tv: 5 rounds of
+             `blind.polish` (k-steps on a TV latent image) from the oracle;
+             blind_then_tv: 3 rounds of it from the preset's estimate
 
 Rows go to --results as they come; a markdown table of means is printed.
 (docs/method.md, "The non-parametric kernel estimate".)
@@ -58,6 +63,11 @@ def define_flags():
   flags.DEFINE_list('rounds', ['6', '12'], 'Alternations per level of the blind estimates compared.')
   flags.DEFINE_float('prior', 3e-3, "TV weight of the Fourier SR stage (the blind kernel's).")
   flags.DEFINE_float('autocorr', 0.03, "Weight of blind_ac's autocorrelation fit.")
+  flags.DEFINE_bool('from_truth', False, 'Also oracle_then_<N>: N alternations of the '
+                    "estimate's finest level started at lr_oracle's kernel (N = 1 and the "
+                    "preset's rounds): whether the alternation keeps a true kernel.")
+  flags.DEFINE_float('polish_tv', 1e-3, 'TV weight of the latent image of the --from_truth '
+                     'rows oracle_then_tv and blind_then_tv (blind.polish).')
   flags.DEFINE_string('results', None, 'JSON written row by row.')
   flags.DEFINE_bool('sharp_prior', False, 'Print the sharp photos\' gradient autocorrelation '
                     '(blind.SHARP_AUTOCORR) instead of comparing estimators.')
@@ -90,14 +100,19 @@ def sharp_prior(scale):
 
 
 def lr_oracle(hr, y, k0, scale):
-  """The LR-pitch kernel step on the true sharp LR image, carried to the HR pitch."""
+  """The LR-pitch kernel step on the true sharp LR image (an LR-pitch kernel)."""
   n = k0.shape[0]
   sharp = sharp_lr(hr, scale)
   k_lr = blind.kernel_step(jnp.asarray(sharp, jnp.float32), jnp.asarray(y, jnp.float32),
                            jnp.asarray(k0, jnp.float32), 1, 0.0, iterations=400,
                            border=n // 2 + 1)
-  return blind.lr_to_hr_kernel(np.asarray(k_lr, np.float64), scale, blind_estimator.SIZE,
-                               blind_estimator.APERTURE)
+  return np.asarray(k_lr, np.float64)
+
+
+def to_hr(k_lr, scale):
+  """An LR-pitch kernel carried to the HR pitch as the blind estimate's is, centred."""
+  k = blind.lr_to_hr_kernel(k_lr, scale, blind_estimator.SIZE, blind_estimator.APERTURE)
+  return blind.centre_kernel(k, kernel_lib.kernel_center(blind_estimator.SIZE, scale))
 
 
 def estimators(lr, hr, cfg):
@@ -124,8 +139,25 @@ def estimators(lr, hr, cfg):
   k0 = np.asarray(kernel_lib.gaussian_kernel(np.asarray(cov) / s ** 2,
                                              blind_estimator.lr_side(s), 1), np.float64)
   t0 = time.perf_counter()
-  k = blind.centre_kernel(lr_oracle(hr, y, k0, s), kernel_lib.kernel_center(blind_estimator.SIZE, s))
-  out['lr_oracle'] = (k, time.perf_counter() - t0)
+  k_lr = lr_oracle(hr, y, k0, s)
+  out['lr_oracle'] = (to_hr(k_lr, s), time.perf_counter() - t0)
+  if FLAGS.from_truth:
+    # The same alternation as the estimate's finest level, started at the
+    # oracle: does it stay there (is the truth its fixed point)?
+    for rounds in (1, cfg.estimate.blind.blind_rounds):
+      t0 = time.perf_counter()
+      k = blind.estimate(y, k_lr, 1, levels=1, rounds_per_level=rounds,
+                         resize=resize.imresize_matlab)
+      out[f'oracle_then_{rounds}'] = (to_hr(k, s), time.perf_counter() - t0)
+    # The same from the oracle and from the estimate with the TV latent image.
+    t0 = time.perf_counter()
+    k = blind.polish(y, k_lr, FLAGS.polish_tv, rounds=5)
+    out['oracle_then_tv'] = (to_hr(np.asarray(k, np.float64), s), time.perf_counter() - t0)
+    k_est = blind.estimate(y, k0, 1, rounds_per_level=cfg.estimate.blind.blind_rounds,
+                           resize=resize.imresize_matlab)
+    t0 = time.perf_counter()
+    k = blind.polish(y, k_est, FLAGS.polish_tv, rounds=3)
+    out['blind_then_tv'] = (to_hr(np.asarray(k, np.float64), s), time.perf_counter() - t0)
   return out
 
 

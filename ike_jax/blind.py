@@ -293,6 +293,30 @@ def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_lev
   return k / k.sum()
 
 
+@functools.partial(jax.jit, static_argnames=('rounds', 'margin'))
+def polish(y, k, tv, *, rounds=3, margin=16):
+  """`rounds` k-steps at the LR pitch, each fitted to the LR image deblurred by
+  the current kernel under total variation (weight `tv`, the SR stage's solve
+  at scale 1) rather than to the L0 latent image.
+
+  The TV latent keeps texture and soft edges, so a true kernel stays nearly
+  where it is (the L0 latent moves it: docs/method.md, "Where it falls
+  short"); it gives the k-step no push towards the blur from a wrong start.
+  Returns the (K, K) kernel, re-centred as `estimate_level` centres it.
+  """
+  y = jnp.asarray(y, jnp.float32)
+  size = k.shape[0]
+  wanted = size // 2 + 0.5 * (1 - size % 2)
+
+  def body(_, k):
+    x = solve.solve(y[..., None], k, y[..., None], scale=1, anchor=1e-4, tv=tv,
+                    tv_iterations=8, margin=margin)[..., 0]
+    k = kernel_step(x, y, k, 1, 0.0, border=size // 2 + 1)
+    return recentre(clean(k), (wanted, wanted))
+
+  return jax.lax.fori_loop(0, rounds, body, jnp.asarray(k, jnp.float32))
+
+
 def shrink(y, k, scale, lam, rounds=4):
   """A milder HR kernel: `rounds` x- and k-steps of `estimate_level` at the SR
   pitch (stride `scale`), the L0 threshold falling from 2 lam to lam, started
