@@ -35,6 +35,7 @@ import jax.numpy as jnp
 from jax.scipy import signal
 import numpy as np
 
+from ike_jax import kernel
 from ike_jax import solve
 
 # The gradient autocorrelation of a sharp LR photo (`gradient_autocorrelation`,
@@ -220,7 +221,7 @@ def estimate_level(y, k0, lams, gamma, *, scale, rounds=6, margin=4, autocorr=No
   g2 = solve.gradient_transfer(shape)
   y_hat = jnp.fft.fft2(y)
   size = k0.shape[0]
-  wanted = size // 2 + 0.5 * (s - size % 2)
+  wanted = kernel.kernel_center(size, s)
 
   def body(carry, lam):
     k, _ = carry
@@ -306,7 +307,7 @@ def polish(y, k, tv, *, rounds=3, margin=16):
   """
   y = jnp.asarray(y, jnp.float32)
   size = k.shape[0]
-  wanted = size // 2 + 0.5 * (1 - size % 2)
+  wanted = kernel.kernel_center(size, 1)
 
   def body(_, k):
     x = solve.solve(y[..., None], k, y[..., None], scale=1, anchor=1e-4, tv=tv,

@@ -206,7 +206,7 @@ def choose(f, scale, settings):
   if f['noise'] > c.blind_noise_max:
     return 'bicubic', _margin(f['noise'], c.blind_noise_max)
   if gv <= c.blind_gauss_min:
-    return 'bicubic', _margin(gv, c.blind_gauss_min) if np.isfinite(c.blind_gauss_min) else 1.0
+    return 'bicubic', _margin(gv, c.blind_gauss_min)
   if f['gauss_ringing'] > limit:
     return 'bicubic', _margin(f['gauss_ringing'], limit)
   return 'gaussian', min(_margin(gv, c.blind_gauss_min), _margin(f['gauss_ringing'], limit))
