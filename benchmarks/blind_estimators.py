@@ -8,6 +8,8 @@ the crops at --positions (`families.crop`), per family:
   spectral   the spectral Gaussian (`ike_jax.spectrum`, as `best_x2`)
   blind_r<N> the non-parametric kernel (`ike_jax.blind`: at the LR pitch,
              N alternations per pyramid level, carried to the HR pitch)
+  blind_settled  the preset's estimate: blind_r<preset's rounds> then its
+             settling alternations at the low L0 threshold (`blind.estimate`)
   blind_ac   the same at the preset's rounds, its k-step also fitting the
              image's gradient autocorrelation (weight --autocorr)
   shrink     the blind kernel made milder at the SR pitch (`blind.shrink`)
@@ -128,9 +130,13 @@ def estimators(lr, hr, cfg):
     t0 = time.perf_counter()
     k = blind_estimator.blind_kernel(lr, cov, s, 0.0, rounds, 0.0)
     out[f'blind_r{rounds}'] = (k, time.perf_counter() - t0)
+  c = cfg.estimate.blind
   t0 = time.perf_counter()
-  k = blind_estimator.blind_kernel(lr, cov, s, 0.0, cfg.estimate.blind.blind_rounds,
-                                   FLAGS.autocorr)
+  k = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds, 0.0,
+                                   (c.blind_settle_rounds, c.blind_settle_lam))
+  out['blind_settled'] = (k, time.perf_counter() - t0)
+  t0 = time.perf_counter()
+  k = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds, FLAGS.autocorr)
   out['blind_ac'] = (k, time.perf_counter() - t0)
   t0 = time.perf_counter()
   k = blind_estimator.blind_kernel(lr, cov, s, 1e-3, cfg.estimate.blind.blind_rounds, 0.0)

@@ -50,8 +50,8 @@ SOLVERS = ('gradient', 'fourier')
 TOLERANCE = 0.05  # dB below bicubic that costs nothing in the search's objective
 
 # The search's grid (the other thresholds stay at the preset's).
-GRID = {'blind_agree_max': (0.5, 0.8, 1.2, 2.0),
-        'blind_wide_min': (8.0, 10.0, 15.0, 20.0, 30.0),
+GRID = {'blind_agree_max': (0.5, 0.8, 1.2, 2.0, 3.0, np.inf),
+        'blind_wide_min': (2.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0),
         'blind_ringing_max': (2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, np.inf),
         'blind_gauss_ringing_per_sd': (0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 2.0, np.inf),
         'blind_gauss_min': (4.0, np.inf),
@@ -152,7 +152,8 @@ def cross_column(lr, cfg, row):
   s = cfg.scale
   cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
                                  cfg.estimate.spectral)
-  k = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr)
+  k = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr,
+                                   (c.blind_settle_rounds, c.blind_settle_lam))
   return {'cross': blind_estimator.disagreement(row['blind_variance'],
                                                 blind_estimator.widest_variance(k))}
 

@@ -173,19 +173,19 @@ class BlindConfig:
   Variances are in units of the LR pixel's own, s^2/12 HR px^2. Defaults: chosen
   on the x2 tuning photos; flags/blind_x4.flags holds the x4 ones.
   """
-  blind_agree_max: float = _field(1.2, 'Blind choice: largest disagreement of the kernels '
+  blind_agree_max: float = _field(0.8, 'Blind choice: largest disagreement of the kernels '
                                   'found on the two halves of the image (kernel error over '
                                   'their mean squared size) at which the blind kernel is used.')
-  blind_wide_min: float = _field(8.0, "Blind choice: the blind kernel's widest variance from "
+  blind_wide_min: float = _field(6.0, "Blind choice: the blind kernel's widest variance from "
                                  'which it is used (narrower: no blur worth undoing).')
   blind_hallucination: float = _field(75.0, 'Blind choice: a blind kernel wider than this '
                                       'while the spectral Gaussian sits at its floor is not used.')
   blind_noise_max: float = _field(4.0, 'Blind choice: noise (grey levels) above which the '
                                   'output is bicubic unless the blind kernel is used.')
-  blind_gauss_min: float = _field(4.0, "Blind choice: the spectral Gaussian's widest variance "
+  blind_gauss_min: float = _field(float('inf'), "Blind choice: the spectral Gaussian's widest variance "
                                   'up to which the output is bicubic rather than the Gaussian '
                                   "(inf: never the Gaussian).")
-  blind_ringing_max: float = _field(4.0, "Blind choice: largest ratio of the blind SR image's "
+  blind_ringing_max: float = _field(6.0, "Blind choice: largest ratio of the blind SR image's "
                                     "gradient energy to bicubic's (luma) at which the blind kernel "
                                     'is used; beyond it the deblurring rings rather than restores.')
   blind_gauss_ringing_per_sd: float = _field(1.2, "Blind choice: the spectral Gaussian's "
@@ -195,7 +195,11 @@ class BlindConfig:
                                              'beyond, the output is bicubic.')
   blind_rounds: int = _field(12, 'Alternations of x- and k-step per pyramid level of the '
                              'non-parametric kernel estimate.')
-  blind_cross_max: float = _field(0.6, "Blind choice: largest |log| ratio of the blind kernel's "
+  blind_settle_rounds: int = _field(24, 'Alternations after the pyramid, at the finest level '
+                                    'and the low L0 threshold --blind_settle_lam (0: none).')
+  blind_settle_lam: float = _field(5e-4, 'L0 threshold of the settling alternations '
+                                   '(--blind_settle_rounds).')
+  blind_cross_max: float = _field(0.5, "Blind choice: largest |log| ratio of the blind kernel's "
                                   'widest variance to that of a second estimate whose k-step also '
                                   'fits the gradient autocorrelation (--blind_cross_autocorr) at '
                                   'which the blind kernel is used (inf: no second estimate).')
@@ -204,11 +208,11 @@ class BlindConfig:
   blind_autocorr: float = _field(0.0, "Weight of the non-parametric estimate's fit to the "
                                  "image's gradient autocorrelation (0: none; 0.03 was tried: "
                                  'docs/method.md, "The non-parametric kernel estimate").')
-  blind_shaped_max: float = _field(0.1, 'Blind choice: the spectral Gaussian is chosen first '
+  blind_shaped_max: float = _field(0.05, 'Blind choice: the spectral Gaussian is chosen first '
                                    'where the blind kernel lies within this of it (kernel error '
                                    "over the blind kernel's squared size): a Gaussian-shaped blur "
                                    '(0: never first).')
-  blind_prior: float = _field(3e-3, 'Smoothed-TV weight of --refine when the blind kernel is '
+  blind_prior: float = _field(1e-3, 'Smoothed-TV weight of --refine when the blind kernel is '
                               'chosen (the Gaussian keeps --refine_prior).')
   blind_blocky_min: float = _field(1.05, 'Blind choice: JPEG blockiness (noise.blockiness) '
                                    'from which the Gaussian is deblurred at --blind_jpeg_prior '

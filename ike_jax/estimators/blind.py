@@ -97,17 +97,18 @@ def _grey(lr):
   return metrics.rgb_to_y(np.asarray(lr, np.float64)) / 127.5 - 1.0
 
 
-def blind_kernel(lr, cov, scale, shrink, rounds, autocorr):
+def blind_kernel(lr, cov, scale, shrink, rounds, autocorr, settle=(0, 0.0)):
   """The non-parametric HR kernel of a uint8 LR image (centred, unit sum):
   found at the LR pitch (`rounds` alternations per pyramid level, the k-step
-  fitting the gradient autocorrelation at weight `autocorr`), carried to the
+  fitting the gradient autocorrelation at weight `autocorr`, then `settle` =
+  (rounds, L0 threshold) settling alternations at the finest level), carried to the
   HR pitch and, with `shrink` > 0, made milder there (`blind.shrink` at that
   L0 threshold)."""
   n = lr_side(scale)
   y = _grey(lr)
   k0 = np.asarray(kernel.gaussian_kernel(np.asarray(cov) / scale ** 2, n, 1), np.float64)
   k_lr = blind.estimate(y, k0, 1, resize=resize.imresize_matlab, rounds_per_level=rounds,
-                        autocorr=autocorr)
+                        autocorr=autocorr, settle_rounds=settle[0], settle_lam=settle[1])
   k = blind.lr_to_hr_kernel(k_lr, scale, SIZE, APERTURE)
   centre = kernel.kernel_center(SIZE, scale)
   if shrink > 0:
@@ -270,13 +271,15 @@ def features(lr, cfg):
                                  cfg.estimate.spectral)
   k_gauss = np.asarray(kernel.gaussian_kernel(cov, SIZE, s), np.float64)
   c = cfg.estimate.blind
-  k_blind = blind_kernel(lr, cov, s, c.blind_shrink, c.blind_rounds, c.blind_autocorr)
+  settle = (c.blind_settle_rounds, c.blind_settle_lam)
+  k_blind = blind_kernel(lr, cov, s, c.blind_shrink, c.blind_rounds, c.blind_autocorr, settle)
   cross = 0.0
   if np.isfinite(c.blind_cross_max):  # the second estimate: edges and autocorrelation
-    k_cross = blind_kernel(lr, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr)
+    k_cross = blind_kernel(lr, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr, settle)
     cross = disagreement(widest_variance(k_blind), widest_variance(k_cross))
   return {
-      'agreement': _relative(*(blind_kernel(part, cov, s, 0.0, c.blind_rounds, c.blind_autocorr)
+      'agreement': _relative(*(blind_kernel(part, cov, s, 0.0, c.blind_rounds, c.blind_autocorr,
+                                            settle)
                                for part in halves(lr))),
       'distinct': _relative(k_blind, k_gauss, by=k_blind),
       'blind_variance': widest_variance(k_blind),
