@@ -370,7 +370,9 @@ def test_choice_keeps_the_gaussian_only_while_its_sr_image_does_not_ring():
   blur may raise the gradient energy more."""
   import dataclasses  # pylint: disable=g-import-not-at-top
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
-  settings = dataclasses.replace(config_lib.BlindConfig(), blind_gauss_ringing_per_sd=1.0)
+  # The Gaussian as fallback on (the x2 preset has it off: blind_gauss_min inf).
+  settings = dataclasses.replace(config_lib.BlindConfig(), blind_gauss_ringing_per_sd=1.0,
+                                 blind_gauss_min=4.0)
   unit = 4 / 12  # the LR pixel's own variance at x2 (HR px^2)
   wide = _features(agreement=5.0, ringing=None, gauss_variance=9.0 * unit)  # limit 3
   assert blind_estimator.needs_gauss_ringing(wide, 2, settings)
