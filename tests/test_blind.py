@@ -163,17 +163,22 @@ def test_the_autocorrelation_fit_keeps_a_texture_from_collapsing_to_a_delta(name
   assert err[0.03] < err[0.0] / 2, err
 
 
-@pytest.mark.parametrize('name', ['motion', 'disk'])
-def test_the_tv_latent_keeps_a_true_kernel_where_the_l0_latent_moves_it(name):
-  """Started at the true kernel of a scene with edges and texture, k-steps on the
-  TV latent image (`polish`) stay near it; the L0 alternation drifts further."""
+def _textured_scene(k):
+  """An 8-bit 112x112 scene of edges (60 shapes) and fine texture, blurred by k."""
   from scipy import ndimage  # pylint: disable=g-import-not-at-top
-  k = KERNELS[name]()
   texture = ndimage.gaussian_filter(np.random.default_rng(6).normal(size=(112, 112)), 0.8,
                                     mode='wrap')
   x = 0.7 * _shapes(112, seed=3, n=60) + 0.3 * texture / np.abs(texture).max()
   y = _periodic_correlate(x, k, (6, 6))
-  y = np.round((y + 1) * 127.5) / 127.5 - 1  # 8-bit
+  return np.round((y + 1) * 127.5) / 127.5 - 1
+
+
+@pytest.mark.parametrize('name', ['motion', 'disk'])
+def test_the_tv_latent_keeps_a_true_kernel_where_the_l0_latent_moves_it(name):
+  """Started at the true kernel of a scene with edges and texture, k-steps on the
+  TV latent image (`polish`) stay near it; the L0 alternation drifts further."""
+  k = KERNELS[name]()
+  y = _textured_scene(k)
   kept = np.asarray(blind.polish(y, k, 1e-3, rounds=3), np.float64)
   chex.assert_shape(kept, k.shape)
   assert kept.min() >= 0 and abs(kept.sum() - 1) < 1e-5
@@ -189,13 +194,8 @@ def test_settling_at_a_low_threshold_brings_the_estimate_closer(name):
   """On a scene with edges and texture, the settling alternations after the
   pyramid (`settle_rounds` at the low threshold) bring the estimate closer to
   the true blur than the pyramid alone leaves it."""
-  from scipy import ndimage  # pylint: disable=g-import-not-at-top
   k = KERNELS[name]()
-  texture = ndimage.gaussian_filter(np.random.default_rng(6).normal(size=(112, 112)), 0.8,
-                                    mode='wrap')
-  x = 0.7 * _shapes(112, seed=3, n=60) + 0.3 * texture / np.abs(texture).max()
-  y = _periodic_correlate(x, k, (6, 6))
-  y = np.round((y + 1) * 127.5) / 127.5 - 1  # 8-bit
+  y = _textured_scene(k)
   k0 = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * 1.0, 13, 1), np.float64)
   found = {rounds: blind.estimate(y, k0, 1, levels=2, rounds_per_level=12, settle_rounds=rounds,
                                   resize=lambda im, f: im[::2, ::2]) for rounds in (0, 24)}
