@@ -182,9 +182,9 @@ class BlindConfig:
                                       'while the spectral Gaussian sits at its floor is not used.')
   blind_noise_max: float = _field(4.0, 'Blind choice: noise (grey levels) above which the '
                                   'output is bicubic unless the blind kernel is used.')
-  blind_gauss_min: float = _field(float('inf'), "Blind choice: the spectral Gaussian's widest variance "
-                                  'up to which the output is bicubic rather than the Gaussian '
-                                  "(inf: never the Gaussian).")
+  blind_gauss_min: float = _field(float('inf'), "Blind choice: the spectral Gaussian's "
+                                  'widest variance up to which the output is bicubic rather '
+                                  "than the Gaussian (inf: never the Gaussian).")
   blind_ringing_max: float = _field(6.0, "Blind choice: largest ratio of the blind SR image's "
                                     "gradient energy to bicubic's (luma) at which the blind kernel "
                                     'is used; beyond it the deblurring rings rather than restores.')
