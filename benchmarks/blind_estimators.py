@@ -133,7 +133,7 @@ def estimators(lr, hr, cfg):
   c = cfg.estimate.blind
   t0 = time.perf_counter()
   k = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds, 0.0,
-                                   (c.blind_settle_rounds, c.blind_settle_lam))
+                                   blind_estimator.settling(c))
   out['blind_settled'] = (k, time.perf_counter() - t0)
   t0 = time.perf_counter()
   k = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds, FLAGS.autocorr)

@@ -153,7 +153,7 @@ def cross_column(lr, cfg, row):
   cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
                                  cfg.estimate.spectral)
   k = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr,
-                                   (c.blind_settle_rounds, c.blind_settle_lam))
+                                   blind_estimator.settling(c))
   return {'cross': blind_estimator.disagreement(row['blind_variance'],
                                                 blind_estimator.widest_variance(k))}
 

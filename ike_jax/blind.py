@@ -302,9 +302,8 @@ def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_lev
     k = np.asarray(kl, np.float64)
     if level:
       k = _zoom_kernel(k, sizes[level - 1])
-  if settle_rounds > 0:
-    y0 = y[:y.shape[0] // 2 * 2, :y.shape[1] // 2 * 2]
-    kl, _ = estimate_level(jnp.asarray(y0, jnp.float32), jnp.asarray(k / k.sum(), jnp.float32),
+  if settle_rounds > 0:  # on the finest level's image, yl
+    kl, _ = estimate_level(jnp.asarray(yl, jnp.float32), jnp.asarray(k / k.sum(), jnp.float32),
                            jnp.full((settle_rounds,), settle_lam, jnp.float32), gamma,
                            scale=scale, rounds=l0_rounds)
     k = np.asarray(kl, np.float64)

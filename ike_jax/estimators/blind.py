@@ -97,6 +97,11 @@ def _grey(lr):
   return metrics.rgb_to_y(np.asarray(lr, np.float64)) / 127.5 - 1.0
 
 
+def settling(settings):
+  """(rounds, L0 threshold) of the settling alternations a `config.BlindConfig` asks for."""
+  return settings.blind_settle_rounds, settings.blind_settle_lam
+
+
 def blind_kernel(lr, cov, scale, shrink, rounds, autocorr, settle=(0, 0.0)):
   """The non-parametric HR kernel of a uint8 LR image (centred, unit sum):
   found at the LR pitch (`rounds` alternations per pyramid level, the k-step
@@ -271,7 +276,7 @@ def features(lr, cfg):
                                  cfg.estimate.spectral)
   k_gauss = np.asarray(kernel.gaussian_kernel(cov, SIZE, s), np.float64)
   c = cfg.estimate.blind
-  settle = (c.blind_settle_rounds, c.blind_settle_lam)
+  settle = settling(c)
   k_blind = blind_kernel(lr, cov, s, c.blind_shrink, c.blind_rounds, c.blind_autocorr, settle)
   cross = 0.0
   if np.isfinite(c.blind_cross_max):  # the second estimate: edges and autocorrelation
