@@ -59,7 +59,8 @@ GRID = {'blind_agree_max': (0.5, 0.8, 1.2, 2.0, 3.0, np.inf),
         'blind_cross_max': (0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0, np.inf),
         'blind_noise_max': (4.0, 6.0, 10.0),
         'blind_blocky_min': (1.05, 1.1, 1.15, 1.2, 1.3, 1.5, np.inf),
-        'blind_jpeg_prior': (1e-3, 3e-3)}
+        'blind_noisy_prior': (1e-3, 3e-3),
+        'blind_clean_max': (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, np.inf)}
 SEARCHED = ('blind_agree_max', 'blind_wide_min', 'blind_ringing_max',
             'blind_gauss_ringing_per_sd', 'blind_gauss_min')
 
@@ -93,7 +94,7 @@ def measure(s, cfg):
     base = metrics.compare(bic, hr, s)['psnr_y']
     gain = lambda sr: float(metrics.compare(sr, hr, s)['psnr_y'] - base)  # pylint: disable=cell-var-from-loop
     feats, k_blind, k_gauss = blind_estimator.features(lr, cfg)
-    blind_prior = blind_estimator.sr_prior(cfg, 'blind')
+    blind_prior = cfg.estimate.blind.blind_prior
     del feats['covariance']
     origin = (blind_estimator.SIZE // 2,) * 2
     gaussian = spectral.estimate(lr, cfg)
@@ -183,9 +184,11 @@ def blind_sr(lr, k, cfg, prior):
   return postprocess.final(None, lr, np.stack([k] * 3).astype(np.float32), origin, post, cfg.scale)
 
 
-def _blind_columns(row, prior):
-  """(gain, ringing) of the blind kernel's Fourier SR image at `prior`: the
-  columns measured at that prior, else the preset's."""
+def _blind_columns(row, settings):
+  """(gain, ringing) of the blind kernel's Fourier SR image at the prior the
+  rule gives it (`sr_prior`): the columns measured at that prior, else the
+  preset's."""
+  prior = settings.blind_clean_prior if _clean(row, settings) else settings.blind_prior
   if f'blind_fourier_{prior:g}' in row:
     return row[f'blind_fourier_{prior:g}'], row[f'ringing_fourier_{prior:g}']
   return row['blind_fourier'], row['ringing_fourier']
@@ -193,11 +196,16 @@ def _blind_columns(row, prior):
 
 def _gaussian_columns(row, settings):
   """(gain, ringing) of the Gaussian's SR image at the prior the rule gives it:
-  the JPEG prior's columns on a blocky image, else the preset's."""
-  if row.get('blockiness', 0.0) >= settings.blind_blocky_min:
-    prior = settings.blind_jpeg_prior
+  the noisy prior's columns on an image that is not clean (where measured),
+  else the preset's."""
+  prior = settings.blind_noisy_prior
+  if not _clean(row, settings) and f'gaussian_{prior:g}' in row:
     return row[f'gaussian_{prior:g}'], row[f'gauss_ringing_{prior:g}']
   return row['gaussian'], row['gauss_ringing']
+
+
+def _clean(row, settings):
+  return blind_estimator.is_clean({'blockiness': 0.0, **row}, settings)
 
 
 def outcome(rows, s, settings, solver):
@@ -205,7 +213,7 @@ def outcome(rows, s, settings, solver):
   blind kernel's SR image by `solver` (its ringing is always the Fourier stage's)."""
   per_family = {}
   for r in rows:
-    gain, ring = _blind_columns(r, settings.blind_prior)
+    gain, ring = _blind_columns(r, settings)
     gauss, gauss_ring = _gaussian_columns(r, settings)
     choice, _ = blind_estimator.choose({**r, 'ringing': ring, 'gauss_ringing': gauss_ring}, s,
                                        settings)
@@ -235,6 +243,8 @@ def search(s, cfg):
   grid = {k: GRID[k] for k in FLAGS.search_keys}
   if measured:
     grid['blind_prior'] = tuple(sorted(measured | {start.blind_prior}))
+    if 'blind_clean_max' in grid:  # the clean images' prior too
+      grid['blind_clean_prior'] = grid['blind_prior']
   scored = []
   for values in itertools.product(*grid.values()):
     settings = dataclasses.replace(start, **dict(zip(grid, values)))

@@ -36,8 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def transfer(kernel, shape, origin=None):
-  """Transfer function of `degrade`'s correlation on a periodic (H, W) grid.
+def point_spread(kernel, shape, origin=None):
+  """The point spread of `degrade`'s correlation on a periodic (H, W) grid.
 
   Correlating with k about origin o, `z[p] = sum_a k[a] x[p + a - o]`, is the
   circular convolution of x with the point spread `psf[o - a] = k[a]`.
@@ -47,7 +47,7 @@ def transfer(kernel, shape, origin=None):
     shape: (H, W), each at least the kernel's side.
     origin: (row, col) static; default (kh // 2, kw // 2).
   Returns:
-    (..., H, W) complex64: FFT of the point spread.
+    (..., H, W) float32.
   """
   kernel = jnp.asarray(kernel, jnp.float32)
   kh, kw = kernel.shape[-2:]
@@ -55,8 +55,13 @@ def transfer(kernel, shape, origin=None):
   psf = jnp.zeros((*kernel.shape[:-2], *shape), jnp.float32)
   psf = psf.at[..., :kh, :kw].set(kernel[..., ::-1, ::-1])
   # The flipped tap k[kh-1-j] sits at j; it belongs at o - (kh-1-j) = j - (kh-1-o).
-  psf = jnp.roll(psf, (o[0] - (kh - 1), o[1] - (kw - 1)), axis=(-2, -1))
-  return jnp.fft.fft2(psf)
+  return jnp.roll(psf, (o[0] - (kh - 1), o[1] - (kw - 1)), axis=(-2, -1))
+
+
+def transfer(kernel, shape, origin=None):
+  """Transfer function of `degrade`'s correlation on a periodic (H, W) grid:
+  the FFT of `point_spread` (same arguments), (..., H, W) complex64."""
+  return jnp.fft.fft2(point_spread(kernel, shape, origin))
 
 
 def gradient_transfer(shape):

@@ -318,3 +318,32 @@ def test_the_tuning_search_scores_the_two_estimates_test():
   assert gains({**row, 'cross': 0.3}) == [2.5]
   assert gains({**row, 'cross': 1.0}) == [0.0]
   assert gains(row) == [2.5]
+
+
+def test_the_tuning_search_scores_each_image_at_the_prior_its_noise_gives():
+  """The search reads the blind kernel's and the Gaussian's columns at the
+  prior the rule gives the row: the clean priors on a quiet image without JPEG
+  blocks, the noisy ones on a noisy or blocky image."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from benchmarks import blind_tuning  # pylint: disable=g-import-not-at-top
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  settings = dataclasses.replace(config_lib.BlindConfig(), blind_cross_max=np.inf,
+                                 blind_clean_max=2.0, blind_clean_prior=1e-4,
+                                 blind_prior=1e-3, blind_noisy_prior=3e-3, blind_shaped_max=0.0)
+  blind_row = {'family': 'shake', 'agreement': 0.1, 'distinct': 1.0,
+               'blind_variance': 40.0 / 3, 'gauss_variance': 1.0 / 3, 'blockiness': 1.0,
+               'blind_fourier': 1.0, 'ringing_fourier': 2.0,
+               'blind_fourier_0.0001': 3.0, 'ringing_fourier_0.0001': 2.5,
+               'gaussian': -1.0, 'gauss_ringing': 1.0}
+  gains = lambda r, s=settings: blind_tuning.outcome([r], 2, s, 'fourier')['shake']
+  assert gains({**blind_row, 'noise': 1.0}) == [3.0]
+  assert gains({**blind_row, 'noise': 3.0}) == [1.0]
+  assert gains({**blind_row, 'noise': 1.0, 'blockiness': 1.5}) == [1.0]
+  # The clean prior's SR image rings past the limit: bicubic.
+  strict = dataclasses.replace(settings, blind_ringing_max=2.2)
+  assert gains({**blind_row, 'noise': 1.0}, strict) == [0.0]
+  gauss_row = {**blind_row, 'agreement': 9.0, 'gauss_variance': 8.0 / 3,
+               'gaussian': 2.0, 'gaussian_0.003': 1.5, 'gauss_ringing_0.003': 1.0}
+  lenient = dataclasses.replace(settings, blind_gauss_min=1.0)
+  assert gains({**gauss_row, 'noise': 1.0}, lenient) == [2.0]
+  assert gains({**gauss_row, 'noise': 3.0}, lenient) == [1.5]

@@ -255,19 +255,26 @@ def test_blockiness_sees_a_jpeg_round_trip():
   assert noise.blockiness(stored) > 1.15
 
 
-def test_the_gaussian_gets_the_jpeg_prior_on_a_blocky_image():
-  """The SR prior follows the rule: the blind kernel its own, the Gaussian the
-  preset's unless the image shows JPEG blocks; and the photo's block grid is
-  found on the crop the estimate measures (its corner on the grid)."""
+def test_the_sr_prior_follows_the_noise_and_the_jpeg_blocks():
+  """The SR prior follows the rule: on a clean image the blind kernel's clean
+  prior and the preset's for the Gaussian, on a noisy or blocky one the
+  stronger noisy priors; and the photo's block grid is found on the crop the
+  estimate measures (its corner on the grid)."""
   import io  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
   from skimage import data as skdata  # pylint: disable=g-import-not-at-top
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
-  cfg = config_lib.Config().replace(scale=2, refine_prior=1e-4)
+  cfg = config_lib.Config().replace(scale=2, refine_prior=1e-4, blind_clean_max=2.0,
+                                    blind_clean_prior=3e-4, blind_prior=1e-3,
+                                    blind_noisy_prior=3e-3)
   c = cfg.estimate.blind
-  assert blind_estimator.sr_prior(cfg, 'blind', 2.0) == c.blind_prior
-  assert blind_estimator.sr_prior(cfg, 'gaussian', 1.0) == 1e-4
-  assert blind_estimator.sr_prior(cfg, 'gaussian', c.blind_blocky_min) == c.blind_jpeg_prior
+  clean, noisy = {'noise': 1.0, 'blockiness': 1.0}, {'noise': 3.0, 'blockiness': 1.0}
+  blocky = {'noise': 1.0, 'blockiness': c.blind_blocky_min}
+  assert blind_estimator.sr_prior(cfg, 'blind', clean) == 3e-4
+  assert blind_estimator.sr_prior(cfg, 'gaussian', clean) == 1e-4
+  for f in (noisy, blocky):
+    assert blind_estimator.sr_prior(cfg, 'blind', f) == 1e-3
+    assert blind_estimator.sr_prior(cfg, 'gaussian', f) == 3e-3
   from scipy import ndimage  # pylint: disable=g-import-not-at-top
   smooth = ndimage.gaussian_filter(skdata.astronaut()[:420, :420].astype(float), (1.0, 1.0, 0))
   buf = io.BytesIO()
@@ -417,6 +424,7 @@ def test_ringing_is_low_for_the_true_kernel_and_high_for_a_blur_that_is_not_ther
   lr_blurred = np.clip(np.round(blurred), 0, 255).astype(np.uint8)
   k_motion = np.zeros((31, 31))
   k_motion[15, 6:26] = 1.0 / 20
-  limit, tv = cfg.estimate.blind.blind_ringing_max, blind_estimator.sr_prior(cfg, 'blind')
+  limit = cfg.estimate.blind.blind_ringing_max
+  tv = blind_estimator.sr_prior(cfg, 'blind', {'noise': 0.0, 'blockiness': 1.0})
   assert blind_estimator.ringing(lr_blurred, k_true, cfg, tv) < limit
   assert blind_estimator.ringing(hr[::2, ::2].astype(np.uint8), k_motion, cfg, tv) > limit

@@ -40,9 +40,12 @@ s^2/12 HR px^2):
              variance <= gauss_min) or its SR image rings (gradient energy
              above `gauss_ringing_per_sd` x sqrt(widest variance) times
              bicubic's): no deblurring, the do-no-harm output;
-  'gaussian' else: the spectral Gaussian, as `best_x2`, but on an image
-             stored as JPEG (blockiness >= blocky_min) deblurred with the
-             stronger `jpeg_prior` (its ringing measured at that prior).
+  'gaussian' else: the spectral Gaussian, as `best_x2`.
+The SR stage's TV weight follows the image's noise (`sr_prior`): on a clean
+image (noise <= clean_max grey levels, no JPEG blocks: blockiness <
+blocky_min) the blind kernel is deblurred at `clean_prior` and the Gaussian
+at the preset's prior; otherwise at the stronger `prior` and `noisy_prior`.
+Each candidate's ringing is measured at the prior it would get.
 (settings: `config.BlindConfig`, `--blind_*`; flags/blind_x4.flags sets x4's.)
 The record (candidates with their scores, the choice, a confidence in
 [0, 1]) goes to `<stem>_metrics.json`; the SR stage's settings come with
@@ -233,14 +236,23 @@ def _gradient_energy(img):
   return float(np.sum(np.diff(y, axis=0) ** 2) + np.sum(np.diff(y, axis=1) ** 2))
 
 
-def sr_prior(cfg, choice, blockiness=0.0):
-  """The SR stage's TV weight with a candidate kernel: the blind kernel's own
-  prior; for the Gaussian the preset's (`--refine_prior`), or the stronger JPEG
-  prior on an image whose blockiness shows it was stored as JPEG (0: no trace)."""
+def is_clean(f, settings):
+  """Whether an image counts as clean: noise at most `clean_max` grey levels
+  and no JPEG blocks (blockiness below `blocky_min`). `f` holds 'noise' and
+  'blockiness'."""
+  return f['noise'] <= settings.blind_clean_max and f['blockiness'] < settings.blind_blocky_min
+
+
+def sr_prior(cfg, choice, f):
+  """The SR stage's TV weight with a candidate kernel on an image with
+  features `f` ('noise', 'blockiness'): on a clean image (`is_clean`) the
+  blind kernel's clean prior or the preset's (`--refine_prior`) for the
+  Gaussian; on a noisy or JPEG image the stronger noisy priors of each."""
   c = cfg.estimate.blind
+  clean = is_clean(f, c)
   if choice == 'blind':
-    return c.blind_prior
-  return c.blind_jpeg_prior if blockiness >= c.blind_blocky_min else cfg.post.refine_prior
+    return c.blind_clean_prior if clean else c.blind_prior
+  return cfg.post.refine_prior if clean else c.blind_noisy_prior
 
 
 def ringing(lr, k, cfg, tv):
@@ -312,9 +324,9 @@ def estimate(lr, cfg):
   # On the photo's own block grid (the centre crop's corner need not lie on it).
   f['blockiness'] = noise.blockiness(_block_aligned_crop(np.asarray(lr), ESTIMATE_SIDE))
   settings = cfg.estimate.blind
-  f['ringing'] = (ringing(crop, k_blind, cfg, sr_prior(cfg, 'blind'))
+  f['ringing'] = (ringing(crop, k_blind, cfg, sr_prior(cfg, 'blind', f))
                   if plausible(f, cfg.scale, settings) else None)
-  f['gauss_ringing'] = (ringing(crop, k_gauss, cfg, sr_prior(cfg, 'gaussian', f['blockiness']))
+  f['gauss_ringing'] = (ringing(crop, k_gauss, cfg, sr_prior(cfg, 'gaussian', f))
                         if needs_gauss_ringing(f, cfg.scale, settings) else None)
   choice, confidence = choose(f, cfg.scale, settings)
   k = k_blind if choice == 'blind' else k_gauss
@@ -324,7 +336,7 @@ def estimate(lr, cfg):
           'origin': (SIZE // 2, SIZE // 2), 'linear': True, 'nonlinearity': 0.0,
           'choice': choice, 'confidence': confidence, 'noise_sigma': f['noise'],
           'blockiness': f['blockiness'], 'refine': choice != 'bicubic',
-          **({'sr_prior': sr_prior(cfg, choice, f['blockiness'])} if choice != 'bicubic' else {}),
+          **({'sr_prior': sr_prior(cfg, choice, f)} if choice != 'bicubic' else {}),
           **({'sr_solver': 'fourier'} if choice == 'gaussian' else {}),
           'candidates': {'blind': {'agreement': f['agreement'],
                                    'distinct_from_gaussian': f['distinct'],
