@@ -60,7 +60,8 @@ GRID = {'blind_agree_max': (0.5, 0.8, 1.2, 2.0, 3.0, np.inf),
         'blind_noise_max': (4.0, 6.0, 10.0),
         'blind_blocky_min': (1.05, 1.1, 1.15, 1.2, 1.3, 1.5, np.inf),
         'blind_noisy_prior': (1e-3, 3e-3),
-        'blind_clean_max': (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, np.inf)}
+        'blind_clean_max': (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, np.inf),
+        'blind_noisy_factor': (1 / 3, 1.0, 3.0, 10.0)}
 SEARCHED = ('blind_agree_max', 'blind_wide_min', 'blind_ringing_max',
             'blind_gauss_ringing_per_sd', 'blind_gauss_min')
 
@@ -107,6 +108,9 @@ def measure(s, cfg):
     for solver in FLAGS.solvers:
       if solver == 'fourier':
         row['blind_fourier'] = gain(blind_sr(lr, k_blind, cfg, blind_prior))
+        # the same under its prior's name, beside the others
+        row[f'blind_fourier_{blind_prior:g}'] = row['blind_fourier']
+        row[f'ringing_fourier_{blind_prior:g}'] = row['ringing_fourier']
         for prior in map(float, FLAGS.blind_priors):  # the blind kernel's SR image at other priors
           row[f'blind_fourier_{prior:g}'] = gain(blind_sr(lr, k_blind, cfg, prior))
           row[f'ringing_fourier_{prior:g}'] = blind_estimator.ringing(lr, k_blind, cfg, prior)
@@ -187,9 +191,10 @@ def blind_sr(lr, k, cfg, prior):
 def _blind_columns(row, settings):
   """(gain, ringing) of the blind kernel's Fourier SR image at the prior the
   rule gives it (`sr_prior`): the columns measured at that prior, else the
-  preset's."""
-  prior = settings.blind_clean_prior if _clean(row, settings) else settings.blind_prior
-  if f'blind_fourier_{prior:g}' in row:
+  preset's where the row has no others (KeyError where it has others, but
+  not that prior)."""
+  prior = settings.blind_prior * (1.0 if _clean(row, settings) else settings.blind_noisy_factor)
+  if any(k.startswith('blind_fourier_') for k in row):
     return row[f'blind_fourier_{prior:g}'], row[f'ringing_fourier_{prior:g}']
   return row['blind_fourier'], row['ringing_fourier']
 
@@ -243,12 +248,13 @@ def search(s, cfg):
   grid = {k: GRID[k] for k in FLAGS.search_keys}
   if measured:
     grid['blind_prior'] = tuple(sorted(measured | {start.blind_prior}))
-    if 'blind_clean_max' in grid:  # the clean images' prior too
-      grid['blind_clean_prior'] = grid['blind_prior']
   scored = []
   for values in itertools.product(*grid.values()):
     settings = dataclasses.replace(start, **dict(zip(grid, values)))
-    scored.append((objective(outcome(rows, s, settings, solver)), values, settings))
+    try:
+      scored.append((objective(outcome(rows, s, settings, solver)), values, settings))
+    except KeyError:  # a blind prior the rows were not measured at
+      continue
   scored.sort(key=lambda t: -t[0])
   print(f'SR stage of the blind kernel: {solver}')
   print(f'preset: {objective(outcome(rows, s, start, solver)):+.3f}  ' +

@@ -213,18 +213,20 @@ class BlindConfig:
                                    "over the blind kernel's squared size): a Gaussian-shaped blur "
                                    '(0: never first).')
   blind_prior: float = _field(1e-3, 'Smoothed-TV weight of --refine when the blind kernel is '
-                              'chosen on an image that is not clean (--blind_clean_max).')
-  blind_clean_prior: float = _field(1e-3, 'Smoothed-TV weight of --refine when the blind kernel '
-                                    'is chosen on a clean image (--blind_clean_max).')
+                              'chosen (on a clean image: --blind_clean_max).')
+  blind_noisy_factor: float = _field(1.0, '--blind_prior is multiplied by this on an image that '
+                                     'is not clean (--blind_clean_max).')
   blind_clean_max: float = _field(float('inf'), 'Blind choice: noise (grey levels) up to which an '
-                                  'image without JPEG blocks (--blind_blocky_min) counts as clean: '
-                                  'its SR prior is --blind_clean_prior with the blind kernel and '
-                                  '--refine_prior with the Gaussian.')
+                                  'image without JPEG blocks (--blind_blocky_min) counts as clean; '
+                                  'on one that is not, the SR prior is --blind_noisy_prior with '
+                                  'the Gaussian and --blind_prior x --blind_noisy_factor with the '
+                                  'blind kernel.')
   blind_blocky_min: float = _field(1.05, 'Blind choice: JPEG blockiness (noise.blockiness) '
                                    'from which an image is not clean (--blind_clean_max; inf: '
                                    'blocks never count).')
   blind_noisy_prior: float = _field(3e-3, 'Smoothed-TV weight of --refine with the Gaussian on '
-                                    'an image that is not clean (--blind_clean_max).')
+                                    'an image that is not clean (--blind_clean_max); on a clean '
+                                    'one it keeps --refine_prior.')
   blind_shrink: float = _field(0.0, 'L0 threshold of a last alternation at the SR pitch that '
                                'shrinks the blind kernel found at the LR pitch to a milder one '
                                '(0: none).')

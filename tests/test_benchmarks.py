@@ -328,11 +328,11 @@ def test_the_tuning_search_scores_each_image_at_the_prior_its_noise_gives():
   from benchmarks import blind_tuning  # pylint: disable=g-import-not-at-top
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   settings = dataclasses.replace(config_lib.BlindConfig(), blind_cross_max=np.inf,
-                                 blind_clean_max=2.0, blind_clean_prior=1e-4,
-                                 blind_prior=1e-3, blind_noisy_prior=3e-3, blind_shaped_max=0.0)
+                                 blind_clean_max=2.0, blind_prior=1e-4, blind_noisy_factor=10.0,
+                                 blind_noisy_prior=3e-3, blind_shaped_max=0.0)
   blind_row = {'family': 'shake', 'agreement': 0.1, 'distinct': 1.0,
                'blind_variance': 40.0 / 3, 'gauss_variance': 1.0 / 3, 'blockiness': 1.0,
-               'blind_fourier': 1.0, 'ringing_fourier': 2.0,
+               'blind_fourier_0.001': 1.0, 'ringing_fourier_0.001': 2.0,
                'blind_fourier_0.0001': 3.0, 'ringing_fourier_0.0001': 2.5,
                'gaussian': -1.0, 'gauss_ringing': 1.0}
   gains = lambda r, s=settings: blind_tuning.outcome([r], 2, s, 'fourier')['shake']
@@ -347,3 +347,6 @@ def test_the_tuning_search_scores_each_image_at_the_prior_its_noise_gives():
   lenient = dataclasses.replace(settings, blind_gauss_min=1.0)
   assert gains({**gauss_row, 'noise': 1.0}, lenient) == [2.0]
   assert gains({**gauss_row, 'noise': 3.0}, lenient) == [1.5]
+  # A prior the row was not measured at is no outcome (the search skips it).
+  with pytest.raises(KeyError):
+    gains({**blind_row, 'noise': 1.0}, dataclasses.replace(settings, blind_prior=3e-4))

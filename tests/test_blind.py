@@ -256,25 +256,26 @@ def test_blockiness_sees_a_jpeg_round_trip():
 
 
 def test_the_sr_prior_follows_the_noise_and_the_jpeg_blocks():
-  """The SR prior follows the rule: on a clean image the blind kernel's clean
-  prior and the preset's for the Gaussian, on a noisy or blocky one the
-  stronger noisy priors; and the photo's block grid is found on the crop the
-  estimate measures (its corner on the grid)."""
+  """The SR prior follows the rule: on a clean image the blind kernel's prior
+  and the preset's for the Gaussian, on a noisy or blocky one the blind
+  kernel's times its factor and the Gaussian's noisy prior; and the photo's
+  block grid is found on the crop the estimate measures (its corner on the
+  grid)."""
   import io  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
   from skimage import data as skdata  # pylint: disable=g-import-not-at-top
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   cfg = config_lib.Config().replace(scale=2, refine_prior=1e-4, blind_clean_max=2.0,
-                                    blind_clean_prior=3e-4, blind_prior=1e-3,
-                                    blind_noisy_prior=3e-3)
+                                    blind_prior=3e-4, blind_noisy_factor=10.0,
+                                    blind_noisy_prior=1e-3)
   c = cfg.estimate.blind
   clean, noisy = {'noise': 1.0, 'blockiness': 1.0}, {'noise': 3.0, 'blockiness': 1.0}
   blocky = {'noise': 1.0, 'blockiness': c.blind_blocky_min}
   assert blind_estimator.sr_prior(cfg, 'blind', clean) == 3e-4
   assert blind_estimator.sr_prior(cfg, 'gaussian', clean) == 1e-4
   for f in (noisy, blocky):
-    assert blind_estimator.sr_prior(cfg, 'blind', f) == 1e-3
-    assert blind_estimator.sr_prior(cfg, 'gaussian', f) == 3e-3
+    assert blind_estimator.sr_prior(cfg, 'blind', f) == pytest.approx(3e-3)
+    assert blind_estimator.sr_prior(cfg, 'gaussian', f) == 1e-3
   from scipy import ndimage  # pylint: disable=g-import-not-at-top
   smooth = ndimage.gaussian_filter(skdata.astronaut()[:420, :420].astype(float), (1.0, 1.0, 0))
   buf = io.BytesIO()

@@ -43,8 +43,8 @@ s^2/12 HR px^2):
   'gaussian' else: the spectral Gaussian, as `best_x2`.
 The SR stage's TV weight follows the image's noise (`sr_prior`): on a clean
 image (noise <= clean_max grey levels, no JPEG blocks: blockiness <
-blocky_min) the blind kernel is deblurred at `clean_prior` and the Gaussian
-at the preset's prior; otherwise at the stronger `prior` and `noisy_prior`.
+blocky_min) the blind kernel is deblurred at `prior` and the Gaussian at the
+preset's prior; otherwise at `prior` x `noisy_factor` and at `noisy_prior`.
 Each candidate's ringing is measured at the prior it would get.
 (settings: `config.BlindConfig`, `--blind_*`; flags/blind_x4.flags sets x4's.)
 The record (candidates with their scores, the choice, a confidence in
@@ -246,12 +246,13 @@ def is_clean(f, settings):
 def sr_prior(cfg, choice, f):
   """The SR stage's TV weight with a candidate kernel on an image with
   features `f` ('noise', 'blockiness'): on a clean image (`is_clean`) the
-  blind kernel's clean prior or the preset's (`--refine_prior`) for the
-  Gaussian; on a noisy or JPEG image the stronger noisy priors of each."""
+  blind kernel's (`--blind_prior`) or the preset's (`--refine_prior`) for the
+  Gaussian; on a noisy or JPEG image the blind kernel's times
+  `--blind_noisy_factor`, the Gaussian's `--blind_noisy_prior`."""
   c = cfg.estimate.blind
   clean = is_clean(f, c)
   if choice == 'blind':
-    return c.blind_clean_prior if clean else c.blind_prior
+    return c.blind_prior * (1.0 if clean else c.blind_noisy_factor)
   return cfg.post.refine_prior if clean else c.blind_noisy_prior
 
 
