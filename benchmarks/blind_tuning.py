@@ -210,6 +210,7 @@ def _gaussian_columns(row, settings):
 
 
 def _clean(row, settings):
+  """`is_clean` on a row (a row measured before the blockiness counts as unblocked)."""
   return blind_estimator.is_clean({'blockiness': 0.0, **row}, settings)
 
 
