@@ -245,17 +245,17 @@ def search(s, cfg):
     raise app.UsageError(f'{FLAGS.results[0]} has no {", ".join(sorted(missing))}: measure '
                          'the tuning set with this version first')
   start, solver = cfg.estimate.blind, cfg.post.refine_solver
-  measured = {float(k[len('blind_fourier_'):]) for k in rows[0] if k.startswith('blind_fourier_')}
+  names = {k[len('blind_fourier_'):] for k in rows[0] if k.startswith('blind_fourier_')}
   grid = {k: GRID[k] for k in FLAGS.search_keys}
-  if measured:
-    grid['blind_prior'] = tuple(sorted(measured | {start.blind_prior}))
+  if names:
+    grid['blind_prior'] = tuple(sorted(map(float, names)))
   scored = []
   for values in itertools.product(*grid.values()):
     settings = dataclasses.replace(start, **dict(zip(grid, values)))
-    try:
-      scored.append((objective(outcome(rows, s, settings, solver)), values, settings))
-    except KeyError:  # a blind prior the rows were not measured at
-      continue
+    priors = (settings.blind_prior, settings.blind_prior * settings.blind_noisy_factor)
+    if names and any(f'{p:g}' not in names for p in priors):
+      continue  # a blind prior the rows were not measured at
+    scored.append((objective(outcome(rows, s, settings, solver)), values, settings))
   scored.sort(key=lambda t: -t[0])
   print(f'SR stage of the blind kernel: {solver}')
   print(f'preset: {objective(outcome(rows, s, start, solver)):+.3f}  ' +
