@@ -129,3 +129,33 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
   lines = [l for l in res.stderr.strip().splitlines() if l]
   assert len(lines) == 1 and message in lines[0] and 'Traceback' not in res.stderr
   assert not (tmp_path / 'out' / 'photo_x2.png').exists()
+
+
+def test_a_second_run_reads_its_programs_from_the_compilation_cache(tmp_path):
+  """The first run fills --compilation_cache_dir (small programs too); a second
+  run with the same settings writes the same SR image and adds nothing."""
+  lr = write_png(tmp_path / 'photo.png', (40, 40))
+  cache = tmp_path / 'xla'
+  outs = []
+  for n in range(2):
+    res = run_cli(f'--image={lr}', '--preset=best_x2', f'--output_dir={tmp_path / f"out{n}"}',
+                  f'--compilation_cache_dir={cache}')
+    assert res.returncode == 0, res.stderr
+    outs.append(iio.imread(tmp_path / f'out{n}' / 'photo_x2.png'))
+    entries = sorted(os.listdir(cache))
+    if n == 0:
+      first = entries
+  assert len(first) >= 5, first  # more than the programs over JAX's 1 s default
+  assert entries == first
+  np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_the_compilation_cache_folder_follows_flag_then_environment(monkeypatch):
+  from ike_jax import main  # pylint: disable=g-import-not-at-top
+  monkeypatch.delenv('JAX_COMPILATION_CACHE_DIR', raising=False)
+  monkeypatch.setenv('XDG_CACHE_HOME', '/var/cache/me')
+  assert main.compilation_cache_dir(None) == '/var/cache/me/ike_jax/xla'
+  monkeypatch.setenv('JAX_COMPILATION_CACHE_DIR', '/tmp/jaxc')
+  assert main.compilation_cache_dir(None) == '/tmp/jaxc'
+  assert main.compilation_cache_dir('~/c') == os.path.expanduser('~/c')
+  assert main.compilation_cache_dir('') == ''  # off
