@@ -61,7 +61,10 @@ GRID = {'blind_agree_max': (0.5, 0.8, 1.2, 2.0, 3.0, np.inf),
         'blind_blocky_min': (1.05, 1.1, 1.15, 1.2, 1.3, 1.5, np.inf),
         'blind_noisy_prior': (1e-3, 3e-3),
         'blind_clean_max': (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, np.inf),
-        'blind_noisy_factor': (1 / 3, 1.0, 3.0, 10.0)}
+        'blind_noisy_factor': (1 / 3, 1.0, 3.0, 10.0),
+        'blind_second_agree_max': (0.3, 0.5, 0.8, 1.2),
+        'blind_second_wide_min': (6.0, 10.0, 15.0, 20.0, 30.0, np.inf),
+        'blind_second_ringing_max': (3.0, 4.0, 5.0, 6.0)}
 SEARCHED = ('blind_agree_max', 'blind_wide_min', 'blind_ringing_max',
             'blind_gauss_ringing_per_sd', 'blind_gauss_min')
 
@@ -77,6 +80,8 @@ def define_flags():
                     'Fourier SR image and its ringing are measured (the search then tries them).')
   flags.DEFINE_list('gauss_priors', [], "Further TV weights at which the spectral Gaussian's "
                     'SR image and its ringing are measured (the search then tries them).')
+  flags.DEFINE_bool('second', False, "With --extend: add the second estimate's columns "
+                    '(its scores and gain where the rule gives bicubic: the second chance).')
   flags.DEFINE_bool('extend', False, 'Add the columns this version measures and --results lacks '
                     '(--gauss_priors, blockiness, cross) to its rows, in place.')
   flags.DEFINE_list('search_keys', list(SEARCHED), f'Settings the search varies, of {", ".join(GRID)} '
@@ -94,7 +99,7 @@ def measure(s, cfg):
     bic = resize.bicubic_upscale(lr, s)
     base = metrics.compare(bic, hr, s)['psnr_y']
     gain = lambda sr: float(metrics.compare(sr, hr, s)['psnr_y'] - base)  # pylint: disable=cell-var-from-loop
-    feats, k_blind, k_gauss = blind_estimator.features(lr, cfg)
+    feats, k_blind, k_gauss, k_cross = blind_estimator.features(lr, cfg)
     blind_prior = cfg.estimate.blind.blind_prior
     del feats['covariance']
     origin = (blind_estimator.SIZE // 2,) * 2
@@ -119,6 +124,7 @@ def measure(s, cfg):
           row[f'blind_gradient_{prior:g}'] = gain(
               blind_families.back_project(bic, lr, k_blind, origin, prior, s))
     row.update(gaussian_columns(lr, hr, cfg, best, row))
+    row.update(second_columns(lr, hr, cfg, row, k_cross))
     out['rows'].append(row)
     print(' '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}'
                    for k, v in row.items()), flush=True)
@@ -144,6 +150,27 @@ def gaussian_columns(lr, hr, cfg, best, row):
     sr = postprocess.final(None, lr, *postprocess.sr_kernel(gaussian, s, s), post, s)
     out[f'gaussian_{prior:g}'] = float(metrics.compare(sr, hr, s)['psnr_y'] - base)
     out[f'gauss_ringing_{prior:g}'] = blind_estimator.ringing(lr, k_gauss, cfg, prior)
+  return out
+
+
+def second_columns(lr, hr, cfg, row, k_cross=None):
+  """The second estimate's columns where `row` lacks them: its scores
+  (`blind_estimator.second_features`) and 'second_gain', its Fourier SR
+  image's gain at the blind kernel's prior; `k_cross` is recomputed if None."""
+  if 'second_gain' in row:
+    return {}
+  s, c = cfg.scale, cfg.estimate.blind
+  cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
+                                 cfg.estimate.spectral)
+  if k_cross is None:
+    k_cross = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds,
+                                           c.blind_cross_autocorr, blind_estimator.settling(c))
+  f = {'covariance': cov, 'noise': row['noise'], 'blockiness': row.get('blockiness', 0.0)}
+  out = blind_estimator.second_features(lr, k_cross, f, cfg)
+  prior = blind_estimator.sr_prior(cfg, 'blind', f)
+  base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
+  out['second_gain'] = float(metrics.compare(blind_sr(lr, k_cross, cfg, prior), hr, s)['psnr_y']
+                             - base)
   return out
 
 
@@ -176,6 +203,8 @@ def extend(s, cfg):
                                  position=row['position'])
     row.update(gaussian_columns(lr, hr, cfg, best, row))
     row.update(cross_column(lr, cfg, row))
+    if FLAGS.second:
+      row.update(second_columns(lr, hr, cfg, row))
     if n % 20 == 19 or n == len(out['rows']) - 1:
       outputs.write_json(path, out)
       print(f'{n + 1}/{len(out["rows"])} rows', flush=True)
@@ -223,6 +252,9 @@ def outcome(rows, s, settings, solver):
     gauss, gauss_ring = _gaussian_columns(r, settings)
     choice, _ = blind_estimator.choose({**r, 'ringing': ring, 'gauss_ringing': gauss_ring}, s,
                                        settings)
+    if (choice == 'bicubic' and np.isfinite(settings.blind_second_wide_min)
+        and 'second_gain' in r and blind_estimator.second_chance(r, s, settings)):
+      choice, gain = 'blind', r['second_gain']
     blind = gain if solver == 'fourier' else r[f'blind_gradient_{settings.blind_prior:g}']
     g = {'blind': blind, 'gaussian': gauss, 'bicubic': 0.0}[choice]
     per_family.setdefault(r['family'], []).append(g)

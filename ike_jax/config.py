@@ -205,6 +205,14 @@ class BlindConfig:
                                   'which the blind kernel is used (inf: no second estimate).')
   blind_cross_autocorr: float = _field(0.03, "The second estimate's autocorrelation weight "
                                        '(--blind_cross_max).')
+  blind_second_agree_max: float = _field(0.8, 'Second chance: where the rule gives bicubic, '
+                                         'the second estimate (--blind_cross_autocorr) is used '
+                                         'if its halves agree within this (as --blind_agree_max), '
+                                         '...')
+  blind_second_wide_min: float = _field(20.0, '... its widest variance is at least this '
+                                        "(LR-pixel units; inf: no second chance) ...")
+  blind_second_ringing_max: float = _field(3.0, '... and its SR image rings at most this '
+                                           '(as --blind_ringing_max).')
   blind_autocorr: float = _field(0.0, "Weight of the non-parametric estimate's fit to the "
                                  "image's gradient autocorrelation (0: none; 0.03 was tried: "
                                  'docs/method.md, "The non-parametric kernel estimate").')

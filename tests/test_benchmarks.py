@@ -350,3 +350,22 @@ def test_the_tuning_search_scores_each_image_at_the_prior_its_noise_gives():
   # A prior the row was not measured at is no outcome (the search skips it).
   with pytest.raises(KeyError):
     gains({**blind_row, 'noise': 1.0}, dataclasses.replace(settings, blind_prior=3e-4))
+
+
+def test_the_tuning_search_gives_the_second_estimate_its_chance():
+  """Where the rule gives bicubic, the outcome is the second estimate's gain if
+  it passes its limits, else 0; with the second chance off (inf), 0."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from benchmarks import blind_tuning  # pylint: disable=g-import-not-at-top
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  settings = dataclasses.replace(config_lib.BlindConfig(), blind_cross_max=np.inf)
+  row = {'family': 'shake', 'agreement': 9.0, 'distinct': 1.0, 'blind_variance': 40.0 / 3,
+         'gauss_variance': 2.0 / 3, 'noise': 1.0, 'blockiness': 1.0, 'blind_fourier': 2.5,
+         'ringing_fourier': 2.0, 'gaussian': -1.0, 'gauss_ringing': 1.0,
+         'second_agreement': 0.1, 'second_variance': 40.0 / 3, 'second_ringing': 2.0,
+         'second_gain': 3.5}
+  gains = lambda r, s=settings: blind_tuning.outcome([r], 2, s, 'fourier')['shake']
+  assert gains(row) == [3.5]
+  assert gains({**row, 'second_agreement': 5.0}) == [0.0]
+  assert gains(row, dataclasses.replace(settings, blind_second_wide_min=np.inf)) == [0.0]
+  assert gains({k: v for k, v in row.items() if not k.startswith('second')}) == [0.0]

@@ -318,7 +318,8 @@ def test_choice_is_bicubic_for_an_unblurred_input():
   est = blind_estimator.estimate(lr, config_lib.Config().replace(scale=2))
   assert est['choice'] == 'bicubic' and not est['refine']
   assert 0.0 <= est['confidence'] <= 1.0
-  assert set(est['candidates']) == {'blind', 'gaussian', 'bicubic'}
+  assert set(est['candidates']) == {'blind', 'gaussian', 'second', 'bicubic'}
+  assert est['candidates']['second']  # the second chance was tried, and lost too
 
 
 def test_an_estimate_sets_the_sr_stage_it_asks_for():
@@ -450,3 +451,21 @@ def test_ringing_is_low_for_the_true_kernel_and_high_for_a_blur_that_is_not_ther
   tv = blind_estimator.sr_prior(cfg, 'blind', {'noise': 0.0, 'blockiness': 1.0})
   assert blind_estimator.ringing(lr_blurred, k_true, cfg, tv) < limit
   assert blind_estimator.ringing(hr[::2, ::2].astype(np.uint8), k_motion, cfg, tv) > limit
+
+
+def test_the_second_estimate_gets_its_chance_only_within_its_own_limits():
+  """Scored by its own halves, width and ringing against `blind_second_*`; a
+  wide kernel where the spectrum sees no blur is still a hallucination."""
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  settings = config_lib.BlindConfig()
+  unit = 4 / 12
+  second = _features(second_agreement=0.5 * settings.blind_second_agree_max,
+                     second_variance=2 * settings.blind_second_wide_min * unit,
+                     second_ringing=0.5 * settings.blind_second_ringing_max)
+  assert blind_estimator.second_chance(second, 2, settings)
+  for key, factor in (('second_agreement', 3.0), ('second_variance', 0.25),
+                      ('second_ringing', 3.0)):
+    assert not blind_estimator.second_chance({**second, key: second[key] * factor}, 2, settings)
+  hallucinated = {**second, 'gauss_variance': 1.0 * unit,
+                  'second_variance': 2 * settings.blind_hallucination * unit}
+  assert not blind_estimator.second_chance(hallucinated, 2, settings)

@@ -41,6 +41,13 @@ s^2/12 HR px^2):
              above `gauss_ringing_per_sd` x sqrt(widest variance) times
              bicubic's): no deblurring, the do-no-harm output;
   'gaussian' else: the spectral Gaussian, as `best_x2`.
+Where that gives 'bicubic', the second estimate (the edge-and-autocorrelation
+fit, `cross`) gets a second chance (`second_chance`, off with
+`second_wide_min` = inf): estimated on the two halves as well, it is the
+'blind' kernel if its halves agree within `second_agree_max`, it is wider
+than `second_wide_min`, it is no hallucination (as above) and its SR image
+rings at most `second_ringing_max`: it keeps its width where the edge fit
+collapses to a delta on texture (docs/method.md, "Blind SR: the kernel choice").
 The SR stage's TV weight follows the image's noise (`sr_prior`): on a clean
 image (noise <= clean_max grey levels, no JPEG blocks: blockiness <
 blocky_min) the blind kernel is deblurred at `prior` and the Gaussian at the
@@ -56,6 +63,8 @@ central crop of that side, and the ringing measured on its central
 `RINGING_SIDE` (the settings were chosen on 128x128 LR images, and the cost
 stays flat).
 """
+
+import dataclasses
 
 import jax.numpy as jnp
 import numpy as np
@@ -291,10 +300,13 @@ def features(lr, cfg):
   c = cfg.estimate.blind
   settle = settling(c)
   k_blind = blind_kernel(lr, cov, s, c.blind_shrink, c.blind_rounds, c.blind_autocorr, settle)
-  cross = 0.0
-  if np.isfinite(c.blind_cross_max):  # the second estimate: edges and autocorrelation
+  cross, k_cross = 0.0, None
+  if np.isfinite(c.blind_cross_max) or np.isfinite(c.blind_second_wide_min):
+    # the second estimate: edges and autocorrelation
     k_cross = blind_kernel(lr, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr, settle)
     cross = disagreement(widest_variance(k_blind), widest_variance(k_cross))
+  if not np.isfinite(c.blind_cross_max):
+    cross = 0.0  # the test is off
   return {
       'agreement': _relative(*(blind_kernel(part, cov, s, 0.0, c.blind_rounds, c.blind_autocorr,
                                             settle)
@@ -305,7 +317,31 @@ def features(lr, cfg):
       'gauss_variance': float(np.linalg.eigvalsh(cov).max()),
       'noise': noise.sigma(lr),
       'covariance': np.asarray(cov).tolist(),
-  }, k_blind, k_gauss
+  }, k_blind, k_gauss, k_cross
+
+
+def second_chance(f, scale, settings):
+  """Whether the second estimate, scored in `f` ('second_agreement',
+  'second_variance', 'second_ringing'), passes its own limits
+  (`blind_second_*`) and the hallucination test."""
+  c = settings
+  second = {**f, 'agreement': f['second_agreement'], 'blind_variance': f['second_variance'],
+            'cross': 0.0}
+  limits = dataclasses.replace(c, blind_agree_max=c.blind_second_agree_max,
+                               blind_wide_min=c.blind_second_wide_min, blind_cross_max=np.inf)
+  return plausible(second, scale, limits) and f['second_ringing'] <= c.blind_second_ringing_max
+
+
+def second_features(lr, k_cross, f, cfg):
+  """The second estimate's scores on a uint8 LR image: its halves' agreement
+  (each half estimated as it was), widest variance and ringing at the blind
+  kernel's prior."""
+  c, s = cfg.estimate.blind, cfg.scale
+  cov = np.asarray(f['covariance'])
+  parts = (blind_kernel(part, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr, settling(c))
+           for part in halves(lr))
+  return {'second_agreement': _relative(*parts), 'second_variance': widest_variance(k_cross),
+          'second_ringing': ringing(lr, k_cross, cfg, sr_prior(cfg, 'blind', f))}
 
 
 def _block_aligned_crop(img, side, block=8):
@@ -321,7 +357,7 @@ def estimate(lr, cfg):
   plus 'choice', 'confidence', 'candidates', 'noise_sigma', 'blockiness', 'refine'
   and, unless bicubic, 'sr_prior' (for the Gaussian also 'sr_solver')."""
   crop = crops.centre_crop(np.asarray(lr), ESTIMATE_SIDE)
-  f, k_blind, k_gauss = features(crop, cfg)
+  f, k_blind, k_gauss, k_cross = features(crop, cfg)
   # On the photo's own block grid (the centre crop's corner need not lie on it).
   f['blockiness'] = noise.blockiness(_block_aligned_crop(np.asarray(lr), ESTIMATE_SIDE))
   settings = cfg.estimate.blind
@@ -330,6 +366,15 @@ def estimate(lr, cfg):
   f['gauss_ringing'] = (ringing(crop, k_gauss, cfg, sr_prior(cfg, 'gaussian', f))
                         if needs_gauss_ringing(f, cfg.scale, settings) else None)
   choice, confidence = choose(f, cfg.scale, settings)
+  second = None
+  if choice == 'bicubic' and np.isfinite(settings.blind_second_wide_min):
+    second = second_features(crop, k_cross, f, cfg)
+    if second_chance({**f, **second}, cfg.scale, settings):
+      k_blind, choice = k_cross, 'blind'
+      confidence = min(_margin(second['second_agreement'], settings.blind_second_agree_max),
+                       _margin(second['second_variance'] / spectrum.min_variance(cfg.scale),
+                               settings.blind_second_wide_min),
+                       _margin(second['second_ringing'], settings.blind_second_ringing_max))
   k = k_blind if choice == 'blind' else k_gauss
   k = k / k.sum()
   return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
@@ -347,4 +392,5 @@ def estimate(lr, cfg):
                          'gaussian': {'covariance': f['covariance'],
                                       'widest_variance': f['gauss_variance'],
                                       'ringing': f['gauss_ringing']},
+                         'second': second or {},
                          'bicubic': {}}}
