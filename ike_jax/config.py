@@ -209,8 +209,10 @@ class BlindConfig:
                                          'the second estimate (--blind_cross_autocorr) is used '
                                          'if its halves agree within this (as --blind_agree_max), '
                                          '...')
-  blind_second_wide_min: float = _field(20.0, '... its widest variance is at least this '
-                                        "(LR-pixel units; inf: no second chance) ...")
+  blind_second_wide_min: float = _field(float('inf'), '... its widest variance is at least '
+                                        'this (LR-pixel units; inf, the default: no second '
+                                        'chance; 20 was tried: docs/method.md, "A second '
+                                        'chance") ...')
   blind_second_ringing_max: float = _field(3.0, '... and its SR image rings at most this '
                                            '(as --blind_ringing_max).')
   blind_autocorr: float = _field(0.0, "Weight of the non-parametric estimate's fit to the "

@@ -358,7 +358,8 @@ def test_the_tuning_search_gives_the_second_estimate_its_chance():
   import dataclasses  # pylint: disable=g-import-not-at-top
   from benchmarks import blind_tuning  # pylint: disable=g-import-not-at-top
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
-  settings = dataclasses.replace(config_lib.BlindConfig(), blind_cross_max=np.inf)
+  settings = dataclasses.replace(config_lib.BlindConfig(), blind_cross_max=np.inf,
+                                 blind_second_wide_min=20.0)
   row = {'family': 'shake', 'agreement': 9.0, 'distinct': 1.0, 'blind_variance': 40.0 / 3,
          'gauss_variance': 2.0 / 3, 'noise': 1.0, 'blockiness': 1.0, 'blind_fourier': 2.5,
          'ringing_fourier': 2.0, 'gaussian': -1.0, 'gauss_ringing': 1.0,
