@@ -80,8 +80,9 @@ def define_flags():
                     'Fourier SR image and its ringing are measured (the search then tries them).')
   flags.DEFINE_list('gauss_priors', [], "Further TV weights at which the spectral Gaussian's "
                     'SR image and its ringing are measured (the search then tries them).')
-  flags.DEFINE_bool('second', False, "With --extend: add the second estimate's columns "
-                    '(its scores and gain where the rule gives bicubic: the second chance).')
+  flags.DEFINE_bool('second', False, "Also measure the second estimate's columns (its "
+                    'scores and gain, for --blind_second_*: the second chance); with '
+                    '--extend, add them.')
   flags.DEFINE_bool('extend', False, 'Add the columns this version measures and --results lacks '
                     '(--gauss_priors, blockiness, cross) to its rows, in place.')
   flags.DEFINE_list('search_keys', list(SEARCHED), f'Settings the search varies, of {", ".join(GRID)} '
@@ -124,7 +125,8 @@ def measure(s, cfg):
           row[f'blind_gradient_{prior:g}'] = gain(
               blind_families.back_project(bic, lr, k_blind, origin, prior, s))
     row.update(gaussian_columns(lr, hr, cfg, best, row))
-    row.update(second_columns(lr, hr, cfg, row, k_cross))
+    if FLAGS.second:
+      row.update(second_columns(lr, hr, cfg, row, k_cross))
     out['rows'].append(row)
     print(' '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}'
                    for k, v in row.items()), flush=True)

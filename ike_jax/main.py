@@ -51,14 +51,6 @@ for _name in ('scale', 'iterations', 'seed'):  # in --helpshort beside this modu
 FLAGS = flags.FLAGS
 
 
-def compilation_cache_dir(flag_value):
-  """Where the persistent XLA compilation cache lives ('' for none): the flag
-  if given, else $JAX_COMPILATION_CACHE_DIR, else the user's cache folder."""
-  if flag_value is None:
-    flag_value = os.environ.get('JAX_COMPILATION_CACHE_DIR') or os.path.join(
-        os.environ.get('XDG_CACHE_HOME') or os.path.join('~', '.cache'), 'ike_jax', 'xla')
-  return os.path.expanduser(flag_value)
-
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
@@ -111,23 +103,8 @@ def main(argv):
     raise errors.UserError(f'--max_memory_gb must be >= 0, got {FLAGS.max_memory_gb:g}')
   if len(paths) > 1 and (FLAGS.hr or FLAGS.kernel):
     raise errors.UserError('--hr and --kernel name one image; with many inputs use --hr_dir')
-  cache = compilation_cache_dir(FLAGS.compilation_cache_dir)
-  if cache:
-    try:
-      os.makedirs(cache, exist_ok=True)
-    except OSError:
-      pass
-    if not os.access(cache, os.W_OK):
-      print(f'note: compiling without a persistent cache ({cache} is not writable; '
-            'set --compilation_cache_dir)', file=sys.stderr)
-      cache = ''
-  if cache:  # before anything compiles: JAX fixes its cache at the first compilation
-    import jax  # pylint: disable=g-import-not-at-top
-    jax.config.update('jax_compilation_cache_dir', cache)
-    # The blind path compiles some seventy small programs per image size
-    # (about 10 s on 2 cores): keep them all, not only those over JAX's 1 s.
-    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
-    jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+  # Before anything compiles: JAX fixes its cache at the first compilation.
+  cli.use_compilation_cache(FLAGS.compilation_cache_dir)
   from ike_jax import pipeline  # pylint: disable=g-import-not-at-top  (JAX after flag checks)
   cfg = config_from_flags()
   index, count = 0, 1

@@ -151,11 +151,11 @@ def test_a_second_run_reads_its_programs_from_the_compilation_cache(tmp_path):
 
 
 def test_the_compilation_cache_folder_follows_flag_then_environment(monkeypatch):
-  from ike_jax import main  # pylint: disable=g-import-not-at-top
+  from ike_jax import cli  # pylint: disable=g-import-not-at-top
   monkeypatch.delenv('JAX_COMPILATION_CACHE_DIR', raising=False)
   monkeypatch.setenv('XDG_CACHE_HOME', '/var/cache/me')
-  assert main.compilation_cache_dir(None) == '/var/cache/me/ike_jax/xla'
+  assert cli.compilation_cache_dir(None) == '/var/cache/me/ike_jax/xla'
   monkeypatch.setenv('JAX_COMPILATION_CACHE_DIR', '/tmp/jaxc')
-  assert main.compilation_cache_dir(None) == '/tmp/jaxc'
-  assert main.compilation_cache_dir('~/c') == os.path.expanduser('~/c')
-  assert main.compilation_cache_dir('') == ''  # off
+  assert cli.compilation_cache_dir(None) == '/tmp/jaxc'
+  assert cli.compilation_cache_dir('~/c') == os.path.expanduser('~/c')
+  assert cli.compilation_cache_dir('') == ''  # off
