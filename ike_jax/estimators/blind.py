@@ -300,13 +300,11 @@ def features(lr, cfg):
   c = cfg.estimate.blind
   settle = settling(c)
   k_blind = blind_kernel(lr, cov, s, c.blind_shrink, c.blind_rounds, c.blind_autocorr, settle)
-  cross, k_cross = 0.0, None
+  k_cross = None  # the second estimate: edges and autocorrelation
   if np.isfinite(c.blind_cross_max) or np.isfinite(c.blind_second_wide_min):
-    # the second estimate: edges and autocorrelation
     k_cross = blind_kernel(lr, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr, settle)
-    cross = disagreement(widest_variance(k_blind), widest_variance(k_cross))
-  if not np.isfinite(c.blind_cross_max):
-    cross = 0.0  # the test is off
+  cross = (disagreement(widest_variance(k_blind), widest_variance(k_cross))
+           if np.isfinite(c.blind_cross_max) else 0.0)
   return {
       'agreement': _relative(*(blind_kernel(part, cov, s, 0.0, c.blind_rounds, c.blind_autocorr,
                                             settle)
@@ -367,7 +365,11 @@ def estimate(lr, cfg):
                         if needs_gauss_ringing(f, cfg.scale, settings) else None)
   choice, confidence = choose(f, cfg.scale, settings)
   second = None
-  if choice == 'bicubic' and np.isfinite(settings.blind_second_wide_min):
+  # Its halves and ringing only where its width and the hallucination test pass.
+  wide = {**f, 'second_agreement': 0.0, 'second_ringing': 0.0,
+          'second_variance': widest_variance(k_cross) if k_cross is not None else 0.0}
+  if (choice == 'bicubic' and np.isfinite(settings.blind_second_wide_min)
+      and second_chance(wide, cfg.scale, settings)):
     second = second_features(crop, k_cross, f, cfg)
     if second_chance({**f, **second}, cfg.scale, settings):
       k_blind, choice = k_cross, 'blind'
