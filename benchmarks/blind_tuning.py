@@ -176,6 +176,23 @@ def second_columns(lr, hr, cfg, row, k_cross=None):
   return out
 
 
+def blind_prior_columns(lr, hr, cfg, row):
+  """The blind kernel's columns at each --blind_priors weight `row` lacks
+  ('blind_fourier_<p>', 'ringing_fourier_<p>'), its kernel estimated again."""
+  priors = [float(p) for p in FLAGS.blind_priors if f'blind_fourier_{float(p):g}' not in row]
+  if not priors:
+    return {}
+  s = cfg.scale
+  base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
+  _, k_blind, _, _ = blind_estimator.features(lr, cfg)
+  out = {}
+  for prior in priors:
+    sr = blind_sr(lr, k_blind, cfg, prior)
+    out[f'blind_fourier_{prior:g}'] = float(metrics.compare(sr, hr, s)['psnr_y'] - base)
+    out[f'ringing_fourier_{prior:g}'] = blind_estimator.ringing(lr, k_blind, cfg, prior)
+  return out
+
+
 def cross_column(lr, cfg, row):
   """{'cross': ...} where `row` lacks it (a table measured before the two
   estimates' test): the |log| ratio of the row's blind variance to the widest
@@ -193,8 +210,8 @@ def cross_column(lr, cfg, row):
 
 
 def extend(s, cfg):
-  """`gaussian_columns` and `cross_column` for every row of --results[0],
-  written back row by row."""
+  """`gaussian_columns`, `cross_column` and `blind_prior_columns` for every
+  row of --results[0], written back row by row."""
   names = list(datasets.OFFLINE_IMAGES)
   best = presets.config_from_flagfile(presets.preset_path(f'best_x{s}')).post
   path = FLAGS.results[0]
@@ -205,6 +222,7 @@ def extend(s, cfg):
                                  position=row['position'])
     row.update(gaussian_columns(lr, hr, cfg, best, row))
     row.update(cross_column(lr, cfg, row))
+    row.update(blind_prior_columns(lr, hr, cfg, row))
     if FLAGS.second:
       row.update(second_columns(lr, hr, cfg, row))
     if n % 20 == 19 or n == len(out['rows']) - 1:
