@@ -267,7 +267,9 @@ def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_lev
       fall from lam / lam_ratio to lam.
     rounds_per_level: x/k alternations per level.
     l0_rounds: splitting rounds of each x-step.
-    gamma: the k-step's L2 weight.
+    gamma: the k-step's L2 weight on the kernel in the pyramid, per pixel of
+      `y` (it favours spread kernels over a delta, the same at any image
+      size; the settling rounds fit without it).
     autocorr: weight of the k-step's fit to the image's gradient
       autocorrelation at each level (0: none; `kernel_step`).
     settle_rounds: alternations at the finest level after the pyramid, all at
@@ -291,6 +293,7 @@ def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_lev
     sizes.append(max(5, (sizes[-1] // 2) // 2 * 2 + 1))
   k = _zoom_kernel(k0, sizes[-1])
   lams = jnp.asarray(np.geomspace(lam / lam_ratio, lam, rounds_per_level), jnp.float32)
+  gamma = gamma * y.shape[0] * y.shape[1]
   for level in reversed(range(levels)):
     f = 0.5 ** level
     yl = y if level == 0 else resize(y, f)
@@ -306,7 +309,7 @@ def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_lev
       k = _zoom_kernel(k, sizes[level - 1])
   if settle_rounds > 0:  # on the finest level's image, yl
     kl, _ = estimate_level(jnp.asarray(yl, jnp.float32), jnp.asarray(k / k.sum(), jnp.float32),
-                           jnp.full((settle_rounds,), settle_lam, jnp.float32), gamma,
+                           jnp.full((settle_rounds,), settle_lam, jnp.float32), 0.0,
                            scale=scale, rounds=l0_rounds)
     k = np.asarray(kl, np.float64)
   return k / k.sum()

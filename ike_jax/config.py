@@ -195,6 +195,9 @@ class BlindConfig:
                                              'beyond, the output is bicubic.')
   blind_rounds: int = _field(12, 'Alternations of x- and k-step per pyramid level of the '
                              'non-parametric kernel estimate.')
+  blind_gamma: float = _field(0.0, "L2 weight on the kernel, per LR pixel, in the pyramid's "
+                              'k-steps of the blind kernel and its halves (favours spread kernels '
+                              'over a delta; the settling rounds fit without it).')
   blind_settle_rounds: int = _field(24, 'Alternations after the pyramid, at the finest level '
                                     'and the low L0 threshold --blind_settle_lam (0: none).')
   blind_settle_lam: float = _field(5e-4, 'L0 threshold of the settling alternations '

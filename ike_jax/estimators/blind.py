@@ -114,18 +114,19 @@ def settling(settings):
   return settings.blind_settle_rounds, settings.blind_settle_lam
 
 
-def blind_kernel(lr, cov, scale, shrink, rounds, autocorr, settle=(0, 0.0)):
+def blind_kernel(lr, cov, scale, shrink, rounds, autocorr, settle=(0, 0.0), gamma=0.0):
   """The non-parametric HR kernel of a uint8 LR image (centred, unit sum):
   found at the LR pitch (`rounds` alternations per pyramid level, the k-step
   fitting the gradient autocorrelation at weight `autocorr`, then `settle` =
   (rounds, L0 threshold) settling alternations at the finest level), carried to the
   HR pitch and, with `shrink` > 0, made milder there (`blind.shrink` at that
-  L0 threshold)."""
+  L0 threshold); `gamma` is the pyramid k-step's L2 weight on the kernel."""
   n = lr_side(scale)
   y = _grey(lr)
   k0 = np.asarray(kernel.gaussian_kernel(np.asarray(cov) / scale ** 2, n, 1), np.float64)
   k_lr = blind.estimate(y, k0, 1, resize=resize.imresize_matlab, rounds_per_level=rounds,
-                        autocorr=autocorr, settle_rounds=settle[0], settle_lam=settle[1])
+                        autocorr=autocorr, settle_rounds=settle[0], settle_lam=settle[1],
+                        gamma=gamma)
   k = blind.lr_to_hr_kernel(k_lr, scale, SIZE, APERTURE)
   centre = kernel.kernel_center(SIZE, scale)
   if shrink > 0:
@@ -299,7 +300,8 @@ def features(lr, cfg):
   k_gauss = np.asarray(kernel.gaussian_kernel(cov, SIZE, s), np.float64)
   c = cfg.estimate.blind
   settle = settling(c)
-  k_blind = blind_kernel(lr, cov, s, c.blind_shrink, c.blind_rounds, c.blind_autocorr, settle)
+  k_blind = blind_kernel(lr, cov, s, c.blind_shrink, c.blind_rounds, c.blind_autocorr, settle,
+                         c.blind_gamma)
   k_cross = None  # the second estimate: edges and autocorrelation
   if np.isfinite(c.blind_cross_max) or np.isfinite(c.blind_second_wide_min):
     k_cross = blind_kernel(lr, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr, settle)
@@ -307,7 +309,7 @@ def features(lr, cfg):
            if np.isfinite(c.blind_cross_max) else 0.0)
   return {
       'agreement': _relative(*(blind_kernel(part, cov, s, 0.0, c.blind_rounds, c.blind_autocorr,
-                                            settle)
+                                            settle, c.blind_gamma)
                                for part in halves(lr))),
       'distinct': _relative(k_blind, k_gauss, by=k_blind),
       'blind_variance': widest_variance(k_blind),
