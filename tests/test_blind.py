@@ -168,37 +168,35 @@ def test_gradient_autocorrelation_is_normalised_and_symmetric():
   np.testing.assert_allclose(r, r[::-1, ::-1], atol=1e-6)
 
 
+def _texture_estimate_errors(name, **variants):
+  """{variant: kernel error} of the 2-level estimate of an edgeless 8-bit
+  texture (filtered noise) blurred by KERNELS[name], one `blind.estimate`
+  keyword per variant ({name: (keyword, value)})."""
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+  k = KERNELS[name]()
+  x = ndimage.gaussian_filter(np.random.default_rng(5).normal(size=(112, 112)), 0.8, mode='wrap')
+  y = _periodic_correlate(0.5 * x / np.abs(x).max(), k, (6, 6))
+  y = np.round((y + 1) * 127.5) / 127.5 - 1  # 8-bit
+  k0 = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * 1.0, 13, 1), np.float64)
+  return {v: kernel_lib.kernel_error(
+      blind.estimate(y, k0, 1, levels=2, resize=lambda im, f: im[::2, ::2], **{kw: value}), k)
+          for v, (kw, value) in variants.items()}
+
+
 @pytest.mark.parametrize('name', list(KERNELS))
 def test_the_autocorrelation_fit_keeps_a_texture_from_collapsing_to_a_delta(name):
   """A texture with no salient edges: the edge fit alone collapses to a near
   delta; fitting the gradient autocorrelation too at least halves the error."""
-  from scipy import ndimage  # pylint: disable=g-import-not-at-top
-  k = KERNELS[name]()
-  x = ndimage.gaussian_filter(np.random.default_rng(5).normal(size=(112, 112)), 0.8, mode='wrap')
-  y = _periodic_correlate(0.5 * x / np.abs(x).max(), k, (6, 6))
-  y = np.round((y + 1) * 127.5) / 127.5 - 1  # 8-bit
-  k0 = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * 1.0, 13, 1), np.float64)
-  err = {w: kernel_lib.kernel_error(
-      blind.estimate(y, k0, 1, levels=2, resize=lambda im, f: im[::2, ::2], autocorr=w), k)
-         for w in (0.0, 0.03)}
-  assert err[0.03] < err[0.0] / 2, err
+  err = _texture_estimate_errors(name, edges=('autocorr', 0.0), fit=('autocorr', 0.03))
+  assert err['fit'] < err['edges'] / 2, err
 
 
 @pytest.mark.parametrize('name', list(KERNELS))
 def test_the_kernel_l2_weight_keeps_a_texture_from_collapsing_to_a_delta(name):
-  """The same edgeless texture: the pyramid's L2 weight on the kernel
-  (`gamma`, per pixel) keeps the estimate off the delta the edge fit alone
-  falls to."""
-  from scipy import ndimage  # pylint: disable=g-import-not-at-top
-  k = KERNELS[name]()
-  x = ndimage.gaussian_filter(np.random.default_rng(5).normal(size=(112, 112)), 0.8, mode='wrap')
-  y = _periodic_correlate(0.5 * x / np.abs(x).max(), k, (6, 6))
-  y = np.round((y + 1) * 127.5) / 127.5 - 1  # 8-bit
-  k0 = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * 1.0, 13, 1), np.float64)
-  err = {g: kernel_lib.kernel_error(
-      blind.estimate(y, k0, 1, levels=2, resize=lambda im, f: im[::2, ::2], gamma=g), k)
-         for g in (0.0, 2e-3)}
-  assert err[2e-3] < err[0.0] / 10, err  # measured: 0.81-0.86 -> 0.008-0.024
+  """The same texture: the pyramid's L2 weight on the kernel (`gamma`, per
+  pixel) keeps the estimate off the delta the edge fit alone falls to."""
+  err = _texture_estimate_errors(name, edges=('gamma', 0.0), weighted=('gamma', 2e-3))
+  assert err['weighted'] < err['edges'] / 10, err  # measured: 0.81-0.86 -> 0.008-0.024
 
 
 def _textured_scene(k):
