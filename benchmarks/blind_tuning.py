@@ -84,7 +84,7 @@ def define_flags():
                     'scores and gain, for --blind_second_*: the second chance); with '
                     '--extend, add them.')
   flags.DEFINE_bool('extend', False, 'Add the columns this version measures and --results lacks '
-                    '(--gauss_priors, blockiness, cross) to its rows, in place.')
+                    '(--blind_priors, --gauss_priors, blockiness, cross) to its rows, in place.')
   flags.DEFINE_list('search_keys', list(SEARCHED), f'Settings the search varies, of {", ".join(GRID)} '
                     '(the rest stay at the preset\'s; blind_prior too when measured at several).')
   flags.DEFINE_bool('search', False, 'Grid-search the thresholds on --results instead of measuring.')
@@ -155,18 +155,29 @@ def gaussian_columns(lr, hr, cfg, best, row):
   return out
 
 
+def _covariance(lr, cfg):
+  """The spectral Gaussian's covariance of a uint8 LR image (the blind kernels' start)."""
+  return spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), cfg.scale,
+                                  cfg.estimate.spectral)
+
+
+def _second_kernel(lr, cfg, cov):
+  """The second estimate (`--blind_cross_autocorr`), as `blind_estimator.features` makes it."""
+  c = cfg.estimate.blind
+  return blind_estimator.blind_kernel(lr, cov, cfg.scale, 0.0, c.blind_rounds,
+                                      c.blind_cross_autocorr, blind_estimator.settling(c))
+
+
 def second_columns(lr, hr, cfg, row, k_cross=None):
   """The second estimate's columns where `row` lacks them: its scores
   (`blind_estimator.second_features`) and 'second_gain', its Fourier SR
   image's gain at the blind kernel's prior; `k_cross` is recomputed if None."""
   if 'second_gain' in row:
     return {}
-  s, c = cfg.scale, cfg.estimate.blind
-  cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
-                                 cfg.estimate.spectral)
+  s = cfg.scale
+  cov = _covariance(lr, cfg)
   if k_cross is None:
-    k_cross = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds,
-                                           c.blind_cross_autocorr, blind_estimator.settling(c))
+    k_cross = _second_kernel(lr, cfg, cov)
   f = {'covariance': cov, 'noise': row['noise'], 'blockiness': row.get('blockiness', 0.0)}
   out = blind_estimator.second_features(lr, k_cross, f, cfg)
   prior = blind_estimator.sr_prior(cfg, 'blind', f)
@@ -182,9 +193,11 @@ def blind_prior_columns(lr, hr, cfg, row):
   priors = [float(p) for p in FLAGS.blind_priors if f'blind_fourier_{float(p):g}' not in row]
   if not priors:
     return {}
-  s = cfg.scale
+  s, c = cfg.scale, cfg.estimate.blind
   base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
-  _, k_blind, _, _ = blind_estimator.features(lr, cfg)
+  k_blind = blind_estimator.blind_kernel(lr, _covariance(lr, cfg), s, c.blind_shrink,
+                                         c.blind_rounds, c.blind_autocorr,
+                                         blind_estimator.settling(c), c.blind_gamma)
   out = {}
   for prior in priors:
     sr = blind_sr(lr, k_blind, cfg, prior)
@@ -199,12 +212,7 @@ def cross_column(lr, cfg, row):
   variance of the second estimate (`--blind_cross_autocorr`)."""
   if 'cross' in row:
     return {}
-  c = cfg.estimate.blind
-  s = cfg.scale
-  cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
-                                 cfg.estimate.spectral)
-  k = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr,
-                                   blind_estimator.settling(c))
+  k = _second_kernel(lr, cfg, _covariance(lr, cfg))
   return {'cross': blind_estimator.disagreement(row['blind_variance'],
                                                 blind_estimator.widest_variance(k))}
 

@@ -50,7 +50,6 @@ for _name in ('scale', 'iterations', 'seed'):  # in --helpshort beside this modu
   flags.declare_key_flag(_name)
 FLAGS = flags.FLAGS
 
-
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
