@@ -64,7 +64,8 @@ GRID = {'blind_agree_max': (0.5, 0.8, 1.2, 2.0, 3.0, np.inf),
         'blind_noisy_factor': (1 / 3, 1.0, 3.0, 10.0),
         'blind_second_agree_max': (0.3, 0.5, 0.8, 1.2),
         'blind_second_wide_min': (6.0, 10.0, 15.0, 20.0, 30.0, np.inf),
-        'blind_second_ringing_max': (3.0, 4.0, 5.0, 6.0)}
+        'blind_second_ringing_max': (3.0, 4.0, 5.0, 6.0),
+        'blind_whittle_waive': (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.8)}
 SEARCHED = ('blind_agree_max', 'blind_wide_min', 'blind_ringing_max',
             'blind_gauss_ringing_per_sd', 'blind_gauss_min')
 
@@ -84,7 +85,8 @@ def define_flags():
                     'scores and gain, for --blind_second_*: the second chance); with '
                     '--extend, add them.')
   flags.DEFINE_bool('extend', False, 'Add the columns this version measures and --results lacks '
-                    '(--blind_priors, --gauss_priors, blockiness, cross) to its rows, in place.')
+                    '(--blind_priors, --gauss_priors, blockiness, cross, whittle_gap) to its '
+                    'rows, in place.')
   flags.DEFINE_list('search_keys', list(SEARCHED), f'Settings the search varies, of {", ".join(GRID)} '
                     '(the rest stay at the preset\'s; blind_prior too when measured at several).')
   flags.DEFINE_bool('search', False, 'Grid-search the thresholds on --results instead of measuring.')
@@ -103,6 +105,8 @@ def measure(s, cfg):
     feats, k_blind, k_gauss, k_cross = blind_estimator.features(lr, cfg)
     blind_prior = cfg.estimate.blind.blind_prior
     del feats['covariance']
+    if feats['whittle_gap'] is None:  # the preset does not read it; the search may
+      feats['whittle_gap'] = blind_estimator.spectral_gap(lr, k_blind, s)
     origin = (blind_estimator.SIZE // 2,) * 2
     gaussian = spectral.estimate(lr, cfg)
     row = {'family': family, 'image': names[i], 'position': position, **feats,
@@ -217,8 +221,20 @@ def cross_column(lr, cfg, row):
                                                 blind_estimator.widest_variance(k))}
 
 
+def whittle_column(lr, cfg, row):
+  """{'whittle_gap': ...} where `row` lacks it (a table measured before the
+  spectral likelihood test), the blind kernel estimated again."""
+  if row.get('whittle_gap') is not None:
+    return {}
+  s, c = cfg.scale, cfg.estimate.blind
+  k_blind = blind_estimator.blind_kernel(lr, _covariance(lr, cfg), s, c.blind_shrink,
+                                         c.blind_rounds, c.blind_autocorr,
+                                         blind_estimator.settling(c), c.blind_gamma)
+  return {'whittle_gap': blind_estimator.spectral_gap(lr, k_blind, s)}
+
+
 def extend(s, cfg):
-  """`gaussian_columns`, `cross_column` and `blind_prior_columns` for every
+  """`gaussian_columns`, `cross_column`, `whittle_column` and `blind_prior_columns` for every
   row of --results[0], written back row by row."""
   names = list(datasets.OFFLINE_IMAGES)
   best = presets.config_from_flagfile(presets.preset_path(f'best_x{s}')).post
@@ -230,6 +246,7 @@ def extend(s, cfg):
                                  position=row['position'])
     row.update(gaussian_columns(lr, hr, cfg, best, row))
     row.update(cross_column(lr, cfg, row))
+    row.update(whittle_column(lr, cfg, row))
     row.update(blind_prior_columns(lr, hr, cfg, row))
     if FLAGS.second:
       row.update(second_columns(lr, hr, cfg, row))

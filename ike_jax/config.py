@@ -178,6 +178,11 @@ class BlindConfig:
                                   'their mean squared size) at which the blind kernel is used.')
   blind_wide_min: float = _field(6.0, "Blind choice: the blind kernel's widest variance from "
                                  'which it is used (narrower: no blur worth undoing).')
+  blind_whittle_waive: float = _field(0.0, 'Blind choice: a blind kernel whose spectral-'
+                                     "likelihood gap (whittle.gap: how much better a kernel "
+                                     "fitted to the image's power spectrum alone explains it) is "
+                                     'at most this passes without the halves agreeing '
+                                     '(--blind_agree_max; 0: never).')
   blind_hallucination: float = _field(75.0, 'Blind choice: a blind kernel wider than this '
                                       'while the spectral Gaussian sits at its floor is not used.')
   blind_noise_max: float = _field(4.0, 'Blind choice: noise (grey levels) above which the '

@@ -354,16 +354,24 @@ def test_an_estimate_sets_the_sr_stage_it_asks_for():
   assert gaussian.refine_solver == 'fourier'
 
 
-@pytest.mark.parametrize('shape', [(blind_estimator.MIN_SIDE, blind_estimator.MIN_SIDE), (130, 48)])
-def test_blind_choice_on_the_smallest_and_tall_images(shape):
+@pytest.mark.parametrize('shape,waive', [((blind_estimator.MIN_SIDE,) * 2, 0.0), ((130, 48), 0.0),
+                                         ((blind_estimator.MIN_SIDE,) * 2, 0.4)])
+def test_blind_choice_on_the_smallest_and_tall_images(shape, waive):
   """Down to MIN_SIDE, and split across the longer side, the choice returns a
-  finite unit-sum kernel (no empty pyramid level)."""
+  finite unit-sum kernel (no empty pyramid level); with the spectral
+  likelihood's waiver on, a finite gap."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   from skimage import data as skdata  # pylint: disable=g-import-not-at-top
   lr = skdata.astronaut()[200:200 + shape[0], 150:150 + shape[1]]
-  est = blind_estimator.estimate(lr, config_lib.Config().replace(scale=2))
+  cfg = config_lib.Config().replace(scale=2)
+  cfg = dataclasses.replace(cfg, estimate=dataclasses.replace(
+      cfg.estimate, blind=dataclasses.replace(cfg.estimate.blind, blind_whittle_waive=waive)))
+  est = blind_estimator.estimate(lr, cfg)
   assert np.isfinite(est['kernel']).all() and abs(est['kernel'].sum() - 1) < 1e-6
   assert est['choice'] in ('blind', 'gaussian', 'bicubic')
+  gap = est['candidates']['blind']['spectral_likelihood_gap']
+  assert (gap is None) == (waive == 0.0) and (gap is None or np.isfinite(gap))
 
 
 def _features(**changes):
@@ -395,6 +403,25 @@ def test_choice_drops_the_blind_kernel_where_the_two_estimates_disagree():
                                 settings)[0] != 'blind'
   without = {k: v for k, v in _features().items() if k != 'cross'}
   assert blind_estimator.plausible(without, 2, settings)
+
+
+def test_the_spectral_likelihood_waives_the_halves_test_only_within_its_limit():
+  """Halves that disagree drop the blind kernel, unless the photo's power
+  spectrum asks for no other blur (`whittle_gap` within the waiver); a waiver
+  of 0 is off, and a row without the gap must agree."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  off = config_lib.BlindConfig()
+  on = dataclasses.replace(off, blind_whittle_waive=0.2)
+  split = dict(agreement=5.0 * off.blind_agree_max)
+  assert blind_estimator.choose(_features(**split, whittle_gap=0.1), 2, on)[0] == 'blind'
+  assert blind_estimator.choose(_features(**split, whittle_gap=0.3, ringing=None), 2,
+                                on)[0] != 'blind'
+  assert blind_estimator.choose(_features(**split, whittle_gap=0.0, ringing=None), 2,
+                                off)[0] != 'blind'
+  assert blind_estimator.choose(_features(**split, ringing=None), 2, on)[0] != 'blind'
+  choice, confidence = blind_estimator.choose(_features(**split, whittle_gap=0.1), 2, on)
+  assert 0.0 < confidence <= 1.0
 
 
 def test_a_test_switched_off_gives_full_confidence_and_no_warning():

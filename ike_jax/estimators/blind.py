@@ -77,6 +77,7 @@ from ike_jax import noise
 from ike_jax import resize
 from ike_jax import spectrum
 from ike_jax import tiling
+from ike_jax import whittle
 
 NAME = 'blind'
 HAS_INVERSE = False
@@ -91,6 +92,7 @@ PEAK_BYTES = 384 * 2 ** 20
 SIZE = 31            # HR kernel side at both scales
 ESTIMATE_SIDE = 384  # LR px: larger photos are estimated on their central crop
 RINGING_SIDE = 128   # LR px: the ringing test runs on the central crop of this side
+WHITTLE_SIDE = 128   # LR px: and the spectral likelihood's gap
 FLOOR_MARGIN = 1.1   # a Gaussian within this of its floor sees no blur
 APERTURE = 1.0 / 12  # the LR pixel's footprint (variance / s^2) added at the HR pitch
 
@@ -167,13 +169,32 @@ def _relative(a, b, by=None):
 
 def plausible(f, scale, settings):
   """Whether the blind kernel passes the tests on the kernels alone: the halves
-  agree, so do the two estimates (`cross`; a row measured without the second
-  estimate passes), it is wide, and it is not a blur the spectrum cannot see."""
+  agree (`agrees`), so do the two estimates (`cross`; a row measured without
+  the second estimate passes), it is wide, and it is not a blur the spectrum
+  cannot see."""
   unit = spectrum.min_variance(scale)
   bv, gv = f['blind_variance'] / unit, f['gauss_variance'] / unit
   hallucinated = gv <= FLOOR_MARGIN and bv > settings.blind_hallucination
-  return (f['agreement'] <= settings.blind_agree_max and bv >= settings.blind_wide_min
+  return (agrees(f, settings) and bv >= settings.blind_wide_min
           and f.get('cross', 0.0) <= settings.blind_cross_max and not hallucinated)
+
+
+def agrees(f, settings):
+  """The halves' test: they agree, or the image's power spectrum asks for no
+  other blur (`whittle_gap` within `blind_whittle_waive`; a row measured
+  without it must agree)."""
+  return f['agreement'] <= settings.blind_agree_max or _waived(f, settings)
+
+
+def _waived(f, settings):
+  gap, waive = f.get('whittle_gap'), settings.blind_whittle_waive
+  return waive > 0 and gap is not None and gap <= waive
+
+
+def spectral_gap(lr, k, scale):
+  """`whittle.gap` of an HR kernel on the central `WHITTLE_SIDE` crop of a
+  uint8 LR image (the size its limit was chosen at, whatever the photo's)."""
+  return whittle.gap(_grey(crops.centre_crop(np.asarray(lr), WHITTLE_SIDE)), k, scale)
 
 
 def _blind_wins(f, scale, settings):
@@ -219,7 +240,10 @@ def choose(f, scale, settings):
                            _margin(f['gauss_ringing'], limit))
   if _blind_wins(f, scale, c):
     bv = f['blind_variance'] / spectrum.min_variance(scale)
-    return 'blind', min(_margin(f['agreement'], c.blind_agree_max), _margin(bv, c.blind_wide_min),
+    agreement = _margin(f['agreement'], c.blind_agree_max)
+    if f['agreement'] > c.blind_agree_max:  # passed by the spectral likelihood instead
+      agreement = _margin(f['whittle_gap'], c.blind_whittle_waive)
+    return 'blind', min(agreement, _margin(bv, c.blind_wide_min),
                         _margin(f['ringing'], c.blind_ringing_max),
                         _margin(f.get('cross', 0.0), c.blind_cross_max))
   if f['noise'] > c.blind_noise_max:
@@ -291,8 +315,10 @@ def features(lr, cfg):
     (dict: 'agreement', 'distinct' (blind vs Gaussian, over the blind kernel's
     squared size), 'blind_variance', 'gauss_variance' (widest, HR px^2),
     'cross' (`disagreement` of the blind kernel and the second estimate; 0
-    without one), 'noise' (grey levels), 'covariance' (the Gaussian's); blind
-    kernel; Gaussian kernel).
+    without one), 'whittle_gap' (`spectral_gap` of the blind kernel; None
+    where --blind_whittle_waive is 0), 'noise'
+    (grey levels), 'covariance' (the Gaussian's); blind kernel; Gaussian
+    kernel).
   """
   s = cfg.scale
   cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
@@ -314,6 +340,7 @@ def features(lr, cfg):
       'distinct': _relative(k_blind, k_gauss, by=k_blind),
       'blind_variance': widest_variance(k_blind),
       'cross': cross,
+      'whittle_gap': (spectral_gap(lr, k_blind, s) if c.blind_whittle_waive > 0 else None),
       'gauss_variance': float(np.linalg.eigvalsh(cov).max()),
       'noise': noise.sigma(lr),
       'covariance': np.asarray(cov).tolist(),
@@ -392,6 +419,7 @@ def estimate(lr, cfg):
                                    'distinct_from_gaussian': f['distinct'],
                                    'widest_variance': f['blind_variance'],
                                    'cross_disagreement': f['cross'],
+                                   'spectral_likelihood_gap': f['whittle_gap'],
                                    'ringing': f['ringing']},
                          'gaussian': {'covariance': f['covariance'],
                                       'widest_variance': f['gauss_variance'],
