@@ -182,7 +182,8 @@ class BlindConfig:
                                      "likelihood gap (whittle.gap: how much better a kernel "
                                      "fitted to the image's power spectrum alone explains it) is "
                                      'at most this passes without the halves agreeing '
-                                     '(--blind_agree_max; 0: never).')
+                                     '(--blind_agree_max; 0: never, the default; blind_x2 '
+                                     'sets 0.4).')
   blind_hallucination: float = _field(75.0, 'Blind choice: a blind kernel wider than this '
                                       'while the spectral Gaussian sits at its floor is not used.')
   blind_noise_max: float = _field(4.0, 'Blind choice: noise (grey levels) above which the '
