@@ -23,7 +23,10 @@ s^2/12 HR px^2):
              a blur (the Gaussian above its floor) and the Gaussian's SR image
              does not ring (the limit below): the two estimates agree, and the
              Gaussian, fit to the whole spectrum, is the steadier of them;
-  'blind'    else where the halves agree (agreement <= agree_max), so do two
+  'blind'    else where the halves agree (agreement <= agree_max; or, with
+             `whittle_waive` > 0, where the blind kernel's spectral-likelihood
+             gap is at most it: `ike_jax.whittle`, the photo's power spectrum
+             asks for no other blur), so do two
              estimates of the whole image, the edge fit and the edge fit that
              also matches the gradient autocorrelation (`cross`: the |log|
              ratio of their widest variances <= cross_max; where it is
@@ -59,8 +62,8 @@ The record (candidates with their scores, the choice, a confidence in
 the choice ('sr_prior' for 'blind' and 'gaussian'; 'sr_solver': 'fourier' for 'gaussian',
 the solver `best_x2` uses with that kernel; 'refine': False for 'bicubic').
 A photo larger than `ESTIMATE_SIDE` LR px on a side is estimated on its
-central crop of that side, and the ringing measured on its central
-`RINGING_SIDE` (the settings were chosen on 128x128 LR images, and the cost
+central crop of that side, and the ringing and the spectral gap measured
+on its central `RINGING_SIDE` / `WHITTLE_SIDE` (the settings were chosen on 128x128 LR images, and the cost
 stays flat).
 """
 
@@ -316,9 +319,8 @@ def features(lr, cfg):
     squared size), 'blind_variance', 'gauss_variance' (widest, HR px^2),
     'cross' (`disagreement` of the blind kernel and the second estimate; 0
     without one), 'whittle_gap' (`spectral_gap` of the blind kernel; None
-    where --blind_whittle_waive is 0), 'noise'
-    (grey levels), 'covariance' (the Gaussian's); blind kernel; Gaussian
-    kernel).
+    where --blind_whittle_waive is 0), 'noise' (grey levels), 'covariance'
+    (the Gaussian's); blind kernel; Gaussian kernel).
   """
   s = cfg.scale
   cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
@@ -353,7 +355,7 @@ def second_chance(f, scale, settings):
   (`blind_second_*`) and the hallucination test."""
   c = settings
   second = {**f, 'agreement': f['second_agreement'], 'blind_variance': f['second_variance'],
-            'cross': 0.0}
+            'cross': 0.0, 'whittle_gap': None}  # the gap is the first estimate's
   limits = dataclasses.replace(c, blind_agree_max=c.blind_second_agree_max,
                                blind_wide_min=c.blind_second_wide_min, blind_cross_max=np.inf)
   return plausible(second, scale, limits) and f['second_ringing'] <= c.blind_second_ringing_max
