@@ -62,9 +62,10 @@ GRID = {'blind_agree_max': (0.5, 0.8, 1.2, 2.0, 3.0, np.inf),
         'blind_noisy_prior': (1e-3, 3e-3),
         'blind_clean_max': (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, np.inf),
         'blind_noisy_factor': (1 / 3, 1.0, 3.0, 10.0),
-        'blind_second_agree_max': (0.3, 0.5, 0.8, 1.2),
+        'blind_second_agree_max': (0.3, 0.5, 0.8, 1.2, 2.0, np.inf),
         'blind_second_wide_min': (6.0, 10.0, 15.0, 20.0, 30.0, np.inf),
         'blind_second_ringing_max': (3.0, 4.0, 5.0, 6.0),
+        'blind_second_whittle_max': (0.2, 0.3, 0.4, 0.5, np.inf),
         'blind_whittle_waive': (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.8)}
 SEARCHED = ('blind_agree_max', 'blind_wide_min', 'blind_ringing_max',
             'blind_gauss_ringing_per_sd', 'blind_gauss_min')
@@ -174,16 +175,19 @@ def _second_kernel(lr, cfg, cov):
 
 def second_columns(lr, hr, cfg, row, k_cross=None):
   """The second estimate's columns where `row` lacks them: its scores
-  (`blind_estimator.second_features`) and 'second_gain', its Fourier SR
-  image's gain at the blind kernel's prior; `k_cross` is recomputed if None."""
-  if 'second_gain' in row:
+  (`blind_estimator.second_features`, all of them) and 'second_gain', its
+  Fourier SR image's gain at the blind kernel's prior (a row measured before
+  the spectral gap gets only 'second_gap'); `k_cross` is recomputed if None."""
+  if 'second_gain' in row and row.get('second_gap') is not None:
     return {}
   s = cfg.scale
   cov = _covariance(lr, cfg)
   if k_cross is None:
     k_cross = _second_kernel(lr, cfg, cov)
+  if 'second_gain' in row:
+    return {'second_gap': blind_estimator.spectral_gap(lr, k_cross, s)}
   f = {'covariance': cov, 'noise': row['noise'], 'blockiness': row.get('blockiness', 0.0)}
-  out = blind_estimator.second_features(lr, k_cross, f, cfg)
+  out = blind_estimator.second_features(lr, k_cross, f, cfg, every=True)
   prior = blind_estimator.sr_prior(cfg, 'blind', f)
   base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
   out['second_gain'] = float(metrics.compare(blind_sr(lr, k_cross, cfg, prior), hr, s)['psnr_y']

@@ -424,6 +424,26 @@ def test_the_spectral_likelihood_waives_the_halves_test_only_within_its_limit():
   assert 0.0 < confidence <= 1.0
 
 
+def test_the_second_chance_reads_its_own_spectral_gap_not_the_first_estimates():
+  """The second estimate passes its limits only with its own gap within
+  --blind_second_whittle_max; a gap or agreement not measured (None) passes,
+  and the first estimate's gap plays no part."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  settings = dataclasses.replace(config_lib.BlindConfig(), blind_second_wide_min=10.0,
+                                 blind_second_agree_max=np.inf, blind_second_whittle_max=0.4,
+                                 blind_whittle_waive=0.4)
+  second = dict(second_agreement=None, second_variance=40.0 * 4 / 12, second_ringing=2.0)
+  f = _features(agreement=5.0, whittle_gap=0.1)
+  assert blind_estimator.second_chance({**f, **second, 'second_gap': 0.3}, 2, settings)
+  assert not blind_estimator.second_chance({**f, **second, 'second_gap': 0.5}, 2, settings)
+  assert blind_estimator.second_chance({**f, **second, 'second_gap': None}, 2, settings)
+  # halves measured and disagreeing: refused whatever the first estimate's gap
+  strict = dataclasses.replace(settings, blind_second_agree_max=0.8)
+  assert not blind_estimator.second_chance({**f, **second, 'second_agreement': 2.0,
+                                            'second_gap': 0.1}, 2, strict)
+
+
 def test_a_test_switched_off_gives_full_confidence_and_no_warning():
   """An infinite limit (flags/blind_x4.flags sets --blind_cross_max=inf) turns
   its test off: the choice is made without a numpy warning reaching the user."""

@@ -46,10 +46,11 @@ s^2/12 HR px^2):
   'gaussian' else: the spectral Gaussian, as `best_x2`.
 Where that gives 'bicubic', the second estimate (the edge-and-autocorrelation
 fit, `cross`) gets a second chance (`second_chance`, off with
-`second_wide_min` = inf): estimated on the two halves as well, it is the
-'blind' kernel if its halves agree within `second_agree_max`, it is wider
-than `second_wide_min`, it is no hallucination (as above) and its SR image
-rings at most `second_ringing_max`: it keeps its width where the edge fit
+`second_wide_min` = inf): it is the 'blind' kernel if its halves agree
+within `second_agree_max` (estimated on the two halves where that is
+finite), its spectral-likelihood gap is at most `second_whittle_max`, it is
+wider than `second_wide_min`, it is no hallucination (as above) and its SR
+image rings at most `second_ringing_max`: it keeps its width where the edge fit
 collapses to a delta on texture (docs/method.md, "Blind SR: the kernel choice").
 The SR stage's TV weight follows the image's noise (`sr_prior`): on a clean
 image (noise <= clean_max grey levels, no JPEG blocks: blockiness <
@@ -351,26 +352,38 @@ def features(lr, cfg):
 
 def second_chance(f, scale, settings):
   """Whether the second estimate, scored in `f` ('second_agreement',
-  'second_variance', 'second_ringing'), passes its own limits
-  (`blind_second_*`) and the hallucination test."""
+  'second_variance', 'second_ringing', 'second_gap'; an agreement or gap
+  not measured, None, passes), passes its own limits (`blind_second_*`)
+  and the hallucination test."""
   c = settings
-  second = {**f, 'agreement': f['second_agreement'], 'blind_variance': f['second_variance'],
+  agreement, gap = f.get('second_agreement'), f.get('second_gap')
+  second = {**f, 'agreement': 0.0 if agreement is None else agreement,
+            'blind_variance': f['second_variance'],
             'cross': 0.0, 'whittle_gap': None}  # the gap is the first estimate's
   limits = dataclasses.replace(c, blind_agree_max=c.blind_second_agree_max,
                                blind_wide_min=c.blind_second_wide_min, blind_cross_max=np.inf)
-  return plausible(second, scale, limits) and f['second_ringing'] <= c.blind_second_ringing_max
+  return (plausible(second, scale, limits) and f['second_ringing'] <= c.blind_second_ringing_max
+          and (gap is None or gap <= c.blind_second_whittle_max))
 
 
-def second_features(lr, k_cross, f, cfg):
+def second_features(lr, k_cross, f, cfg, every=False):
   """The second estimate's scores on a uint8 LR image: its halves' agreement
-  (each half estimated as it was), widest variance and ringing at the blind
-  kernel's prior."""
+  (each half estimated as it was; only where `--blind_second_agree_max` is
+  finite, else None), widest variance, ringing at the blind kernel's prior
+  and spectral gap (`spectral_gap`; only where `--blind_second_whittle_max`
+  is finite, else None). `every`: all of them, whatever the limits."""
   c, s = cfg.estimate.blind, cfg.scale
   cov = np.asarray(f['covariance'])
-  parts = (blind_kernel(part, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr, settling(c))
-           for part in halves(lr))
-  return {'second_agreement': _relative(*parts), 'second_variance': widest_variance(k_cross),
-          'second_ringing': ringing(lr, k_cross, cfg, sr_prior(cfg, 'blind', f))}
+  agreement = gap = None
+  if every or np.isfinite(c.blind_second_agree_max):
+    agreement = _relative(*(blind_kernel(part, cov, s, 0.0, c.blind_rounds,
+                                         c.blind_cross_autocorr, settling(c))
+                            for part in halves(lr)))
+  if every or np.isfinite(c.blind_second_whittle_max):
+    gap = spectral_gap(lr, k_cross, s)
+  return {'second_agreement': agreement, 'second_variance': widest_variance(k_cross),
+          'second_ringing': ringing(lr, k_cross, cfg, sr_prior(cfg, 'blind', f)),
+          'second_gap': gap}
 
 
 def _block_aligned_crop(img, side, block=8):
@@ -404,10 +417,14 @@ def estimate(lr, cfg):
     second = second_features(crop, k_cross, f, cfg)
     if second_chance({**f, **second}, cfg.scale, settings):
       k_blind, choice = k_cross, 'blind'
-      confidence = min(_margin(second['second_agreement'], settings.blind_second_agree_max),
-                       _margin(second['second_variance'] / spectrum.min_variance(cfg.scale),
-                               settings.blind_second_wide_min),
-                       _margin(second['second_ringing'], settings.blind_second_ringing_max))
+      margins = [_margin(second['second_variance'] / spectrum.min_variance(cfg.scale),
+                         settings.blind_second_wide_min),
+                 _margin(second['second_ringing'], settings.blind_second_ringing_max)]
+      for key, limit in (('second_agreement', settings.blind_second_agree_max),
+                         ('second_gap', settings.blind_second_whittle_max)):
+        if second[key] is not None:
+          margins.append(_margin(second[key], limit))
+      confidence = min(margins)
   k = k_blind if choice == 'blind' else k_gauss
   k = k / k.sum()
   return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
