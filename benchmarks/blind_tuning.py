@@ -2,9 +2,11 @@
 and the thresholds read off it.
 
 For every family and tuning photo: the choice's inputs (the halves'
-agreement, the blind kernel's distance from the Gaussian, its widest variance
-and the ringing of the SR image it gives, the Gaussian's widest variance, the
-noise level, the JPEG blockiness) and the Y-PSNR gain over bicubic of each
+agreement, the blind kernel's distance from the Gaussian, its widest variance,
+its spectral-likelihood gap and the ringing of the SR image it gives, the
+Gaussian's widest variance, the noise level, the JPEG blockiness; with
+--second the second estimate's scores, its gap among them) and the Y-PSNR
+gain over bicubic of each
 candidate (the blind kernel at the preset's SR prior and at --blind_priors,
 the spectral Gaussian through `best_x2`'s / `best_x4`'s SR stage and at
 --gauss_priors, bicubic = 0). Rows go to --results as they come; --extend

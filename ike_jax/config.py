@@ -216,8 +216,8 @@ class BlindConfig:
                                        '(--blind_cross_max).')
   blind_second_agree_max: float = _field(0.8, 'Second chance: where the rule gives bicubic, '
                                          'the second estimate (--blind_cross_autocorr) is used '
-                                         'if its halves agree within this (as --blind_agree_max), '
-                                         '...')
+                                         'if its halves agree within this (as --blind_agree_max; '
+                                         'inf: its halves are not estimated) ...')
   blind_second_wide_min: float = _field(float('inf'), '... its widest variance is at least '
                                         'this (LR-pixel units; inf, the default: no second '
                                         'chance; blind_x2 sets 20: docs/method.md, "A second '

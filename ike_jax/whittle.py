@@ -129,6 +129,7 @@ def _gap(y2, k, s, steps):
 
 
 def gap(y, k, s, steps=100):
-  """L(k) - L(refine(k)) for a grey LR image y and an HR kernel k: >= 0 up to
-  the grid, larger where the photo's spectrum asks for another blur."""
+  """L(k) - L(refine(k)) for a grey LR image y and an HR kernel k: about 0 or
+  more (to within the scales' grid and the optimiser: down to -0.01 on the
+  tests' images), larger where the photo's spectrum asks for another blur."""
   return float(_gap(power(y), jnp.asarray(k, jnp.float32), s, steps))

@@ -420,7 +420,7 @@ def test_the_spectral_likelihood_waives_the_halves_test_only_within_its_limit():
   assert blind_estimator.choose(_features(**split, whittle_gap=0.0, ringing=None), 2,
                                 off)[0] != 'blind'
   assert blind_estimator.choose(_features(**split, ringing=None), 2, on)[0] != 'blind'
-  choice, confidence = blind_estimator.choose(_features(**split, whittle_gap=0.1), 2, on)
+  _, confidence = blind_estimator.choose(_features(**split, whittle_gap=0.1), 2, on)
   assert 0.0 < confidence <= 1.0
 
 

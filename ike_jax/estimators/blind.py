@@ -64,8 +64,8 @@ the choice ('sr_prior' for 'blind' and 'gaussian'; 'sr_solver': 'fourier' for 'g
 the solver `best_x2` uses with that kernel; 'refine': False for 'bicubic').
 A photo larger than `ESTIMATE_SIDE` LR px on a side is estimated on its
 central crop of that side, and the ringing and the spectral gap measured
-on its central `RINGING_SIDE` / `WHITTLE_SIDE` (the settings were chosen on 128x128 LR images, and the cost
-stays flat).
+on its central `RINGING_SIDE` / `WHITTLE_SIDE` (the settings were chosen on
+128x128 LR images, and the cost stays flat).
 """
 
 import dataclasses
