@@ -25,6 +25,7 @@ per-family gains (docs/method.md, "Blind SR: the kernel choice").
 """
 
 import dataclasses
+import functools
 import itertools
 import json
 
@@ -133,7 +134,7 @@ def measure(s, cfg):
               blind_families.back_project(bic, lr, k_blind, origin, prior, s))
     row.update(gaussian_columns(lr, hr, cfg, best, row))
     if FLAGS.second:
-      row.update(second_columns(lr, hr, cfg, row, k_cross))
+      row.update(second_columns(lr, hr, cfg, row, _Kernels(lr, cfg, k_blind, k_cross)))
     out['rows'].append(row)
     print(' '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}'
                    for k, v in row.items()), flush=True)
@@ -162,81 +163,90 @@ def gaussian_columns(lr, hr, cfg, best, row):
   return out
 
 
-def _covariance(lr, cfg):
-  """The spectral Gaussian's covariance of a uint8 LR image (the blind kernels' start)."""
-  return spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), cfg.scale,
-                                  cfg.estimate.spectral)
+class _Kernels:
+  """One LR image's spectral covariance, blind kernel and second estimate
+  (`--blind_cross_autocorr`), each estimated as `blind_estimator.features`
+  makes it, at most once and only when a column asks for it."""
+
+  def __init__(self, lr, cfg, blind=None, second=None):
+    self.lr, self.cfg, self._blind, self._second = lr, cfg, blind, second
+
+  @functools.cached_property
+  def covariance(self):
+    return spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(self.lr, np.float64)),
+                                    self.cfg.scale, self.cfg.estimate.spectral)
+
+  @property
+  def blind(self):
+    if self._blind is None:
+      c = self.cfg.estimate.blind
+      self._blind = blind_estimator.blind_kernel(
+          self.lr, self.covariance, self.cfg.scale, c.blind_shrink, c.blind_rounds,
+          c.blind_autocorr, blind_estimator.settling(c), c.blind_gamma)
+    return self._blind
+
+  @property
+  def second(self):
+    if self._second is None:
+      c = self.cfg.estimate.blind
+      self._second = blind_estimator.blind_kernel(
+          self.lr, self.covariance, self.cfg.scale, 0.0, c.blind_rounds, c.blind_cross_autocorr,
+          blind_estimator.settling(c))
+    return self._second
 
 
-def _second_kernel(lr, cfg, cov):
-  """The second estimate (`--blind_cross_autocorr`), as `blind_estimator.features` makes it."""
-  c = cfg.estimate.blind
-  return blind_estimator.blind_kernel(lr, cov, cfg.scale, 0.0, c.blind_rounds,
-                                      c.blind_cross_autocorr, blind_estimator.settling(c))
-
-
-def second_columns(lr, hr, cfg, row, k_cross=None):
+def second_columns(lr, hr, cfg, row, kernels):
   """The second estimate's columns where `row` lacks them: its scores
   (`blind_estimator.second_features`, all of them) and 'second_gain', its
   Fourier SR image's gain at the blind kernel's prior (a row measured before
-  the spectral gap gets only 'second_gap'); `k_cross` is recomputed if None."""
+  the spectral gap gets only 'second_gap')."""
   if 'second_gain' in row and row.get('second_gap') is not None:
     return {}
   s = cfg.scale
-  cov = _covariance(lr, cfg)
-  if k_cross is None:
-    k_cross = _second_kernel(lr, cfg, cov)
   if 'second_gain' in row:
-    return {'second_gap': blind_estimator.spectral_gap(lr, k_cross, s)}
-  f = {'covariance': cov, 'noise': row['noise'], 'blockiness': row.get('blockiness', 0.0)}
-  out = blind_estimator.second_features(lr, k_cross, f, cfg, every=True)
+    return {'second_gap': blind_estimator.spectral_gap(lr, kernels.second, s)}
+  f = {'covariance': kernels.covariance, 'noise': row['noise'],
+       'blockiness': row.get('blockiness', 0.0)}
+  out = blind_estimator.second_features(lr, kernels.second, f, cfg, every=True)
   prior = blind_estimator.sr_prior(cfg, 'blind', f)
   base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
-  out['second_gain'] = float(metrics.compare(blind_sr(lr, k_cross, cfg, prior), hr, s)['psnr_y']
-                             - base)
+  out['second_gain'] = float(metrics.compare(blind_sr(lr, kernels.second, cfg, prior), hr,
+                                             s)['psnr_y'] - base)
   return out
 
 
-def blind_prior_columns(lr, hr, cfg, row):
+def blind_prior_columns(lr, hr, cfg, row, kernels):
   """The blind kernel's columns at each --blind_priors weight `row` lacks
-  ('blind_fourier_<p>', 'ringing_fourier_<p>'), its kernel estimated again."""
+  ('blind_fourier_<p>', 'ringing_fourier_<p>')."""
   priors = [float(p) for p in FLAGS.blind_priors if f'blind_fourier_{float(p):g}' not in row]
   if not priors:
     return {}
-  s, c = cfg.scale, cfg.estimate.blind
+  s = cfg.scale
   base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
-  k_blind = blind_estimator.blind_kernel(lr, _covariance(lr, cfg), s, c.blind_shrink,
-                                         c.blind_rounds, c.blind_autocorr,
-                                         blind_estimator.settling(c), c.blind_gamma)
   out = {}
   for prior in priors:
-    sr = blind_sr(lr, k_blind, cfg, prior)
+    sr = blind_sr(lr, kernels.blind, cfg, prior)
     out[f'blind_fourier_{prior:g}'] = float(metrics.compare(sr, hr, s)['psnr_y'] - base)
-    out[f'ringing_fourier_{prior:g}'] = blind_estimator.ringing(lr, k_blind, cfg, prior)
+    out[f'ringing_fourier_{prior:g}'] = blind_estimator.ringing(lr, kernels.blind, cfg, prior)
   return out
 
 
-def cross_column(lr, cfg, row):
+def cross_column(row, kernels):
   """{'cross': ...} where `row` lacks it (a table measured before the two
   estimates' test): the |log| ratio of the row's blind variance to the widest
-  variance of the second estimate (`--blind_cross_autocorr`)."""
+  variance of the second estimate."""
   if 'cross' in row:
     return {}
-  k = _second_kernel(lr, cfg, _covariance(lr, cfg))
   return {'cross': blind_estimator.disagreement(row['blind_variance'],
-                                                blind_estimator.widest_variance(k))}
+                                                blind_estimator.widest_variance(kernels.second))}
 
 
-def whittle_column(lr, cfg, row):
+def whittle_column(lr, cfg, row, kernels):
   """{'whittle_gap': ...} where `row` lacks it (a table measured before the
-  spectral likelihood test), the blind kernel estimated again."""
+  spectral likelihood test)."""
   if row.get('whittle_gap') is not None:
     return {}
-  s, c = cfg.scale, cfg.estimate.blind
-  k_blind = blind_estimator.blind_kernel(lr, _covariance(lr, cfg), s, c.blind_shrink,
-                                         c.blind_rounds, c.blind_autocorr,
-                                         blind_estimator.settling(c), c.blind_gamma)
-  return {'whittle_gap': blind_estimator.spectral_gap(lr, k_blind, s)}
+  return {'whittle_gap': blind_estimator.spectral_gap(lr, kernels.blind, cfg.scale)}
 
 
 def extend(s, cfg):
@@ -250,12 +260,13 @@ def extend(s, cfg):
   for n, row in enumerate(out['rows']):
     lr, hr, _, _ = families.pair(names.index(row['image']), row['family'], s,
                                  position=row['position'])
+    kernels = _Kernels(lr, cfg)  # each estimated once, where a missing column needs it
     row.update(gaussian_columns(lr, hr, cfg, best, row))
-    row.update(cross_column(lr, cfg, row))
-    row.update(whittle_column(lr, cfg, row))
-    row.update(blind_prior_columns(lr, hr, cfg, row))
+    row.update(cross_column(row, kernels))
+    row.update(whittle_column(lr, cfg, row, kernels))
+    row.update(blind_prior_columns(lr, hr, cfg, row, kernels))
     if FLAGS.second:
-      row.update(second_columns(lr, hr, cfg, row))
+      row.update(second_columns(lr, hr, cfg, row, kernels))
     if n % 20 == 19 or n == len(out['rows']) - 1:
       outputs.write_json(path, out)
       print(f'{n + 1}/{len(out["rows"])} rows', flush=True)

@@ -225,9 +225,7 @@ class BlindConfig:
   blind_second_ringing_max: float = _field(3.0, '... its SR image rings at most this '
                                            '(as --blind_ringing_max) ...')
   blind_second_whittle_max: float = _field(float('inf'), "... and its spectral-likelihood gap "
-                                           '(whittle.gap) is at most this (inf: not measured; '
-                                           'with --blind_second_agree_max=inf its halves are not '
-                                           'estimated).')
+                                           '(whittle.gap) is at most this (inf: not measured).')
   blind_autocorr: float = _field(0.0, "Weight of the non-parametric estimate's fit to the "
                                  "image's gradient autocorrelation (0: none; 0.03 was tried: "
                                  'docs/method.md, "The non-parametric kernel estimate").')
