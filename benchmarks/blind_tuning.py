@@ -69,14 +69,16 @@ GRID = {'blind_agree_max': (0.5, 0.8, 1.2, 2.0, 3.0, np.inf),
         'blind_second_wide_min': (6.0, 10.0, 15.0, 20.0, 30.0, np.inf),
         'blind_second_ringing_max': (3.0, 4.0, 5.0, 6.0),
         'blind_second_whittle_max': (0.2, 0.3, 0.4, 0.5, np.inf),
-        'blind_whittle_waive': (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.8)}
+        'blind_whittle_waive': (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.8),
+        'blind_denoise_prior': (0.0, 3e-3, 1e-2),
+        'blind_denoise_narrow_max': (3.0, 6.0, 12.0, np.inf)}
 SEARCHED = ('blind_agree_max', 'blind_wide_min', 'blind_ringing_max',
             'blind_gauss_ringing_per_sd', 'blind_gauss_min')
 
 
 def define_flags():
   flags.DEFINE_integer('scale', 2, '2 or 4.')
-  flags.DEFINE_list('families', [f for f in families.FAMILIES if f != 'none+noise'], 'Families.')
+  flags.DEFINE_list('families', list(families.FAMILIES), 'Families.')
   flags.DEFINE_list('results', None, 'JSON written row by row; with --search, the files read.')
   flags.DEFINE_list('positions', ['0'], 'HR crops of each tuning photo (families.crop: 0 the '
                     'centre, 1-4 the quadrants), each with its own degradation seed.')
@@ -317,8 +319,11 @@ def outcome(rows, s, settings, solver):
     if (choice == 'bicubic' and np.isfinite(settings.blind_second_wide_min)
         and 'second_gain' in r and blind_estimator.second_chance(r, s, settings)):
       choice, gain = 'blind', r['second_gain']
+    if choice == 'bicubic' and blind_estimator.denoises(r, s, settings):
+      choice = 'denoised'
     blind = gain if solver == 'fourier' else r[f'blind_gradient_{settings.blind_prior:g}']
-    g = {'blind': blind, 'gaussian': gauss, 'bicubic': 0.0}[choice]
+    g = {'blind': blind, 'gaussian': gauss, 'bicubic': 0.0,
+         'denoised': r.get(f'blind_fourier_{settings.blind_denoise_prior:g}')}[choice]
     per_family.setdefault(r['family'], []).append(g)
   return per_family
 
@@ -347,6 +352,8 @@ def search(s, cfg):
   for values in itertools.product(*grid.values()):
     settings = dataclasses.replace(start, **dict(zip(grid, values)))
     priors = (settings.blind_prior, settings.blind_prior * settings.blind_noisy_factor)
+    if settings.blind_denoise_prior > 0:
+      priors += (settings.blind_denoise_prior,)
     if names and any(f'{p:g}' not in names for p in priors):
       continue  # a blind prior the rows were not measured at
     scored.append((objective(outcome(rows, s, settings, solver)), values, settings))

@@ -534,3 +534,55 @@ def test_the_second_estimate_gets_its_chance_only_within_its_own_limits():
   hallucinated = {**second, 'gauss_variance': 1.0 * unit,
                   'second_variance': 2 * settings.blind_hallucination * unit}
   assert not blind_estimator.second_chance(hallucinated, 2, settings)
+
+
+def test_the_denoised_candidate_replaces_bicubic_only_on_a_noisy_image_with_a_narrow_kernel():
+  """`denoises`: on, on an image that is not clean, with a blind kernel near a
+  delta; off on a clean image, with a wide kernel or with the prior at 0. Its
+  SR prior is --blind_denoise_prior whatever the noise."""
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  cfg = config_lib.Config().replace(scale=2, blind_denoise_prior=1e-2, blind_blocky_min=1.15)
+  c = cfg.estimate.blind
+  unit = 4 / 12
+  blocky = {'noise': 1.0, 'blockiness': 1.3, 'blind_variance': 2.5 * unit}
+  assert blind_estimator.denoises(blocky, 2, c)
+  assert blind_estimator.sr_prior(cfg, 'denoised', blocky) == 1e-2
+  assert not blind_estimator.denoises({**blocky, 'blockiness': 1.0}, 2, c)
+  assert not blind_estimator.denoises(
+      {**blocky, 'blind_variance': 2 * c.blind_denoise_narrow_max * unit}, 2, c)
+  off = config_lib.Config().replace(scale=2, blind_blocky_min=1.15).estimate.blind
+  assert not blind_estimator.denoises(blocky, 2, off)
+
+
+@pytest.mark.parametrize('name,denoised', [('cell', True), ('coins', False)])
+def test_an_unblurred_noisy_jpeg_is_denoised_where_its_blocks_show(name, denoised):
+  """A scene only subsampled, then given read noise (4 grey levels) and stored
+  as JPEG (quality 75): on a smooth scene the blocks show, the choice is the
+  denoised upscale and its SR image is nearer the clean HR scene than
+  bicubic's; on a textured one the texture hides the blocks (and would be
+  flattened by the strong prior): bicubic."""
+  import io  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from skimage import data as skdata  # pylint: disable=g-import-not-at-top
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from ike_jax import metrics  # pylint: disable=g-import-not-at-top
+  from ike_jax import postprocess  # pylint: disable=g-import-not-at-top
+  from ike_jax import resize  # pylint: disable=g-import-not-at-top
+  hr = np.stack([getattr(skdata, name)()[:256, :256]] * 3, axis=-1)
+  rng = np.random.default_rng(0)
+  noisy = np.clip(np.round(hr[::2, ::2] + rng.normal(0, 4.0, (128, 128, 3))), 0, 255)
+  buf = io.BytesIO()
+  Image.fromarray(noisy.astype(np.uint8)).save(buf, format='JPEG', quality=75)
+  lr = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert('RGB'))
+  cfg = config_lib.Config().replace(scale=2, refine=True, refine_solver='fourier',
+                                    blind_denoise_prior=1e-2, blind_blocky_min=1.15)
+  est = blind_estimator.estimate(lr, cfg)
+  if not denoised:
+    assert est['choice'] == 'bicubic' and not est['refine']
+    return
+  assert est['choice'] == 'denoised' and est['refine'] and est['sr_prior'] == 1e-2
+  post = postprocess.for_estimate(cfg.post, est)
+  sr = postprocess.final(None, lr, est['per_colour'].astype(np.float32), est['origin'], post, 2)
+  chex.assert_shape(sr, hr.shape)
+  psnr = lambda img: metrics.compare(img, hr, 2)['psnr_y']
+  assert psnr(sr) > psnr(resize.bicubic_upscale(lr, 2)) + 1.0

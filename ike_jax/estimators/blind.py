@@ -1,4 +1,5 @@
-"""Blind kernel choice: a non-parametric kernel, the spectral Gaussian, or none.
+"""Blind kernel choice: a non-parametric kernel, the spectral Gaussian, or none
+(bicubic, or on a noisy or JPEG image a denoised upscale).
 
 With `--generator=blind` nothing trains. Per image (docs/method.md, "Blind
 SR: the kernel choice"):
@@ -13,7 +14,7 @@ SR: the kernel choice"):
    (`noise.blockiness`).
 
 The choice, with thresholds chosen on the tuning images only (grid search
-over five crops of each tuning photo under fourteen families,
+over crops of each tuning photo under fourteen families, fifteen at x2,
 `benchmarks/blind_tuning.py`;
 variances in units of the LR pixel's own, `spectrum.min_variance(s)` =
 s^2/12 HR px^2):
@@ -52,15 +53,21 @@ finite), its spectral-likelihood gap is at most `second_whittle_max`, it is
 wider than `second_wide_min`, it is no hallucination (as above) and its SR
 image rings at most `second_ringing_max`: it keeps its width where the edge fit
 collapses to a delta on texture (docs/method.md, "Blind SR: the kernel choice").
+Where it is still 'bicubic' on an image that is not clean (below) and the
+blind kernel is near a delta (widest variance <= `denoise_narrow_max`), the
+choice is 'denoised' with `denoise_prior` > 0: the blind kernel's SR image at
+that strong TV weight, which removes noise and JPEG blocks that bicubic would
+keep (`denoises`; docs/method.md, "Denoised instead of bicubic").
 The SR stage's TV weight follows the image's noise (`sr_prior`): on a clean
 image (noise <= clean_max grey levels, no JPEG blocks: blockiness <
 blocky_min) the blind kernel is deblurred at `prior` and the Gaussian at the
-preset's prior; otherwise at `prior` x `noisy_factor` and at `noisy_prior`.
+preset's prior; otherwise at `prior` x `noisy_factor` and at `noisy_prior`
+('denoised': at `denoise_prior`).
 Each candidate's ringing is measured at the prior it would get.
 (settings: `config.BlindConfig`, `--blind_*`; flags/blind_x4.flags sets x4's.)
 The record (candidates with their scores, the choice, a confidence in
 [0, 1]) goes to `<stem>_metrics.json`; the SR stage's settings come with
-the choice ('sr_prior' for 'blind' and 'gaussian'; 'sr_solver': 'fourier' for 'gaussian',
+the choice ('sr_prior' unless 'bicubic'; 'sr_solver': 'fourier' for 'gaussian',
 the solver `best_x2` uses with that kernel; 'refine': False for 'bicubic').
 A photo larger than `ESTIMATE_SIDE` LR px on a side is estimated on its
 central crop of that side, and the ringing and the spectral gap measured
@@ -269,6 +276,15 @@ def needs_gauss_ringing(f, scale, settings):
       and f['gauss_variance'] / spectrum.min_variance(scale) > c.blind_gauss_min)
 
 
+def denoises(f, scale, settings):
+  """Where the rule gives bicubic: whether the 'denoised' candidate replaces it
+  (`--blind_denoise_prior` > 0, the image not clean, the blind kernel's widest
+  variance `f['blind_variance']` at most `--blind_denoise_narrow_max` units)."""
+  c = settings
+  return (c.blind_denoise_prior > 0 and not is_clean(f, c)
+          and f['blind_variance'] / spectrum.min_variance(scale) <= c.blind_denoise_narrow_max)
+
+
 def _gradient_energy(img):
   y = metrics.rgb_to_y(np.asarray(img, np.float64))
   return float(np.sum(np.diff(y, axis=0) ** 2) + np.sum(np.diff(y, axis=1) ** 2))
@@ -286,8 +302,11 @@ def sr_prior(cfg, choice, f):
   features `f` ('noise', 'blockiness'): on a clean image (`is_clean`) the
   blind kernel's (`--blind_prior`) or the preset's (`--refine_prior`) for the
   Gaussian; on a noisy or JPEG image the blind kernel's times
-  `--blind_noisy_factor`, the Gaussian's `--blind_noisy_prior`."""
+  `--blind_noisy_factor`, the Gaussian's `--blind_noisy_prior`; 'denoised'
+  (the blind kernel) at `--blind_denoise_prior`."""
   c = cfg.estimate.blind
+  if choice == 'denoised':
+    return c.blind_denoise_prior
   clean = is_clean(f, c)
   if choice == 'blind':
     return c.blind_prior * (1.0 if clean else c.blind_noisy_factor)
@@ -425,7 +444,11 @@ def estimate(lr, cfg):
         if second[key] is not None:
           margins.append(_margin(second[key], limit))
       confidence = min(margins)
-  k = k_blind if choice == 'blind' else k_gauss
+  if choice == 'bicubic' and denoises(f, cfg.scale, settings):
+    choice = 'denoised'  # the rule's bicubic, denoised: how sure, as the rule was
+    confidence = min(confidence, _margin(f['blind_variance'] / spectrum.min_variance(cfg.scale),
+                                         settings.blind_denoise_narrow_max))
+  k = k_blind if choice in ('blind', 'denoised') else k_gauss
   k = k / k.sum()
   return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
           'center_of_mass': tuple(float(c) for c in kernel.center_of_mass(k)),
