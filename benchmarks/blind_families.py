@@ -44,7 +44,8 @@ SPECTRAL_PRIOR = {2: 1e-4, 4: 3e-4}  # gradient back-projection TV weights (the 
 def define_flags():
   flags.DEFINE_integer('scale', 2, '2 or 4.')
   flags.DEFINE_list('families', ['shake', 'gaussian'],
-                    f'Of {", ".join(families.FAMILIES)}, and levin (report only).')
+                    f'Of {", ".join(families.FAMILIES)}; report only: '
+                    f'{", ".join(families.CHECKS)} and levin.')
   flags.DEFINE_enum('images', 'report', ['report', 'tuning'], 'Which photos.')
   flags.DEFINE_string('results', None, 'JSON written row by row.')
   flags.DEFINE_string('levin_kernels', None, "Levin et al.'s eight kernels, (8, K, K) .npy, for "

@@ -71,7 +71,8 @@ GRID = {'blind_agree_max': (0.5, 0.8, 1.2, 2.0, 3.0, np.inf),
         'blind_second_whittle_max': (0.2, 0.3, 0.4, 0.5, np.inf),
         'blind_whittle_waive': (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.8),
         'blind_denoise_prior': (0.0, 3e-3, 1e-2),
-        'blind_denoise_narrow_max': (3.0, 6.0, 12.0, np.inf)}
+        'blind_denoise_narrow_max': (3.0, 6.0, 12.0, np.inf),
+        'blind_denoise_noise_min': (0.0, 0.5, 1.0, 1.3, 1.6, 2.0, 3.0)}
 SEARCHED = ('blind_agree_max', 'blind_wide_min', 'blind_ringing_max',
             'blind_gauss_ringing_per_sd', 'blind_gauss_min')
 

@@ -23,7 +23,10 @@ Linear families (a kernel on a `SIZE x SIZE` grid, HR px, centre of mass at
              from a file by `use_levin_kernels` (not part of the repository)
 
 `+noise` variants add Gaussian read noise (sigma 1-5 grey levels) to the LR
-image and then store it as JPEG (quality 70-95). Non-linear families are
+image and then store it as JPEG (quality 70-95); `+jpeg` (JPEG alone) and
+`+readnoise` (read noise alone) are the two halves of it (`CHECKS`; at x2
+some of them joined the tuning set: docs/method.md, "Degradation families").
+Non-linear families are
 `degradations.KINDS` (median, bilateral, diffusion, mix). The LR image is
 `degradations.blur_subsample` of the HR crop.
 """
@@ -43,6 +46,7 @@ SIZE = 31  # kernel grid side (HR px), both scales
 LINEAR = ('gaussian', 'shake', 'motion', 'disk', 'mixture', 'none')
 NONLINEAR = ('median', 'bilateral', 'diffusion')
 FAMILIES = LINEAR + tuple(f + '+noise' for f in LINEAR) + NONLINEAR
+CHECKS = tuple(f + v for v in ('+jpeg', '+readnoise') for f in LINEAR)
 
 
 def _finish(k, scale, soften=0.0):
@@ -185,12 +189,18 @@ def degrade(hr, family, scale, seed):
     return lr, None, {**info, 'family': family}
   k, info = levin_kernel(seed - 100, scale) if base == 'levin' else KERNELS[base](rng, scale)
   lr = degradations.blur_subsample(hr, k, scale)
-  if family.endswith('+noise'):
+  variant = family[len(base):]
+  if variant in ('+noise', '+readnoise', '+jpeg'):  # the same draws in each: comparable images
     sigma = float(rng.uniform(1.0, 5.0))
     quality = int(rng.integers(70, 96))
-    lr = lr + rng.normal(0, sigma, lr.shape)
-    lr = jpeg(degradations.to_uint8(lr), quality)
-    info = {**info, 'noise_sigma': sigma, 'jpeg_quality': quality}
+    if variant != '+jpeg':
+      lr = lr + rng.normal(0, sigma, lr.shape)
+      info = {**info, 'noise_sigma': sigma}
+    if variant != '+readnoise':
+      lr = jpeg(degradations.to_uint8(lr), quality)
+      info = {**info, 'jpeg_quality': quality}
+  elif variant:
+    raise ValueError(f'unknown family {family!r}')
   return degradations.to_uint8(lr), k, {**info, 'family': family, 'scale': scale, 'seed': seed}
 
 

@@ -253,11 +253,15 @@ class BlindConfig:
                                       '--blind_blocky_min) and the blind kernel is near a delta '
                                       '(--blind_denoise_narrow_max), its SR image at this TV '
                                       'weight instead: a denoised upscale, the choice '
-                                      '"denoised" (0: never, the default; blind_x2 sets 1e-2: '
-                                      'docs/method.md, "Denoised instead of bicubic").')
+                                      '"denoised" (0: never, the default and the presets\'; '
+                                      'tried at 1e-2: docs/method.md, "Denoised instead of '
+                                      'bicubic").')
   blind_denoise_narrow_max: float = _field(6.0, "... the blind kernel's widest variance, in "
                                            "units of the LR pixel's own (s^2 / 12 HR px^2), "
-                                           'at most this (a delta: 2.5).')
+                                           'at most this (a delta: 2.5) ...')
+  blind_denoise_noise_min: float = _field(0.0, '... and the noise estimate (grey levels) at '
+                                          'least this (JPEG alone leaves little noise to '
+                                          'remove, and a smooth photo loses its detail).')
   blind_shrink: float = _field(0.0, 'L0 threshold of a last alternation at the SR pitch that '
                                'shrinks the blind kernel found at the LR pitch to a milder one '
                                '(0: none).')

@@ -370,3 +370,24 @@ def test_the_tuning_search_gives_the_second_estimate_its_chance():
   assert gains({**row, 'second_agreement': 5.0}) == [0.0]
   assert gains(row, dataclasses.replace(settings, blind_second_wide_min=np.inf)) == [0.0]
   assert gains({k: v for k, v in row.items() if not k.startswith('second')}) == [0.0]
+
+
+def test_jpeg_and_read_noise_checks_are_the_two_halves_of_the_noisy_family():
+  """`+jpeg` and `+readnoise` draw the noisy family's quality and noise level:
+  JPEG alone leaves blocks and no noise, read noise alone noise and no blocks;
+  an unknown variant is refused."""
+  from benchmarks import families  # pylint: disable=g-import-not-at-top
+  from ike_jax import noise  # pylint: disable=g-import-not-at-top
+  hr = np.tile(np.linspace(40, 200, 128)[None, :, None], (128, 1, 3)).astype(np.uint8)
+  both, _, i_both = families.degrade(hr, 'none+noise', 2, 7)
+  alone, _, i_jpeg = families.degrade(hr, 'none+jpeg', 2, 7)
+  grain, _, i_grain = families.degrade(hr, 'none+readnoise', 2, 7)
+  clean, _, _ = families.degrade(hr, 'none', 2, 7)
+  assert i_jpeg['jpeg_quality'] == i_both['jpeg_quality'] and 'noise_sigma' not in i_jpeg
+  assert i_grain['noise_sigma'] == i_both['noise_sigma'] and 'jpeg_quality' not in i_grain
+  assert np.abs(alone.astype(int) - clean).mean() < 1.0  # a smooth ramp survives JPEG
+  residual = grain.astype(float) - clean
+  assert abs(residual.std() / i_grain['noise_sigma'] - 1) < 0.2
+  assert not np.array_equal(both, grain) and noise.blockiness(both) > noise.blockiness(grain)
+  with pytest.raises(ValueError, match='unknown family'):
+    families.degrade(hr, 'none+blur', 2, 7)

@@ -539,7 +539,9 @@ def test_the_second_estimate_gets_its_chance_only_within_its_own_limits():
 def test_the_denoised_candidate_replaces_bicubic_only_on_a_noisy_image_with_a_narrow_kernel():
   """`denoises`: on, on an image that is not clean, with a blind kernel near a
   delta; off on a clean image, with a wide kernel or with the prior at 0. Its
-  SR prior is --blind_denoise_prior whatever the noise."""
+  SR prior is --blind_denoise_prior whatever the noise; with a noise floor,
+  only an image noisy enough."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   cfg = config_lib.Config().replace(scale=2, blind_denoise_prior=1e-2, blind_blocky_min=1.15)
   c = cfg.estimate.blind
@@ -552,6 +554,9 @@ def test_the_denoised_candidate_replaces_bicubic_only_on_a_noisy_image_with_a_na
       {**blocky, 'blind_variance': 2 * c.blind_denoise_narrow_max * unit}, 2, c)
   off = config_lib.Config().replace(scale=2, blind_blocky_min=1.15).estimate.blind
   assert not blind_estimator.denoises(blocky, 2, off)
+  quiet = dataclasses.replace(c, blind_denoise_noise_min=1.5)  # JPEG alone: little noise
+  assert not blind_estimator.denoises(blocky, 2, quiet)
+  assert blind_estimator.denoises({**blocky, 'noise': 2.0}, 2, quiet)
 
 
 @pytest.mark.parametrize('name,denoised', [('cell', True), ('coins', False)])

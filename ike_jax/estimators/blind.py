@@ -53,11 +53,13 @@ finite), its spectral-likelihood gap is at most `second_whittle_max`, it is
 wider than `second_wide_min`, it is no hallucination (as above) and its SR
 image rings at most `second_ringing_max`: it keeps its width where the edge fit
 collapses to a delta on texture (docs/method.md, "Blind SR: the kernel choice").
-Where it is still 'bicubic' on an image that is not clean (below) and the
-blind kernel is near a delta (widest variance <= `denoise_narrow_max`), the
-choice is 'denoised' with `denoise_prior` > 0: the blind kernel's SR image at
-that strong TV weight, which removes noise and JPEG blocks that bicubic would
-keep (`denoises`; docs/method.md, "Denoised instead of bicubic").
+Where it is still 'bicubic' on an image that is not clean (below), the
+blind kernel is near a delta (widest variance <= `denoise_narrow_max`) and
+the noise estimate is at least `denoise_noise_min`, the choice is 'denoised'
+with `denoise_prior` > 0 (0 in the presets: it did not hold out): the blind
+kernel's SR image at that strong TV
+weight, which removes noise and JPEG blocks that bicubic would keep
+(`denoises`; docs/method.md, "Denoised instead of bicubic").
 The SR stage's TV weight follows the image's noise (`sr_prior`): on a clean
 image (noise <= clean_max grey levels, no JPEG blocks: blockiness <
 blocky_min) the blind kernel is deblurred at `prior` and the Gaussian at the
@@ -279,10 +281,12 @@ def needs_gauss_ringing(f, scale, settings):
 def denoises(f, scale, settings):
   """Where the rule gives bicubic: whether the 'denoised' candidate replaces it
   (`--blind_denoise_prior` > 0, the image not clean, the blind kernel's widest
-  variance `f['blind_variance']` at most `--blind_denoise_narrow_max` units)."""
+  variance `f['blind_variance']` at most `--blind_denoise_narrow_max` units,
+  the noise `f['noise']` at least `--blind_denoise_noise_min` grey levels)."""
   c = settings
   return (c.blind_denoise_prior > 0 and not is_clean(f, c)
-          and f['blind_variance'] / spectrum.min_variance(scale) <= c.blind_denoise_narrow_max)
+          and f['blind_variance'] / spectrum.min_variance(scale) <= c.blind_denoise_narrow_max
+          and f['noise'] >= c.blind_denoise_noise_min)
 
 
 def _gradient_energy(img):
