@@ -1,5 +1,5 @@
 """Blind kernel choice: a non-parametric kernel, the spectral Gaussian, or none
-(bicubic, or on a noisy or JPEG image a denoised upscale).
+(bicubic; as an option, on a noisy JPEG image, a denoised upscale).
 
 With `--generator=blind` nothing trains. Per image (docs/method.md, "Blind
 SR: the kernel choice"):
@@ -57,9 +57,9 @@ Where it is still 'bicubic' on an image that is not clean (below), the
 blind kernel is near a delta (widest variance <= `denoise_narrow_max`) and
 the noise estimate is at least `denoise_noise_min`, the choice is 'denoised'
 with `denoise_prior` > 0 (0 in the presets: it did not hold out): the blind
-kernel's SR image at that strong TV
-weight, which removes noise and JPEG blocks that bicubic would keep
-(`denoises`; docs/method.md, "Denoised instead of bicubic").
+kernel's SR image at that strong TV weight, which removes noise and JPEG
+blocks that bicubic would keep (`denoises`; docs/method.md, "Denoised
+instead of bicubic").
 The SR stage's TV weight follows the image's noise (`sr_prior`): on a clean
 image (noise <= clean_max grey levels, no JPEG blocks: blockiness <
 blocky_min) the blind kernel is deblurred at `prior` and the Gaussian at the
