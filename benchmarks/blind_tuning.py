@@ -43,7 +43,6 @@ from ike_jax import outputs
 from ike_jax import postprocess
 from ike_jax import presets
 from ike_jax import resize
-from ike_jax import spectrum
 from ike_jax.estimators import blind as blind_estimator
 from ike_jax.estimators import spectral
 
@@ -176,25 +175,18 @@ class _Kernels:
 
   @functools.cached_property
   def covariance(self):
-    return spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(self.lr, np.float64)),
-                                    self.cfg.scale, self.cfg.estimate.spectral)
+    return blind_estimator.covariance(self.lr, self.cfg)
 
   @property
   def blind(self):
     if self._blind is None:
-      c = self.cfg.estimate.blind
-      self._blind = blind_estimator.blind_kernel(
-          self.lr, self.covariance, self.cfg.scale, c.blind_shrink, c.blind_rounds,
-          c.blind_autocorr, blind_estimator.settling(c), c.blind_gamma)
+      self._blind = blind_estimator.first_kernel(self.lr, self.covariance, self.cfg)
     return self._blind
 
   @property
   def second(self):
     if self._second is None:
-      c = self.cfg.estimate.blind
-      self._second = blind_estimator.blind_kernel(
-          self.lr, self.covariance, self.cfg.scale, 0.0, c.blind_rounds, c.blind_cross_autocorr,
-          blind_estimator.settling(c))
+      self._second = blind_estimator.second_kernel(self.lr, self.covariance, self.cfg)
     return self._second
 
 

@@ -149,6 +149,29 @@ def blind_kernel(lr, cov, scale, shrink, rounds, autocorr, settle=(0, 0.0), gamm
   return blind.centre_kernel(k, centre)
 
 
+def covariance(lr, cfg):
+  """The spectral Gaussian's (2, 2) covariance of a uint8 LR image (HR px^2):
+  the Gaussian candidate and the blind estimates' start."""
+  return spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), cfg.scale,
+                                  cfg.estimate.spectral)
+
+
+def first_kernel(lr, cov, cfg, shrink=True):
+  """The blind kernel as the presets estimate it (`blind_kernel` with the
+  `--blind_*` settings; `shrink` False: without `--blind_shrink`, as the halves are)."""
+  c = cfg.estimate.blind
+  return blind_kernel(lr, cov, cfg.scale, c.blind_shrink if shrink else 0.0, c.blind_rounds,
+                      c.blind_autocorr, settling(c), c.blind_gamma)
+
+
+def second_kernel(lr, cov, cfg):
+  """The second estimate: edges and the gradient autocorrelation
+  (`--blind_cross_autocorr`), settled as the first."""
+  c = cfg.estimate.blind
+  return blind_kernel(lr, cov, cfg.scale, 0.0, c.blind_rounds, c.blind_cross_autocorr,
+                      settling(c))
+
+
 def second_moments(k):
   """(2, 2) covariance of a kernel about its centre of mass (HR px^2)."""
   rows, cols = np.indices(k.shape)
@@ -347,21 +370,17 @@ def features(lr, cfg):
     (the Gaussian's); blind kernel; Gaussian kernel).
   """
   s = cfg.scale
-  cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
-                                 cfg.estimate.spectral)
+  cov = covariance(lr, cfg)
   k_gauss = np.asarray(kernel.gaussian_kernel(cov, SIZE, s), np.float64)
   c = cfg.estimate.blind
-  settle = settling(c)
-  k_blind = blind_kernel(lr, cov, s, c.blind_shrink, c.blind_rounds, c.blind_autocorr, settle,
-                         c.blind_gamma)
+  k_blind = first_kernel(lr, cov, cfg)
   k_cross = None  # the second estimate: edges and autocorrelation
   if np.isfinite(c.blind_cross_max) or np.isfinite(c.blind_second_wide_min):
-    k_cross = blind_kernel(lr, cov, s, 0.0, c.blind_rounds, c.blind_cross_autocorr, settle)
+    k_cross = second_kernel(lr, cov, cfg)
   cross = (disagreement(widest_variance(k_blind), widest_variance(k_cross))
            if np.isfinite(c.blind_cross_max) else 0.0)
   return {
-      'agreement': _relative(*(blind_kernel(part, cov, s, 0.0, c.blind_rounds, c.blind_autocorr,
-                                            settle, c.blind_gamma)
+      'agreement': _relative(*(first_kernel(part, cov, cfg, shrink=False)
                                for part in halves(lr))),
       'distinct': _relative(k_blind, k_gauss, by=k_blind),
       'blind_variance': widest_variance(k_blind),
@@ -399,9 +418,7 @@ def second_features(lr, k_cross, f, cfg, every=False):
   cov = np.asarray(f['covariance'])
   agreement = gap = None
   if every or np.isfinite(c.blind_second_agree_max):
-    agreement = _relative(*(blind_kernel(part, cov, s, 0.0, c.blind_rounds,
-                                         c.blind_cross_autocorr, settling(c))
-                            for part in halves(lr)))
+    agreement = _relative(*(second_kernel(part, cov, cfg) for part in halves(lr)))
   if every or np.isfinite(c.blind_second_whittle_max):
     gap = spectral_gap(lr, k_cross, s)
   return {'second_agreement': agreement, 'second_variance': widest_variance(k_cross),
