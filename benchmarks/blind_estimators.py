@@ -13,6 +13,8 @@ the crops at --positions (`families.crop`), per family:
   blind_ac   the same at the preset's rounds, its k-step also fitting the
              image's gradient autocorrelation (weight --autocorr)
   shrink     the blind kernel made milder at the SR pitch (`blind.shrink`)
+  marginal   the marginal-likelihood estimate (`ike_jax.marginal`, from the
+             spectral Gaussian, at the LR pitch, carried to the HR pitch)
   lr_oracle  the kernel fitted at the LR pitch to the true sharp LR image (the
              HR crop blurred by the LR pixel's footprint and sampled), then
              carried to the HR pitch as the blind kernel is: what the LR-pitch
@@ -24,14 +26,17 @@ the crops at --positions (`families.crop`), per family:
              `blind.polish` (k-steps on a TV latent image) from the oracle;
              blind_then_tv: 3 rounds of it from the preset's estimate
 
-Rows go to --results as they come; a markdown table of means is printed.
+--estimators picks some of them (true always comes along). Rows go to
+--results as they come; a markdown table of means is printed.
 (docs/method.md, "The non-parametric kernel estimate".)
 
   python -m benchmarks.blind_estimators --scale=2 --families=shake,motion,disk,mixture,gaussian \
       --results=benchmarks/results/blind_estimators_x2.json
 
 --sharp_prior instead prints `blind.SHARP_AUTOCORR` as measured: the mean
-gradient autocorrelation of the tuning photos' sharp LR crops.
+gradient autocorrelation of the tuning photos' sharp LR crops; --sharp_mixture
+`marginal.MIXTURE_WEIGHTS` and `MIXTURE_VARIANCES`, the Gaussian mixture of
+their differences.
 """
 
 import time
@@ -47,6 +52,7 @@ from benchmarks import degradations
 from benchmarks import families
 from ike_jax import blind
 from ike_jax import kernel as kernel_lib
+from ike_jax import marginal
 from ike_jax import metrics
 from ike_jax import outputs
 from ike_jax import presets
@@ -55,6 +61,8 @@ from ike_jax import spectrum
 from ike_jax.estimators import blind as blind_estimator
 
 FLAGS = flags.FLAGS
+# The estimators compared (blind_r<N> stands for each --rounds; --from_truth adds its rows).
+NAMES = ('spectral', 'blind_r', 'blind_settled', 'blind_ac', 'shrink', 'marginal', 'lr_oracle')
 
 
 def define_flags():
@@ -70,6 +78,9 @@ def define_flags():
                     "preset's rounds): whether the alternation keeps a true kernel.")
   flags.DEFINE_float('polish_tv', 1e-3, 'TV weight of the latent image of the --from_truth '
                      'rows oracle_then_tv and blind_then_tv (blind.polish).')
+  flags.DEFINE_list('estimators', list(NAMES), 'Which estimators to compare (true always).')
+  flags.DEFINE_bool('sharp_mixture', False, "Print the sharp photos' gradient mixture "
+                    '(marginal.MIXTURE_*) instead of comparing estimators.')
   flags.DEFINE_string('results', None, 'JSON written row by row.')
   flags.DEFINE_bool('sharp_prior', False, 'Print the sharp photos\' gradient autocorrelation '
                     '(blind.SHARP_AUTOCORR) instead of comparing estimators.')
@@ -101,6 +112,19 @@ def sharp_prior(scale):
   return r / r[3, 3]
 
 
+def sharp_mixture(scale):
+  """(weights, variances) of the zero-mean Gaussian mixture of the unit
+  differences of the tuning photos' sharp LR crops (centre and first quadrant),
+  `marginal.fit_mixture`."""
+  found = []
+  for i in datasets.indices(datasets.TUNING_IMAGES):
+    for position in (0, 1):
+      _, hr, _, _ = families.pair(i, 'none', scale, position=position)
+      x = sharp_lr(hr, scale)
+      found += [np.diff(x, axis=0).ravel(), np.diff(x, axis=1).ravel()]
+  return marginal.fit_mixture(np.concatenate(found))
+
+
 def lr_oracle(hr, y, k0, scale):
   """The LR-pitch kernel step on the true sharp LR image (an LR-pitch kernel)."""
   n = k0.shape[0]
@@ -118,29 +142,36 @@ def to_hr(k_lr, scale):
 
 
 def estimators(lr, hr, cfg):
-  """{name: (HR kernel, seconds)} of one LR image."""
+  """{name: (HR kernel, seconds)} of one LR image, for the --estimators asked for."""
   s = cfg.scale
+  wanted = set(FLAGS.estimators)
+  c = cfg.estimate.blind
   out = {}
   t0 = time.perf_counter()
   cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
                                  cfg.estimate.spectral)
-  out['spectral'] = (np.asarray(kernel_lib.gaussian_kernel(cov, blind_estimator.SIZE, s),
-                                np.float64), time.perf_counter() - t0)
+  seconds = time.perf_counter() - t0
+
+  def timed(name, fn, key=None):
+    if name in wanted:
+      t0 = time.perf_counter()
+      k = fn()
+      out[key or name] = (k, time.perf_counter() - t0)
+
+  if 'spectral' in wanted:
+    out['spectral'] = (np.asarray(kernel_lib.gaussian_kernel(cov, blind_estimator.SIZE, s),
+                                  np.float64), seconds)
   for rounds in map(int, FLAGS.rounds):
-    t0 = time.perf_counter()
-    k = blind_estimator.blind_kernel(lr, cov, s, 0.0, rounds, 0.0)
-    out[f'blind_r{rounds}'] = (k, time.perf_counter() - t0)
-  c = cfg.estimate.blind
-  t0 = time.perf_counter()
-  k = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds, 0.0,
-                                   blind_estimator.settling(c))
-  out['blind_settled'] = (k, time.perf_counter() - t0)
-  t0 = time.perf_counter()
-  k = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds, FLAGS.autocorr)
-  out['blind_ac'] = (k, time.perf_counter() - t0)
-  t0 = time.perf_counter()
-  k = blind_estimator.blind_kernel(lr, cov, s, 1e-3, cfg.estimate.blind.blind_rounds, 0.0)
-  out['shrink'] = (k, time.perf_counter() - t0)
+    timed('blind_r', lambda: blind_estimator.blind_kernel(lr, cov, s, 0.0, rounds, 0.0),  # pylint: disable=cell-var-from-loop
+          key=f'blind_r{rounds}')
+  timed('blind_settled', lambda: blind_estimator.blind_kernel(
+      lr, cov, s, 0.0, c.blind_rounds, 0.0, blind_estimator.settling(c)))
+  timed('blind_ac', lambda: blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds,
+                                                         FLAGS.autocorr))
+  timed('shrink', lambda: blind_estimator.blind_kernel(lr, cov, s, 1e-3, c.blind_rounds, 0.0))
+  timed('marginal', lambda: blind_estimator.marginal_kernel(lr, cov, s))
+  if 'lr_oracle' not in wanted:
+    return out
   y = blind_estimator._grey(lr)  # pylint: disable=protected-access
   k0 = np.asarray(kernel_lib.gaussian_kernel(np.asarray(cov) / s ** 2,
                                              blind_estimator.lr_side(s), 1), np.float64)
@@ -173,6 +204,15 @@ def main(argv):
   if FLAGS.sharp_prior:
     print(np.array2string(sharp_prior(s), precision=3, separator=', ', suppress_small=True))
     return
+  if FLAGS.sharp_mixture:
+    weights, variances = sharp_mixture(s)
+    print('weights', ', '.join(f'{v:.4g}' for v in weights))
+    print('standard deviations', ', '.join(f'{v:.4g}' for v in np.sqrt(variances)))
+    return
+  unknown = set(FLAGS.estimators) - set(NAMES)
+  if unknown:
+    raise app.UsageError(f'--estimators: no {", ".join(sorted(unknown))}; '
+                         f'there are {", ".join(NAMES)}')
   cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
   names = list(datasets.OFFLINE_IMAGES)
   out = {'scale': s, 'prior': FLAGS.prior, 'rows': []}

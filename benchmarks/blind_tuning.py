@@ -90,6 +90,9 @@ def define_flags():
   flags.DEFINE_bool('second', False, "Also measure the second estimate's columns (its "
                     'scores and gain, for --blind_second_*: the second chance); with '
                     '--extend, add them.')
+  flags.DEFINE_enum('second_estimator', None, ['autocorr', 'marginal'], "The second chance's "
+                    "estimate --second measures (default: the preset's --blind_second_estimator); "
+                    "recorded in --results as 'second_estimator'.")
   flags.DEFINE_bool('extend', False, 'Add the columns this version measures and --results lacks '
                     '(--blind_priors, --gauss_priors, blockiness, cross, whittle_gap) to its '
                     'rows, in place.')
@@ -102,6 +105,8 @@ def measure(s, cfg):
   names = list(datasets.OFFLINE_IMAGES)
   best = presets.config_from_flagfile(presets.preset_path(f'best_x{s}')).post
   out = {'scale': s, 'rows': []}
+  if FLAGS.second:
+    out['second_estimator'] = cfg.estimate.blind.blind_second_estimator
   for family, position, i in itertools.product(FLAGS.families, map(int, FLAGS.positions),
                                                datasets.indices(datasets.TUNING_IMAGES)):
     lr, hr, _, _ = families.pair(i, family, s, position=position)
@@ -166,9 +171,10 @@ def gaussian_columns(lr, hr, cfg, best, row):
 
 
 class _Kernels:
-  """One LR image's spectral covariance, blind kernel and second estimate
-  (`--blind_cross_autocorr`), each estimated as `blind_estimator.features`
-  makes it, at most once and only when a column asks for it."""
+  """One LR image's spectral covariance, blind kernel, the two estimates'
+  test's other estimate and the second chance's, each estimated as
+  `blind_estimator.features` makes it, at most once and only when a column
+  asks for it."""
 
   def __init__(self, lr, cfg, blind=None, second=None):
     self.lr, self.cfg, self._blind, self._second = lr, cfg, blind, second
@@ -188,6 +194,10 @@ class _Kernels:
     if self._second is None:
       self._second = blind_estimator.second_kernel(self.lr, self.covariance, self.cfg)
     return self._second
+
+  @functools.cached_property
+  def cross(self):
+    return blind_estimator.cross_kernel(self.lr, self.covariance, self.cfg)
 
 
 def second_columns(lr, hr, cfg, row, kernels):
@@ -229,11 +239,11 @@ def blind_prior_columns(lr, hr, cfg, row, kernels):
 def cross_column(row, kernels):
   """{'cross': ...} where `row` lacks it (a table measured before the two
   estimates' test): the |log| ratio of the row's blind variance to the widest
-  variance of the second estimate."""
+  variance of `blind_estimator.cross_kernel`'s."""
   if 'cross' in row:
     return {}
   return {'cross': blind_estimator.disagreement(row['blind_variance'],
-                                                blind_estimator.widest_variance(kernels.second))}
+                                                blind_estimator.widest_variance(kernels.cross))}
 
 
 def whittle_column(lr, cfg, row, kernels):
@@ -252,6 +262,14 @@ def extend(s, cfg):
   path = FLAGS.results[0]
   with open(path, encoding='utf-8') as f:
     out = json.load(f)
+  if FLAGS.second:
+    wanted = cfg.estimate.blind.blind_second_estimator
+    # a table measured before the record holds the autocorrelation fit's
+    if out.setdefault('second_estimator', 'autocorr') != wanted and any(
+        'second_gain' in row for row in out['rows']):
+      raise app.UsageError(f"{path}'s second-estimate columns are {out['second_estimator']}'s, "
+                           f'not {wanted}\'s: extend a copy without them')
+    out['second_estimator'] = wanted
   for n, row in enumerate(out['rows']):
     lr, hr, _, _ = families.pair(names.index(row['image']), row['family'], s,
                                  position=row['position'])
@@ -365,6 +383,10 @@ def main(argv):
   del argv
   s = FLAGS.scale
   cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
+  if FLAGS.second_estimator:
+    cfg = dataclasses.replace(cfg, estimate=dataclasses.replace(
+        cfg.estimate, blind=dataclasses.replace(
+            cfg.estimate.blind, blind_second_estimator=FLAGS.second_estimator)))
   if FLAGS.search:
     search(s, cfg)
   elif FLAGS.extend:

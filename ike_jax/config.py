@@ -214,8 +214,12 @@ class BlindConfig:
                                   'which the blind kernel is used (inf: no second estimate).')
   blind_cross_autocorr: float = _field(0.03, "The second estimate's autocorrelation weight "
                                        '(--blind_cross_max).')
+  blind_second_estimator: str = _field('autocorr', "The second chance's estimate: autocorr (the "
+                                       'edge fit that also fits the gradient autocorrelation, '
+                                       '--blind_cross_autocorr) or marginal (the marginal-likelihood '
+                                       'estimate, ike_jax.marginal).')
   blind_second_agree_max: float = _field(0.8, 'Second chance: where the rule gives bicubic, '
-                                         'the second estimate (--blind_cross_autocorr) is used '
+                                         'the second estimate (--blind_second_estimator) is used '
                                          'if its halves agree within this (as --blind_agree_max; '
                                          'inf: its halves are not estimated) ...')
   blind_second_wide_min: float = _field(float('inf'), '... its widest variance is at least '
@@ -410,6 +414,9 @@ def validate(cfg):
        '--refine_rounds must be >= 0 and --refine_anchor > 0'),
       (cfg.post.refine_context >= 0,
        f'--refine_context must be >= 0, got {cfg.post.refine_context}'),
+      (cfg.estimate.blind.blind_second_estimator in ('autocorr', 'marginal'),
+       '--blind_second_estimator must be autocorr or marginal, got '
+       f'{cfg.estimate.blind.blind_second_estimator}'),
       (cfg.post.refine_solver in ('fourier', 'gradient'),
        f'--refine_solver must be fourier or gradient, got {cfg.post.refine_solver}'),
       (cfg.post.consensus in ('medoid', 'median', 'mean'),

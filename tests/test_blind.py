@@ -324,16 +324,17 @@ def test_the_sr_prior_follows_the_noise_and_the_jpeg_blocks():
   assert noise.blockiness(stored[146:274, 146:274]) < noise.blockiness(crop) - 0.05  # off the grid
 
 
-@pytest.mark.parametrize('second_wide_min', [np.inf, 20.0])
-def test_choice_is_bicubic_for_an_unblurred_input(second_wide_min):
+@pytest.mark.parametrize('second_wide_min,second', [(np.inf, 'autocorr'), (20.0, 'autocorr'),
+                                                    (20.0, 'marginal')])
+def test_choice_is_bicubic_for_an_unblurred_input(second_wide_min, second):
   """A scene only subsampled (no blur) gets the bicubic-like output, with its
-  record; with the second chance on as well."""
+  record; with the second chance on as well, by either second estimate."""
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   from skimage import data as skdata  # pylint: disable=g-import-not-at-top
   hr = skdata.astronaut()[100:356, 100:356]
   lr = hr[::2, ::2]
   est = blind_estimator.estimate(lr, config_lib.Config().replace(
-      scale=2, blind_second_wide_min=second_wide_min))
+      scale=2, blind_second_wide_min=second_wide_min, blind_second_estimator=second))
   assert est['choice'] == 'bicubic' and not est['refine']
   assert 0.0 <= est['confidence'] <= 1.0
   assert set(est['candidates']) == {'blind', 'gaussian', 'second', 'bicubic'}

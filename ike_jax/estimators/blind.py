@@ -45,8 +45,9 @@ s^2/12 HR px^2):
              above `gauss_ringing_per_sd` x sqrt(widest variance) times
              bicubic's): no deblurring, the do-no-harm output;
   'gaussian' else: the spectral Gaussian, as `best_x2`.
-Where that gives 'bicubic', the second estimate (the edge-and-autocorrelation
-fit, `cross`) gets a second chance (`second_chance`, off with
+Where that gives 'bicubic', the second estimate (`second_estimator`: the
+edge-and-autocorrelation fit of `cross`, or the marginal-likelihood estimate
+of `ike_jax.marginal`) gets a second chance (`second_chance`, off with
 `second_wide_min` = inf): it is the 'blind' kernel if its halves agree
 within `second_agree_max` (estimated on the two halves where that is
 finite), its spectral-likelihood gap is at most `second_whittle_max`, it is
@@ -85,6 +86,7 @@ import numpy as np
 from ike_jax import blind
 from ike_jax import crops
 from ike_jax import kernel
+from ike_jax import marginal
 from ike_jax import metrics
 from ike_jax import noise
 from ike_jax import resize
@@ -136,17 +138,30 @@ def blind_kernel(lr, cov, scale, shrink, rounds, autocorr, settle=(0, 0.0), gamm
   (rounds, L0 threshold) settling alternations at the finest level), carried to the
   HR pitch and, with `shrink` > 0, made milder there (`blind.shrink` at that
   L0 threshold); `gamma` is the pyramid k-step's L2 weight on the kernel."""
-  n = lr_side(scale)
   y = _grey(lr)
-  k0 = np.asarray(kernel.gaussian_kernel(np.asarray(cov) / scale ** 2, n, 1), np.float64)
-  k_lr = blind.estimate(y, k0, 1, resize=resize.imresize_matlab, rounds_per_level=rounds,
-                        autocorr=autocorr, settle_rounds=settle[0], settle_lam=settle[1],
-                        gamma=gamma)
+  k_lr = blind.estimate(y, _lr_start(cov, scale), 1, resize=resize.imresize_matlab,
+                        rounds_per_level=rounds, autocorr=autocorr, settle_rounds=settle[0],
+                        settle_lam=settle[1], gamma=gamma)
   k = blind.lr_to_hr_kernel(k_lr, scale, SIZE, APERTURE)
   centre = kernel.kernel_center(SIZE, scale)
   if shrink > 0:
     k = blind.shrink(y, blind.centre_kernel(k, centre), scale, shrink)
   return blind.centre_kernel(k, centre)
+
+
+def _lr_start(cov, scale):
+  """The spectral Gaussian (HR covariance `cov`) at the LR pitch: the estimates' start."""
+  return np.asarray(kernel.gaussian_kernel(np.asarray(cov) / scale ** 2, lr_side(scale), 1),
+                    np.float64)
+
+
+def marginal_kernel(lr, cov, scale):
+  """The marginal-likelihood HR kernel of a uint8 LR image (`ike_jax.marginal`,
+  from the spectral Gaussian at the LR pitch), carried to the HR pitch and
+  centred as `blind_kernel`'s."""
+  k_lr = marginal.estimate(_grey(lr), _lr_start(cov, scale), resize=resize.imresize_matlab)
+  k = blind.lr_to_hr_kernel(k_lr, scale, SIZE, APERTURE)
+  return blind.centre_kernel(k, kernel.kernel_center(SIZE, scale))
 
 
 def covariance(lr, cfg):
@@ -164,12 +179,20 @@ def first_kernel(lr, cov, cfg, shrink=True):
                       c.blind_autocorr, settling(c), c.blind_gamma)
 
 
-def second_kernel(lr, cov, cfg):
-  """The second estimate: edges and the gradient autocorrelation
-  (`--blind_cross_autocorr`), settled as the first."""
+def cross_kernel(lr, cov, cfg):
+  """The two estimates' test's other estimate: edges and the gradient
+  autocorrelation (`--blind_cross_autocorr`), settled as the first."""
   c = cfg.estimate.blind
   return blind_kernel(lr, cov, cfg.scale, 0.0, c.blind_rounds, c.blind_cross_autocorr,
                       settling(c))
+
+
+def second_kernel(lr, cov, cfg):
+  """The second chance's estimate (`--blind_second_estimator`): `cross_kernel`'s,
+  or the marginal-likelihood estimate (`marginal_kernel`)."""
+  if cfg.estimate.blind.blind_second_estimator == 'marginal':
+    return marginal_kernel(lr, cov, cfg.scale)
+  return cross_kernel(lr, cov, cfg)
 
 
 def second_moments(k):
@@ -359,26 +382,31 @@ def ringing(lr, k, cfg, tv):
 
 
 def features(lr, cfg):
-  """What the choice sees in one (H, W, 3) uint8 LR image, and the two kernels.
+  """What the choice sees in one (H, W, 3) uint8 LR image, and its kernels.
 
   Returns:
     (dict: 'agreement', 'distinct' (blind vs Gaussian, over the blind kernel's
     squared size), 'blind_variance', 'gauss_variance' (widest, HR px^2),
-    'cross' (`disagreement` of the blind kernel and the second estimate; 0
-    without one), 'whittle_gap' (`spectral_gap` of the blind kernel; None
-    where --blind_whittle_waive is 0), 'noise' (grey levels), 'covariance'
-    (the Gaussian's); blind kernel; Gaussian kernel).
+    'cross' (`disagreement` of the blind kernel and `cross_kernel`'s; 0
+    where --blind_cross_max is inf), 'whittle_gap' (`spectral_gap` of the
+    blind kernel; None where --blind_whittle_waive is 0), 'noise' (grey
+    levels), 'covariance' (the Gaussian's); blind kernel; Gaussian kernel;
+    the second chance's kernel (`second_kernel`; None where
+    --blind_second_wide_min is inf)).
   """
   s = cfg.scale
   cov = covariance(lr, cfg)
   k_gauss = np.asarray(kernel.gaussian_kernel(cov, SIZE, s), np.float64)
   c = cfg.estimate.blind
   k_blind = first_kernel(lr, cov, cfg)
-  k_cross = None  # the second estimate: edges and autocorrelation
-  if np.isfinite(c.blind_cross_max) or np.isfinite(c.blind_second_wide_min):
-    k_cross = second_kernel(lr, cov, cfg)
+  k_cross = k_second = None  # the two estimates' test's, the second chance's
+  if np.isfinite(c.blind_cross_max):
+    k_cross = cross_kernel(lr, cov, cfg)
+  if np.isfinite(c.blind_second_wide_min):
+    k_second = (k_cross if k_cross is not None and c.blind_second_estimator == 'autocorr'
+                else second_kernel(lr, cov, cfg))
   cross = (disagreement(widest_variance(k_blind), widest_variance(k_cross))
-           if np.isfinite(c.blind_cross_max) else 0.0)
+           if k_cross is not None else 0.0)
   return {
       'agreement': _relative(*(first_kernel(part, cov, cfg, shrink=False)
                                for part in halves(lr))),
@@ -389,7 +417,7 @@ def features(lr, cfg):
       'gauss_variance': float(np.linalg.eigvalsh(cov).max()),
       'noise': noise.sigma(lr),
       'covariance': np.asarray(cov).tolist(),
-  }, k_blind, k_gauss, k_cross
+  }, k_blind, k_gauss, k_second
 
 
 def second_chance(f, scale, settings):
@@ -408,7 +436,7 @@ def second_chance(f, scale, settings):
           and (gap is None or gap <= c.blind_second_whittle_max))
 
 
-def second_features(lr, k_cross, f, cfg, every=False):
+def second_features(lr, k_second, f, cfg, every=False):
   """The second estimate's scores on a uint8 LR image: its halves' agreement
   (each half estimated as it was; only where `--blind_second_agree_max` is
   finite, else None), widest variance, ringing at the blind kernel's prior
@@ -420,9 +448,9 @@ def second_features(lr, k_cross, f, cfg, every=False):
   if every or np.isfinite(c.blind_second_agree_max):
     agreement = _relative(*(second_kernel(part, cov, cfg) for part in halves(lr)))
   if every or np.isfinite(c.blind_second_whittle_max):
-    gap = spectral_gap(lr, k_cross, s)
-  return {'second_agreement': agreement, 'second_variance': widest_variance(k_cross),
-          'second_ringing': ringing(lr, k_cross, cfg, sr_prior(cfg, 'blind', f)),
+    gap = spectral_gap(lr, k_second, s)
+  return {'second_agreement': agreement, 'second_variance': widest_variance(k_second),
+          'second_ringing': ringing(lr, k_second, cfg, sr_prior(cfg, 'blind', f)),
           'second_gap': gap}
 
 
@@ -439,7 +467,7 @@ def estimate(lr, cfg):
   plus 'choice', 'confidence', 'candidates', 'noise_sigma', 'blockiness', 'refine'
   and, unless bicubic, 'sr_prior' (for the Gaussian also 'sr_solver')."""
   crop = crops.centre_crop(np.asarray(lr), ESTIMATE_SIDE)
-  f, k_blind, k_gauss, k_cross = features(crop, cfg)
+  f, k_blind, k_gauss, k_second = features(crop, cfg)
   # On the photo's own block grid (the centre crop's corner need not lie on it).
   f['blockiness'] = noise.blockiness(_block_aligned_crop(np.asarray(lr), ESTIMATE_SIDE))
   settings = cfg.estimate.blind
@@ -451,12 +479,12 @@ def estimate(lr, cfg):
   second = None
   # Its halves and ringing only where its width and the hallucination test pass.
   wide = {**f, 'second_agreement': 0.0, 'second_ringing': 0.0,
-          'second_variance': widest_variance(k_cross) if k_cross is not None else 0.0}
+          'second_variance': widest_variance(k_second) if k_second is not None else 0.0}
   if (choice == 'bicubic' and np.isfinite(settings.blind_second_wide_min)
       and second_chance(wide, cfg.scale, settings)):
-    second = second_features(crop, k_cross, f, cfg)
+    second = second_features(crop, k_second, f, cfg)
     if second_chance({**f, **second}, cfg.scale, settings):
-      k_blind, choice = k_cross, 'blind'
+      k_blind, choice = k_second, 'blind'
       margins = [_margin(second['second_variance'] / spectrum.min_variance(cfg.scale),
                          settings.blind_second_wide_min),
                  _margin(second['second_ringing'], settings.blind_second_ringing_max)]
