@@ -22,6 +22,10 @@ per-family gains (docs/method.md, "Blind SR: the kernel choice").
       --blind_priors=3e-3 --results=benchmarks/results/blind_tuning_shrink_x2.json
   python -m benchmarks.blind_tuning --scale=2 --search \
       --results=benchmarks/results/blind_tuning_shrink_x2.json
+
+--second_estimator=marginal measures the second chance's columns for the
+marginal-likelihood estimate instead (`--extend --second` on a copy of a
+table without them: blind_tuning_crops_x2_marginal.json).
 """
 
 import dataclasses
