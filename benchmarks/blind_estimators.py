@@ -15,6 +15,8 @@ the crops at --positions (`families.crop`), per family:
   shrink     the blind kernel made milder at the SR pitch (`blind.shrink`)
   marginal   the marginal-likelihood estimate (`ike_jax.marginal`, from the
              spectral Gaussian, at the LR pitch, carried to the HR pitch)
+  blind_floor  blind_settled, its settling rounds holding at least --width_floor
+             of the marginal estimate's spread (`blind.hold_width`)
   lr_oracle  the kernel fitted at the LR pitch to the true sharp LR image (the
              HR crop blurred by the LR pixel's footprint and sampled), then
              carried to the HR pitch as the blind kernel is: what the LR-pitch
@@ -62,7 +64,8 @@ from ike_jax.estimators import blind as blind_estimator
 
 FLAGS = flags.FLAGS
 # The estimators compared (blind_r<N> stands for each --rounds; --from_truth adds its rows).
-NAMES = ('spectral', 'blind_r', 'blind_settled', 'blind_ac', 'shrink', 'marginal', 'lr_oracle')
+NAMES = ('spectral', 'blind_r', 'blind_settled', 'blind_ac', 'shrink', 'marginal', 'blind_floor',
+         'lr_oracle')
 
 
 def define_flags():
@@ -79,6 +82,8 @@ def define_flags():
   flags.DEFINE_float('polish_tv', 1e-3, 'TV weight of the latent image of the --from_truth '
                      'rows oracle_then_tv and blind_then_tv (blind.polish).')
   flags.DEFINE_list('estimators', list(NAMES), 'Which estimators to compare (true always).')
+  flags.DEFINE_float('width_floor', 0.5, "blind_floor's fraction of the marginal estimate's "
+                     'spread.')
   flags.DEFINE_bool('sharp_mixture', False, "Print the sharp photos' gradient mixture "
                     '(marginal.MIXTURE_*) instead of comparing estimators.')
   flags.DEFINE_string('results', None, 'JSON written row by row.')
@@ -170,6 +175,8 @@ def estimators(lr, hr, cfg):
                                                          FLAGS.autocorr))
   timed('shrink', lambda: blind_estimator.blind_kernel(lr, cov, s, 1e-3, c.blind_rounds, 0.0))
   timed('marginal', lambda: blind_estimator.marginal_kernel(lr, cov, s))
+  timed('blind_floor', lambda: blind_estimator.blind_kernel(
+      lr, cov, s, 0.0, c.blind_rounds, 0.0, blind_estimator.settling(c), floor=FLAGS.width_floor))
   if 'lr_oracle' not in wanted:
     return out
   y = blind_estimator._grey(lr)  # pylint: disable=protected-access

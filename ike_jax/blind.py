@@ -204,9 +204,26 @@ def clean(k, rel=0.05):
   return k / jnp.sum(k)
 
 
+def spread(k):
+  """A kernel's spread: the trace of its second moments about its centre of mass (px^2)."""
+  rows, cols = jnp.indices(k.shape)
+  k = k / jnp.sum(k)
+  r0, c0 = jnp.sum(rows * k), jnp.sum(cols * k)
+  return jnp.sum(((rows - r0) ** 2 + (cols - c0) ** 2) * k)
+
+
+def hold_width(k, reference, floor):
+  """k blended with `reference` just enough that its spread is at least
+  `floor` times the reference's (both centred alike; the spread of a blend is
+  the blend of the spreads). floor 0: k as it is."""
+  wide, own = spread(reference), spread(k)
+  t = jnp.clip((floor * wide - own) / jnp.maximum(wide - own, 1e-6), 0.0, 1.0)
+  return (1.0 - t) * k + t * reference
+
+
 @functools.partial(jax.jit, static_argnames=('scale', 'rounds', 'margin'))
 def estimate_level(y, k0, lams, gamma, *, scale, rounds=6, margin=4, autocorr=None,
-                   weight=0.0):
+                   weight=0.0, reference=None, floor=0.0):
   """Alternates x- and k-steps at one level; one round per entry of `lams`.
 
   Args:
@@ -216,6 +233,8 @@ def estimate_level(y, k0, lams, gamma, *, scale, rounds=6, margin=4, autocorr=No
     gamma: the k-step's L2 weight.
     scale: s (static).
     autocorr, weight: the k-step's autocorrelation fit (`kernel_step`).
+    reference, floor: after each k-step the kernel keeps at least `floor`
+      times the spread of the (K, K) `reference` (`hold_width`; None: no floor).
   Returns:
     ((K, K) kernel, (H, W) the last latent image).
   """
@@ -233,6 +252,8 @@ def estimate_level(y, k0, lams, gamma, *, scale, rounds=6, margin=4, autocorr=No
     k = kernel_step(x, y, k, s, gamma, border=margin + size // (2 * s) + 1,
                     autocorr=autocorr, weight=weight)
     k = recentre(clean(k), (wanted, wanted))
+    if reference is not None:
+      k = hold_width(k, reference, floor)
     return (k, x), None
 
   (k, x), _ = jax.lax.scan(body, (k0, jnp.zeros(shape)), lams)
@@ -255,7 +276,7 @@ def _zoom_kernel(k, size):
 
 def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_level=6,
              l0_rounds=10, gamma=0.0, autocorr=0.0, settle_rounds=0, settle_lam=5e-4,
-             resize=None):
+             reference=None, floor=0.0, resize=None):
   """Coarse-to-fine non-parametric kernel estimate of a grey LR image.
 
   Args:
@@ -280,6 +301,10 @@ def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_lev
       nearly a fixed point and a wrong one settles: on the x2 tuning photos,
       every image deblurred at TV 3e-3, camera shake +1.02 -> +1.71 dB, the
       worst image -7.13 -> -0.05.
+    reference, floor: in the settling rounds the kernel keeps at least
+      `floor` times the spread of the (K, K) `reference` (`hold_width`; the
+      marginal-likelihood estimate, which keeps a blur's width where the
+      edge fit collapses to a delta: docs/method.md, "A width floor").
     resize: (image, factor) -> image, the down-scaler of the pyramid.
   Returns:
     (K, K) float64 kernel >= 0, unit sum, centre of mass at the wanted centre
@@ -310,7 +335,10 @@ def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_lev
   if settle_rounds > 0:  # on the finest level's image, yl
     kl, _ = estimate_level(jnp.asarray(yl, jnp.float32), jnp.asarray(k / k.sum(), jnp.float32),
                            jnp.full((settle_rounds,), settle_lam, jnp.float32), 0.0,
-                           scale=scale, rounds=l0_rounds)
+                           scale=scale, rounds=l0_rounds,
+                           reference=(None if reference is None or floor <= 0
+                                      else jnp.asarray(reference, jnp.float32)),
+                           floor=jnp.float32(floor))
     k = np.asarray(kl, np.float64)
   return k / k.sum()
 

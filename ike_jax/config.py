@@ -208,6 +208,11 @@ class BlindConfig:
                                     'and the low L0 threshold --blind_settle_lam (0: none).')
   blind_settle_lam: float = _field(5e-4, 'L0 threshold of the settling alternations '
                                    '(--blind_settle_rounds).')
+  blind_width_floor: float = _field(0.0, 'The settling alternations keep the blind kernel '
+                                    'at least this fraction of the spread of the '
+                                    'marginal-likelihood estimate (ike_jax.marginal), '
+                                    'blending it in where they fall below (0: off; '
+                                    'docs/method.md, "A width floor").')
   blind_cross_max: float = _field(0.5, "Blind choice: largest |log| ratio of the blind kernel's "
                                   'widest variance to that of a second estimate whose k-step also '
                                   'fits the gradient autocorrelation (--blind_cross_autocorr) at '
@@ -414,6 +419,8 @@ def validate(cfg):
        '--refine_rounds must be >= 0 and --refine_anchor > 0'),
       (cfg.post.refine_context >= 0,
        f'--refine_context must be >= 0, got {cfg.post.refine_context}'),
+      (0.0 <= cfg.estimate.blind.blind_width_floor <= 1.0,
+       f'--blind_width_floor must be in [0, 1], got {cfg.estimate.blind.blind_width_floor}'),
       (cfg.estimate.blind.blind_second_estimator in ('autocorr', 'marginal'),
        '--blind_second_estimator must be autocorr or marginal, got '
        f'{cfg.estimate.blind.blind_second_estimator}'),

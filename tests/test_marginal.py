@@ -66,3 +66,32 @@ def test_on_texture_the_marginal_estimate_keeps_the_blur_the_edge_alternation_dr
   found = marginal.estimate(y, _start(), levels=2, rounds=12, resize=HALVE)
   err_edges, err = kernel_lib.kernel_error(edges, k), kernel_lib.kernel_error(found, k)
   assert err < err_edges / 5, (err, err_edges)
+
+
+def test_hold_width_blends_in_just_enough_of_the_reference():
+  delta = np.zeros((13, 13))
+  delta[6, 6] = 1.0
+  wide = KERNELS['disk']()
+  held = np.asarray(blind.hold_width(jnp.asarray(delta), jnp.asarray(wide), 0.5))
+  assert abs(held.sum() - 1) < 1e-6 and held.min() >= 0
+  assert float(blind.spread(held)) == pytest.approx(0.5 * float(blind.spread(wide)), rel=1e-4)
+  np.testing.assert_allclose(blind.hold_width(jnp.asarray(delta), jnp.asarray(wide), 0.0), delta)
+  np.testing.assert_allclose(blind.hold_width(jnp.asarray(wide), jnp.asarray(delta), 0.5), wide)
+
+
+@pytest.mark.parametrize('name', ['motion', 'disk'])
+def test_a_width_floor_keeps_the_settled_estimate_off_the_delta(name):
+  """An edgeless texture, where the edge alternation collapses: its settling
+  rounds held to half the marginal estimate's spread end closer to the blur
+  (measured: motion 0.81 -> 0.12, disk 0.18 -> 0.10)."""
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+  k = KERNELS[name]()
+  x = ndimage.gaussian_filter(np.random.default_rng(5).normal(size=(112, 112)), 0.8, mode='wrap')
+  y = test_blind._periodic_correlate(0.5 * x / np.abs(x).max(), k, (6, 6))  # pylint: disable=protected-access
+  y = np.round((y + 1) * 127.5) / 127.5 - 1
+  reference = marginal.estimate(y, _start(), levels=2, rounds=12, resize=HALVE)
+  found = {floor: blind.estimate(y, _start(), 1, levels=2, settle_rounds=24, reference=reference,
+                                 floor=floor, resize=HALVE) for floor in (0.0, 0.5)}
+  chex.assert_shape(found[0.5], k.shape)
+  err = {f: kernel_lib.kernel_error(v, k) for f, v in found.items()}
+  assert err[0.5] < 0.75 * err[0.0], err

@@ -131,17 +131,23 @@ def settling(settings):
   return settings.blind_settle_rounds, settings.blind_settle_lam
 
 
-def blind_kernel(lr, cov, scale, shrink, rounds, autocorr, settle=(0, 0.0), gamma=0.0):
+def blind_kernel(lr, cov, scale, shrink, rounds, autocorr, settle=(0, 0.0), gamma=0.0,
+                 floor=0.0):
   """The non-parametric HR kernel of a uint8 LR image (centred, unit sum):
   found at the LR pitch (`rounds` alternations per pyramid level, the k-step
   fitting the gradient autocorrelation at weight `autocorr`, then `settle` =
   (rounds, L0 threshold) settling alternations at the finest level), carried to the
   HR pitch and, with `shrink` > 0, made milder there (`blind.shrink` at that
-  L0 threshold); `gamma` is the pyramid k-step's L2 weight on the kernel."""
+  L0 threshold); `gamma` is the pyramid k-step's L2 weight on the kernel; with
+  `floor` > 0 the settling rounds keep at least that fraction of the
+  marginal-likelihood estimate's spread (`blind.hold_width`)."""
   y = _grey(lr)
-  k_lr = blind.estimate(y, _lr_start(cov, scale), 1, resize=resize.imresize_matlab,
+  k0 = _lr_start(cov, scale)
+  reference = (marginal.estimate(y, k0, resize=resize.imresize_matlab)
+               if floor > 0 and settle[0] > 0 else None)
+  k_lr = blind.estimate(y, k0, 1, resize=resize.imresize_matlab,
                         rounds_per_level=rounds, autocorr=autocorr, settle_rounds=settle[0],
-                        settle_lam=settle[1], gamma=gamma)
+                        settle_lam=settle[1], gamma=gamma, reference=reference, floor=floor)
   k = blind.lr_to_hr_kernel(k_lr, scale, SIZE, APERTURE)
   centre = kernel.kernel_center(SIZE, scale)
   if shrink > 0:
@@ -176,7 +182,7 @@ def first_kernel(lr, cov, cfg, shrink=True):
   `--blind_*` settings; `shrink` False: without `--blind_shrink`, as the halves are)."""
   c = cfg.estimate.blind
   return blind_kernel(lr, cov, cfg.scale, c.blind_shrink if shrink else 0.0, c.blind_rounds,
-                      c.blind_autocorr, settling(c), c.blind_gamma)
+                      c.blind_autocorr, settling(c), c.blind_gamma, c.blind_width_floor)
 
 
 def cross_kernel(lr, cov, cfg):
