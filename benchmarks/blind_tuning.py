@@ -25,7 +25,9 @@ per-family gains (docs/method.md, "Blind SR: the kernel choice").
 
 --second_estimator=marginal measures the second chance's columns for the
 marginal-likelihood estimate instead (`--extend --second` on a copy of a
-table without them: blind_tuning_crops_x2_marginal.json).
+table without them: blind_tuning_crops_x2_marginal.json). --width_floor
+measures a table with the blind kernel held to that fraction of the marginal
+estimate's spread (`--blind_width_floor`).
 """
 
 import dataclasses
@@ -97,6 +99,8 @@ def define_flags():
   flags.DEFINE_enum('second_estimator', None, ['autocorr', 'marginal'], "The second chance's "
                     "estimate --second measures (default: the preset's --blind_second_estimator); "
                     "recorded in --results as 'second_estimator'.")
+  flags.DEFINE_float('width_floor', None, "The blind kernel's --blind_width_floor to measure "
+                     "with (default: the preset's); recorded in --results as 'width_floor'.")
   flags.DEFINE_bool('extend', False, 'Add the columns this version measures and --results lacks '
                     '(--blind_priors, --gauss_priors, blockiness, cross, whittle_gap) to its '
                     'rows, in place.')
@@ -108,7 +112,7 @@ def define_flags():
 def measure(s, cfg):
   names = list(datasets.OFFLINE_IMAGES)
   best = presets.config_from_flagfile(presets.preset_path(f'best_x{s}')).post
-  out = {'scale': s, 'rows': []}
+  out = {'scale': s, 'rows': [], 'width_floor': cfg.estimate.blind.blind_width_floor}
   if FLAGS.second:
     out['second_estimator'] = cfg.estimate.blind.blind_second_estimator
   for family, position, i in itertools.product(FLAGS.families, map(int, FLAGS.positions),
@@ -266,6 +270,10 @@ def extend(s, cfg):
   path = FLAGS.results[0]
   with open(path, encoding='utf-8') as f:
     out = json.load(f)
+  floor = cfg.estimate.blind.blind_width_floor
+  if out.get('width_floor', 0.0) != floor:  # a table measured before the record: no floor
+    raise app.UsageError(f"{path} was measured with --width_floor={out.get('width_floor', 0.0)}"
+                         f', not {floor}: its new columns would mix two blind kernels')
   if FLAGS.second:
     wanted = cfg.estimate.blind.blind_second_estimator
     # a table measured before the record holds the autocorrelation fit's
@@ -387,10 +395,13 @@ def main(argv):
   del argv
   s = FLAGS.scale
   cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
+  changes = {}
   if FLAGS.second_estimator:
-    cfg = dataclasses.replace(cfg, estimate=dataclasses.replace(
-        cfg.estimate, blind=dataclasses.replace(
-            cfg.estimate.blind, blind_second_estimator=FLAGS.second_estimator)))
+    changes['blind_second_estimator'] = FLAGS.second_estimator
+  if FLAGS.width_floor is not None:
+    changes['blind_width_floor'] = FLAGS.width_floor
+  cfg = dataclasses.replace(cfg, estimate=dataclasses.replace(
+      cfg.estimate, blind=dataclasses.replace(cfg.estimate.blind, **changes)))
   if FLAGS.search:
     search(s, cfg)
   elif FLAGS.extend:
