@@ -274,6 +274,28 @@ def _zoom_kernel(k, size):
   return out / out.sum()
 
 
+def coarse_to_fine(y, k0, levels, resize, fit_level):
+  """The pyramid a kernel estimate climbs: `fit_level(image, kernel) -> kernel`
+  at each level, coarsest first, each level the LR image down-scaled by a
+  further 2 (`resize(image, factor)`, cropped to even sides) with half the
+  kernel side (odd, at least 5), its kernel upscaled as the next start. At
+  most `levels` of them, the coarsest at least 8 px on its short side.
+  Returns (float64 kernel, the finest level's image).
+  """
+  levels = max(1, min(levels, 1 + int(np.log2(max(min(y.shape) / 8, 1.0)))))
+  sizes = [k0.shape[0]]
+  for _ in range(levels - 1):
+    sizes.append(max(5, (sizes[-1] // 2) // 2 * 2 + 1))
+  k = _zoom_kernel(k0, sizes[-1])
+  for level in reversed(range(levels)):
+    yl = y if level == 0 else resize(y, 0.5 ** level)
+    yl = yl[:yl.shape[0] // 2 * 2, :yl.shape[1] // 2 * 2]
+    k = np.asarray(fit_level(yl, k), np.float64)
+    if level:
+      k = _zoom_kernel(k, sizes[level - 1])
+  return k, yl
+
+
 def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_level=6,
              l0_rounds=10, gamma=0.0, autocorr=0.0, settle_rounds=0, settle_lam=5e-4,
              reference=None, floor=0.0, resize=None):
@@ -310,28 +332,18 @@ def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_lev
     (K, K) float64 kernel >= 0, unit sum, centre of mass at the wanted centre
     (to within half a pixel).
   """
-  size = k0.shape[0]
-  # Keep the coarsest level at least 8 px on its short side.
-  levels = max(1, min(levels, 1 + int(np.log2(max(min(y.shape) / 8, 1.0)))))
-  sizes = [size]
-  for _ in range(levels - 1):
-    sizes.append(max(5, (sizes[-1] // 2) // 2 * 2 + 1))
-  k = _zoom_kernel(k0, sizes[-1])
   lams = jnp.asarray(np.geomspace(lam / lam_ratio, lam, rounds_per_level), jnp.float32)
   gamma = gamma * y.shape[0] * y.shape[1]
-  for level in reversed(range(levels)):
-    f = 0.5 ** level
-    yl = y if level == 0 else resize(y, f)
-    yl = yl[:yl.shape[0] // 2 * 2, :yl.shape[1] // 2 * 2]
+
+  def fit_level(yl, k):
     fit = None
     if autocorr > 0:
       fit = jnp.asarray(gradient_autocorrelation(yl, min(AUTOCORR_RADIUS, k.shape[0] - 1)))
-    kl, _ = estimate_level(jnp.asarray(yl, jnp.float32), jnp.asarray(k, jnp.float32), lams,
-                           gamma, scale=scale, rounds=l0_rounds, autocorr=fit,
-                           weight=jnp.float32(autocorr))
-    k = np.asarray(kl, np.float64)
-    if level:
-      k = _zoom_kernel(k, sizes[level - 1])
+    return estimate_level(jnp.asarray(yl, jnp.float32), jnp.asarray(k, jnp.float32), lams,
+                          gamma, scale=scale, rounds=l0_rounds, autocorr=fit,
+                          weight=jnp.float32(autocorr))[0]
+
+  k, yl = coarse_to_fine(y, k0, levels, resize, fit_level)
   if settle_rounds > 0:  # on the finest level's image, yl
     kl, _ = estimate_level(jnp.asarray(yl, jnp.float32), jnp.asarray(k / k.sum(), jnp.float32),
                            jnp.full((settle_rounds,), settle_lam, jnp.float32), 0.0,

@@ -63,12 +63,12 @@ def fit_mixture(g, components=4, iterations=200):
 
 
 def _diff(x):
-  """Periodic unit differences along rows and columns, (2, H, W)."""
-  return jnp.stack([jnp.roll(x, -1, 0) - x, jnp.roll(x, -1, 1) - x])
+  """Periodic unit differences along rows and columns, (2, H, W) (`solve._grad`)."""
+  return jnp.stack(solve._grad(x))  # pylint: disable=protected-access
 
 
 def _diff_adjoint(g):
-  return (jnp.roll(g[0], 1, 0) - g[0]) + (jnp.roll(g[1], 1, 1) - g[1])
+  return solve._grad_adjoint(g[0], g[1])  # pylint: disable=protected-access
 
 
 def prior_weights(second_moment, weights, variances):
@@ -170,21 +170,13 @@ def estimate(y, k0, *, levels=3, eta=0.02, rounds=20, final_eta=0.01, final_roun
   Returns:
     (K, K) float64 kernel >= 0, unit sum, centred as `blind.estimate`'s.
   """
-  size = k0.shape[0]
-  levels = max(1, min(levels, 1 + int(np.log2(max(min(y.shape) / 8, 1.0)))))
-  sizes = [size]
-  for _ in range(levels - 1):
-    sizes.append(max(5, (sizes[-1] // 2) // 2 * 2 + 1))
-  k = blind._zoom_kernel(k0, sizes[-1])  # pylint: disable=protected-access
-  for level in reversed(range(levels)):
-    yl = y if level == 0 else resize(y, 0.5 ** level)
-    yl = jnp.asarray(yl[:yl.shape[0] // 2 * 2, :yl.shape[1] // 2 * 2], jnp.float32)
-    kl, _ = estimate_level(yl, jnp.asarray(k, jnp.float32), jnp.float32(eta), rounds=rounds)
-    k = np.asarray(kl, np.float64)
-    if level:
-      k = blind._zoom_kernel(k, sizes[level - 1])  # pylint: disable=protected-access
+  def fit_level(yl, k):
+    return estimate_level(jnp.asarray(yl, jnp.float32), jnp.asarray(k, jnp.float32),
+                          jnp.float32(eta), rounds=rounds)[0]
+
+  k, yl = blind.coarse_to_fine(y, k0, levels, resize, fit_level)
   if final_rounds > 0:
-    kl, _ = estimate_level(yl, jnp.asarray(k / k.sum(), jnp.float32), jnp.float32(final_eta),
-                           rounds=final_rounds, fixed_noise=True)
+    kl, _ = estimate_level(jnp.asarray(yl, jnp.float32), jnp.asarray(k / k.sum(), jnp.float32),
+                           jnp.float32(final_eta), rounds=final_rounds, fixed_noise=True)
     k = np.asarray(kl, np.float64)
   return k / k.sum()
