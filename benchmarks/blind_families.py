@@ -73,7 +73,8 @@ def measure_one(name, index, family, s):
   t0 = time.perf_counter()
   est = blind_estimator.estimate(lr, cfg)
   post = postprocess.for_estimate(cfg.post, est)  # as the pipeline does
-  sr = postprocess.final(None, lr, *postprocess.sr_kernel(est, s, s), post, s)
+  sr = postprocess.with_companion(postprocess.final(None, lr, *postprocess.sr_kernel(est, s, s),
+                                                   post, s), lr, est, post, s)
   row.update(blind=gain(sr), seconds=time.perf_counter() - t0, choice=est['choice'],
              confidence=est['confidence'], noise_sigma=est['noise_sigma'])
   if k_true is not None:

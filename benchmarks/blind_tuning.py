@@ -23,6 +23,9 @@ per-family gains (docs/method.md, "Blind SR: the kernel choice").
   python -m benchmarks.blind_tuning --scale=2 --search \
       --results=benchmarks/results/blind_tuning_shrink_x2.json
 
+--companion measures the blind kernel's SR image blended with the marginal
+kernel's (`--blind_companion`, at each of COMPANION_WEIGHTS; `--extend
+--companion` adds them to a table: blind_tuning_crops_x2_noise.json).
 --second_estimator=marginal measures the second chance's columns for the
 marginal-likelihood estimate instead (`--extend --second` on a copy of a
 table without them: blind_tuning_crops_x2_marginal.json). --width_floor
@@ -57,6 +60,8 @@ PRIORS = (1e-3, 3e-3)  # the gradient solver's TV weights measured with the blin
 SOLVERS = ('gradient', 'fourier')
 TOLERANCE = 0.05  # dB below bicubic that costs nothing in the search's objective
 
+# The companion blends --companion measures (the marginal kernel's SR image's weight).
+COMPANION_WEIGHTS = (0.25, 0.5, 0.75)
 # The search's grid (the other thresholds stay at the preset's).
 GRID = {'blind_agree_max': (0.5, 0.8, 1.2, 2.0, 3.0, np.inf),
         'blind_wide_min': (2.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0),
@@ -77,7 +82,8 @@ GRID = {'blind_agree_max': (0.5, 0.8, 1.2, 2.0, 3.0, np.inf),
         'blind_whittle_waive': (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.8),
         'blind_denoise_prior': (0.0, 3e-3, 1e-2),
         'blind_denoise_narrow_max': (3.0, 6.0, 12.0, np.inf),
-        'blind_denoise_noise_min': (0.0, 0.5, 1.0, 1.3, 1.6, 2.0, 3.0)}
+        'blind_denoise_noise_min': (0.0, 0.5, 1.0, 1.3, 1.6, 2.0, 3.0),
+        'blind_companion': (0.0,) + COMPANION_WEIGHTS}
 SEARCHED = ('blind_agree_max', 'blind_wide_min', 'blind_ringing_max',
             'blind_gauss_ringing_per_sd', 'blind_gauss_min')
 
@@ -99,6 +105,9 @@ def define_flags():
   flags.DEFINE_enum('second_estimator', None, ['autocorr', 'marginal'], "The second chance's "
                     "estimate --second measures (default: the preset's --blind_second_estimator); "
                     "recorded in --results as 'second_estimator'.")
+  flags.DEFINE_bool('companion', False, "Also measure the blind kernel's SR image blended with "
+                    "the marginal kernel's at each of COMPANION_WEIGHTS (for --blind_companion); "
+                    'with --extend, add them.')
   flags.DEFINE_float('width_floor', None, "The blind kernel's --blind_width_floor to measure "
                      "with (default: the preset's); recorded in --results as 'width_floor'.")
   flags.DEFINE_bool('extend', False, 'Add the columns this version measures and --results lacks '
@@ -148,8 +157,11 @@ def measure(s, cfg):
           row[f'blind_gradient_{prior:g}'] = gain(
               blind_families.back_project(bic, lr, k_blind, origin, prior, s))
     row.update(gaussian_columns(lr, hr, cfg, best, row))
+    kernels = _Kernels(lr, cfg, k_blind, k_cross)
     if FLAGS.second:
-      row.update(second_columns(lr, hr, cfg, row, _Kernels(lr, cfg, k_blind, k_cross)))
+      row.update(second_columns(lr, hr, cfg, row, kernels))
+    if FLAGS.companion:
+      row.update(companion_columns(lr, hr, cfg, row, kernels))
     out['rows'].append(row)
     print(' '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}'
                    for k, v in row.items()), flush=True)
@@ -204,6 +216,10 @@ class _Kernels:
     return self._second
 
   @functools.cached_property
+  def marginal(self):
+    return blind_estimator.marginal_kernel(self.lr, self.covariance, self.cfg.scale)
+
+  @functools.cached_property
   def cross(self):
     return blind_estimator.cross_kernel(self.lr, self.covariance, self.cfg)
 
@@ -225,6 +241,27 @@ def second_columns(lr, hr, cfg, row, kernels):
   base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
   out['second_gain'] = float(metrics.compare(blind_sr(lr, kernels.second, cfg, prior), hr,
                                              s)['psnr_y'] - base)
+  return out
+
+
+def companion_columns(lr, hr, cfg, row, kernels):
+  """The blind kernel's Fourier SR image blended with the marginal kernel's
+  (`postprocess.with_companion`) at each of COMPANION_WEIGHTS, at the blind
+  kernel's prior for the row ('companion_<weight>_<prior>'), where `row` lacks them."""
+  prior = blind_estimator.sr_prior(cfg, 'blind', {'blockiness': 0.0, **row})
+  keys = {w: f'companion_{w:g}_{prior:g}' for w in COMPANION_WEIGHTS}
+  if all(key in row for key in keys.values()):
+    return {}
+  s = cfg.scale
+  base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
+  post = dataclasses.replace(cfg.post, refine=True, refine_solver='fourier', refine_prior=prior)
+  sr = blind_sr(lr, kernels.blind, cfg, prior)
+  out = {}
+  for w, key in keys.items():
+    est = {'origin': (blind_estimator.SIZE // 2,) * 2, 'companion_weight': w,
+           'companion_kernel': np.stack([kernels.marginal] * 3)}
+    out[key] = float(metrics.compare(postprocess.with_companion(sr, lr, est, post, s), hr,
+                                     s)['psnr_y'] - base)
   return out
 
 
@@ -292,6 +329,8 @@ def extend(s, cfg):
     row.update(blind_prior_columns(lr, hr, cfg, row, kernels))
     if FLAGS.second:
       row.update(second_columns(lr, hr, cfg, row, kernels))
+    if FLAGS.companion:
+      row.update(companion_columns(lr, hr, cfg, row, kernels))
     if n % 20 == 19 or n == len(out['rows']) - 1:
       outputs.write_json(path, out)
       print(f'{n + 1}/{len(out["rows"])} rows', flush=True)
@@ -310,6 +349,9 @@ def _blind_columns(row, settings):
   preset's where the row has no others (KeyError where it has others, but
   not that prior)."""
   prior = settings.blind_prior * (1.0 if _clean(row, settings) else settings.blind_noisy_factor)
+  if settings.blind_companion > 0:  # blended with the marginal kernel's (--companion's columns)
+    return (row[f'companion_{settings.blind_companion:g}_{prior:g}'],
+            row.get(f'ringing_fourier_{prior:g}', row['ringing_fourier']))
   if any(k.startswith('blind_fourier_') for k in row):
     return row[f'blind_fourier_{prior:g}'], row[f'ringing_fourier_{prior:g}']
   return row['blind_fourier'], row['ringing_fourier']
@@ -367,6 +409,10 @@ def search(s, cfg):
     raise app.UsageError(f'{FLAGS.results[0]} has no {", ".join(sorted(missing))}: measure '
                          'the tuning set with this version first')
   start, solver = cfg.estimate.blind, cfg.post.refine_solver
+  if start.blind_companion > 0 and not any(k.startswith('companion_') for k in rows[0]):
+    raise app.UsageError(f'{FLAGS.results[0]} has no companion columns and the preset blends '
+                         'with the marginal kernel (--blind_companion): add them with '
+                         '--extend --companion first')
   names = {k[len('blind_fourier_'):] for k in rows[0] if k.startswith('blind_fourier_')}
   grid = {k: GRID[k] for k in FLAGS.search_keys}
   if names:
@@ -379,6 +425,9 @@ def search(s, cfg):
       priors += (settings.blind_denoise_prior,)
     if names and any(f'{p:g}' not in names for p in priors):
       continue  # a blind prior the rows were not measured at
+    if settings.blind_companion > 0 and any(
+        f'companion_{settings.blind_companion:g}_{p:g}' not in rows[0] for p in priors[:2]):
+      continue  # a blend the rows were not measured at
     scored.append((objective(outcome(rows, s, settings, solver)), values, settings))
   scored.sort(key=lambda t: -t[0])
   print(f'SR stage of the blind kernel: {solver}')

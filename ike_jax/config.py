@@ -213,6 +213,10 @@ class BlindConfig:
                                     'marginal-likelihood estimate (ike_jax.marginal), '
                                     'blending it in where they fall below (0: off; '
                                     'docs/method.md, "A width floor").')
+  blind_companion: float = _field(0.0, 'Where the blind kernel is chosen, the SR image is '
+                                  "blended with the marginal-likelihood kernel's (ike_jax.marginal) "
+                                  'at this weight on the latter (0: off; docs/method.md, "Two '
+                                  'kernels, one image").')
   blind_cross_max: float = _field(0.5, "Blind choice: largest |log| ratio of the blind kernel's "
                                   'widest variance to that of a second estimate whose k-step also '
                                   'fits the gradient autocorrelation (--blind_cross_autocorr) at '
@@ -421,6 +425,8 @@ def validate(cfg):
        f'--refine_context must be >= 0, got {cfg.post.refine_context}'),
       (0.0 <= cfg.estimate.blind.blind_width_floor <= 1.0,
        f'--blind_width_floor must be in [0, 1], got {cfg.estimate.blind.blind_width_floor}'),
+      (0.0 <= cfg.estimate.blind.blind_companion <= 1.0,
+       f'--blind_companion must be in [0, 1], got {cfg.estimate.blind.blind_companion}'),
       (cfg.estimate.blind.blind_second_estimator in ('autocorr', 'marginal'),
        '--blind_second_estimator must be autocorr or marginal, got '
        f'{cfg.estimate.blind.blind_second_estimator}'),

@@ -71,6 +71,22 @@ def for_estimate(post, estimate):
   return post
 
 
+def with_companion(sr, lr_u8, estimate, post, scale, **window_args):
+  """`sr` (uint8, the estimate's kernel's `final`) blended with the SR image of
+  the estimate's 'companion_kernel' ((C, k, k), the same origin and post) at
+  'companion_weight' on the latter; `sr` itself where the estimate has none.
+  Two deblurrings by kernels that err differently ring differently: their
+  mean keeps what both restore (docs/method.md, "Two kernels, one image")."""
+  if 'companion_kernel' not in estimate:
+    return sr
+  k = np.asarray(estimate['companion_kernel'], np.float32)
+  other = final(None, lr_u8, jnp.asarray(k / k.sum(axis=(1, 2), keepdims=True)),
+                estimate['origin'], post, scale, **window_args)
+  w = float(estimate['companion_weight'])
+  mean = (1.0 - w) * sr.astype(np.float32) + w * other.astype(np.float32)
+  return np.clip(np.round(mean), 0, 255).astype(np.uint8)
+
+
 def fourier_settings(post):
   """`solve.solve`'s settings of `--refine_solver=fourier`."""
   return dict(anchor=post.refine_anchor, tv=post.refine_prior, tv_iterations=post.refine_rounds)

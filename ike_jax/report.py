@@ -42,7 +42,7 @@ def output_names(stem, scale, losses=True):
 
 
 # The estimate's arrays (written as files) and what the result holds elsewhere.
-_NOT_IN_RECORD = ('kernel', 'per_colour', 'population')
+_NOT_IN_RECORD = ('kernel', 'per_colour', 'population', 'companion_kernel')
 # Extra fields of an estimate shown on the terminal, in this order.
 _SHOWN = ('choice', 'confidence')
 COMPARE_SIDE = 1024  # SR px: a larger SR image is compared on its central crop

@@ -324,18 +324,20 @@ def test_the_sr_prior_follows_the_noise_and_the_jpeg_blocks():
   assert noise.blockiness(stored[146:274, 146:274]) < noise.blockiness(crop) - 0.05  # off the grid
 
 
-@pytest.mark.parametrize('second_wide_min,second', [(np.inf, 'autocorr'), (20.0, 'autocorr'),
-                                                    (20.0, 'marginal')])
-def test_choice_is_bicubic_for_an_unblurred_input(second_wide_min, second):
+@pytest.mark.parametrize('second_wide_min,second,companion', [
+    (np.inf, 'autocorr', 0.0), (20.0, 'autocorr', 0.25), (20.0, 'marginal', 0.0)])
+def test_choice_is_bicubic_for_an_unblurred_input(second_wide_min, second, companion):
   """A scene only subsampled (no blur) gets the bicubic-like output, with its
-  record; with the second chance on as well, by either second estimate."""
+  record (and no companion kernel); with the second chance on as well, by
+  either second estimate."""
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   from skimage import data as skdata  # pylint: disable=g-import-not-at-top
   hr = skdata.astronaut()[100:356, 100:356]
   lr = hr[::2, ::2]
   est = blind_estimator.estimate(lr, config_lib.Config().replace(
-      scale=2, blind_second_wide_min=second_wide_min, blind_second_estimator=second))
-  assert est['choice'] == 'bicubic' and not est['refine']
+      scale=2, blind_second_wide_min=second_wide_min, blind_second_estimator=second,
+      blind_companion=companion))
+  assert est['choice'] == 'bicubic' and not est['refine'] and 'companion_kernel' not in est
   assert 0.0 <= est['confidence'] <= 1.0
   assert set(est['candidates']) == {'blind', 'gaussian', 'second', 'bicubic'}
 
@@ -353,6 +355,57 @@ def test_an_estimate_sets_the_sr_stage_it_asks_for():
   gaussian = postprocess.for_estimate(post.__class__(refine_solver='gradient'),
                                       {'refine': True, 'sr_solver': 'fourier'})
   assert gaussian.refine_solver == 'fourier'
+
+
+def test_the_companion_blend_is_the_weighted_mean_of_the_two_sr_images():
+  """`postprocess.with_companion`: no companion, the SR image as it was; a
+  companion equal to the kernel, the same image; otherwise the rounded
+  weighted mean of the two kernels' SR images (weight 1: the companion's)."""
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from ike_jax import postprocess  # pylint: disable=g-import-not-at-top
+  from skimage import data as skdata  # pylint: disable=g-import-not-at-top
+  lr = skdata.astronaut()[200:232, 150:182]
+  post = config_lib.Config().replace(refine=True, refine_solver='fourier', refine_prior=1e-3).post
+  size, origin = blind_estimator.SIZE, (blind_estimator.SIZE // 2,) * 2
+  narrow = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * 1.0, size, 2), np.float32)
+  wide = np.asarray(kernel_lib.gaussian_kernel(np.diag([6.0, 2.0]), size, 2), np.float32)
+  sr_of = lambda k: postprocess.final(None, lr, jnp.asarray(np.stack([k] * 3)), origin, post, 2)
+  sr = sr_of(narrow)
+  est = {'origin': origin}
+  assert postprocess.with_companion(sr, lr, est, post, 2) is sr
+  same = postprocess.with_companion(sr, lr, dict(est, companion_kernel=np.stack([narrow] * 3),
+                                                 companion_weight=0.5), post, 2)
+  assert np.abs(same.astype(int) - sr).max() <= 1  # float32 re-normalisation: a grey level
+  other = sr_of(wide)
+  assert np.abs(other.astype(int) - sr).max() > 10  # the two deblurrings differ
+  for w in (0.25, 1.0):
+    got = postprocess.with_companion(sr, lr, dict(est, companion_kernel=np.stack([wide] * 3),
+                                                  companion_weight=w), post, 2)
+    chex.assert_shape(got, sr.shape)
+    want = (1 - w) * sr.astype(np.float64) + w * other
+    assert got.dtype == np.uint8 and np.abs(got - want).max() <= 1.0  # rounding, re-normalising
+
+
+@pytest.mark.parametrize('weight', [0.0, 0.25])
+def test_a_chosen_blind_kernel_brings_its_companion_only_when_asked(weight):
+  """A photo blurred by a motion streak gets the blind kernel; with
+  --blind_companion it also carries the marginal kernel (unit sum, per
+  colour) and the weight, and records the weight; without, neither."""
+  from benchmarks import degradations  # pylint: disable=g-import-not-at-top
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from skimage import data as skdata  # pylint: disable=g-import-not-at-top
+  k = np.zeros((31, 31))
+  k[15, 10:22], k[14, 12:16] = 1.0, 0.5
+  hr = skdata.astronaut()[100:356, 100:356]
+  lr = degradations.to_uint8(degradations.blur_subsample(hr, k / k.sum(), 2))
+  est = blind_estimator.estimate(lr, config_lib.Config().replace(scale=2, blind_companion=weight))
+  assert est['choice'] == 'blind'
+  if weight == 0:
+    assert 'companion_kernel' not in est and 'companion_weight' not in est
+    return
+  chex.assert_shape(est['companion_kernel'], (3, blind_estimator.SIZE, blind_estimator.SIZE))
+  np.testing.assert_allclose(est['companion_kernel'].sum(axis=(1, 2)), 1.0, atol=1e-6)
+  assert est['companion_weight'] == weight
 
 
 @pytest.mark.parametrize('shape,waive', [((blind_estimator.MIN_SIDE,) * 2, 0.0), ((130, 48), 0.0),

@@ -122,6 +122,7 @@ def test_helpshort_lists_what_a_user_needs():
     (['--max_memory_gb=-1'], 'max_memory_gb'),
     (['--preset=blind_x2', '--blind_second_estimator=median'], 'blind_second_estimator'),
     (['--preset=blind_x2', '--blind_width_floor=2'], 'blind_width_floor'),
+    (['--preset=blind_x2', '--blind_companion=-0.5'], 'blind_companion'),
     (['--preset=best_x2', '--max_memory_gb=0.1'], 'max_memory_gb'),  # cannot fit
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):

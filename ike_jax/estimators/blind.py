@@ -67,6 +67,10 @@ blocky_min) the blind kernel is deblurred at `prior` and the Gaussian at the
 preset's prior; otherwise at `prior` x `noisy_factor` and at `noisy_prior`
 ('denoised': at `denoise_prior`).
 Each candidate's ringing is measured at the prior it would get.
+With `companion` > 0, where the (first) blind kernel is chosen the estimate
+also carries the marginal-likelihood kernel ('companion_kernel') and that
+weight ('companion_weight'): the SR image is the blend of the two kernels' SR
+images (`postprocess.with_companion`; docs/method.md, "Two kernels, one image").
 (settings: `config.BlindConfig`, `--blind_*`; flags/blind_x4.flags sets x4's.)
 The record (candidates with their scores, the choice, a confidence in
 [0, 1]) goes to `<stem>_metrics.json`; the SR stage's settings come with
@@ -503,9 +507,14 @@ def estimate(lr, cfg):
     choice = 'denoised'  # the rule's bicubic, denoised: how sure, as the rule was
     confidence = min(confidence, _margin(f['blind_variance'] / spectrum.min_variance(cfg.scale),
                                          settings.blind_denoise_narrow_max))
+  companion = {}
+  if choice == 'blind' and second is None and settings.blind_companion > 0:
+    km = marginal_kernel(crop, np.asarray(f['covariance']), cfg.scale)
+    companion = {'companion_kernel': np.stack([km / km.sum()] * 3),
+                 'companion_weight': settings.blind_companion}
   k = k_blind if choice in ('blind', 'denoised') else k_gauss
   k = k / k.sum()
-  return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
+  return {**companion,'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
           'center_of_mass': tuple(float(c) for c in kernel.center_of_mass(k)),
           'origin': (SIZE // 2, SIZE // 2), 'linear': True, 'nonlinearity': 0.0,
           'choice': choice, 'confidence': confidence, 'noise_sigma': f['noise'],
