@@ -85,6 +85,9 @@ def write_kernel_files(out, names, estimate, true_kernel=None):
     result['kernel_error'] = kernel_lib.kernel_error(k, true_kernel)
     panels = [(f'{title}, error {result["kernel_error"]:.2e}', k),
               ('true', np.asarray(true_kernel, np.float64))]
+  if 'companion_kernel' in estimate:  # its SR image is blended in: shown beside
+    panels.insert(1, (f"companion (weight {estimate['companion_weight']:g})",
+                      np.asarray(estimate['companion_kernel'][0], np.float64)))
   outputs.kernel_png(out.path_for(names['kernel_png']), panels)
   return result
 

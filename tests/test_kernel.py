@@ -244,6 +244,13 @@ def test_write_kernel_files(tmp_path):
                                   readout.estimate_kernel(_perturbed(cfg), cfg))
   assert 'kernel_error' not in res
   assert (tmp_path / 'no_truth_kernel.png').stat().st_size > 0
+  # A blended companion kernel is shown as one more panel: a wider picture.
+  est = readout.estimate_kernel(_perturbed(cfg), cfg)
+  est = dict(est, companion_kernel=np.stack([est['kernel']] * 3), companion_weight=0.25)
+  report.write_kernel_files(out, report.output_names('companion', 2), est, true)
+  with Image.open(tmp_path / 'img_kernel.png') as two, \
+      Image.open(tmp_path / 'companion_kernel.png') as three:
+    assert three.size[0] > 1.3 * two.size[0] and three.size[1] == two.size[1]
 
 
 @pytest.mark.parametrize('scale', [2, 4])

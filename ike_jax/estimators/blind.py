@@ -514,7 +514,7 @@ def estimate(lr, cfg):
                  'companion_weight': settings.blind_companion}
   k = k_blind if choice in ('blind', 'denoised') else k_gauss
   k = k / k.sum()
-  return {**companion,'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
+  return {**companion, 'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
           'center_of_mass': tuple(float(c) for c in kernel.center_of_mass(k)),
           'origin': (SIZE // 2, SIZE // 2), 'linear': True, 'nonlinearity': 0.0,
           'choice': choice, 'confidence': confidence, 'noise_sigma': f['noise'],
