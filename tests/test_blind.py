@@ -357,10 +357,11 @@ def test_an_estimate_sets_the_sr_stage_it_asks_for():
   assert gaussian.refine_solver == 'fourier'
 
 
-def test_the_companion_blend_is_the_weighted_mean_of_the_two_sr_images():
+def test_the_companion_blend_is_the_weighted_mean_of_the_two_sr_images(monkeypatch):
   """`postprocess.with_companion`: no companion, the SR image as it was; a
   companion equal to the kernel, the same image; otherwise the rounded
-  weighted mean of the two kernels' SR images (weight 1: the companion's)."""
+  weighted mean of the two kernels' SR images (weight 1: the companion's),
+  band by band (bands of 24 rows here, the last one short)."""
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   from ike_jax import postprocess  # pylint: disable=g-import-not-at-top
   from skimage import data as skdata  # pylint: disable=g-import-not-at-top
@@ -369,6 +370,7 @@ def test_the_companion_blend_is_the_weighted_mean_of_the_two_sr_images():
   size, origin = blind_estimator.SIZE, (blind_estimator.SIZE // 2,) * 2
   narrow = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * 1.0, size, 2), np.float32)
   wide = np.asarray(kernel_lib.gaussian_kernel(np.diag([6.0, 2.0]), size, 2), np.float32)
+  monkeypatch.setattr(postprocess, 'BLEND_ROWS', 24)
   sr_of = lambda k: postprocess.final(None, lr, jnp.asarray(np.stack([k] * 3)), origin, post, 2)
   sr = sr_of(narrow)
   est = {'origin': origin}
