@@ -25,7 +25,9 @@ per-family gains (docs/method.md, "Blind SR: the kernel choice").
 
 --companion measures the blind kernel's SR image blended with the marginal
 kernel's (`--blind_companion`, at each of COMPANION_WEIGHTS; `--extend
---companion` adds them to a table: blind_tuning_crops_x2_noise.json).
+--companion` on a copy of blind_tuning_crops_x2_noise.json made
+blind_tuning_crops_x2_companion.json). A preset that blends is searched only
+on a table with those columns.
 --second_estimator=marginal measures the second chance's columns for the
 marginal-likelihood estimate instead (`--extend --second` on a copy of a
 table without them: blind_tuning_crops_x2_marginal.json). --width_floor
