@@ -248,7 +248,7 @@ def second_columns(lr, hr, cfg, row, kernels):
 
 def companion_columns(lr, hr, cfg, row, kernels):
   """The blind kernel's Fourier SR image blended with the marginal kernel's
-  (`postprocess.with_companion`) at each of COMPANION_WEIGHTS, at the blind
+  (`postprocess.companion_sr`, made once; `postprocess.blend`) at each of COMPANION_WEIGHTS, at the blind
   kernel's prior for the row ('companion_<weight>_<prior>'), where `row` lacks them."""
   prior = blind_estimator.sr_prior(cfg, 'blind', {'blockiness': 0.0, **row})
   keys = {w: f'companion_{w:g}_{prior:g}' for w in COMPANION_WEIGHTS}
@@ -258,13 +258,11 @@ def companion_columns(lr, hr, cfg, row, kernels):
   base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
   post = dataclasses.replace(cfg.post, refine=True, refine_solver='fourier', refine_prior=prior)
   sr = blind_sr(lr, kernels.blind, cfg, prior)
-  out = {}
-  for w, key in keys.items():
-    est = {'origin': (blind_estimator.SIZE // 2,) * 2, 'companion_weight': w,
-           'companion_kernel': np.stack([kernels.marginal] * 3)}
-    out[key] = float(metrics.compare(postprocess.with_companion(sr, lr, est, post, s), hr,
-                                     s)['psnr_y'] - base)
-  return out
+  other = postprocess.companion_sr(lr, {'origin': (blind_estimator.SIZE // 2,) * 2,
+                                        'companion_kernel': np.stack([kernels.marginal] * 3)},
+                                   post, s)
+  return {key: float(metrics.compare(postprocess.blend(sr, other.copy(), w), hr, s)['psnr_y']
+                     - base) for w, key in keys.items()}
 
 
 def blind_prior_columns(lr, hr, cfg, row, kernels):

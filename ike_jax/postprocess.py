@@ -71,32 +71,42 @@ def for_estimate(post, estimate):
   return post
 
 
-# SR rows blended at a time by `with_companion` (float32 copies of a band only).
+# SR rows blended at a time by `blend`.
 BLEND_ROWS = 512
 
 
-def with_companion(sr, lr_u8, estimate, post, scale, max_memory_gb=0.0, extra_bytes=0):
-  """`sr` (uint8, the estimate's kernel's `final`) blended with the SR image of
-  the estimate's 'companion_kernel' ((C, k, k), the same origin and post) at
-  'companion_weight' on the latter; `sr` itself where the estimate has none.
-  Two deblurrings by kernels that err differently ring differently: their
-  mean keeps what both restore (docs/method.md, "Two kernels, one image").
-  The companion's windows count `sr` as resident (`max_memory_gb`,
-  `extra_bytes` as `final`'s); the blend goes by bands of rows, in place."""
-  if 'companion_kernel' not in estimate:
-    return sr
+def companion_sr(lr_u8, estimate, post, scale, max_memory_gb=0.0, extra_bytes=0):
+  """The uint8 SR image (`final`) of the estimate's 'companion_kernel' ((C, k, k),
+  the estimate's origin)."""
   k = np.asarray(estimate['companion_kernel'], np.float32)
-  out = final(None, lr_u8, jnp.asarray(k / k.sum(axis=(1, 2), keepdims=True)),
-              estimate['origin'], post, scale, max_memory_gb=max_memory_gb,
-              extra_bytes=extra_bytes + sr.nbytes)
-  if not out.flags.writeable:
-    out = out.copy()
-  w = np.float32(estimate['companion_weight'])
+  return final(None, lr_u8, jnp.asarray(k / k.sum(axis=(1, 2), keepdims=True)),
+               estimate['origin'], post, scale, max_memory_gb=max_memory_gb,
+               extra_bytes=extra_bytes)
+
+
+def blend(sr, other, weight):
+  """(1 - weight) sr + weight other, rounded to uint8, written into `other`
+  (a writable copy where it is not) band by band (float32 copies of a band only)."""
+  out = other if other.flags.writeable else other.copy()
+  w = np.float32(weight)
   for top in range(0, out.shape[0], BLEND_ROWS):
     rows = slice(top, top + BLEND_ROWS)
     mean = (1 - w) * sr[rows].astype(np.float32) + w * out[rows].astype(np.float32)
     out[rows] = np.clip(np.round(mean), 0, 255).astype(np.uint8)
   return out
+
+
+def with_companion(sr, lr_u8, estimate, post, scale, max_memory_gb=0.0, extra_bytes=0):
+  """`sr` (uint8, the estimate's kernel's `final`) blended with `companion_sr` at
+  'companion_weight' on the latter; `sr` itself where the estimate has none.
+  Two deblurrings by kernels that err differently ring differently: their
+  mean keeps what both restore (docs/method.md, "Two kernels, one image").
+  The companion's windows count `sr` as resident (`max_memory_gb`,
+  `extra_bytes` as `final`'s)."""
+  if 'companion_kernel' not in estimate:
+    return sr
+  other = companion_sr(lr_u8, estimate, post, scale, max_memory_gb, extra_bytes + sr.nbytes)
+  return blend(sr, other, estimate['companion_weight'])
 
 
 def fourier_settings(post):
