@@ -21,6 +21,16 @@ the crops at --positions (`families.crop`), per family:
              HR crop blurred by the LR pixel's footprint and sampled), then
              carried to the HR pitch as the blind kernel is: what the LR-pitch
              estimate would give with a perfect latent image
+  phase_true phase retrieval (`ike_jax.phase`, --phase_starts random starts)
+             from the Fourier magnitude of the true kernel carried to the LR
+             pitch, each candidate settled (`PHASE_ROUNDS` alternations at
+             L0 threshold `PHASE_LAM`), carried to the HR pitch, and the one
+             the photo's spectrum likes best kept (`ike_jax.whittle.nll`;
+             blind to a mirror image): how far the estimate gets when the
+             magnitude is right
+  phase_spectrum  the same from the magnitude the photo's spectrum gives: the
+             spectral likelihood's descent from blind_settled's kernel
+             (`whittle.refine`, 100 steps) carried to the LR pitch
   true       the true kernel (the SR stage's ceiling)
   oracle_then_<N>  with --from_truth: N alternations of the estimate's finest
              level started at lr_oracle's kernel (does the alternation keep a
@@ -57,15 +67,19 @@ from ike_jax import kernel as kernel_lib
 from ike_jax import marginal
 from ike_jax import metrics
 from ike_jax import outputs
+from ike_jax import phase
 from ike_jax import presets
 from ike_jax import resize
 from ike_jax import spectrum
+from ike_jax import whittle
 from ike_jax.estimators import blind as blind_estimator
 
 FLAGS = flags.FLAGS
 # The estimators compared (blind_r<N> stands for each --rounds; --from_truth adds its rows).
 NAMES = ('spectral', 'blind_r', 'blind_settled', 'blind_ac', 'shrink', 'marginal', 'blind_floor',
-         'lr_oracle')
+         'lr_oracle', 'phase_true', 'phase_spectrum')
+PHASE_LAM = 2e-4   # L0 threshold of the phase-retrieval candidates' settling alternations
+PHASE_ROUNDS = 5
 
 
 def define_flags():
@@ -82,6 +96,8 @@ def define_flags():
   flags.DEFINE_float('polish_tv', 1e-3, 'TV weight of the latent image of the --from_truth '
                      'rows oracle_then_tv and blind_then_tv (blind.polish).')
   flags.DEFINE_list('estimators', list(NAMES), 'Which estimators to compare (true always).')
+  flags.DEFINE_integer('phase_starts', 16, 'Random starts of the phase_* estimators.')
+  flags.DEFINE_integer('phase_seed', 0, 'Seed of the phase_* estimators\' random starts.')
   flags.DEFINE_float('width_floor', 0.5, "blind_floor's fraction of the marginal estimate's "
                      'spread.')
   flags.DEFINE_bool('sharp_mixture', False, "Print the sharp photos' gradient mixture "
@@ -146,8 +162,26 @@ def to_hr(k_lr, scale):
   return blind.centre_kernel(k, kernel_lib.kernel_center(blind_estimator.SIZE, scale))
 
 
-def estimators(lr, hr, cfg):
-  """{name: (HR kernel, seconds)} of one LR image, for the --estimators asked for."""
+def phase_kernel(lr, k_lr_magnitude, scale, count):
+  """The phase_* estimators: `count` phase retrievals of an LR-pitch
+  kernel's magnitude, each settled at the LR pitch and carried to the HR
+  pitch; the one of lowest spectral negative log-likelihood (HR kernel)."""
+  y = blind_estimator._grey(lr)  # pylint: disable=protected-access
+  power = whittle.power(y)
+  best, best_nll = None, np.inf
+  for start in phase.candidates(k_lr_magnitude, count, seed=FLAGS.phase_seed):
+    k = to_hr(blind.estimate(y, start, 1, levels=1, rounds_per_level=1, lam=PHASE_LAM,
+                             lam_ratio=1.0, settle_rounds=PHASE_ROUNDS - 1,
+                             settle_lam=PHASE_LAM, resize=resize.imresize_matlab), scale)
+    nll = float(whittle.nll(power, jnp.asarray(k, jnp.float32), scale))
+    if nll < best_nll:
+      best, best_nll = k, nll
+  return best
+
+
+def estimators(lr, hr, cfg, k_true=None):
+  """{name: (HR kernel, seconds)} of one LR image, for the --estimators asked for
+  (`k_true`, the true HR kernel, for phase_true)."""
   s = cfg.scale
   wanted = set(FLAGS.estimators)
   c = cfg.estimate.blind
@@ -177,6 +211,20 @@ def estimators(lr, hr, cfg):
   timed('marginal', lambda: blind_estimator.marginal_kernel(lr, cov, s))
   timed('blind_floor', lambda: blind_estimator.blind_kernel(
       lr, cov, s, 0.0, c.blind_rounds, 0.0, blind_estimator.settling(c), floor=FLAGS.width_floor))
+  side = blind_estimator.lr_side(s)
+  if k_true is not None:
+    timed('phase_true', lambda: phase_kernel(lr, blind._zoom_kernel(k_true, side), s,  # pylint: disable=protected-access
+                                             FLAGS.phase_starts))
+
+  def from_spectrum():
+    settled = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds, 0.0,
+                                           blind_estimator.settling(c))
+    power = whittle.power(blind_estimator._grey(lr))  # pylint: disable=protected-access
+    k_hr, _ = whittle.refine(power, jnp.asarray(settled, jnp.float32), s, steps=100)
+    k_lr = blind._zoom_kernel(np.asarray(k_hr, np.float64), side)  # pylint: disable=protected-access
+    return phase_kernel(lr, k_lr, s, FLAGS.phase_starts)
+
+  timed('phase_spectrum', from_spectrum)
   if 'lr_oracle' not in wanted:
     return out
   y = blind_estimator._grey(lr)  # pylint: disable=protected-access
@@ -230,7 +278,7 @@ def main(argv):
         lr, hr, k_true, _ = families.pair(i, family, s, position=position)
         base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
         row = {'family': family, 'image': names[i], 'position': position}
-        found = {**estimators(lr, hr, cfg), 'true': (k_true, 0.0)}
+        found = {**estimators(lr, hr, cfg, k_true), 'true': (k_true, 0.0)}
         for name, (k, seconds) in found.items():
           sr = blind_tuning.blind_sr(lr, k / k.sum(), cfg, FLAGS.prior)
           row[name] = {'gain': float(metrics.compare(sr, hr, s)['psnr_y'] - base),
