@@ -162,14 +162,15 @@ def to_hr(k_lr, scale):
   return blind.centre_kernel(k, kernel_lib.kernel_center(blind_estimator.SIZE, scale))
 
 
-def phase_kernel(lr, k_lr_magnitude, scale, count):
-  """The phase_* estimators: `count` phase retrievals of an LR-pitch
-  kernel's magnitude, each settled at the LR pitch and carried to the HR
-  pitch; the one of lowest spectral negative log-likelihood (HR kernel)."""
+def phase_kernel(lr, k_lr_magnitude, scale, count, seed=0):
+  """The phase_* estimators: `count` phase retrievals (random starts from
+  `seed`) of an LR-pitch kernel's magnitude, each settled at the LR pitch and
+  carried to the HR pitch; the one of lowest spectral negative
+  log-likelihood (HR kernel)."""
   y = blind_estimator._grey(lr)  # pylint: disable=protected-access
   power = whittle.power(y)
   best, best_nll = None, np.inf
-  for start in phase.candidates(k_lr_magnitude, count, seed=FLAGS.phase_seed):
+  for start in phase.candidates(k_lr_magnitude, count, seed=seed):
     k = to_hr(blind.estimate(y, start, 1, levels=1, rounds_per_level=1, lam=PHASE_LAM,
                              lam_ratio=1.0, settle_rounds=PHASE_ROUNDS - 1,
                              settle_lam=PHASE_LAM, resize=resize.imresize_matlab), scale)
@@ -214,7 +215,7 @@ def estimators(lr, hr, cfg, k_true=None):
   side = blind_estimator.lr_side(s)
   if k_true is not None:
     timed('phase_true', lambda: phase_kernel(lr, blind._zoom_kernel(k_true, side), s,  # pylint: disable=protected-access
-                                             FLAGS.phase_starts))
+                                             FLAGS.phase_starts, FLAGS.phase_seed))
 
   def from_spectrum():
     settled = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds, 0.0,
@@ -222,7 +223,7 @@ def estimators(lr, hr, cfg, k_true=None):
     power = whittle.power(blind_estimator._grey(lr))  # pylint: disable=protected-access
     k_hr, _ = whittle.refine(power, jnp.asarray(settled, jnp.float32), s, steps=100)
     k_lr = blind._zoom_kernel(np.asarray(k_hr, np.float64), side)  # pylint: disable=protected-access
-    return phase_kernel(lr, k_lr, s, FLAGS.phase_starts)
+    return phase_kernel(lr, k_lr, s, FLAGS.phase_starts, FLAGS.phase_seed)
 
   timed('phase_spectrum', from_spectrum)
   if 'lr_oracle' not in wanted:
