@@ -38,7 +38,8 @@ the crops at --positions (`families.crop`), per family:
              `blind.polish` (k-steps on a TV latent image) from the oracle;
              blind_then_tv: 3 rounds of it from the preset's estimate
 
---estimators picks some of them (true always comes along). Rows go to
+--estimators picks some of them (true always comes along; phase_* only when
+named). Rows go to
 --results as they come; a markdown table of means is printed.
 (docs/method.md, "The non-parametric kernel estimate".)
 
@@ -95,7 +96,8 @@ def define_flags():
                     "preset's rounds): whether the alternation keeps a true kernel.")
   flags.DEFINE_float('polish_tv', 1e-3, 'TV weight of the latent image of the --from_truth '
                      'rows oracle_then_tv and blind_then_tv (blind.polish).')
-  flags.DEFINE_list('estimators', list(NAMES), 'Which estimators to compare (true always).')
+  flags.DEFINE_list('estimators', [n for n in NAMES if not n.startswith('phase_')],
+                    'Which estimators to compare (true always; phase_* only when named).')
   flags.DEFINE_integer('phase_starts', 16, 'Random starts of the phase_* estimators.')
   flags.DEFINE_integer('phase_seed', 0, 'Seed of the phase_* estimators\' random starts.')
   flags.DEFINE_float('width_floor', 0.5, "blind_floor's fraction of the marginal estimate's "
