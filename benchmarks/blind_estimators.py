@@ -100,6 +100,8 @@ def define_flags():
                     'Which estimators to compare (true always; phase_* only when named).')
   flags.DEFINE_integer('phase_starts', 16, 'Random starts of the phase_* estimators.')
   flags.DEFINE_integer('phase_seed', 0, 'Seed of the phase_* estimators\' random starts.')
+  flags.DEFINE_bool('phase_mirror', False, 'The phase_* estimators then choose between their '
+                    'kernel and its mirror image by the SR image\'s gradient energy.')
   flags.DEFINE_float('width_floor', 0.5, "blind_floor's fraction of the marginal estimate's "
                      'spread.')
   flags.DEFINE_bool('sharp_mixture', False, "Print the sharp photos' gradient mixture "
@@ -164,11 +166,15 @@ def to_hr(k_lr, scale):
   return blind.centre_kernel(k, kernel_lib.kernel_center(blind_estimator.SIZE, scale))
 
 
-def phase_kernel(lr, k_lr_magnitude, scale, count, seed=0):
+def phase_kernel(lr, k_lr_magnitude, scale, count, seed=0, mirror_cfg=None):
   """The phase_* estimators: `count` phase retrievals (random starts from
   `seed`) of an LR-pitch kernel's magnitude, each settled at the LR pitch and
   carried to the HR pitch; the one of lowest spectral negative
-  log-likelihood (HR kernel)."""
+  log-likelihood (HR kernel). With `mirror_cfg` (a config: its scale and SR
+  stage) that kernel or its mirror image, whichever SR image has more
+  gradient energy (`blind_estimator.ringing` at TV 1e-3): the spectrum cannot
+  tell the two apart, and a mirrored blur, undone, adds less edge than the
+  true one."""
   y = blind_estimator._grey(lr)  # pylint: disable=protected-access
   power = whittle.power(y)
   best, best_nll = None, np.inf
@@ -179,6 +185,12 @@ def phase_kernel(lr, k_lr_magnitude, scale, count, seed=0):
     nll = float(whittle.nll(power, jnp.asarray(k, jnp.float32), scale))
     if nll < best_nll:
       best, best_nll = k, nll
+  if mirror_cfg is not None:
+    mirror = blind.centre_kernel(best[::-1, ::-1],
+                                 kernel_lib.kernel_center(blind_estimator.SIZE, scale))
+    if (blind_estimator.ringing(lr, mirror, mirror_cfg, 1e-3)
+        > blind_estimator.ringing(lr, best, mirror_cfg, 1e-3)):
+      best = mirror
   return best
 
 
@@ -217,7 +229,8 @@ def estimators(lr, hr, cfg, k_true=None):
   side = blind_estimator.lr_side(s)
   if k_true is not None:
     timed('phase_true', lambda: phase_kernel(lr, blind._zoom_kernel(k_true, side), s,  # pylint: disable=protected-access
-                                             FLAGS.phase_starts, FLAGS.phase_seed))
+                                             FLAGS.phase_starts, FLAGS.phase_seed,
+                                             cfg if FLAGS.phase_mirror else None))
 
   def from_spectrum():
     settled = blind_estimator.blind_kernel(lr, cov, s, 0.0, c.blind_rounds, 0.0,
@@ -225,7 +238,8 @@ def estimators(lr, hr, cfg, k_true=None):
     power = whittle.power(blind_estimator._grey(lr))  # pylint: disable=protected-access
     k_hr, _ = whittle.refine(power, jnp.asarray(settled, jnp.float32), s, steps=100)
     k_lr = blind._zoom_kernel(np.asarray(k_hr, np.float64), side)  # pylint: disable=protected-access
-    return phase_kernel(lr, k_lr, s, FLAGS.phase_starts, FLAGS.phase_seed)
+    return phase_kernel(lr, k_lr, s, FLAGS.phase_starts, FLAGS.phase_seed,
+                        cfg if FLAGS.phase_mirror else None)
 
   timed('phase_spectrum', from_spectrum)
   if 'lr_oracle' not in wanted:
