@@ -183,10 +183,10 @@ def _post_process(estimated, lr_u8, cfg, log, max_memory_gb=0.0):
   kern, origin = postprocess.sr_kernel(estimated.estimate, estimated.estimate['scale'], cfg.scale,
                                        cfg.post.lever_kernel_taps)
   post = postprocess.for_estimate(cfg.post, estimated.estimate)
+  resident = estimate.peak_bytes(cfg)
   final = postprocess.final(estimated.sr, lr_u8, kern, origin, post, cfg.scale, cfg.run.seed,
                             zssr_crop=min(cfg.train.crop, 64), log=log,
-                            max_memory_gb=max_memory_gb, extra_bytes=estimate.peak_bytes(cfg))
+                            max_memory_gb=max_memory_gb, extra_bytes=resident)
   final = postprocess.with_companion(final, lr_u8, estimated.estimate, post, cfg.scale,
-                                     max_memory_gb=max_memory_gb,
-                                     extra_bytes=estimate.peak_bytes(cfg))
+                                     max_memory_gb=max_memory_gb, extra_bytes=resident)
   return final, kernel_lib.self_check(final, lr_u8, kern, cfg.scale, origin)
