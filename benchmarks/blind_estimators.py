@@ -170,11 +170,8 @@ def phase_kernel(lr, k_lr_magnitude, scale, count, seed=0, mirror_cfg=None):
   """The phase_* estimators: `count` phase retrievals (random starts from
   `seed`) of an LR-pitch kernel's magnitude, each settled at the LR pitch and
   carried to the HR pitch; the one of lowest spectral negative
-  log-likelihood (HR kernel). With `mirror_cfg` (a config: its scale and SR
-  stage) that kernel or its mirror image, whichever SR image has more
-  gradient energy (`blind_estimator.ringing` at TV 1e-3): the spectrum cannot
-  tell the two apart, and a mirrored blur, undone, adds less edge than the
-  true one."""
+  log-likelihood (HR kernel). With `mirror_cfg` (a config) then
+  `mirror_test`: the spectrum cannot tell a kernel from its mirror image."""
   y = blind_estimator._grey(lr)  # pylint: disable=protected-access
   power = whittle.power(y)
   best, best_nll = None, np.inf
@@ -185,13 +182,19 @@ def phase_kernel(lr, k_lr_magnitude, scale, count, seed=0, mirror_cfg=None):
     nll = float(whittle.nll(power, jnp.asarray(k, jnp.float32), scale))
     if nll < best_nll:
       best, best_nll = k, nll
-  if mirror_cfg is not None:
-    mirror = blind.centre_kernel(best[::-1, ::-1],
-                                 kernel_lib.kernel_center(blind_estimator.SIZE, scale))
-    if (blind_estimator.ringing(lr, mirror, mirror_cfg, 1e-3)
-        > blind_estimator.ringing(lr, best, mirror_cfg, 1e-3)):
-      best = mirror
-  return best
+  return best if mirror_cfg is None else mirror_test(lr, best, mirror_cfg)
+
+
+def mirror_test(lr, k, cfg):
+  """An HR kernel or its mirror image (centred as the blind kernel), whichever
+  SR image has more gradient energy (`blind_estimator.ringing` at TV 1e-3,
+  `cfg`'s scale and SR stage): a mirrored blur, undone, adds less edge than
+  the true one."""
+  mirror = blind.centre_kernel(k[::-1, ::-1],
+                               kernel_lib.kernel_center(blind_estimator.SIZE, cfg.scale))
+  if blind_estimator.ringing(lr, mirror, cfg, 1e-3) > blind_estimator.ringing(lr, k, cfg, 1e-3):
+    return mirror
+  return k
 
 
 def estimators(lr, hr, cfg, k_true=None):

@@ -326,8 +326,7 @@ def test_phase_retrieval_from_the_true_magnitude_lands_near_a_photos_shake_kerne
   # (the SR image with more gradient energy) turns it the right way round.
   from ike_jax import presets  # pylint: disable=g-import-not-at-top
   cfg = presets.config_from_flagfile(presets.preset_path('blind_x2'))
-  k = blind_estimators.phase_kernel(lr, blind._zoom_kernel(k_true, side), 2, count=4,  # pylint: disable=protected-access
-                                    mirror_cfg=cfg)
+  k = blind_estimators.mirror_test(lr, k, cfg)
   assert kernel_lib.kernel_error(k, k_true) < 0.005  # measured: 0.0023
 
 
