@@ -44,12 +44,15 @@ SPECTRAL_PRIOR = {2: 1e-4, 4: 3e-4}  # gradient back-projection TV weights (the 
 def define_flags():
   flags.DEFINE_integer('scale', 2, '2 or 4.')
   flags.DEFINE_list('families', ['shake', 'gaussian'],
-                    f'Of {", ".join(families.FAMILIES)}; report only: '
-                    f'{", ".join(families.CHECKS)} and levin.')
+                    f'Of {", ".join(families.FAMILIES)}; checks: {", ".join(families.CHECKS)}; '
+                    f'report only: {", ".join(families.RESAMPLERS)} (each also with +noise, '
+                    f'+jpeg, +readnoise) and {", ".join(families.PUBLISHED)}.')
   flags.DEFINE_enum('images', 'report', ['report', 'tuning'], 'Which photos.')
   flags.DEFINE_string('results', None, 'JSON written row by row.')
   flags.DEFINE_string('levin_kernels', None, "Levin et al.'s eight kernels, (8, K, K) .npy, for "
                       "the report-only family 'levin' (docs/method.md, \"Degradation families\").")
+  flags.DEFINE_string('usrnet_kernels', None, "USRNet's twelve kernels, (12, K, K) .npy, for the "
+                      "report-only family 'usrnet' (docs/method.md, \"Degradation families\").")
 
 
 def back_project(bic, lr, k, origin, prior, s):
@@ -87,10 +90,15 @@ def measure_one(name, index, family, s):
 def main(argv):
   del argv
   s = FLAGS.scale
-  if FLAGS.levin_kernels:
-    families.use_levin_kernels(FLAGS.levin_kernels)
-  if 'levin' in FLAGS.families and (FLAGS.images != 'report' or not FLAGS.levin_kernels):
-    raise app.UsageError("family 'levin' is report-only and needs --levin_kernels")
+  report_only = set(families.PUBLISHED) | {
+      f + v for f in families.RESAMPLERS for v in ('', '+noise', '+jpeg', '+readnoise')}
+  if FLAGS.images != 'report' and report_only & set(FLAGS.families):
+    raise app.UsageError(f'{", ".join(sorted(report_only & set(FLAGS.families)))}: report only')
+  for name, path in (('levin', FLAGS.levin_kernels), ('usrnet', FLAGS.usrnet_kernels)):
+    if path:
+      families.use_kernel_set(name, path)
+    elif name in FLAGS.families:
+      raise app.UsageError(f'family {name!r} needs --{name}_kernels')
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
   out = {'scale': s, 'images': FLAGS.images, 'rows': []}

@@ -18,9 +18,19 @@ Linear families (a kernel on a `SIZE x SIZE` grid, HR px, centre of mass at
              offsets of up to 5 HR px, random weights
   none       no blur: the HR crop only subsampled (a delta at the origin)
 
-  levin      (report only, never tuned on) Levin et al. 2009's eight camera-shake
-             kernels, 13-27 px, image index i taking kernel i mod 8; loaded
-             from a file by `use_levin_kernels` (not part of the repository)
+Report-only families, never tuned on (docs/method.md, "Degradation families"):
+
+  levin      Levin et al. 2009's eight camera-shake kernels, 13-27 px, image
+             index i taking kernel i mod 8
+  usrnet     USRNet's twelve kernels (Zhang et al. 2020: eight Gaussians,
+             four camera-shake), 25 px, image index i taking kernel i mod 12
+             (both published sets loaded from a file by `use_kernel_set`; not
+             part of the repository)
+  area, cubic, lanczos
+             a photo downscaled by a standard resampler with its
+             anti-aliasing: an s x s box (area averaging), Keys' cubic
+             (a = -0.5) stretched by s (MATLAB's imresize), Lanczos-3
+             stretched by s; negative lobes kept
 
 `+noise` variants add Gaussian read noise (sigma 1-5 grey levels) to the LR
 image and then store it as JPEG (quality 70-95); `+jpeg` (JPEG alone) and
@@ -41,12 +51,15 @@ from scipy import ndimage
 
 from benchmarks import degradations
 from ike_jax import kernel as kernel_lib
+from ike_jax import resize
 
 SIZE = 31  # kernel grid side (HR px), both scales
 LINEAR = ('gaussian', 'shake', 'motion', 'disk', 'mixture', 'none')
 NONLINEAR = ('median', 'bilateral', 'diffusion')
 FAMILIES = LINEAR + tuple(f + '+noise' for f in LINEAR) + NONLINEAR
 CHECKS = tuple(f + v for v in ('+jpeg', '+readnoise') for f in LINEAR)
+PUBLISHED = {'levin': 8, 'usrnet': 12}  # report-only kernel sets: name -> how many kernels
+RESAMPLERS = ('area', 'cubic', 'lanczos')  # report-only: standard anti-aliased downscaling
 
 
 def _finish(k, scale, soften=0.0):
@@ -144,28 +157,50 @@ def no_blur(rng, scale):
   return k, {'family': 'none'}
 
 
-_LEVIN = []  # Levin et al.'s kernels once `use_levin_kernels` has read them
+_PUBLISHED = {}  # name -> the kernels `use_kernel_set` has read
 
 
-def use_levin_kernels(path):
-  """Reads Levin et al.'s eight kernels for the report-only family 'levin': an .npy of
-  shape (8, K, K) (each kernel zero-padded to K; docs/method.md, "Degradation families",
-  says how to make it from the published Levin09.mat)."""
+def use_kernel_set(name, path):
+  """Reads a published kernel set for its report-only family (`PUBLISHED`): an
+  .npy of shape (n, K, K), each kernel zero-padded to K (docs/method.md,
+  "Degradation families", says how to make one from the published .mat)."""
   kernels = np.load(path)
-  if kernels.ndim != 3 or len(kernels) != 8:
-    raise ValueError(f'{path}: expected (8, K, K) kernels, got shape {kernels.shape}')
-  _LEVIN[:] = list(kernels)
+  n = PUBLISHED[name]
+  if kernels.ndim != 3 or len(kernels) != n:
+    raise ValueError(f'{path}: expected ({n}, K, K) {name} kernels, got shape {kernels.shape}')
+  if max(kernels.shape[1:]) > SIZE:
+    raise ValueError(f'{path}: kernels of {kernels.shape[1:]} px do not fit the {SIZE} px grid')
+  _PUBLISHED[name] = list(kernels)
 
 
-def levin_kernel(index, scale):
-  """Levin et al.'s kernel index mod 8, centred on the SIZE x SIZE grid."""
-  if not _LEVIN:
-    raise ValueError("family 'levin' needs use_levin_kernels(path) first (report only)")
-  k = np.asarray(_LEVIN[index % 8], np.float64)
+def published_kernel(name, index, scale):
+  """Kernel index mod n of a published set, centred on the SIZE x SIZE grid."""
+  if name not in _PUBLISHED:
+    raise ValueError(f'family {name!r} needs use_kernel_set({name!r}, path) first (report only)')
+  kernels = _PUBLISHED[name]
+  k = np.asarray(kernels[index % len(kernels)], np.float64)
   grid = np.zeros((SIZE, SIZE))
   r, c = (SIZE - k.shape[0]) // 2, (SIZE - k.shape[1]) // 2
   grid[r:r + k.shape[0], c:c + k.shape[1]] = k
-  return _finish(grid, scale), {'family': 'levin', 'levin_index': index % 8}
+  return _finish(grid, scale), {'family': name, 'kernel_index': index % len(kernels)}
+
+
+def resampler_kernel(name, scale):
+  """The kernel of an anti-aliased downscale by `scale` (`RESAMPLERS`): the
+  separable product of the resampler's 1-D kernel stretched by s, its taps at
+  their offsets from `kernel_center` (half-integers at x2: symmetric about
+  the LR pixel, on bicubic's grid), unit sum, negative lobes kept."""
+  t = (np.arange(SIZE) - kernel_lib.kernel_center(SIZE, scale)) / scale
+  if name == 'area':
+    w = (np.abs(t) < 0.5).astype(np.float64)
+  elif name == 'cubic':
+    w = resize.cubic(t, -0.5)
+  elif name == 'lanczos':
+    w = np.sinc(t) * np.sinc(t / 3) * (np.abs(t) < 3)
+  else:
+    raise ValueError(f'unknown resampler {name!r}')
+  w = w / w.sum()
+  return np.outer(w, w), {'family': name}
 
 
 KERNELS = {'none': no_blur, 'gaussian': gaussian_kernel, 'shake': shake_kernel, 'motion': motion_kernel,
@@ -187,7 +222,12 @@ def degrade(hr, family, scale, seed):
   if base in NONLINEAR:
     lr, _, info = degradations.degrade(hr, base, scale, seed)
     return lr, None, {**info, 'family': family}
-  k, info = levin_kernel(seed - 100, scale) if base == 'levin' else KERNELS[base](rng, scale)
+  if base in PUBLISHED:
+    k, info = published_kernel(base, seed - 100, scale)
+  elif base in RESAMPLERS:
+    k, info = resampler_kernel(base, scale)
+  else:
+    k, info = KERNELS[base](rng, scale)
   lr = degradations.blur_subsample(hr, k, scale)
   variant = family[len(base):]
   if variant in ('+noise', '+readnoise', '+jpeg'):  # the same draws in each: comparable images

@@ -249,22 +249,57 @@ def test_run_ablation_writes_tables(tmp_path):
                    md)
 
 
-def test_levin_family_needs_its_file_and_centres_each_kernel(tmp_path, monkeypatch):
+@pytest.mark.parametrize('name, n', [('levin', 8), ('usrnet', 12)])
+def test_published_family_needs_its_file_and_centres_each_kernel(tmp_path, monkeypatch, name, n):
   from benchmarks import families  # pylint: disable=g-import-not-at-top
   from ike_jax import kernel as kernel_lib  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(families, '_LEVIN', [])
+  monkeypatch.setattr(families, '_PUBLISHED', {})
   with pytest.raises(ValueError, match='report only'):
-    families.levin_kernel(0, 2)
-  kernels = np.zeros((8, 5, 7))
-  for i in range(8):
+    families.published_kernel(name, 0, 2)
+  kernels = np.zeros((n, 5, 7))
+  for i in range(n):
     kernels[i, 2, :i % 7 + 1] = 1.0 / (i % 7 + 1)  # lines of 1-7 px
-  np.save(tmp_path / 'levin.npy', kernels)
-  families.use_levin_kernels(str(tmp_path / 'levin.npy'))
-  k, info = families.levin_kernel(100 + 9 - 100, 2)
-  assert info['levin_index'] == 1 and k.shape == (families.SIZE, families.SIZE)
+  np.save(tmp_path / 'set.npy', kernels)
+  with pytest.raises(ValueError, match='expected'):
+    families.use_kernel_set(name, _saved(tmp_path / 'short.npy', kernels[1:]))
+  families.use_kernel_set(name, str(tmp_path / 'set.npy'))
+  k, info = families.published_kernel(name, n + 1, 2)
+  assert info['kernel_index'] == 1 and k.shape == (families.SIZE, families.SIZE)
   np.testing.assert_allclose(k.sum(), 1.0)
   np.testing.assert_allclose(kernel_lib.center_of_mass(k),
                              [kernel_lib.kernel_center(families.SIZE, 2)] * 2, atol=1e-6)
+  assert np.count_nonzero(k > 1e-6) >= 2  # the 2 px line, not a delta
+
+
+def _saved(path, array):
+  np.save(path, array)
+  return str(path)
+
+
+@pytest.mark.parametrize('scale', [2, 4])
+def test_cubic_family_is_matlab_imresize_away_from_the_borders(scale):
+  from benchmarks import degradations  # pylint: disable=g-import-not-at-top
+  from benchmarks import families  # pylint: disable=g-import-not-at-top
+  from ike_jax import resize  # pylint: disable=g-import-not-at-top
+  hr = np.random.default_rng(0).uniform(0, 255, (16 * scale, 16 * scale, 3))
+  lr, k, info = families.degrade(hr.astype(np.uint8), 'cubic', scale, seed=100)
+  assert info['family'] == 'cubic' and k.min() < 0  # Keys' negative lobes kept
+  ref = resize.imresize_matlab(hr.astype(np.uint8).astype(np.float32), 1 / scale)
+  inner = slice(3, -3)
+  np.testing.assert_allclose(lr[inner, inner], np.clip(np.round(ref[inner, inner]), 0, 255), atol=1)
+
+
+@pytest.mark.parametrize('name', ['area', 'cubic', 'lanczos'])
+@pytest.mark.parametrize('scale', [2, 4])
+def test_resampler_kernels_are_symmetric_on_bicubics_grid(name, scale):
+  from benchmarks import families  # pylint: disable=g-import-not-at-top
+  from ike_jax import kernel as kernel_lib  # pylint: disable=g-import-not-at-top
+  k, _ = families.resampler_kernel(name, scale)
+  np.testing.assert_allclose(k.sum(), 1.0)
+  np.testing.assert_allclose(kernel_lib.center_of_mass(k),
+                             [kernel_lib.kernel_center(families.SIZE, scale)] * 2, atol=1e-9)
+  taps = {'area': scale, 'cubic': 4 * scale, 'lanczos': 6 * scale}[name]
+  assert np.count_nonzero(np.abs(k[k.shape[0] // 2]) > 1e-12) == taps
 
 
 def test_family_crops_are_inside_the_photo_and_the_centre_is_position_zero():
