@@ -44,9 +44,9 @@ SPECTRAL_PRIOR = {2: 1e-4, 4: 3e-4}  # gradient back-projection TV weights (the 
 def define_flags():
   flags.DEFINE_integer('scale', 2, '2 or 4.')
   flags.DEFINE_list('families', ['shake', 'gaussian'],
-                    f'Of {", ".join(families.FAMILIES)}; checks: {", ".join(families.CHECKS)}; '
-                    f'report only: {", ".join(families.RESAMPLERS)} (each also with +noise, '
-                    f'+jpeg, +readnoise) and {", ".join(families.PUBLISHED)}.')
+                    f'Of {", ".join(families.FAMILIES)}; checks: {", ".join(families.CHECKS)}, '
+                    f'{", ".join(families.RESAMPLERS)} (each also with +noise, +jpeg, +readnoise); '
+                    f'report only: {", ".join(families.PUBLISHED)}.')
   flags.DEFINE_enum('images', 'report', ['report', 'tuning'], 'Which photos.')
   flags.DEFINE_string('results', None, 'JSON written row by row.')
   flags.DEFINE_string('levin_kernels', None, "Levin et al.'s eight kernels, (8, K, K) .npy, for "
@@ -90,10 +90,9 @@ def measure_one(name, index, family, s):
 def main(argv):
   del argv
   s = FLAGS.scale
-  report_only = set(families.PUBLISHED) | {
-      f + v for f in families.RESAMPLERS for v in ('', '+noise', '+jpeg', '+readnoise')}
-  if FLAGS.images != 'report' and report_only & set(FLAGS.families):
-    raise app.UsageError(f'{", ".join(sorted(report_only & set(FLAGS.families)))}: report only')
+  if FLAGS.images != 'report' and set(families.PUBLISHED) & set(FLAGS.families):
+    raise app.UsageError(f'{", ".join(sorted(set(families.PUBLISHED) & set(FLAGS.families)))}: '
+                         'published kernel sets are report only')
   for name, path in (('levin', FLAGS.levin_kernels), ('usrnet', FLAGS.usrnet_kernels)):
     if path:
       families.use_kernel_set(name, path)

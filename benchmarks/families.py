@@ -18,14 +18,18 @@ Linear families (a kernel on a `SIZE x SIZE` grid, HR px, centre of mass at
              offsets of up to 5 HR px, random weights
   none       no blur: the HR crop only subsampled (a delta at the origin)
 
-Report-only families, never tuned on (docs/method.md, "Degradation families"):
+Published kernel sets, report only: never tuned on, never measured on the
+tuning photos (docs/method.md, "Degradation families"):
 
   levin      Levin et al. 2009's eight camera-shake kernels, 13-27 px, image
              index i taking kernel i mod 8
   usrnet     USRNet's twelve kernels (Zhang et al. 2020: eight Gaussians,
              four camera-shake), 25 px, image index i taking kernel i mod 12
-             (both published sets loaded from a file by `use_kernel_set`; not
-             part of the repository)
+             (both loaded from a file by `use_kernel_set`; not part of the
+             repository)
+
+Resampled photos, a check no setting was chosen on:
+
   area, cubic, lanczos
              a photo downscaled by a standard resampler with its
              anti-aliasing: an s x s box (area averaging), Keys' cubic
@@ -59,7 +63,7 @@ NONLINEAR = ('median', 'bilateral', 'diffusion')
 FAMILIES = LINEAR + tuple(f + '+noise' for f in LINEAR) + NONLINEAR
 CHECKS = tuple(f + v for v in ('+jpeg', '+readnoise') for f in LINEAR)
 PUBLISHED = {'levin': 8, 'usrnet': 12}  # report-only kernel sets: name -> how many kernels
-RESAMPLERS = ('area', 'cubic', 'lanczos')  # report-only: standard anti-aliased downscaling
+RESAMPLERS = ('area', 'cubic', 'lanczos')  # checks: standard anti-aliased downscaling
 
 
 def _finish(k, scale, soften=0.0):
