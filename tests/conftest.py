@@ -2,6 +2,9 @@
 
 Many tests compile the same tiny train step, in this process, in other xdist
 workers and in CLI subprocesses; a shared on-disk cache compiles it once.
+JAX writes a cache entry in place, so one worker could read another's entry
+half written (a segfault in the executable's deserialisation); a size limit
+makes JAX take a file lock around every read and write (`filelock`).
 """
 
 import os
@@ -12,5 +15,7 @@ import jax
 _CACHE = os.environ.setdefault(
     'JAX_COMPILATION_CACHE_DIR', os.path.join(tempfile.gettempdir(), 'ike_jax_test_xla_cache'))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.5')
+_MAX_BYTES = int(os.environ.setdefault('JAX_COMPILATION_CACHE_MAX_SIZE', str(4 << 30)))
 jax.config.update('jax_compilation_cache_dir', _CACHE)
+jax.config.update('jax_compilation_cache_max_size', _MAX_BYTES)
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
