@@ -95,7 +95,10 @@ def main(argv):
                          'published kernel sets are report only')
   for name, path in (('levin', FLAGS.levin_kernels), ('usrnet', FLAGS.usrnet_kernels)):
     if path:
-      families.use_kernel_set(name, path)
+      try:
+        families.use_kernel_set(name, path)
+      except (OSError, ValueError) as e:
+        raise app.UsageError(f'--{name}_kernels: {e}') from None
     elif name in FLAGS.families:
       raise app.UsageError(f'family {name!r} needs --{name}_kernels')
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
