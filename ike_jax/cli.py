@@ -27,6 +27,9 @@ def run_app(main_fn, flags_parser=None):
     sys.exit(130)
 
 
+CACHE_MAX_BYTES = 2 << 30  # the persistent compilation cache's size limit
+
+
 def compilation_cache_dir(flag_value):
   """Where the persistent XLA compilation cache lives ('' for none): the flag
   if given, else $JAX_COMPILATION_CACHE_DIR, else the user's cache folder."""
@@ -41,7 +44,11 @@ def use_compilation_cache(flag_value):
   keeping every program (the blind path compiles some seventy small ones per
   image size, about 10 s on 2 cores; JAX keeps only those over 1 s by
   default). A folder that cannot be written is a one-line note, not an error.
-  Call before anything compiles. Returns the folder used ('' for none)."""
+  The cache holds at most `CACHE_MAX_BYTES` (the least recently used programs
+  go; $JAX_COMPILATION_CACHE_MAX_SIZE overrides it), and with a size limit JAX
+  locks the folder around every read and write: two runs at once never read
+  each other's half-written program. Call before anything compiles. Returns
+  the folder used ('' for none)."""
   cache = compilation_cache_dir(flag_value)
   if not cache:
     return ''
@@ -57,4 +64,6 @@ def use_compilation_cache(flag_value):
   jax.config.update('jax_compilation_cache_dir', cache)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
   jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+  if 'JAX_COMPILATION_CACHE_MAX_SIZE' not in os.environ:
+    jax.config.update('jax_compilation_cache_max_size', CACHE_MAX_BYTES)
   return cache

@@ -153,6 +153,26 @@ def test_a_second_run_reads_its_programs_from_the_compilation_cache(tmp_path):
   np.testing.assert_array_equal(outs[0], outs[1])
 
 
+def test_the_compilation_cache_is_bounded_and_locked(tmp_path):
+  """Outside the test session's settings, `use_compilation_cache` gives the cache
+  its size limit, under which JAX locks the folder for every read and write (runs
+  at once never read a half-written program); the environment overrides it."""
+  script = ('import jax; from ike_jax import cli; import sys; '
+            'cli.use_compilation_cache(sys.argv[1]); '
+            'jax.jit(lambda x: x * 2 + 1)(1.0).block_until_ready(); '
+            'print(jax.config.jax_compilation_cache_max_size)')
+  env = {k: v for k, v in os.environ.items() if not k.startswith('JAX_COMPILATION_CACHE')}
+  env['JAX_PLATFORMS'] = 'cpu'
+  for extra, want in (({}, '2147483648'), ({'JAX_COMPILATION_CACHE_MAX_SIZE': '-1'}, '-1')):
+    cache = tmp_path / f'xla{want}'
+    res = subprocess.run([sys.executable, '-c', script, str(cache)], cwd=ROOT, env={**env, **extra},
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split()[-1] == want
+    assert (cache / '.lockfile').exists() == (want != '-1')
+    assert any(name.endswith('-cache') for name in os.listdir(cache)), os.listdir(cache)
+
+
 def test_the_compilation_cache_folder_follows_flag_then_environment(monkeypatch):
   from ike_jax import cli  # pylint: disable=g-import-not-at-top
   monkeypatch.delenv('JAX_COMPILATION_CACHE_DIR', raising=False)
