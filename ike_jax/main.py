@@ -42,8 +42,8 @@ flags.DEFINE_integer('checkpoint_every', 0, 'Save a checkpoint every N steps (al
 flags.DEFINE_bool('resume', False, 'Continue from the checkpoint of an interrupted run.')
 flags.DEFINE_string('compilation_cache_dir', None, 'Persistent XLA compilation cache: a later '
                     'run with the same settings and image sizes skips compiling (every program '
-                    'is kept, however quick to compile; at most 2 GiB, the least recently used '
-                    'dropped). Default: $JAX_COMPILATION_CACHE_DIR, '
+                    f'is kept, however quick to compile; at most {cli.CACHE_MAX_BYTES >> 30} GiB, '
+                    'the least recently used dropped). Default: $JAX_COMPILATION_CACHE_DIR, '
                     'else $XDG_CACHE_HOME/ike_jax/xla (~/.cache/ike_jax/xla); "" turns it off.')
 flags.DEFINE_bool('distributed', False, 'Multi-host: call jax.distributed.initialize(); each '
                   'process trains a disjoint share of the images.')

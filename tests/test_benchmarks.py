@@ -259,10 +259,9 @@ def test_published_family_needs_its_file_and_centres_each_kernel(tmp_path, monke
   kernels = np.zeros((n, 5, 7))
   for i in range(n):
     kernels[i, 2, :i % 7 + 1] = 1.0 / (i % 7 + 1)  # lines of 1-7 px
-  np.save(tmp_path / 'set.npy', kernels)
   with pytest.raises(ValueError, match='expected'):
     families.use_kernel_set(name, _saved(tmp_path / 'short.npy', kernels[1:]))
-  families.use_kernel_set(name, str(tmp_path / 'set.npy'))
+  families.use_kernel_set(name, _saved(tmp_path / 'set.npy', kernels))
   k, info = families.published_kernel(name, n + 1, 2)
   assert info['kernel_index'] == 1 and k.shape == (families.SIZE, families.SIZE)
   np.testing.assert_allclose(k.sum(), 1.0)
