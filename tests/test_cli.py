@@ -9,6 +9,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from ike_jax import cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FLAGS = ['--blocks=1', '--iterations=3', '--metrics_every=3']
 
@@ -163,7 +165,7 @@ def test_the_compilation_cache_is_bounded_and_locked(tmp_path):
             'print(jax.config.jax_compilation_cache_max_size)')
   env = {k: v for k, v in os.environ.items() if not k.startswith('JAX_COMPILATION_CACHE')}
   env['JAX_PLATFORMS'] = 'cpu'
-  for extra, want in (({}, '2147483648'), ({'JAX_COMPILATION_CACHE_MAX_SIZE': '-1'}, '-1')):
+  for extra, want in (({}, str(cli.CACHE_MAX_BYTES)), ({'JAX_COMPILATION_CACHE_MAX_SIZE': '-1'}, '-1')):
     cache = tmp_path / f'xla{want}'
     res = subprocess.run([sys.executable, '-c', script, str(cache)], cwd=ROOT, env={**env, **extra},
                          capture_output=True, text=True, timeout=120)
