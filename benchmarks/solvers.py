@@ -1,12 +1,16 @@
 r"""The SR stage's two solvers side by side, per degradation family.
 
 For each family (`benchmarks.families`) and image (the LR image made as
-`benchmarks.blind_families` makes it), the kernel of `best_x2` / `best_x4`
-(the spectral Gaussian) is estimated once and the SR image made by
+`benchmarks.blind_families` makes it), one kernel (`--kernel`: the spectral
+Gaussian of `best_x2` / `best_x4`, the true kernel, or `blind_x2` /
+`blind_x4`'s non-parametric estimate) and the SR image made from it by
 `postprocess.final` with
 
   fourier   `--refine_solver=fourier` with the preset's settings (data term +
-            TV by half-quadratic splitting, whole photos window by window)
+            TV by half-quadratic splitting, whole photos window by window;
+            the blind estimate at the blind presets' TV weight)
+  unknown   the same with `--refine_boundary=unknown` (no data term beyond
+            the LR image's edges)
   gradient  `--refine_solver=gradient`: 100 projected accelerated gradient
             steps, smoothed-TV weight 1e-4 at x2 and 3e-4 at x4 (the gradient
             stage's tuned weights)
@@ -17,6 +21,8 @@ to --results (JSON) as they come; a markdown table is printed.
 
   python -m benchmarks.solvers --scale=2 --images=report \
       --results=benchmarks/results/solvers_x2_report.json
+  python -m benchmarks.solvers --scale=2 --images=tuning --kernel=true \
+      --families=gaussian,shake,motion,disk,mixture --results=...
 """
 
 import dataclasses
@@ -33,6 +39,7 @@ from ike_jax import outputs
 from ike_jax import postprocess
 from ike_jax import presets
 from ike_jax import resize
+from ike_jax.estimators import blind as blind_estimator
 from ike_jax.estimators import spectral
 
 FLAGS = flags.FLAGS
@@ -44,23 +51,48 @@ def define_flags():
   flags.DEFINE_list('families', list(families.FAMILIES), f'Of {", ".join(families.FAMILIES)}.')
   flags.DEFINE_enum('images', 'report', ['report', 'tuning'], 'Which photos.')
   flags.DEFINE_string('results', None, 'JSON written row by row.')
+  flags.DEFINE_enum('kernel', 'spectral', ['spectral', 'true', 'blind'],
+                    "The SR stage's kernel: best_x{2,4}'s spectral Gaussian, the true one, or "
+                    "blind_x{2,4}'s non-parametric estimate (at its TV weight).")
 
 
-def solvers(scale):
-  """{name: PostConfig} of the two solvers at this scale."""
+SOLVERS = ('fourier', 'unknown', 'gradient')
+
+
+def solvers(scale, kernel='spectral'):
+  """{name: PostConfig} of the three solvers at this scale, for `kernel`'s SR stage."""
   post = presets.config_from_flagfile(presets.preset_path(f'best_x{scale}')).post
-  return {'fourier': dataclasses.replace(post, refine_solver='fourier'),
+  if kernel == 'blind':
+    blind = presets.config_from_flagfile(presets.preset_path(f'blind_x{scale}'))
+    post = dataclasses.replace(post, refine_prior=blind.estimate.blind.blind_prior)
+  fourier = dataclasses.replace(post, refine_solver='fourier')
+  return {'fourier': fourier,
+          'unknown': dataclasses.replace(fourier, refine_boundary='unknown'),
           'gradient': dataclasses.replace(post, refine_solver='gradient', refine_iterations=100,
                                           refine_prior=GRADIENT_PRIOR[scale])}
 
 
-def measure_one(name, index, family, s, posts):
-  """One image's row: each solver's gain and seconds."""
-  lr, hr, _, _ = families.pair(index, family, s)
-  base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
+def sr_kernel(lr, k_true, s, kernel):
+  """(per-colour kernel, origin) of the SR stage: `kernel`'s estimate of `lr`, or the truth."""
+  if kernel == 'true':
+    k = np.asarray(k_true, np.float32)
+    return np.stack([k] * 3), (k.shape[0] // 2,) * 2
+  if kernel == 'blind':
+    cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
+    k = np.asarray(blind_estimator.first_kernel(lr, blind_estimator.covariance(lr, cfg), cfg),
+                   np.float32)
+    return np.stack([k] * 3), (blind_estimator.SIZE // 2,) * 2
   cfg = presets.config_from_flagfile(presets.preset_path(f'best_x{s}'))
-  est = spectral.estimate(lr, cfg)
-  k, origin = postprocess.sr_kernel(est, s, s)
+  return postprocess.sr_kernel(spectral.estimate(lr, cfg), s, s)
+
+
+def measure_one(name, index, family, s, posts, kernel='spectral'):
+  """One image's row: each solver's gain and seconds."""
+  lr, hr, k_true, _ = families.pair(index, family, s)
+  if kernel == 'true' and k_true is None:
+    raise ValueError(f'{family} has no true kernel')
+  base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
+  k, origin = sr_kernel(lr, k_true, s, kernel)
   row = {'image': name, 'family': family}
   for solver, post in posts.items():
     postprocess.final(None, lr, k, origin, post, s)  # compiled outside the timing
@@ -74,29 +106,28 @@ def measure_one(name, index, family, s, posts):
 def main(argv):
   del argv
   s = FLAGS.scale
-  posts = solvers(s)
+  posts = solvers(s, FLAGS.kernel)
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
-  out = {'scale': s, 'images': FLAGS.images,
+  out = {'scale': s, 'images': FLAGS.images, 'kernel': FLAGS.kernel,
          'settings': {k: dataclasses.asdict(v) for k, v in posts.items()}, 'rows': []}
-  table = ['| family | fourier | gradient | fourier - gradient (worst) | s/img fourier | s/img gradient |',
-           '|---|---|---|---|---|---|']
+  table = [f'| family ({FLAGS.kernel} kernel) | fourier (worst) | unknown borders | gradient '
+           '| s/img fourier | unknown | gradient |', '|---|---|---|---|---|---|---|']
   for family in FLAGS.families:
     rows = []
     for i in datasets.indices(ranges):
-      row = measure_one(names[i], i, family, s, posts)
+      row = measure_one(names[i], i, family, s, posts, FLAGS.kernel)
       rows.append(row)
       out['rows'].append(row)
-      print(f"{family:15s} {row['image']:22s} fourier {row['fourier']:+6.2f}  gradient "
-            f"{row['gradient']:+6.2f}", flush=True)
+      print(f"{family:15s} {row['image']:22s} " + '  '.join(
+          f'{solver} {row[solver]:+6.2f}' for solver in SOLVERS), flush=True)
       if FLAGS.results:
         outputs.write_json(FLAGS.results, out)  # atomic, row by row
-    mean = lambda key: float(np.mean([r[key] for r in rows]))
-    worst = min(r['fourier'] - r['gradient'] for r in rows)
-    table.append(f"| {family} x{s} | {mean('fourier'):+.2f} | {mean('gradient'):+.2f} | "
-                 f"{mean('fourier') - mean('gradient'):+.2f} ({worst:+.2f}) | "
-                 f"{np.median([r['fourier_s'] for r in rows]):.2f} | "
-                 f"{np.median([r['gradient_s'] for r in rows]):.2f} |")
+    mean = lambda key: float(np.mean([r[key] for r in rows]))  # pylint: disable=cell-var-from-loop
+    table.append(f'| {family} x{s} | ' + ' | '.join(
+        f'{mean(solver):+.2f} ({min(r[solver] for r in rows):+.2f})' for solver in SOLVERS)
+                 + ' | ' + ' | '.join(f"{np.median([r[f'{solver}_s'] for r in rows]):.2f}"
+                                      for solver in SOLVERS) + ' |')
     print(table[-1], flush=True)
   print('\n'.join(table))
 

@@ -306,6 +306,10 @@ class PostConfig:
   refine_rounds: int = _field(8, 'Splitting rounds of --refine_solver=fourier.')
   refine_anchor: float = _field(1e-4, 'Pull of --refine_solver=fourier towards its start '
                                 '(what the kernel removes stays as the start had it).')
+  refine_boundary: str = _field('mirror', "Borders of --refine_solver=fourier: mirror (the LR "
+                                 'image mirrored beyond its edges, as data) or unknown (no data '
+                                 'beyond them; for kernels not symmetric about their centre, '
+                                 'e.g. camera shake: docs/method.md, "The SR stage").')
   refine_context: int = _field(24, 'LR px of real neighbours around each window of '
                                '--refine_solver=fourier on a whole photo (a kernel with zeros '
                                'in its spectrum reaches further).')
@@ -421,6 +425,8 @@ def validate(cfg):
       (run.population > 0, f'--population must be positive, got {run.population}'),
       (cfg.post.refine_rounds >= 0 and cfg.post.refine_anchor > 0,
        '--refine_rounds must be >= 0 and --refine_anchor > 0'),
+      (cfg.post.refine_boundary in ('mirror', 'unknown'),
+       f"--refine_boundary must be mirror or unknown, got {cfg.post.refine_boundary!r}"),
       (cfg.post.refine_context >= 0,
        f'--refine_context must be >= 0, got {cfg.post.refine_context}'),
       (0.0 <= cfg.estimate.blind.blind_width_floor <= 1.0,

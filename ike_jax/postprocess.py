@@ -111,7 +111,8 @@ def with_companion(sr, lr_u8, estimate, post, scale, max_memory_gb=0.0, extra_by
 
 def fourier_settings(post):
   """`solve.solve`'s settings of `--refine_solver=fourier`."""
-  return dict(anchor=post.refine_anchor, tv=post.refine_prior, tv_iterations=post.refine_rounds)
+  return dict(anchor=post.refine_anchor, tv=post.refine_prior, tv_iterations=post.refine_rounds,
+              boundary=post.refine_boundary)
 
 
 def apply(sr, lr, k, origin, post, scale, seed=0, zssr_crop=64, log=None):

@@ -26,7 +26,15 @@ splitting, each x-step one such solve (`docs/method.md`, "The SR stage").
 
 Borders: the LR image is mirrored by `margin` pixels on every side before the
 periodic solve and the result cropped back, so the wrap-around seam falls in
-the mirrored margin.
+the mirrored margin. A mirrored margin is the blur of a mirrored scene only
+for a kernel symmetric about its centre; for camera shake or motion it is data
+no scene explains, and the solve fits it through the frequencies the kernel
+nearly removes, which streak the whole image. `boundary='unknown'` asks the
+margin for nothing: the data term covers the LR image alone (pixels beyond it
+are unknowns, Almeida & Figueiredo 2013, "Deconvolving images with unknown
+boundaries using the alternating direction method of multipliers"), solved by
+ADMM with one closed form per splitting round (`docs/method.md`, "The SR
+stage").
 """
 
 import functools
@@ -137,9 +145,16 @@ def hard_threshold(gr, gc, t):
   return jnp.where(keep, gr, 0.0), jnp.where(keep, gc, 0.0)
 
 
-@functools.partial(jax.jit, static_argnames=('scale', 'origin', 'margin', 'tv_iterations'))
+# ADMM's penalty on `boundary='unknown'`'s split (the LR prediction against its
+# copy): with the splitting's 8 rounds, 0.3 kept the most of the true kernel's
+# gain of 0.1, 0.3 and 1 on the x2 tuning crops (`docs/method.md`, "The SR stage").
+UNKNOWN_RHO = 0.3
+
+
+@functools.partial(jax.jit, static_argnames=('scale', 'origin', 'margin', 'tv_iterations',
+                                             'boundary'))
 def solve(lr, kernel, start, *, scale, origin=None, anchor=1e-3, smooth=0.0, tv=0.0,
-          tv_iterations=0, tv_eps=0.0, margin=None):
+          tv_iterations=0, tv_eps=0.0, margin=None, boundary='mirror', valid=None):
   """The SR image minimising a data term and a Fourier-diagonal (or TV) prior.
 
   Minimises, per colour, over the periodic extension of the mirrored LR,
@@ -171,13 +186,22 @@ def solve(lr, kernel, start, *, scale, origin=None, anchor=1e-3, smooth=0.0, tv=
     margin: LR pixels mirrored on every side against the periodic seam;
       default the kernel's side in LR px plus 16 (a kernel that reaches the
       seam costs dB: 31-tap shake kernels at x2 lost 1.7 dB with 8).
+    boundary: 'mirror' (the margin is data) or 'unknown' (the data term
+      covers the LR image only; one ADMM step per splitting round, at least
+      8 rounds, TV or not).
+    valid: (h, w) 1 where an LR pixel is data, 0 where it is not (a window's
+      own mirrored context beyond a photo's edge); boundary='unknown' only;
+      default every pixel.
   Returns:
     (s h, s w, C) float32 (not clipped).
   """
+  if boundary not in ('mirror', 'unknown'):
+    raise ValueError(f"boundary must be 'mirror' or 'unknown', got {boundary!r}")
   s = scale
   m = jnp.shape(kernel)[-1] // s + 16 if margin is None else margin
   y = jnp.moveaxis(jnp.asarray(lr, jnp.float32), -1, 0)            # (C, h, w)
   x0 = jnp.moveaxis(jnp.asarray(start, jnp.float32), -1, 0)        # (C, H, W)
+  h, w = y.shape[-2:]
   y = jnp.pad(y, ((0, 0), (m, m), (m, m)), mode='symmetric')
   x0 = jnp.pad(x0, ((0, 0), (s * m, s * m), (s * m, s * m)), mode='symmetric')
   shape = x0.shape[-2:]
@@ -185,22 +209,55 @@ def solve(lr, kernel, start, *, scale, origin=None, anchor=1e-3, smooth=0.0, tv=
   kernel = kernel / jnp.sum(kernel, axis=(-2, -1), keepdims=True)
   p = transfer(kernel if kernel.ndim == 3 else kernel[None], shape, origin)
   g2 = gradient_transfer(shape)
-  # The right-hand side's constant part and |p|^2, once for every round.
-  rhs = jnp.conj(p) * _unfold(jnp.fft.fft2(y), s) + anchor * jnp.fft.fft2(x0)
   p2 = jnp.abs(p) ** 2
+  prior_b = anchor * jnp.fft.fft2(x0)
   base = anchor + smooth * g2
 
-  def closed_form(extra_psi, extra_b):
-    x_hat = _sherman_morrison(rhs + extra_b, p, p2, base + extra_psi, s)
+  def rhs(target, weight=1.0):
+    """The right-hand side's data and prior parts for `weight/2 ||S P x - target||^2`."""
+    return jnp.conj(p) * _unfold(jnp.fft.fft2(target), s) + prior_b / weight
+
+  def closed_form(r, extra_psi, extra_b, weight=1.0):
+    """The minimiser given `rhs`'s r and the splitting's (extra_psi, extra_b)."""
+    x_hat = _sherman_morrison(r + extra_b / weight, p, p2, (base + extra_psi) / weight, s)
     return jnp.real(jnp.fft.ifft2(x_hat))
 
-  x = closed_form(0.0, 0.0)
-  if tv_iterations > 0:
-    def body(i, x):
-      beta = tv * 2.0 ** i
-      gr, gc = shrink(*_grad(x), tv / beta, tv_eps)
-      return closed_form(beta * g2, beta * jnp.fft.fft2(_grad_adjoint(gr, gc)))
-    x = jax.lax.fori_loop(0, tv_iterations, body, x)
+  def tv_terms(i, x):
+    """The splitting's (extra_psi, extra_b) in round i: beta doubling, g shrunk."""
+    if tv_iterations == 0:
+      return 0.0, 0.0
+    beta = tv * 2.0 ** i
+    gr, gc = shrink(*_grad(x), tv / beta, tv_eps)
+    return beta * g2, beta * jnp.fft.fft2(_grad_adjoint(gr, gc))
+
+  def predict(x):
+    """S P x: the LR image x gives."""
+    return jnp.real(jnp.fft.ifft2(p * jnp.fft.fft2(x)))[..., ::s, ::s]
+
+  if boundary == 'unknown':
+    # Outside the data the start's own prediction stands in for the mirrored
+    # margin, so what is not data does not even start the solve.
+    inside = jnp.ones((h, w), jnp.float32) if valid is None else jnp.asarray(valid, jnp.float32)
+    inside = jnp.pad(inside, m)
+    y = inside * y + (1.0 - inside) * predict(x0)
+  r_y = rhs(y)  # once for every round
+  x = closed_form(r_y, 0.0, 0.0)
+  if boundary == 'mirror':
+    if tv_iterations > 0:
+      x = jax.lax.fori_loop(0, tv_iterations, lambda i, x: closed_form(r_y, *tv_terms(i, x)), x)
+  else:
+    # ADMM on min 1/2 ||M (v - y)||^2 + prior(x) subject to v = S P x, M the
+    # LR image's own pixels: x from v minus the scaled dual d, then v (the
+    # data inside, the prediction outside), then d.
+
+    def admm(i, state):
+      x, v, d = state
+      x = closed_form(rhs(v - d, UNKNOWN_RHO), *tv_terms(i, x), weight=UNKNOWN_RHO)
+      pred = predict(x)
+      v = (inside * y + UNKNOWN_RHO * (pred + d)) / (inside + UNKNOWN_RHO)
+      return x, v, d + pred - v
+
+    x, _, _ = jax.lax.fori_loop(0, max(tv_iterations, 8), admm, (x, y, jnp.zeros_like(y)))
   x = x[:, s * m:shape[0] - s * m, s * m:shape[1] - s * m]
   return jnp.moveaxis(x, 0, -1)
 

@@ -137,7 +137,7 @@ def solve_photo(lr_u8, start, kernel, origin, scale, settings, plan_, log=None, 
     start: (s h, s w, 3) float start in [-1, 1], or None for MATLAB bicubic.
     kernel: (C, kh, kw) or (kh, kw) SR kernel; origin: its static (row, col).
     scale: s.
-    settings: dict of `solve.solve`'s anchor, tv and tv_iterations.
+    settings: dict of `solve.solve`'s anchor, tv, tv_iterations and boundary.
     plan_: a `Plan` (`plan`).
     log: progress lines (step, ETA) for runs of more than a few seconds.
     rounded: uint8 output; False: float32 in 0..255, unrounded (for tests).
@@ -169,7 +169,11 @@ def solve_photo(lr_u8, start, kernel, origin, scale, settings, plan_, log=None, 
     lr_win = lr_p[r0:r0 + win[0], c0:c0 + win[1]]
     st_win = None if start_p is None else start_p[s * r0:s * (r0 + win[0]),
                                                   s * c0:s * (c0 + win[1])]
-    core = np.asarray(solve_window(lr_win, st_win))
+    # The window's pixels inside the photo (its context beyond the photo's
+    # edges is mirrored: data only with --refine_boundary=mirror).
+    rows = (np.arange(r0, r0 + win[0]) >= c) & (np.arange(r0, r0 + win[0]) < c + h)
+    cols = (np.arange(c0, c0 + win[1]) >= c) & (np.arange(c0, c0 + win[1]) < c + w)
+    core = np.asarray(solve_window(lr_win, st_win, np.outer(rows, cols).astype(np.float32)))
     rh, rw = min(p.tile_h, h - r0), min(p.tile_w, w - c0)
     out[s * r0:s * (r0 + rh), s * c0:s * (c0 + rw)] = core[:s * rh, :s * rw]
 
@@ -186,16 +190,18 @@ def solve_photo(lr_u8, start, kernel, origin, scale, settings, plan_, log=None, 
 
 
 @functools.partial(jax.jit, static_argnames=('scale', 'origin', 'core', 'context', 'mirror',
-                                             'tv_iterations', 'rounded'))
-def _window(kernel, lr_u8, start, *, scale, origin, core, context, mirror, anchor, tv,
-            tv_iterations, rounded):
-  """One window's SR: its start (bicubic when None), the solve, the core as uint8."""
+                                             'tv_iterations', 'boundary', 'rounded'))
+def _window(kernel, lr_u8, start, valid, *, scale, origin, core, context, mirror, anchor, tv,
+            tv_iterations, rounded, boundary='mirror'):
+  """One window's SR: its start (bicubic when None), the solve, the core as uint8;
+  `valid` (1 inside the photo) tells `solve.solve` which LR pixels are data."""
   s = scale
   lr_f = jnp.asarray(lr_u8, jnp.float32)
   if start is None:
     start = jnp.clip(jnp.round(resize.matlab_upscale(lr_f, s)), 0, 255) / 127.5 - 1.0
   sr = solve.solve(lr_f / 127.5 - 1.0, kernel, start, scale=s, origin=origin, anchor=anchor,
-                   tv=tv, tv_iterations=tv_iterations, margin=mirror)
+                   tv=tv, tv_iterations=tv_iterations, margin=mirror, boundary=boundary,
+                   valid=valid if boundary == 'unknown' else None)
   sr = sr[s * context:s * (context + core[0]), s * context:s * (context + core[1])]
   sr = jnp.clip((sr + 1.0) * 127.5, 0, 255)
   return jnp.round(sr).astype(jnp.uint8) if rounded else sr

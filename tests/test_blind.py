@@ -1,13 +1,18 @@
 """The Fourier-domain SR solver, the non-parametric kernel, the noise level, the blind choice."""
 
+import os
+
 import chex
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 import pytest
+from scipy import ndimage
 
 from ike_jax import blind
 from ike_jax import kernel as kernel_lib
 from ike_jax import noise
+from ike_jax import presets
 from ike_jax import solve
 from ike_jax.estimators import blind as blind_estimator
 
@@ -83,6 +88,58 @@ def test_solve_fits_the_lr_image_it_was_given():
   chex.assert_shape(sr, x.shape)
   back = np.asarray(kernel_lib.degrade(sr, k, 2))
   assert np.abs(back - lr)[4:-4, 4:-4].max() < 0.02
+
+
+def _arc(side, radius):
+  """A camera-shake-like kernel: a three-quarter arc, softened, not symmetric about its centre."""
+  k = np.zeros((side, side))
+  c = side // 2 - radius / 2
+  for t in np.linspace(0, 0.75 * np.pi, 200):
+    k[int(round(c + radius * np.sin(t) / 2)), int(round(c + radius * (1 - np.cos(t)) / 2))] += 1
+  k = ndimage.gaussian_filter(k, 0.5)
+  return k / k.sum()
+
+
+def test_unknown_borders_restore_an_asymmetric_blur_better_than_mirrored_ones():
+  """A crop of a larger photo blurred by a long arc: its LR borders hold blur from
+  outside the crop, which the mirrored margin contradicts. With no data asked of
+  the margin the SR image is much nearer the truth (the mirrored margin's misfit
+  streaks the whole image), and still gives the LR image back."""
+  scale, pad = 2, 32
+  photo = np.asarray(Image.open(os.path.join(presets.ROOT, 'samples', 'astronaut_hr.png')))
+  scene = (photo[..., :3].astype(np.float32) / 127.5 - 1.0)
+  k = _arc(21, 16)
+  lr = np.asarray(kernel_lib.degrade(scene, k, scale))
+  lr = (np.round((lr + 1) * 127.5) / 127.5 - 1)[pad // scale:-pad // scale, pad // scale:-pad // scale]
+  truth = scene[pad:-pad, pad:-pad]
+  start = np.repeat(np.repeat(lr, scale, 0), scale, 1)
+  rmse = {}
+  for boundary in ('mirror', 'unknown'):
+    sr = np.asarray(solve.solve(lr, k, start, scale=scale, anchor=1e-4, tv=1e-4,
+                                tv_iterations=8, boundary=boundary))
+    chex.assert_shape(sr, truth.shape)
+    rmse[boundary] = np.sqrt(np.mean((sr - truth) ** 2))
+  # measured 0.116 and 0.074 (the start, pixel repetition, 0.221)
+  assert rmse['unknown'] < 0.75 * rmse['mirror'], rmse
+  back = np.asarray(kernel_lib.degrade(sr, k, scale))
+  assert np.abs(back - lr)[8:-8, 8:-8].mean() < 0.01
+
+
+def test_unknown_borders_ignore_what_valid_marks_as_no_data():
+  """LR pixels marked invalid are not data: the SR image does not depend on them."""
+  rng = np.random.default_rng(3)
+  x = np.stack([_shapes(48, seed=c) for c in range(3)], -1).astype(np.float32)
+  k = _arc(9, 6)
+  lr = np.asarray(kernel_lib.degrade(x, k, 2))
+  valid = np.ones(lr.shape[:2], np.float32)
+  valid[:, :6] = 0.0
+  spoiled = lr.copy()
+  spoiled[:, :6] = rng.uniform(-1, 1, spoiled[:, :6].shape)
+  start = np.repeat(np.repeat(lr, 2, 0), 2, 1)
+  solve_with = lambda y: np.asarray(solve.solve(y, k, start, scale=2, anchor=1e-4, tv=1e-4,
+                                                tv_iterations=8, boundary='unknown',
+                                                valid=valid))
+  np.testing.assert_allclose(solve_with(spoiled), solve_with(lr), atol=1e-6)
 
 
 def test_project_simplex():

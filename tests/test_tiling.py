@@ -34,8 +34,8 @@ def _photo(h, w, seed=0):
   return np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize('scale', [2, 4])
-def test_tiled_equals_untiled_away_from_the_border(scale):
+@pytest.mark.parametrize('scale,boundary', [(2, 'mirror'), (4, 'mirror'), (2, 'unknown')])
+def test_tiled_equals_untiled_away_from_the_border(scale, boundary):
   # A photo blurred by an anisotropic Gaussian (the presets' kernels), solved whole
   # and in cores of 24 LR px: within half a grey level away from the photo's border.
   hr = _photo(72 * scale, 88 * scale, seed=scale)
@@ -43,7 +43,7 @@ def test_tiled_equals_untiled_away_from_the_border(scale):
   k = k / k.sum()
   lr = data.from_model(kernel_lib.degrade(data.to_model(hr), k, scale))
   k = jnp.asarray(np.stack([k] * 3), jnp.float32)
-  settings = dict(anchor=1e-4, tv=1e-4, tv_iterations=8)
+  settings = dict(anchor=1e-4, tv=1e-4, tv_iterations=8, boundary=boundary)
   solve = lambda plan, rounded=False: tiling.solve_photo(lr, None, k, (6, 6), scale, settings,
                                                          plan, rounded=rounded)
   small = tiling.plan(lr.shape, scale, tile=24)

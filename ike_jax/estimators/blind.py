@@ -385,7 +385,7 @@ def ringing(lr, k, cfg, tv):
   crop = crops.centre_crop(np.asarray(lr), RINGING_SIDE)
   per_colour = jnp.asarray(np.stack([k / k.sum()] * 3), jnp.float32)
   settings = dict(anchor=cfg.post.refine_anchor, tv=tv,
-                  tv_iterations=cfg.post.refine_rounds)
+                  tv_iterations=cfg.post.refine_rounds, boundary=cfg.post.refine_boundary)
   sr = tiling.solve_photo(crop, None, per_colour, (SIZE // 2, SIZE // 2), s, settings,
                           tiling.plan(crop.shape, s))
   return _gradient_energy(sr) / max(_gradient_energy(resize.bicubic_upscale(crop, s)), 1e-12)
