@@ -48,7 +48,11 @@ GRADIENT_PRIOR = {2: 1e-4, 4: 3e-4}
 
 def define_flags():
   flags.DEFINE_integer('scale', 2, '2 or 4.')
-  flags.DEFINE_list('families', list(families.FAMILIES), f'Of {", ".join(families.FAMILIES)}.')
+  flags.DEFINE_list('families', list(families.FAMILIES),
+                    f'Of {", ".join(families.FAMILIES)}; report only: '
+                    f'{", ".join(families.PUBLISHED)}.')
+  flags.DEFINE_string('levin_kernels', None, "Levin et al.'s eight kernels, (8, K, K) .npy, for "
+                      "the report-only family 'levin' (docs/method.md, \"Degradation families\").")
   flags.DEFINE_enum('images', 'report', ['report', 'tuning'], 'Which photos.')
   flags.DEFINE_string('results', None, 'JSON written row by row.')
   flags.DEFINE_enum('kernel', 'spectral', ['spectral', 'true', 'blind'],
@@ -106,6 +110,10 @@ def measure_one(name, index, family, s, posts, kernel='spectral'):
 def main(argv):
   del argv
   s = FLAGS.scale
+  if FLAGS.images != 'report' and set(families.PUBLISHED) & set(FLAGS.families):
+    raise app.UsageError('published kernel sets are for the report photos only')
+  if FLAGS.levin_kernels:
+    families.use_kernel_set('levin', FLAGS.levin_kernels)
   posts = solvers(s, FLAGS.kernel)
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
