@@ -163,6 +163,10 @@ class SpectralConfig:
                                            '(0: plain weighted least squares).')
   spectral_huber_k: float = _field(1.345, 'Spectral fit: where the Huber weights start, in '
                                    'robust standard deviations.')
+  spectral_whittle_cap: float = _field(0.0, 'If > 0: where the Gaussian of highest spectral '
+                                       'likelihood (ike_jax.whittle), times this, is narrower '
+                                       '(smaller trace) than the fitted one, it is the kernel '
+                                       '(docs/method.md, "The spectral kernel estimate"); 0: off.')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,9 @@ likelihood alone reaches from it (`refine`, Adam on a softmax of the taps). A
 blind estimate that collapsed towards a delta on a blurred photo leaves much
 to gain (the photo's spectrum asks for a wider blur); a right one, or any
 near-delta on an unblurred photo, little (`docs/method.md`, "The spectral
-likelihood test").
+likelihood test"). `fit_gaussian` is the Gaussian kernel of lowest L near a
+given one, which `--spectral_whittle_cap` uses to keep the spectral estimate
+from running wide (docs/method.md, "The spectral kernel estimate").
 """
 
 import functools
@@ -33,11 +35,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ike_jax import kernel as kernel_lib
 from ike_jax import solve
 
 EPS = 1e-3  # keeps the prior finite at frequency 0 (relative to |D|^2 <= 8)
 _LOG_C = np.linspace(-12.0, 12.0, 49)       # grid of log c for the scales' first fit
 _LOG_SIGMA2 = np.linspace(-16.0, 4.0, 41)   # ... and of log sigma^2
+FIT_SIZE = 31  # HR px: the grid `fit_gaussian`'s kernels are drawn on
 
 
 def periodic_component(u):
@@ -121,6 +125,35 @@ def refine(y2, k, s, steps=100, learning_rate=0.05):
   params, _ = jax.lax.fori_loop(0, steps, body, (params, opt.init(params)))
   out = taps(params[0])
   return out, nll(y2, out, s)
+
+
+@functools.partial(jax.jit, static_argnames=('s', 'steps'))
+def fit_gaussian(y2, cov, s, steps=200, learning_rate=0.03):
+  """The Gaussian kernel's covariance (2, 2), HR px^2, axes (col, row), as
+  `kernel.gaussian_kernel`) of lowest L from `cov`: `steps` of Adam on its
+  Cholesky factor (log diagonal) and on log c, log sigma^2."""
+  chol = jnp.linalg.cholesky(jnp.asarray(cov, jnp.float32))
+  k0 = kernel_lib.gaussian_kernel(jnp.asarray(cov, jnp.float32), FIT_SIZE, s)
+  params = (jnp.stack([jnp.log(chol[0, 0]), chol[1, 0], jnp.log(chol[1, 1])]),
+            *_fit_scales(_folded(k0, y2.shape, s), y2))
+
+  def covariance(q):
+    c = jnp.array([[jnp.exp(q[0]), 0.0], [q[1], jnp.exp(q[2])]])
+    return c @ c.T
+
+  def loss(p):
+    k = kernel_lib.gaussian_kernel(covariance(p[0]), FIT_SIZE, s)
+    return _nll(_folded(k, y2.shape, s), y2, p[1], p[2])
+
+  opt = optax.adam(learning_rate)
+
+  def body(_, carry):
+    p, state = carry
+    updates, state = opt.update(jax.grad(loss)(p), state, p)
+    return optax.apply_updates(p, updates), state
+
+  params, _ = jax.lax.fori_loop(0, steps, body, (params, opt.init(params)))
+  return covariance(params[0])
 
 
 @functools.partial(jax.jit, static_argnames=('s', 'steps'))

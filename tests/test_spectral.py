@@ -15,6 +15,7 @@ from ike_jax import outputs
 from ike_jax import pipeline
 from ike_jax import presets
 from ike_jax import spectrum
+from ike_jax import whittle
 from ike_jax.estimators import spectral
 from tests.test_train import synthetic_image
 
@@ -119,9 +120,46 @@ def test_the_fits_settings_are_flags_and_checked():
   cfg = presets.config_from_flagfile('flags/best_x2.flags',
                                      ['--spectral_variance_scale=0.9', '--spectral_phases=2'])
   assert cfg.estimate.spectral == config.SpectralConfig(spectral_variance_scale=0.9,
-                                                        spectral_phases=2)
+                                                        spectral_phases=2,
+                                                        spectral_whittle_cap=0.85)
   assert 'estimate' not in repr(cfg.train)  # not part of the train step's jit key
   with pytest.raises(errors.UserError, match='spectral_band_lo'):
     estimate.check(cfg.replace(spectral_band_lo=0.4, spectral_band_hi=0.3))
   with pytest.raises(errors.UserError, match='must be positive'):
     estimate.check(cfg.replace(spectral_phases=0))
+  with pytest.raises(errors.UserError, match='spectral_whittle_cap'):
+    estimate.check(cfg.replace(spectral_whittle_cap=-1.0))
+
+
+@pytest.mark.parametrize('scale,cov', [
+    (2, [[2.5, 0.8], [0.8, 1.5]]),
+    (4, [[9.0, -3.0], [-3.0, 6.0]]),
+])
+def test_the_likeliest_gaussian_is_the_blur_of_a_scale_invariant_scene(scale, cov):
+  # Started 1.5 times too wide or too narrow, the spectral likelihood's Gaussian
+  # lands near the blur of the model's own scene.
+  cov = np.asarray(cov)
+  hr = scale_invariant_image(256 * scale, seed=scale)
+  lr = np.asarray(kernel.degrade(hr, np.asarray(kernel.gaussian_kernel(cov, 31, scale)), scale))
+  y2 = whittle.power(lr[:256, :256] / 127.5 - 1.0)
+  for start in (1.5 * cov, cov / 1.5):
+    fit = np.asarray(whittle.fit_gaussian(y2, start, scale))
+    assert np.allclose(fit, fit.T, atol=1e-5) and np.all(np.linalg.eigvalsh(fit) > 0)
+    assert np.linalg.norm(fit - cov) / np.linalg.norm(cov) < 0.2, (start, fit)
+
+
+def test_the_whittle_cap_brings_back_a_fit_that_runs_wide():
+  """Where the spectral fit reads a blur too wide (here made twice as wide by its
+  calibration factor), the likelihood's Gaussian under the cap takes its place,
+  near the true blur; the cap never widens a fit."""
+  cov = np.array([[2.5, 0.8], [0.8, 1.5]])
+  hr = scale_invariant_image(512, seed=5)
+  lr = np.asarray(kernel.degrade(hr, np.asarray(kernel.gaussian_kernel(cov, 31, 2)), 2))
+  lr = np.repeat(np.clip(np.round(lr), 0, 255).astype(np.uint8)[..., None], 3, -1)
+  wide = SPECTRAL.replace(spectral_variance_scale=2.0)
+  est = lambda c: np.asarray(spectral.estimate(lr, c)['covariance'])
+  free, capped = est(wide), est(wide.replace(spectral_whittle_cap=1.0))
+  assert np.trace(free) > 1.6 * np.trace(cov)
+  assert np.linalg.norm(capped - cov) / np.linalg.norm(cov) < 0.25, capped
+  narrow = SPECTRAL.replace(spectral_variance_scale=0.5)
+  np.testing.assert_array_equal(est(narrow.replace(spectral_whittle_cap=1.0)), est(narrow))

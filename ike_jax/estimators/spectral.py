@@ -17,6 +17,7 @@ from ike_jax import crops
 from ike_jax import kernel
 from ike_jax import metrics
 from ike_jax import spectrum
+from ike_jax import whittle
 
 NAME = 'spectral'
 HAS_INVERSE = False
@@ -24,6 +25,7 @@ TRAINS = False
 LABEL = 'spectral'
 MIN_SIDE = spectrum.MIN_SIDE  # LR px
 ESTIMATE_SIDE = 1024  # LR px: larger photos are estimated on their central crop
+WHITTLE_SIDE = 256    # LR px: the likelihood's Gaussian (--spectral_whittle_cap), central crop
 
 
 def training_scale(scale):
@@ -43,6 +45,7 @@ def checks(cfg):
       (c.spectral_variance_scale > 0 and c.spectral_huber_k > 0,
        '--spectral_variance_scale and --spectral_huber_k must be positive'),
       (c.spectral_robust_iterations >= 0, '--spectral_robust_iterations must be >= 0'),
+      (c.spectral_whittle_cap >= 0, '--spectral_whittle_cap must be >= 0'),
   ]
 
 
@@ -63,6 +66,12 @@ def estimate(lr, cfg):
   lr = crops.centre_crop(np.asarray(lr), ESTIMATE_SIDE)
   cov = spectrum.blur_covariance(metrics.rgb_to_y(np.asarray(lr, np.float64)), s,
                                  cfg.estimate.spectral)
+  cap = cfg.estimate.spectral.spectral_whittle_cap
+  if cap > 0:
+    y = metrics.rgb_to_y(np.asarray(crops.centre_crop(lr, WHITTLE_SIDE), np.float64)) / 127.5 - 1
+    likeliest = cap * np.asarray(whittle.fit_gaussian(whittle.power(y), cov, s), np.float64)
+    if np.trace(likeliest) < np.trace(cov):
+      cov = likeliest
   k = np.asarray(kernel.gaussian_kernel(cov, size, s), np.float64)
   k /= k.sum()
   return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
