@@ -25,7 +25,7 @@ TRAINS = False
 LABEL = 'spectral'
 MIN_SIDE = spectrum.MIN_SIDE  # LR px
 ESTIMATE_SIDE = 1024  # LR px: larger photos are estimated on their central crop
-WHITTLE_SIDE = 256    # LR px: the likelihood's Gaussian (--spectral_whittle_cap), central crop
+WHITTLE_SIDE = 128    # LR px: the likelihood's Gaussian (--spectral_whittle_cap), central crop
 
 
 def training_scale(scale):
