@@ -100,6 +100,18 @@ def nll(y2, k, s):
   return _nll(folded, y2, *_fit_scales(folded, y2))
 
 
+def _adam(loss, params, steps, learning_rate):
+  """`params` after `steps` of Adam on `loss` (inside a jitted caller)."""
+  opt = optax.adam(learning_rate)
+
+  def body(_, carry):
+    p, state = carry
+    updates, state = opt.update(jax.grad(loss)(p), state, p)
+    return optax.apply_updates(p, updates), state
+
+  return jax.lax.fori_loop(0, steps, body, (params, opt.init(params)))[0]
+
+
 @functools.partial(jax.jit, static_argnames=('s', 'steps'))
 def refine(y2, k, s, steps=100, learning_rate=0.05):
   """The kernel L alone reaches from k: `steps` of Adam on the logits of a
@@ -115,15 +127,7 @@ def refine(y2, k, s, steps=100, learning_rate=0.05):
   def loss(p):
     return _nll(_folded(taps(p[0]), y2.shape, s), y2, p[1], p[2])
 
-  opt = optax.adam(learning_rate)
-
-  def body(_, carry):
-    p, state = carry
-    updates, state = opt.update(jax.grad(loss)(p), state, p)
-    return optax.apply_updates(p, updates), state
-
-  params, _ = jax.lax.fori_loop(0, steps, body, (params, opt.init(params)))
-  out = taps(params[0])
+  out = taps(_adam(loss, params, steps, learning_rate)[0])
   return out, nll(y2, out, s)
 
 
@@ -145,15 +149,7 @@ def fit_gaussian(y2, cov, s, steps=200, learning_rate=0.03):
     k = kernel_lib.gaussian_kernel(covariance(p[0]), FIT_SIZE, s)
     return _nll(_folded(k, y2.shape, s), y2, p[1], p[2])
 
-  opt = optax.adam(learning_rate)
-
-  def body(_, carry):
-    p, state = carry
-    updates, state = opt.update(jax.grad(loss)(p), state, p)
-    return optax.apply_updates(p, updates), state
-
-  params, _ = jax.lax.fori_loop(0, steps, body, (params, opt.init(params)))
-  return covariance(params[0])
+  return covariance(_adam(loss, params, steps, learning_rate)[0])
 
 
 @functools.partial(jax.jit, static_argnames=('s', 'steps'))
