@@ -76,27 +76,36 @@ def solvers(scale, kernel='spectral'):
                                           refine_prior=GRADIENT_PRIOR[scale])}
 
 
-def sr_kernel(lr, k_true, s, kernel):
-  """(per-colour kernel, origin) of the SR stage: `kernel`'s estimate of `lr`, or the truth."""
+def kernel_config(scale, kernel):
+  """The preset whose estimate `kernel` names, read once per run (None for the truth)."""
+  if kernel == 'true':
+    return None
+  return presets.config_from_flagfile(
+      presets.preset_path(f"{'blind' if kernel == 'blind' else 'best'}_x{scale}"))
+
+
+def sr_kernel(lr, k_true, s, kernel, cfg):
+  """(per-colour kernel, origin) of the SR stage: `kernel`'s estimate of `lr` under
+  the preset `cfg` (`kernel_config`), or the truth."""
   if kernel == 'true':
     k = np.asarray(k_true, np.float32)
     return np.stack([k] * 3), (k.shape[0] // 2,) * 2
   if kernel == 'blind':
-    cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
     k = np.asarray(blind_estimator.first_kernel(lr, blind_estimator.covariance(lr, cfg), cfg),
                    np.float32)
     return np.stack([k] * 3), (blind_estimator.SIZE // 2,) * 2
-  cfg = presets.config_from_flagfile(presets.preset_path(f'best_x{s}'))
   return postprocess.sr_kernel(spectral.estimate(lr, cfg), s, s)
 
 
-def measure_one(name, index, family, s, posts, kernel='spectral'):
-  """One image's row: each solver's gain and seconds."""
+def measure_one(name, index, family, s, posts, kernel='spectral', cfg=None):
+  """One image's row: each solver's gain and seconds (`cfg`: `kernel_config`'s, read
+  here when not given)."""
   lr, hr, k_true, _ = families.pair(index, family, s)
   if kernel == 'true' and k_true is None:
     raise ValueError(f'{family} has no true kernel')
   base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
-  k, origin = sr_kernel(lr, k_true, s, kernel)
+  cfg = kernel_config(s, kernel) if cfg is None else cfg
+  k, origin = sr_kernel(lr, k_true, s, kernel, cfg)
   row = {'image': name, 'family': family}
   for solver, post in posts.items():
     postprocess.final(None, lr, k, origin, post, s)  # compiled outside the timing
@@ -115,6 +124,7 @@ def main(argv):
   if FLAGS.levin_kernels:
     families.use_kernel_set('levin', FLAGS.levin_kernels)
   posts = solvers(s, FLAGS.kernel)
+  kernel_cfg = kernel_config(s, FLAGS.kernel)
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
   out = {'scale': s, 'images': FLAGS.images, 'kernel': FLAGS.kernel,
@@ -124,7 +134,7 @@ def main(argv):
   for family in FLAGS.families:
     rows = []
     for i in datasets.indices(ranges):
-      row = measure_one(names[i], i, family, s, posts, FLAGS.kernel)
+      row = measure_one(names[i], i, family, s, posts, FLAGS.kernel, kernel_cfg)
       rows.append(row)
       out['rows'].append(row)
       print(f"{family:15s} {row['image']:22s} " + '  '.join(
