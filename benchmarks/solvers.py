@@ -58,13 +58,17 @@ def define_flags():
   flags.DEFINE_enum('kernel', 'spectral', ['spectral', 'true', 'blind'],
                     "The SR stage's kernel: best_x{2,4}'s spectral Gaussian, the true one, or "
                     "blind_x{2,4}'s non-parametric estimate (at its TV weight).")
+  flags.DEFINE_list('priors', [], "Further TV weights of the Fourier stage (mirrored borders), "
+                    "each a column 'fourier_<weight>': where the preset's weight leaves the "
+                    'ceiling of a noisy family unmeasured.')
 
 
 SOLVERS = ('fourier', 'unknown', 'gradient')
 
 
-def solvers(scale, kernel='spectral'):
-  """{name: PostConfig} of the three solvers at this scale, for `kernel`'s SR stage."""
+def solvers(scale, kernel='spectral', priors=()):
+  """{name: PostConfig} of the three solvers at this scale, for `kernel`'s SR stage,
+  and the Fourier stage at each further TV weight of `priors` ('fourier_<weight>')."""
   post = presets.config_from_flagfile(presets.preset_path(f'best_x{scale}')).post
   if kernel == 'blind':
     blind = presets.config_from_flagfile(presets.preset_path(f'blind_x{scale}'))
@@ -73,7 +77,8 @@ def solvers(scale, kernel='spectral'):
   return {'fourier': fourier,
           'unknown': dataclasses.replace(fourier, refine_boundary='unknown'),
           'gradient': dataclasses.replace(post, refine_solver='gradient', refine_iterations=100,
-                                          refine_prior=GRADIENT_PRIOR[scale])}
+                                          refine_prior=GRADIENT_PRIOR[scale]),
+          **{f'fourier_{p:g}': dataclasses.replace(fourier, refine_prior=p) for p in priors}}
 
 
 def kernel_config(scale, kernel):
@@ -123,14 +128,16 @@ def main(argv):
     raise app.UsageError('published kernel sets are for the report photos only')
   if FLAGS.levin_kernels:
     families.use_kernel_set('levin', FLAGS.levin_kernels)
-  posts = solvers(s, FLAGS.kernel)
+  posts = solvers(s, FLAGS.kernel, [float(p) for p in FLAGS.priors])
   kernel_cfg = kernel_config(s, FLAGS.kernel)
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
   out = {'scale': s, 'images': FLAGS.images, 'kernel': FLAGS.kernel,
          'settings': {k: dataclasses.asdict(v) for k, v in posts.items()}, 'rows': []}
+  extra = [name for name in posts if name not in SOLVERS]
   table = [f'| family ({FLAGS.kernel} kernel) | fourier (worst) | unknown borders | gradient '
-           '| s/img fourier | unknown | gradient |', '|---|---|---|---|---|---|---|']
+           + ''.join(f'| {name} ' for name in extra) + '| s/img fourier | unknown | gradient |',
+           '|---|---|---|---|' + '---|' * len(extra) + '---|---|---|']
   for family in FLAGS.families:
     rows = []
     for i in datasets.indices(ranges):
@@ -138,12 +145,12 @@ def main(argv):
       rows.append(row)
       out['rows'].append(row)
       print(f"{family:15s} {row['image']:22s} " + '  '.join(
-          f'{solver} {row[solver]:+6.2f}' for solver in SOLVERS), flush=True)
+          f'{solver} {row[solver]:+6.2f}' for solver in posts), flush=True)
       if FLAGS.results:
         outputs.write_json(FLAGS.results, out)  # atomic, row by row
     mean = lambda key: float(np.mean([r[key] for r in rows]))  # pylint: disable=cell-var-from-loop
     table.append(f'| {family} x{s} | ' + ' | '.join(
-        f'{mean(solver):+.2f} ({min(r[solver] for r in rows):+.2f})' for solver in SOLVERS)
+        f'{mean(solver):+.2f} ({min(r[solver] for r in rows):+.2f})' for solver in posts)
                  + ' | ' + ' | '.join(f"{np.median([r[f'{solver}_s'] for r in rows]):.2f}"
                                       for solver in SOLVERS) + ' |')
     print(table[-1], flush=True)
