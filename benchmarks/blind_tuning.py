@@ -85,7 +85,9 @@ GRID = {'blind_agree_max': (0.5, 0.8, 1.2, 2.0, 3.0, np.inf),
         'blind_denoise_prior': (0.0, 3e-3, 1e-2),
         'blind_denoise_narrow_max': (3.0, 6.0, 12.0, np.inf),
         'blind_denoise_noise_min': (0.0, 0.5, 1.0, 1.3, 1.6, 2.0, 3.0),
-        'blind_companion': (0.0,) + COMPANION_WEIGHTS}
+        'blind_companion': (0.0,) + COMPANION_WEIGHTS,
+        'blind_evidence_min': (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, np.inf),
+        'blind_evidence_ringing_max': (2.0, 2.5, 3.0, 4.0, 6.0, np.inf)}
 SEARCHED = ('blind_agree_max', 'blind_wide_min', 'blind_ringing_max',
             'blind_gauss_ringing_per_sd', 'blind_gauss_min')
 
@@ -144,7 +146,8 @@ def measure(s, cfg):
                                               best, s)),
            # at the preset's --refine_prior (the JPEG prior: gaussian_columns)
            'gauss_ringing': blind_estimator.ringing(lr, k_gauss, cfg, cfg.post.refine_prior),
-           'ringing_fourier': blind_estimator.ringing(lr, k_blind, cfg, blind_prior)}
+           'ringing_fourier': blind_estimator.ringing(lr, k_blind, cfg, blind_prior),
+           'evidence': blind_estimator.evidence(lr, k_blind, k_gauss, s)}
     for solver in FLAGS.solvers:
       if solver == 'fourier':
         row['blind_fourier'] = gain(blind_sr(lr, k_blind, cfg, blind_prior))
@@ -299,8 +302,18 @@ def whittle_column(lr, cfg, row, kernels):
   return {'whittle_gap': blind_estimator.spectral_gap(lr, kernels.blind, cfg.scale)}
 
 
+def evidence_column(lr, cfg, row, kernels):
+  """{'evidence': ...} (`blind_estimator.evidence`) where `row` lacks it."""
+  if row.get('evidence') is not None:
+    return {}
+  s = cfg.scale
+  k_gauss = np.asarray(kernel.gaussian_kernel(kernels.covariance, blind_estimator.SIZE, s),
+                       np.float64)
+  return {'evidence': blind_estimator.evidence(lr, kernels.blind, k_gauss, s)}
+
+
 def extend(s, cfg):
-  """`gaussian_columns`, `cross_column`, `whittle_column` and `blind_prior_columns` for every
+  """`gaussian_columns`, `cross_column`, `whittle_column`, `evidence_column` and `blind_prior_columns` for every
   row of --results[0], written back row by row."""
   names = list(datasets.OFFLINE_IMAGES)
   best = presets.config_from_flagfile(presets.preset_path(f'best_x{s}')).post
@@ -326,6 +339,7 @@ def extend(s, cfg):
     row.update(gaussian_columns(lr, hr, cfg, best, row))
     row.update(cross_column(row, kernels))
     row.update(whittle_column(lr, cfg, row, kernels))
+    row.update(evidence_column(lr, cfg, row, kernels))
     row.update(blind_prior_columns(lr, hr, cfg, row, kernels))
     if FLAGS.second:
       row.update(second_columns(lr, hr, cfg, row, kernels))
@@ -384,6 +398,9 @@ def outcome(rows, s, settings, solver):
     if (choice == 'bicubic' and np.isfinite(settings.blind_second_wide_min)
         and 'second_gain' in r and blind_estimator.second_chance(r, s, settings)):
       choice, gain = 'blind', r['second_gain']
+    if choice == 'bicubic' and blind_estimator.last_chance({**r, 'gauss_ringing': gauss_ring},
+                                                            s, settings):
+      choice = 'gaussian'
     if choice == 'bicubic' and blind_estimator.denoises(r, s, settings):
       choice = 'denoised'
     blind = gain if solver == 'fourier' else r[f'blind_gradient_{settings.blind_prior:g}']
@@ -413,6 +430,10 @@ def search(s, cfg):
     raise app.UsageError(f'{FLAGS.results[0]} has no companion columns and the preset blends '
                          'with the marginal kernel (--blind_companion): add them with '
                          '--extend --companion first')
+  if ((np.isfinite(start.blind_evidence_min) or 'blind_evidence_min' in FLAGS.search_keys)
+      and 'evidence' not in rows[0]):
+    raise app.UsageError(f'{FLAGS.results[0]} has no evidence column (--blind_evidence_min): '
+                         'add it with --extend first')
   names = {k[len('blind_fourier_'):] for k in rows[0] if k.startswith('blind_fourier_')}
   grid = {k: GRID[k] for k in FLAGS.search_keys}
   if names:

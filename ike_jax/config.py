@@ -243,6 +243,16 @@ class BlindConfig:
                                            '(as --blind_ringing_max) ...')
   blind_second_whittle_max: float = _field(float('inf'), "... and its spectral-likelihood gap "
                                            '(whittle.gap) is at most this (inf: not measured).')
+  blind_evidence_min: float = _field(float('inf'), 'Last chance: where the rule and the '
+                                     'second chance give bicubic, the spectral Gaussian is used '
+                                     "if the photo's power spectrum asks for a blur, i.e. no blur "
+                                     "(the LR pixel's own footprint) explains it worse than the "
+                                     'likelier of the Gaussian and the blind kernel by at least '
+                                     'this (whittle.nll, per LR frequency; inf, the default: never; '
+                                     'blind_x2 sets 0.5: docs/method.md, "Evidence of a blur"), '
+                                     'the Gaussian sits above its floor ...')
+  blind_evidence_ringing_max: float = _field(2.0, "... and the Gaussian's SR image rings at "
+                                             'most this (as --blind_ringing_max).')
   blind_autocorr: float = _field(0.0, "Weight of the non-parametric estimate's fit to the "
                                  "image's gradient autocorrelation (0: none; 0.03 was tried: "
                                  'docs/method.md, "The non-parametric kernel estimate").')
@@ -437,6 +447,9 @@ def validate(cfg):
        f'--blind_width_floor must be in [0, 1], got {cfg.estimate.blind.blind_width_floor}'),
       (0.0 <= cfg.estimate.blind.blind_companion <= 1.0,
        f'--blind_companion must be in [0, 1], got {cfg.estimate.blind.blind_companion}'),
+      (cfg.estimate.blind.blind_evidence_min > 0,
+       f'--blind_evidence_min must be positive (inf: off), got '
+       f'{cfg.estimate.blind.blind_evidence_min}'),
       (cfg.estimate.blind.blind_second_estimator in ('autocorr', 'marginal'),
        '--blind_second_estimator must be autocorr or marginal, got '
        f'{cfg.estimate.blind.blind_second_estimator}'),

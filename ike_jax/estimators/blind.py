@@ -54,6 +54,11 @@ finite), its spectral-likelihood gap is at most `second_whittle_max`, it is
 wider than `second_wide_min`, it is no hallucination (as above) and its SR
 image rings at most `second_ringing_max`: it keeps its width where the edge fit
 collapses to a delta on texture (docs/method.md, "Blind SR: the kernel choice").
+Where it is still 'bicubic' and the photo's power spectrum asks for a blur
+(`evidence`: no blur explains it worse than the likelier of the Gaussian and
+the blind kernel by at least `evidence_min`; off with inf), the Gaussian sits
+above its floor and its SR image rings at most `evidence_ringing_max`, the
+choice is 'gaussian' (`last_chance`).
 Where it is still 'bicubic' on an image that is not clean (below), the
 blind kernel is near a delta (widest variance <= `denoise_narrow_max`) and
 the noise estimate is at least `denoise_noise_min`, the choice is 'denoised'
@@ -83,7 +88,9 @@ on its central `RINGING_SIDE` / `WHITTLE_SIDE` (the settings were chosen on
 """
 
 import dataclasses
+import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -264,6 +271,37 @@ def spectral_gap(lr, k, scale):
   """`whittle.gap` of an HR kernel on the central `WHITTLE_SIDE` crop of a
   uint8 LR image (the size its limit was chosen at, whatever the photo's)."""
   return whittle.gap(_grey(crops.centre_crop(np.asarray(lr), WHITTLE_SIDE)), k, scale)
+
+
+def evidence(lr, k_blind, k_gauss, scale):
+  """How much the photo's power spectrum asks for a blur: the spectral
+  likelihood's `whittle.nll` of no blur (the LR pixel's own footprint, the
+  Gaussian at its floor) less that of the likelier of the two kernels, on the
+  central `WHITTLE_SIDE` crop of a uint8 LR image (about 0 on a photo no
+  kernel blurred; docs/method.md, "Evidence of a blur")."""
+  y2 = whittle.power(_grey(crops.centre_crop(np.asarray(lr), WHITTLE_SIDE)))
+  none = kernel.gaussian_kernel(np.eye(2) * spectrum.min_variance(scale), SIZE, scale)
+  unit = lambda k: jnp.asarray(np.asarray(k) / np.sum(k), jnp.float32)
+  return float(_evidence(y2, unit(none), unit(k_blind), unit(k_gauss), scale))
+
+
+@functools.partial(jax.jit, static_argnames=('scale',))
+def _evidence(y2, none, k_blind, k_gauss, scale):
+  nll = lambda k: whittle.nll(y2, k, scale)
+  return nll(none) - jnp.minimum(nll(k_blind), nll(k_gauss))
+
+
+def last_chance(f, scale, settings):
+  """Where the rule and the second chance give bicubic: whether the Gaussian
+  is used instead, the spectrum asking for a blur (`f['evidence']` at least
+  `--blind_evidence_min`), the Gaussian seeing one (`f['gauss_variance']`
+  above its floor) and its SR image ringing at most
+  `--blind_evidence_ringing_max` (`f['gauss_ringing']`)."""
+  c = settings
+  return (np.isfinite(c.blind_evidence_min) and f.get('evidence') is not None
+          and f['evidence'] >= c.blind_evidence_min
+          and f['gauss_variance'] / spectrum.min_variance(scale) > FLOOR_MARGIN
+          and f['gauss_ringing'] <= c.blind_evidence_ringing_max)
 
 
 def _blind_wins(f, scale, settings):
@@ -503,6 +541,16 @@ def estimate(lr, cfg):
         if second[key] is not None:
           margins.append(_margin(second[key], limit))
       confidence = min(margins)
+  f['evidence'] = None
+  if choice == 'bicubic' and np.isfinite(settings.blind_evidence_min):
+    f['evidence'] = evidence(crop, k_blind, k_gauss, cfg.scale)
+    if f['evidence'] >= settings.blind_evidence_min:
+      if f['gauss_ringing'] is None:
+        f['gauss_ringing'] = ringing(crop, k_gauss, cfg, sr_prior(cfg, 'gaussian', f))
+      if last_chance(f, cfg.scale, settings):
+        choice = 'gaussian'
+        confidence = min(_margin(f['evidence'], settings.blind_evidence_min),
+                         _margin(f['gauss_ringing'], settings.blind_evidence_ringing_max))
   if choice == 'bicubic' and denoises(f, cfg.scale, settings):
     choice = 'denoised'  # the rule's bicubic, denoised: how sure, as the rule was
     confidence = min(confidence, _margin(f['blind_variance'] / spectrum.min_variance(cfg.scale),
@@ -529,6 +577,7 @@ def estimate(lr, cfg):
                                    'ringing': f['ringing']},
                          'gaussian': {'covariance': f['covariance'],
                                       'widest_variance': f['gauss_variance'],
-                                      'ringing': f['gauss_ringing']},
+                                      'ringing': f['gauss_ringing'],
+                                      'blur_evidence': f['evidence']},
                          'second': second or {},
                          'bicubic': {}}}
