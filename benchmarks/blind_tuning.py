@@ -4,7 +4,8 @@ and the thresholds read off it.
 For every family and tuning photo: the choice's inputs (the halves'
 agreement, the blind kernel's distance from the Gaussian, its widest variance,
 its spectral-likelihood gap and the ringing of the SR image it gives, the
-Gaussian's widest variance, the noise level, the JPEG blockiness; with
+Gaussian's widest variance, the spectrum's evidence of a blur, the noise
+level, the JPEG blockiness; with
 --second the second estimate's scores, its gap among them) and the Y-PSNR
 gain over bicubic of each
 candidate (the blind kernel at the preset's SR prior and at --blind_priors,
