@@ -48,7 +48,6 @@ import numpy as np
 from benchmarks import blind_families
 from benchmarks import datasets
 from benchmarks import families
-from ike_jax import kernel
 from ike_jax import metrics
 from ike_jax import noise
 from ike_jax import outputs
@@ -186,8 +185,7 @@ def gaussian_columns(lr, hr, cfg, best, row):
     return out
   base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
   gaussian = spectral.estimate(lr, cfg)
-  k_gauss = np.asarray(kernel.gaussian_kernel(np.asarray(gaussian['covariance']),
-                                              blind_estimator.SIZE, s), np.float64)
+  k_gauss = blind_estimator.gaussian(gaussian['covariance'], s)
   for prior in priors:
     post = dataclasses.replace(best, refine_prior=prior)
     sr = postprocess.final(None, lr, *postprocess.sr_kernel(gaussian, s, s), post, s)
@@ -308,8 +306,7 @@ def evidence_column(lr, cfg, row, kernels):
   if row.get('evidence') is not None:
     return {}
   s = cfg.scale
-  k_gauss = np.asarray(kernel.gaussian_kernel(kernels.covariance, blind_estimator.SIZE, s),
-                       np.float64)
+  k_gauss = blind_estimator.gaussian(kernels.covariance, s)
   return {'evidence': blind_estimator.evidence(lr, kernels.blind, k_gauss, s)}
 
 

@@ -92,10 +92,11 @@ def _fit_scales(folded, y2):
   return lc.ravel()[i], ls.ravel()[i]
 
 
+@functools.partial(jax.jit, static_argnames=('s',))
 def nll(y2, k, s):
   """L(k): the negative log-likelihood per LR frequency of an image with
   `power` y2 under the HR kernel k (unit sum) at scale s, c and sigma^2 at
-  the best of a grid."""
+  the best of a grid (jitted: the grid's scores would be slow eagerly)."""
   folded = _folded(k, y2.shape, s)
   return _nll(folded, y2, *_fit_scales(folded, y2))
 

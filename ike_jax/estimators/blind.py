@@ -88,9 +88,7 @@ on its central `RINGING_SIDE` / `WHITTLE_SIDE` (the settings were chosen on
 """
 
 import dataclasses
-import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -170,6 +168,11 @@ def _lr_start(cov, scale):
   """The spectral Gaussian (HR covariance `cov`) at the LR pitch: the estimates' start."""
   return np.asarray(kernel.gaussian_kernel(np.asarray(cov) / scale ** 2, lr_side(scale), 1),
                     np.float64)
+
+
+def gaussian(cov, scale):
+  """The Gaussian kernel of HR covariance `cov` on the blind kernels' SIZE grid (float64)."""
+  return np.asarray(kernel.gaussian_kernel(np.asarray(cov), SIZE, scale), np.float64)
 
 
 def marginal_kernel(lr, cov, scale):
@@ -280,15 +283,10 @@ def evidence(lr, k_blind, k_gauss, scale):
   central `WHITTLE_SIDE` crop of a uint8 LR image (about 0 on a photo no
   kernel blurred; docs/method.md, "Evidence of a blur")."""
   y2 = whittle.power(_grey(crops.centre_crop(np.asarray(lr), WHITTLE_SIDE)))
-  none = kernel.gaussian_kernel(np.eye(2) * spectrum.min_variance(scale), SIZE, scale)
-  unit = lambda k: jnp.asarray(np.asarray(k) / np.sum(k), jnp.float32)
-  return float(_evidence(y2, unit(none), unit(k_blind), unit(k_gauss), scale))
-
-
-@functools.partial(jax.jit, static_argnames=('scale',))
-def _evidence(y2, none, k_blind, k_gauss, scale):
-  nll = lambda k: whittle.nll(y2, k, scale)
-  return nll(none) - jnp.minimum(nll(k_blind), nll(k_gauss))
+  nll = lambda k: float(whittle.nll(y2, jnp.asarray(np.asarray(k) / np.sum(k), jnp.float32),
+                                    scale))
+  none = gaussian(np.eye(2) * spectrum.min_variance(scale), scale)
+  return nll(none) - min(nll(k_blind), nll(k_gauss))
 
 
 def last_chance(f, scale, settings):
@@ -444,7 +442,7 @@ def features(lr, cfg):
   """
   s = cfg.scale
   cov = covariance(lr, cfg)
-  k_gauss = np.asarray(kernel.gaussian_kernel(cov, SIZE, s), np.float64)
+  k_gauss = gaussian(cov, s)
   c = cfg.estimate.blind
   k_blind = first_kernel(lr, cov, cfg)
   k_cross = k_second = None  # the two estimates' test's, the second chance's
