@@ -747,3 +747,19 @@ def test_an_unblurred_noisy_jpeg_is_denoised_where_its_blocks_show(name, denoise
   chex.assert_shape(sr, hr.shape)
   psnr = lambda img: metrics.compare(img, hr, 2)['psnr_y']
   assert psnr(sr) > psnr(resize.bicubic_upscale(lr, 2)) + 1.0
+
+
+def test_estimates_run_side_by_side_give_what_they_give_one_after_another():
+  rng = np.random.default_rng(3)
+  y = ndimage.gaussian_filter(rng.uniform(-1, 1, (40, 40)), 1.5).astype(np.float32)
+  k0 = kernel_lib.gaussian_kernel(np.eye(2) * 2.0, 9, 1)
+  jobs = {f'lam{lam}': (lambda lam=lam: np.asarray(blind.estimate_level(
+      jnp.asarray(y), jnp.asarray(k0, jnp.float32), jnp.full((2,), lam, jnp.float32), 0.0,
+      scale=1, rounds=2)[0])) for lam in (1e-3, 4e-3, 1e-2)}
+  alone = {name: job() for name, job in jobs.items()}
+  together = blind_estimator.concurrently(jobs)
+  assert list(together) == list(jobs)
+  for name in jobs:
+    np.testing.assert_array_equal(together[name], alone[name])
+  with pytest.raises(ZeroDivisionError):
+    blind_estimator.concurrently({'bad': lambda: 1 / 0, **jobs})

@@ -87,7 +87,10 @@ on its central `RINGING_SIDE` / `WHITTLE_SIDE` (the settings were chosen on
 128x128 LR images, and the cost stays flat).
 """
 
+import concurrent.futures
 import dataclasses
+import functools
+import os
 
 import jax.numpy as jnp
 import numpy as np
@@ -427,6 +430,21 @@ def ringing(lr, k, cfg, tv):
   return _gradient_energy(sr) / max(_gradient_energy(resize.bicubic_upscale(crop, s)), 1e-12)
 
 
+def concurrently(jobs):
+  """{name: zero-argument function} -> {name: its result}, the functions run
+  on a pool of threads (one per core, at most one per function).
+
+  JAX lets go of Python's lock while a compiled program runs, and a kernel
+  estimate of a 128 px image keeps about one core busy: on 2 cores the four
+  estimates `features` makes take about half the time side by side, with the
+  same results (RESULTS.md, "Blind SR per degradation family").
+  """
+  workers = max(1, min(len(jobs), os.cpu_count() or 1))
+  with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    futures = {name: pool.submit(job) for name, job in jobs.items()}
+    return {name: future.result() for name, future in futures.items()}
+
+
 def features(lr, cfg):
   """What the choice sees in one (H, W, 3) uint8 LR image, and its kernels.
 
@@ -444,18 +462,25 @@ def features(lr, cfg):
   cov = covariance(lr, cfg)
   k_gauss = gaussian(cov, s)
   c = cfg.estimate.blind
-  k_blind = first_kernel(lr, cov, cfg)
-  k_cross = k_second = None  # the two estimates' test's, the second chance's
+  # The independent estimates: the whole image's, the two estimates' test's
+  # and the second chance's (where they differ), each half's.
+  jobs = {'blind': lambda: first_kernel(lr, cov, cfg)}
   if np.isfinite(c.blind_cross_max):
-    k_cross = cross_kernel(lr, cov, cfg)
+    jobs['cross'] = lambda: cross_kernel(lr, cov, cfg)
+  if np.isfinite(c.blind_second_wide_min) and not (
+      'cross' in jobs and c.blind_second_estimator == 'autocorr'):
+    jobs['second'] = lambda: second_kernel(lr, cov, cfg)
+  for i, part in enumerate(halves(lr)):
+    jobs[f'half{i}'] = functools.partial(first_kernel, part, cov, cfg, shrink=False)
+  k = concurrently(jobs)
+  k_blind, k_cross = k['blind'], k.get('cross')
+  k_second = None
   if np.isfinite(c.blind_second_wide_min):
-    k_second = (k_cross if k_cross is not None and c.blind_second_estimator == 'autocorr'
-                else second_kernel(lr, cov, cfg))
+    k_second = k['second'] if 'second' in k else k_cross
   cross = (disagreement(widest_variance(k_blind), widest_variance(k_cross))
            if k_cross is not None else 0.0)
   return {
-      'agreement': _relative(*(first_kernel(part, cov, cfg, shrink=False)
-                               for part in halves(lr))),
+      'agreement': _relative(k['half0'], k['half1']),
       'distinct': _relative(k_blind, k_gauss, by=k_blind),
       'blind_variance': widest_variance(k_blind),
       'cross': cross,
