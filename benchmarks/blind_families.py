@@ -45,7 +45,7 @@ def define_flags():
   flags.DEFINE_integer('scale', 2, '2 or 4.')
   flags.DEFINE_list('families', ['shake', 'gaussian'],
                     f'Of {", ".join(families.FAMILIES)}; checks: {", ".join(families.CHECKS)}, '
-                    f'{", ".join(families.RESAMPLERS)} (each also with +noise, +jpeg, +readnoise); '
+                    f'{", ".join(families.RESAMPLERS)} (each also with +noise, +jpeg, +readnoise, +n2q90); '
                     f'report only: {", ".join(families.PUBLISHED)}.')
   flags.DEFINE_enum('images', 'report', ['report', 'tuning'], 'Which photos.')
   flags.DEFINE_string('results', None, 'JSON written row by row.')

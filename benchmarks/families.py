@@ -40,6 +40,8 @@ Resampled photos, a check no setting was chosen on:
 image and then store it as JPEG (quality 70-95); `+jpeg` (JPEG alone) and
 `+readnoise` (read noise alone) are the two halves of it (`CHECKS`; at x2
 some of them joined the tuning set: docs/method.md, "Degradation families").
+`+n2q90` is `+noise` at one fixed point of that range, a camera's: sigma 2,
+quality 90 (a report-only check).
 Non-linear families are
 `degradations.KINDS` (median, bilateral, diffusion, mix). The LR image is
 `degradations.blur_subsample` of the HR crop.
@@ -62,6 +64,7 @@ LINEAR = ('gaussian', 'shake', 'motion', 'disk', 'mixture', 'none')
 NONLINEAR = ('median', 'bilateral', 'diffusion')
 FAMILIES = LINEAR + tuple(f + '+noise' for f in LINEAR) + NONLINEAR
 CHECKS = tuple(f + v for v in ('+jpeg', '+readnoise') for f in LINEAR)
+FIXED_NOISE = '+n2q90'  # read noise of sigma 2 grey levels, then JPEG at quality 90
 PUBLISHED = {'levin': 8, 'usrnet': 12}  # report-only kernel sets: name -> how many kernels
 RESAMPLERS = ('area', 'cubic', 'lanczos')  # checks: standard anti-aliased downscaling
 
@@ -234,9 +237,11 @@ def degrade(hr, family, scale, seed):
     k, info = KERNELS[base](rng, scale)
   lr = degradations.blur_subsample(hr, k, scale)
   variant = family[len(base):]
-  if variant in ('+noise', '+readnoise', '+jpeg'):  # the same draws in each: comparable images
+  if variant in ('+noise', '+readnoise', '+jpeg', FIXED_NOISE):  # the same draws in each
     sigma = float(rng.uniform(1.0, 5.0))
     quality = int(rng.integers(70, 96))
+    if variant == FIXED_NOISE:
+      sigma, quality = 2.0, 90
     if variant != '+jpeg':
       lr = lr + rng.normal(0, sigma, lr.shape)
       info = {**info, 'noise_sigma': sigma}

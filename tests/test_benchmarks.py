@@ -452,6 +452,9 @@ def test_jpeg_and_read_noise_checks_are_the_two_halves_of_the_noisy_family():
   assert not np.array_equal(both, grain) and noise.blockiness(both) > noise.blockiness(grain)
   with pytest.raises(ValueError, match='unknown family'):
     families.degrade(hr, 'none+blur', 2, 7)
+  camera, _, i_camera = families.degrade(hr, 'none+n2q90', 2, 7)
+  assert (i_camera['noise_sigma'], i_camera['jpeg_quality']) == (2.0, 90)
+  assert not np.array_equal(camera, both) and noise.blockiness(camera) > 1.0
 
 
 def test_unknown_borders_keep_a_true_motion_kernels_gain_the_mirror_loses():
