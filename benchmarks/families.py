@@ -237,7 +237,7 @@ def degrade(hr, family, scale, seed):
     k, info = KERNELS[base](rng, scale)
   lr = degradations.blur_subsample(hr, k, scale)
   variant = family[len(base):]
-  if variant in ('+noise', '+readnoise', '+jpeg', FIXED_NOISE):  # the same draws in each
+  if variant in ('+noise', '+readnoise', '+jpeg', FIXED_NOISE):  # the same draws: comparable images
     sigma = float(rng.uniform(1.0, 5.0))
     quality = int(rng.integers(70, 96))
     if variant == FIXED_NOISE:
