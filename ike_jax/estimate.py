@@ -154,14 +154,23 @@ def estimate_batch(images, cfg, log=print, *, pad_shape=None, tile=0, checkpoint
   if estimators.of(cfg).TRAINS:
     return _trained(images, cfg, log, pad_shape, tile, checkpointer, checkpoint_every, resume,
                     overwrite)
-  return _closed_form(images, cfg)
+  return _closed_form(images, cfg, log)
 
 
-def _closed_form(images, cfg):
-  """The module's `estimate` per image; bicubic starts (made by the SR stage)."""
+def _closed_form(images, cfg, log=print):
+  """The module's `estimate` per image; bicubic starts (made by the SR stage).
+  An image whose estimate takes a second or more gets a progress line."""
   est, scale = estimators.of(cfg), training_config(cfg).scale
   t0 = time.perf_counter()
-  estimates = [dict(est.estimate(im['lr'], cfg), scale=scale) for im in images]
+  log(f'kernel estimate ({est.LABEL}): {len(images)} image(s)')
+  estimates = []
+  for k, im in enumerate(images):
+    start = time.perf_counter()
+    estimates.append(dict(est.estimate(im['lr'], cfg), scale=scale))
+    now = time.perf_counter()
+    if now - start >= 1.0:
+      eta = (now - t0) / (k + 1) * (len(images) - k - 1)
+      log(f'kernel estimate {k + 1}/{len(images)}: {now - start:.1f} s, ETA {eta:.0f} s')
   timings = {'estimate_s': (time.perf_counter() - t0) / max(len(images), 1), 'inference_s': 0.0}
   return {k: Estimate(e, None, {}) for k, e in enumerate(estimates)}, timings
 

@@ -188,5 +188,5 @@ def _post_process(estimated, lr_u8, cfg, log, max_memory_gb=0.0):
                             zssr_crop=min(cfg.train.crop, 64), log=log,
                             max_memory_gb=max_memory_gb, extra_bytes=resident)
   final = postprocess.with_companion(final, lr_u8, estimated.estimate, post, cfg.scale,
-                                     max_memory_gb=max_memory_gb, extra_bytes=resident)
+                                     max_memory_gb=max_memory_gb, extra_bytes=resident, log=log)
   return final, kernel_lib.self_check(final, lr_u8, kern, cfg.scale, origin)

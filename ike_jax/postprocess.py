@@ -75,12 +75,12 @@ def for_estimate(post, estimate):
 BLEND_ROWS = 512
 
 
-def companion_sr(lr_u8, estimate, post, scale, max_memory_gb=0.0, extra_bytes=0):
+def companion_sr(lr_u8, estimate, post, scale, max_memory_gb=0.0, extra_bytes=0, log=None):
   """The uint8 SR image (`final`) of the estimate's 'companion_kernel' ((C, k, k),
-  the estimate's origin)."""
+  the estimate's origin); `log`: progress lines, as `final`'s."""
   k = np.asarray(estimate['companion_kernel'], np.float32)
   return final(None, lr_u8, jnp.asarray(k / k.sum(axis=(1, 2), keepdims=True)),
-               estimate['origin'], post, scale, max_memory_gb=max_memory_gb,
+               estimate['origin'], post, scale, log=log, max_memory_gb=max_memory_gb,
                extra_bytes=extra_bytes)
 
 
@@ -96,16 +96,19 @@ def blend(sr, other, weight):
   return out
 
 
-def with_companion(sr, lr_u8, estimate, post, scale, max_memory_gb=0.0, extra_bytes=0):
+def with_companion(sr, lr_u8, estimate, post, scale, max_memory_gb=0.0, extra_bytes=0,
+                   log=None):
   """`sr` (uint8, the estimate's kernel's `final`) blended with `companion_sr` at
   'companion_weight' on the latter; `sr` itself where the estimate has none.
   Two deblurrings by kernels that err differently ring differently: their
   mean keeps what both restore (docs/method.md, "Two kernels, one image").
   The companion's windows count `sr` as resident (`max_memory_gb`,
-  `extra_bytes` as `final`'s)."""
+  `extra_bytes` as `final`'s); `log`: progress lines (None: silent)."""
   if 'companion_kernel' not in estimate:
     return sr
-  other = companion_sr(lr_u8, estimate, post, scale, max_memory_gb, extra_bytes + sr.nbytes)
+  if log is not None:
+    log(f'SR stage again with the companion kernel (blend weight {estimate["companion_weight"]:g})')
+  other = companion_sr(lr_u8, estimate, post, scale, max_memory_gb, extra_bytes + sr.nbytes, log)
   return blend(sr, other, estimate['companion_weight'])
 
 

@@ -64,6 +64,19 @@ def test_a_new_closed_form_estimator_records_its_choice_in_metrics_and_summary(t
     estimate.check(cfg.replace(population=2))
 
 
+def test_a_slow_closed_form_estimate_shows_its_progress(chooser, monkeypatch):
+  clock = iter(range(0, 100, 2))  # every estimate "takes" 2 s
+  monkeypatch.setattr(estimate.time, 'perf_counter', lambda: float(next(clock)))
+  cfg = config.Config.create(generator='chooser', losses=(), refine=True)
+  lines = []
+  found, timings = estimate.estimate_batch(
+      [{'lr': synthetic_image(24)} for _ in range(3)], cfg, log=lines.append)
+  assert sorted(found) == [0, 1, 2] and timings['estimate_s'] > 0
+  assert lines[0] == 'kernel estimate (chooser): 3 image(s)'
+  assert lines[1:] == ['kernel estimate 1/3: 2.0 s, ETA 8 s', 'kernel estimate 2/3: 2.0 s, ETA 4 s',
+                       'kernel estimate 3/3: 2.0 s, ETA 0 s']
+
+
 def test_unknown_estimator_and_a_small_image_are_one_line_errors(tmp_path, chooser):
   with pytest.raises(errors.UserError, match='--generator must be one of .*chooser'):
     estimate.check(config.Config.create(generator='nope'))

@@ -437,7 +437,9 @@ def concurrently(jobs):
   JAX lets go of Python's lock while a compiled program runs, and a kernel
   estimate of a 128 px image keeps about one core busy: on 2 cores the four
   estimates `features` makes take about half the time side by side, with the
-  same results (benchmarks/RESULTS.md, "Blind SR per degradation family").
+  same kernels on 128 px images and kernels the same to rounding on the 384 px
+  crop of a large photo (benchmarks/RESULTS.md, "Blind SR per degradation
+  family").
   """
   workers = max(1, min(len(jobs), os.cpu_count() or 1))
   with concurrent.futures.ThreadPoolExecutor(workers) as pool:
