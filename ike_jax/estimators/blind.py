@@ -441,7 +441,9 @@ def concurrently(jobs):
   crop of a large photo (benchmarks/RESULTS.md, "Blind SR per degradation
   family").
   """
-  workers = max(1, min(len(jobs), os.cpu_count() or 1))
+  cores = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+           else os.cpu_count() or 1)  # the cores this process may use
+  workers = max(1, min(len(jobs), cores))
   with concurrent.futures.ThreadPoolExecutor(workers) as pool:
     futures = {name: pool.submit(job) for name, job in jobs.items()}
     return {name: future.result() for name, future in futures.items()}
