@@ -66,7 +66,8 @@ def test_a_new_closed_form_estimator_records_its_choice_in_metrics_and_summary(t
 
 def test_a_slow_closed_form_estimate_shows_its_progress(chooser, monkeypatch):
   clock = iter(range(0, 100, 2))  # every estimate "takes" 2 s
-  monkeypatch.setattr(estimate.time, 'perf_counter', lambda: float(next(clock)))
+  fake = types.SimpleNamespace(perf_counter=lambda: float(next(clock)))
+  monkeypatch.setattr(estimate, 'time', fake)  # the estimate stage's clock only
   cfg = config.Config.create(generator='chooser', losses=(), refine=True)
   lines = []
   found, timings = estimate.estimate_batch(
