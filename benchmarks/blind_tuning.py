@@ -432,6 +432,11 @@ def search(s, cfg):
       and 'evidence' not in rows[0]):
     raise app.UsageError(f'{FLAGS.results[0]} has no evidence column (--blind_evidence_min): '
                          'add it with --extend first')
+  noisy = f'gaussian_{start.blind_noisy_prior:g}'
+  unmeasured = sum(1 for r in rows if not _clean(r, start) and noisy not in r)
+  if unmeasured:  # `_gaussian_columns` scores them at the preset's prior
+    print(f'note: {unmeasured} rows that are not clean have no {noisy} and are scored at the '
+          f'clean prior: add it with --extend --gauss_priors={start.blind_noisy_prior:g}')
   names = {k[len('blind_fourier_'):] for k in rows[0] if k.startswith('blind_fourier_')}
   grid = {k: GRID[k] for k in FLAGS.search_keys}
   if names:
