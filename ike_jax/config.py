@@ -249,10 +249,12 @@ class BlindConfig:
                                      "(the LR pixel's own footprint) explains it worse than the "
                                      'likelier of the Gaussian and the blind kernel by at least '
                                      'this (whittle.nll, per LR frequency; inf, the default: never; '
-                                     'blind_x2 sets 0.5: docs/method.md, "Evidence of a blur"), '
+                                     'blind_x2 and blind_x4 set 0.5: docs/method.md, "Evidence of '
+                                     'a blur"), '
                                      'the Gaussian sits above its floor ...')
   blind_evidence_ringing_max: float = _field(2.0, "... and the Gaussian's SR image rings at "
-                                             'most this (as --blind_ringing_max).')
+                                             'most this (as --blind_ringing_max; blind_x4 sets '
+                                             '1.5).')
   blind_autocorr: float = _field(0.0, "Weight of the non-parametric estimate's fit to the "
                                  "image's gradient autocorrelation (0: none; 0.03 was tried: "
                                  'docs/method.md, "The non-parametric kernel estimate").')
