@@ -345,14 +345,34 @@ def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_lev
 
   k, yl = coarse_to_fine(y, k0, levels, resize, fit_level)
   if settle_rounds > 0:  # on the finest level's image, yl
-    kl, _ = estimate_level(jnp.asarray(yl, jnp.float32), jnp.asarray(k / k.sum(), jnp.float32),
-                           jnp.full((settle_rounds,), settle_lam, jnp.float32), 0.0,
-                           scale=scale, rounds=l0_rounds,
-                           reference=(None if reference is None or floor <= 0
-                                      else jnp.asarray(reference, jnp.float32)),
-                           floor=jnp.float32(floor))
-    k = np.asarray(kl, np.float64)
+    k = settle(yl, k, settle_rounds, settle_lam, scale=scale, rounds=l0_rounds,
+               run=rounds_per_level, reference=reference, floor=floor)
   return k / k.sum()
+
+
+def settle(y, k, count, lam, *, scale, rounds, run, reference=None, floor=0.0):
+  """`count` alternations at the fixed L0 threshold `lam` from the kernel k
+  (`estimate`'s settling rounds). Without a width floor, and where `run`
+  divides `count`, they go in runs of `run` rounds through the program the
+  pyramid's finest level compiled (same arguments, same shapes: one
+  compilation fewer per image shape; the kernel is the same to the bit, as a
+  scan in parts is the scan whole). Returns a float64 (K, K) kernel.
+  """
+  y = jnp.asarray(y, jnp.float32)
+  k = jnp.asarray(k / k.sum(), jnp.float32)
+  if reference is None or floor <= 0:
+    reference = None
+    if count % run == 0:
+      lams = jnp.full((run,), lam, jnp.float32)
+      for _ in range(count // run):
+        k, _ = estimate_level(y, k, lams, 0.0, scale=scale, rounds=rounds, autocorr=None,
+                              weight=jnp.float32(0.0))
+      return np.asarray(k, np.float64)
+  else:
+    reference = jnp.asarray(reference, jnp.float32)
+  k, _ = estimate_level(y, k, jnp.full((count,), lam, jnp.float32), 0.0, scale=scale,
+                        rounds=rounds, reference=reference, floor=jnp.float32(floor))
+  return np.asarray(k, np.float64)
 
 
 @functools.partial(jax.jit, static_argnames=('rounds', 'margin'))

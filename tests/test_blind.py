@@ -299,6 +299,19 @@ def test_settling_at_a_low_threshold_brings_the_estimate_closer(name):
   assert settled < 0.01 and settled < 0.7 * pyramid, (settled, pyramid)
 
 
+def test_settling_in_runs_is_settling_at_once():
+  """The settling rounds run in runs of the pyramid's length (to reuse its
+  compiled program) give the kernel one scan over all of them gives, to the bit."""
+  k = KERNELS['motion']()
+  y = _textured_scene(k)[:64, :64]
+  k0 = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * 1.0, 13, 1), np.float64)
+  at_once = blind.settle(y, k0, 4, 5e-4, scale=1, rounds=4, run=3)   # 4 % 3: one scan of 4
+  in_runs = blind.settle(y, k0, 4, 5e-4, scale=1, rounds=4, run=2)   # two scans of 2
+  chex.assert_shape(in_runs, k0.shape)
+  assert np.abs(in_runs - k0).max() > 1e-3  # the rounds moved the kernel
+  np.testing.assert_array_equal(in_runs, at_once)
+
+
 def test_shrink_makes_a_kernel_milder_not_a_delta():
   """From the true HR kernel of a synthetic scene (motion, x2), the SR-pitch
   alternation returns a unit-sum, non-negative kernel centred where the LR grid
