@@ -466,9 +466,14 @@ def features(lr, cfg):
   cov = covariance(lr, cfg)
   k_gauss = gaussian(cov, s)
   c = cfg.estimate.blind
-  # The independent estimates: the whole image's, the two estimates' test's
-  # and the second chance's (where they differ), each half's.
-  jobs = {'blind': lambda: first_kernel(lr, cov, cfg)}
+  # The independent estimates: the whole image's (with its spectral gap, which
+  # needs only it), the two estimates' test's and the second chance's (where
+  # they differ), each half's.
+  def blind_and_gap():
+    k = first_kernel(lr, cov, cfg)
+    return k, (spectral_gap(lr, k, s) if c.blind_whittle_waive > 0 else None)
+
+  jobs = {'blind': blind_and_gap}
   if np.isfinite(c.blind_cross_max):
     jobs['cross'] = lambda: cross_kernel(lr, cov, cfg)
   if np.isfinite(c.blind_second_wide_min) and not (
@@ -477,7 +482,7 @@ def features(lr, cfg):
   for i, part in enumerate(halves(lr)):
     jobs[f'half{i}'] = functools.partial(first_kernel, part, cov, cfg, shrink=False)
   k = concurrently(jobs)
-  k_blind, k_cross = k['blind'], k.get('cross')
+  (k_blind, gap), k_cross = k['blind'], k.get('cross')
   k_second = None
   if np.isfinite(c.blind_second_wide_min):
     k_second = k['second'] if 'second' in k else k_cross
@@ -488,7 +493,7 @@ def features(lr, cfg):
       'distinct': _relative(k_blind, k_gauss, by=k_blind),
       'blind_variance': widest_variance(k_blind),
       'cross': cross,
-      'whittle_gap': (spectral_gap(lr, k_blind, s) if c.blind_whittle_waive > 0 else None),
+      'whittle_gap': gap,
       'gauss_variance': float(np.linalg.eigvalsh(cov).max()),
       'noise': noise.sigma(lr),
       'covariance': np.asarray(cov).tolist(),
