@@ -60,6 +60,12 @@ def use_compilation_cache(flag_value):
     print(f'note: compiling without a persistent cache ({cache} is not writable; '
           'set --compilation_cache_dir)', file=sys.stderr)
     return ''
+  if not any(name.startswith('jit_') for name in os.listdir(cache)):
+    # One 128 px photo through blind_x2: 19 s with an empty cache, 8 s cached
+    # (benchmarks/RESULTS.md, "Blind SR per degradation family").
+    print(f'note: the compilation cache ({cache}) is empty: this run compiles its programs '
+          'and keeps them there; later runs of the same image sizes start faster',
+          file=sys.stderr)
   import jax  # pylint: disable=g-import-not-at-top
   jax.config.update('jax_compilation_cache_dir', cache)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)

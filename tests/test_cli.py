@@ -137,8 +137,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
 
 
 def test_a_second_run_reads_its_programs_from_the_compilation_cache(tmp_path):
-  """The first run fills --compilation_cache_dir (small programs too); a second
-  run with the same settings writes the same SR image and adds nothing."""
+  """The first run fills --compilation_cache_dir (small programs too) and says
+  the cache was empty; a second run with the same settings writes the same SR
+  image, adds nothing and says nothing of it."""
   lr = write_png(tmp_path / 'photo.png', (40, 40))
   cache = tmp_path / 'xla'
   outs = []
@@ -146,6 +147,7 @@ def test_a_second_run_reads_its_programs_from_the_compilation_cache(tmp_path):
     res = run_cli(f'--image={lr}', '--preset=best_x2', f'--output_dir={tmp_path / f"out{n}"}',
                   f'--compilation_cache_dir={cache}')
     assert res.returncode == 0, res.stderr
+    assert ('compilation cache' in res.stderr and 'is empty' in res.stderr) == (n == 0)
     outs.append(iio.imread(tmp_path / f'out{n}' / 'photo_x2.png'))
     entries = sorted(os.listdir(cache))
     if n == 0:
