@@ -360,18 +360,16 @@ def settle(y, k, count, lam, *, scale, rounds, run, reference=None, floor=0.0):
   """
   y = jnp.asarray(y, jnp.float32)
   k = jnp.asarray(k / k.sum(), jnp.float32)
-  if reference is None or floor <= 0:
-    reference = None
-    if count % run == 0:
-      lams = jnp.full((run,), lam, jnp.float32)
-      for _ in range(count // run):
-        k, _ = estimate_level(y, k, lams, 0.0, scale=scale, rounds=rounds, autocorr=None,
-                              weight=jnp.float32(0.0))
-      return np.asarray(k, np.float64)
-  else:
-    reference = jnp.asarray(reference, jnp.float32)
+  held = reference is not None and floor > 0
+  if not held and count % run == 0:
+    lams = jnp.full((run,), lam, jnp.float32)
+    for _ in range(count // run):  # the pyramid's call, argument for argument
+      k, _ = estimate_level(y, k, lams, 0.0, scale=scale, rounds=rounds, autocorr=None,
+                            weight=jnp.float32(0.0))
+    return np.asarray(k, np.float64)
   k, _ = estimate_level(y, k, jnp.full((count,), lam, jnp.float32), 0.0, scale=scale,
-                        rounds=rounds, reference=reference, floor=jnp.float32(floor))
+                        rounds=rounds, floor=jnp.float32(floor),
+                        reference=jnp.asarray(reference, jnp.float32) if held else None)
   return np.asarray(k, np.float64)
 
 
