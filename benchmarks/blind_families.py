@@ -11,7 +11,8 @@ index; then measured, in Y-PSNR gain over MATLAB bicubic (shave = scale):
   true      back-projection onto the true kernel (the SR stage's ceiling)
 
 with the kernel error of the blind choice and its seconds per image. Rows are
-written to --results (JSON) as they come; a markdown table is printed.
+written to --results (JSON) as they come (run again, the same command resumes
+an interrupted table: `benchmarks/rows.py`); a markdown table is printed.
 
   python -m benchmarks.blind_families --scale=2 --families=shake,gaussian \
       --images=report --results=benchmarks/results/blind_x2.json
@@ -26,10 +27,10 @@ import numpy as np
 
 from benchmarks import datasets
 from benchmarks import families
+from benchmarks import rows as rows_lib
 from ike_jax import data
 from ike_jax import kernel as kernel_lib
 from ike_jax import metrics
-from ike_jax import outputs
 from ike_jax import postprocess
 from ike_jax import presets
 from ike_jax import refine
@@ -48,7 +49,8 @@ def define_flags():
                     f'{", ".join(families.RESAMPLERS)} (each also with +noise, +jpeg, +readnoise, +n2q90); '
                     f'report only: {", ".join(families.PUBLISHED)}.')
   flags.DEFINE_enum('images', 'report', ['report', 'tuning'], 'Which photos.')
-  flags.DEFINE_string('results', None, 'JSON written row by row.')
+  flags.DEFINE_string('results', None, 'JSON written row by row; an existing one measured with '
+                      'the same settings is resumed.')
   flags.DEFINE_string('levin_kernels', None, "Levin et al.'s eight kernels, (8, K, K) .npy, for "
                       "the report-only family 'levin' (docs/method.md, \"Degradation families\").")
   flags.DEFINE_string('usrnet_kernels', None, "USRNet's twelve kernels, (12, K, K) .npy, for the "
@@ -103,18 +105,23 @@ def main(argv):
       raise app.UsageError(f'family {name!r} needs --{name}_kernels')
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
-  out = {'scale': s, 'images': FLAGS.images, 'rows': []}
+  table = rows_lib.Rows(FLAGS.results, {'scale': s, 'images': FLAGS.images},
+                        key=lambda r: (r['family'], r['image']))
+  if len(table):
+    print(f'{FLAGS.results}: {len(table)} rows already measured, kept')
   for family in FLAGS.families:
     rows = []
     for i in datasets.indices(ranges):
-      row = measure_one(names[i], i, family, s)
+      row = table.get((family, names[i]))
+      kept = row is not None
+      if not kept:
+        row = measure_one(names[i], i, family, s)
+        table.add(row)  # written row by row: a rerun resumes
       rows.append(row)
-      out['rows'].append(row)
       print(f"{family:12s} {row['image']:22s} spectral {row['spectral']:+6.2f}  blind "
             f"{row['blind']:+6.2f} ({row['choice']}, {row['confidence']:.2f})  true "
-            f"{row.get('true', float('nan')):+6.2f}  {row['seconds']:.1f} s", flush=True)
-      if FLAGS.results:
-        outputs.write_json(FLAGS.results, out)  # atomic, row by row
+            f"{row.get('true', float('nan')):+6.2f}  {row['seconds']:.1f} s"
+            f"{'  (kept)' if kept else ''}", flush=True)
     mean = lambda key: np.mean([r[key] for r in rows]) if key in rows[0] else float('nan')
     print(f"| {family} x{s} | {mean('spectral'):+.2f} (worst {min(r['spectral'] for r in rows):+.2f}) "
           f"| {mean('blind'):+.2f} (worst {min(r['blind'] for r in rows):+.2f}) | {mean('true'):+.2f} "

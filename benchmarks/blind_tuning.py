@@ -10,8 +10,9 @@ level, the JPEG blockiness; with
 gain over bicubic of each
 candidate (the blind kernel at the preset's SR prior and at --blind_priors,
 the spectral Gaussian through `best_x2`'s / `best_x4`'s SR stage and at
---gauss_priors, bicubic = 0). Rows go to --results as they come; --extend
-adds the columns a file lacks.
+--gauss_priors, bicubic = 0). Rows go to --results as they come (the same
+command run again resumes an interrupted table: `benchmarks/rows.py`);
+--extend adds the columns a file lacks.
 
 `--search` then reads such a file and grid-searches the choice's thresholds
 (`config.BlindConfig`, and the blind TV weight among those measured),
@@ -48,6 +49,7 @@ import numpy as np
 from benchmarks import blind_families
 from benchmarks import datasets
 from benchmarks import families
+from benchmarks import rows as rows_lib
 from ike_jax import metrics
 from ike_jax import noise
 from ike_jax import outputs
@@ -95,7 +97,8 @@ SEARCHED = ('blind_agree_max', 'blind_wide_min', 'blind_ringing_max',
 def define_flags():
   flags.DEFINE_integer('scale', 2, '2 or 4.')
   flags.DEFINE_list('families', list(families.FAMILIES), 'Families.')
-  flags.DEFINE_list('results', None, 'JSON written row by row; with --search, the files read.')
+  flags.DEFINE_list('results', None, 'JSON written row by row (an existing one measured with the '
+                    'same settings is resumed); with --search, the files read.')
   flags.DEFINE_list('positions', ['0'], 'HR crops of each tuning photo (families.crop: 0 the '
                     'centre, 1-4 the quadrants), each with its own degradation seed.')
   flags.DEFINE_list('solvers', list(SOLVERS), "SR stages measured with the blind kernel.")
@@ -125,11 +128,20 @@ def define_flags():
 def measure(s, cfg):
   names = list(datasets.OFFLINE_IMAGES)
   best = presets.config_from_flagfile(presets.preset_path(f'best_x{s}')).post
-  out = {'scale': s, 'rows': [], 'width_floor': cfg.estimate.blind.blind_width_floor}
+  header = {'scale': s, 'width_floor': cfg.estimate.blind.blind_width_floor,
+            'solvers': FLAGS.solvers, 'blind_priors': FLAGS.blind_priors,
+            'gauss_priors': FLAGS.gauss_priors, 'second': FLAGS.second,
+            'companion': FLAGS.companion}
   if FLAGS.second:
-    out['second_estimator'] = cfg.estimate.blind.blind_second_estimator
+    header['second_estimator'] = cfg.estimate.blind.blind_second_estimator
+  table = rows_lib.Rows(FLAGS.results[0] if FLAGS.results else None, header,
+                        key=lambda r: (r['family'], r['position'], r['image']))
+  if len(table):
+    print(f'{FLAGS.results[0]}: {len(table)} rows already measured, kept')
   for family, position, i in itertools.product(FLAGS.families, map(int, FLAGS.positions),
                                                datasets.indices(datasets.TUNING_IMAGES)):
+    if table.get((family, position, names[i])) is not None:
+      continue
     lr, hr, _, _ = families.pair(i, family, s, position=position)
     bic = resize.bicubic_upscale(lr, s)
     base = metrics.compare(bic, hr, s)['psnr_y']
@@ -167,11 +179,9 @@ def measure(s, cfg):
       row.update(second_columns(lr, hr, cfg, row, kernels))
     if FLAGS.companion:
       row.update(companion_columns(lr, hr, cfg, row, kernels))
-    out['rows'].append(row)
+    table.add(row)  # written row by row: a rerun resumes
     print(' '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}'
                    for k, v in row.items()), flush=True)
-    if FLAGS.results:
-      outputs.write_json(FLAGS.results[0], out)
 
 
 def gaussian_columns(lr, hr, cfg, best, row):

@@ -155,24 +155,24 @@ def write_png(path: str | os.PathLike, img_u8: Any) -> None:
   write_bytes_atomic(path, buf.getvalue())
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
   """Converts numpy/jax values to plain Python; non-finite floats to None."""
   if isinstance(obj, dict):
-    return {str(k.item() if isinstance(k, np.generic) else k): _jsonable(v)
+    return {str(k.item() if isinstance(k, np.generic) else k): jsonable(v)
             for k, v in obj.items()}
   if isinstance(obj, (list, tuple)):
-    return [_jsonable(v) for v in obj]
+    return [jsonable(v) for v in obj]
   if isinstance(obj, (str, bool, int)) or obj is None:
     return obj
   if isinstance(obj, float):
     return obj if math.isfinite(obj) else None
   if isinstance(obj, np.generic):
-    return _jsonable(obj.item())
+    return jsonable(obj.item())
   if isinstance(obj, os.PathLike):
     return os.fspath(obj)
   if isinstance(obj, np.ndarray) or hasattr(obj, "__array__"):
     # Covers jax arrays without importing jax here.
-    return _jsonable(np.asarray(obj).tolist())
+    return jsonable(np.asarray(obj).tolist())
   raise TypeError(f"cannot write {type(obj).__name__} as JSON")
 
 
@@ -182,7 +182,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
   numpy scalars and arrays and jax arrays become numbers and lists. NaN and
   +-inf become `null`, so the file stays strict JSON that any parser reads.
   """
-  text = json.dumps(_jsonable(obj), indent=2, sort_keys=True, allow_nan=False)
+  text = json.dumps(jsonable(obj), indent=2, sort_keys=True, allow_nan=False)
   write_bytes_atomic(path, (text + "\n").encode("utf-8"))
 
 

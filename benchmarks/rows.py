@@ -1,0 +1,65 @@
+"""A benchmark's JSON table, written row by row, that a rerun resumes.
+
+The long benchmarks (`blind_families`, `blind_tuning`) measure one image at a
+time for tens of minutes. Each row is written as it comes (atomically, the
+whole file each time); run again with the same `--results` and the same
+settings, a benchmark keeps the rows already there and measures only the
+missing ones, so an interrupted run ends with the table an uninterrupted one
+writes. A file written under other settings is never overwritten: the run
+stops with a one-line error instead.
+"""
+
+import json
+import os
+from typing import Any, Callable, Hashable
+
+from absl import app
+
+from ike_jax import outputs
+
+
+class Rows:
+  """The rows of one results file.
+
+  Args:
+    path: the JSON file (None: rows kept in memory only).
+    header: the settings the rows depend on, stored beside them; a file whose
+      header differs is refused.
+    key: a row -> the identity of what it measured (e.g. family and image).
+  """
+
+  def __init__(self, path: str | None, header: dict[str, Any],
+               key: Callable[[dict[str, Any]], Hashable]):
+    self.path, self.key = path, key
+    self.table = {**header, 'rows': []}
+    if path and os.path.exists(path):
+      try:
+        with open(path, encoding='utf-8') as f:
+          old = json.load(f)
+      except (OSError, ValueError) as e:
+        raise app.UsageError(f'--results={path}: cannot read it ({e}); give another file') from None
+      if not isinstance(old, dict) or not isinstance(old.get('rows'), list):
+        raise app.UsageError(f'--results={path} is not a results table; give another file')
+      stored = {k: v for k, v in old.items() if k != 'rows'}
+      wanted = outputs.jsonable(header)  # as the file stores it (inf as null)
+      if stored != wanted:
+        differ = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        raise app.UsageError(f'--results={path} holds rows measured with other settings '
+                             f'({", ".join(differ)}): give another file, or delete it to '
+                             'measure again')
+      self.table['rows'] = old['rows']
+    self._index = {key(r): r for r in self.table['rows']}
+
+  def __len__(self) -> int:
+    return len(self.table['rows'])
+
+  def get(self, key: Hashable) -> dict[str, Any] | None:
+    """The row already measured for `key`, or None."""
+    return self._index.get(key)
+
+  def add(self, row: dict[str, Any]) -> None:
+    """Appends a row and writes the table (atomically)."""
+    self.table['rows'].append(row)
+    self._index[self.key(row)] = row
+    if self.path:
+      outputs.write_json(self.path, self.table)
