@@ -17,7 +17,8 @@ Gaussian of `best_x2` / `best_x4`, the true kernel, or `blind_x2` /
 
 in Y-PSNR gain over MATLAB bicubic (shave = scale) and seconds per image
 (compile excluded: each solver is run once before timing). Rows are written
-to --results (JSON) as they come; a markdown table is printed.
+to --results (JSON) as they come (the same command run again resumes an
+interrupted table: `benchmarks/rows.py`); a markdown table is printed.
 
   python -m benchmarks.solvers --scale=2 --images=report \
       --results=benchmarks/results/solvers_x2_report.json
@@ -34,8 +35,8 @@ import numpy as np
 
 from benchmarks import datasets
 from benchmarks import families
+from benchmarks import rows as rows_lib
 from ike_jax import metrics
-from ike_jax import outputs
 from ike_jax import postprocess
 from ike_jax import presets
 from ike_jax import resize
@@ -54,7 +55,8 @@ def define_flags():
   flags.DEFINE_string('levin_kernels', None, "Levin et al.'s eight kernels, (8, K, K) .npy, for "
                       "the report-only family 'levin' (docs/method.md, \"Degradation families\").")
   flags.DEFINE_enum('images', 'report', ['report', 'tuning'], 'Which photos.')
-  flags.DEFINE_string('results', None, 'JSON written row by row.')
+  flags.DEFINE_string('results', None, 'JSON written row by row; an existing one measured with '
+                      'the same settings is resumed.')
   flags.DEFINE_enum('kernel', 'spectral', ['spectral', 'true', 'blind'],
                     "The SR stage's kernel: best_x{2,4}'s spectral Gaussian, the true one, or "
                     "blind_x{2,4}'s non-parametric estimate (at its TV weight).")
@@ -132,8 +134,12 @@ def main(argv):
   kernel_cfg = kernel_config(s, FLAGS.kernel)
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
-  out = {'scale': s, 'images': FLAGS.images, 'kernel': FLAGS.kernel,
-         'settings': {k: dataclasses.asdict(v) for k, v in posts.items()}, 'rows': []}
+  results = rows_lib.Rows(FLAGS.results, {
+      'scale': s, 'images': FLAGS.images, 'kernel': FLAGS.kernel,
+      'settings': {k: dataclasses.asdict(v) for k, v in posts.items()}},
+                         key=lambda r: (r['family'], r['image']))
+  if len(results):
+    print(f'{FLAGS.results}: {len(results)} rows already measured, kept')
   extra = [name for name in posts if name not in SOLVERS]
   table = [f'| family ({FLAGS.kernel} kernel) | fourier (worst) | unknown borders | gradient '
            + ''.join(f'| {name} ' for name in extra) + '| s/img fourier | unknown | gradient |',
@@ -141,13 +147,15 @@ def main(argv):
   for family in FLAGS.families:
     rows = []
     for i in datasets.indices(ranges):
-      row = measure_one(names[i], i, family, s, posts, FLAGS.kernel, kernel_cfg)
+      row = results.get((family, names[i]))
+      kept = row is not None
+      if not kept:
+        row = measure_one(names[i], i, family, s, posts, FLAGS.kernel, kernel_cfg)
+        results.add(row)  # written row by row: a rerun resumes
       rows.append(row)
-      out['rows'].append(row)
       print(f"{family:15s} {row['image']:22s} " + '  '.join(
-          f'{solver} {row[solver]:+6.2f}' for solver in posts), flush=True)
-      if FLAGS.results:
-        outputs.write_json(FLAGS.results, out)  # atomic, row by row
+          f'{solver} {row[solver]:+6.2f}' for solver in posts) + ('  (kept)' if kept else ''),
+            flush=True)
     mean = lambda key: float(np.mean([r[key] for r in rows]))  # pylint: disable=cell-var-from-loop
     table.append(f'| {family} x{s} | ' + ' | '.join(
         f'{mean(solver):+.2f} ({min(r[solver] for r in rows):+.2f})' for solver in posts)
