@@ -105,7 +105,9 @@ def main(argv):
       raise app.UsageError(f'family {name!r} needs --{name}_kernels')
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
-  table = rows_lib.Rows(FLAGS.results, {'scale': s, 'images': FLAGS.images},
+  table = rows_lib.Rows(FLAGS.results, {'scale': s, 'images': FLAGS.images,
+                                        'levin_kernels': FLAGS.levin_kernels,
+                                        'usrnet_kernels': FLAGS.usrnet_kernels},
                         key=lambda r: (r['family'], r['image']))
   if len(table):
     print(f'{FLAGS.results}: {len(table)} rows already measured, kept')

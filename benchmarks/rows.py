@@ -43,7 +43,8 @@ class Rows:
       stored = {k: v for k, v in old.items() if k != 'rows'}
       wanted = outputs.jsonable(header)  # as the file stores it (inf as null)
       if stored != wanted:
-        differ = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        differ = sorted(k for k in set(stored) | set(wanted)
+                        if k not in stored or k not in wanted or stored[k] != wanted[k])
         raise app.UsageError(f'--results={path} holds rows measured with other settings '
                              f'({", ".join(differ)}): give another file, or delete it to '
                              'measure again')

@@ -135,7 +135,7 @@ def main(argv):
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
   results = rows_lib.Rows(FLAGS.results, {
-      'scale': s, 'images': FLAGS.images, 'kernel': FLAGS.kernel,
+      'scale': s, 'images': FLAGS.images, 'kernel': FLAGS.kernel, 'levin_kernels': FLAGS.levin_kernels,
       'settings': {k: dataclasses.asdict(v) for k, v in posts.items()}},
                          key=lambda r: (r['family'], r['image']))
   if len(results):

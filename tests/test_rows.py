@@ -36,8 +36,10 @@ def test_a_table_of_other_settings_is_refused_and_kept(tmp_path):
   path = tmp_path / 'table.json'
   _measure(rows.Rows(str(path), HEADER, KEY), WORK[:2], [])
   before = path.read_text()
-  with pytest.raises(app.UsageError, match='other settings.*priors'):
+  with pytest.raises(app.UsageError, match=r'other settings \(priors\)'):
     rows.Rows(str(path), {**HEADER, 'priors': ['1e-3']}, KEY)
+  with pytest.raises(app.UsageError, match=r'other settings \(kernels\)'):
+    rows.Rows(str(path), {**HEADER, 'kernels': None}, KEY)  # a setting the file lacks
   assert path.read_text() == before
 
 
