@@ -40,7 +40,8 @@ the crops at --positions (`families.crop`), per family:
 
 --estimators picks some of them (true always comes along; phase_* only when
 named). Rows go to
---results as they come; a markdown table of means is printed.
+--results as they come (the same command run again resumes an interrupted
+table: `benchmarks/rows.py`); a markdown table of means is printed.
 (docs/method.md, "The non-parametric kernel estimate".)
 
   python -m benchmarks.blind_estimators --scale=2 --families=shake,motion,disk,mixture,gaussian \
@@ -63,11 +64,11 @@ from benchmarks import blind_tuning
 from benchmarks import datasets
 from benchmarks import degradations
 from benchmarks import families
+from benchmarks import rows as rows_lib
 from ike_jax import blind
 from ike_jax import kernel as kernel_lib
 from ike_jax import marginal
 from ike_jax import metrics
-from ike_jax import outputs
 from ike_jax import phase
 from ike_jax import presets
 from ike_jax import resize
@@ -106,7 +107,8 @@ def define_flags():
                      'spread.')
   flags.DEFINE_bool('sharp_mixture', False, "Print the sharp photos' gradient mixture "
                     '(marginal.MIXTURE_*) instead of comparing estimators.')
-  flags.DEFINE_string('results', None, 'JSON written row by row.')
+  flags.DEFINE_string('results', None, 'JSON written row by row; an existing one measured with '
+                      'the same settings is resumed.')
   flags.DEFINE_bool('sharp_prior', False, 'Print the sharp photos\' gradient autocorrelation '
                     '(blind.SHARP_AUTOCORR) instead of comparing estimators.')
 
@@ -298,11 +300,20 @@ def main(argv):
                          f'there are {", ".join(NAMES)}')
   cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
   names = list(datasets.OFFLINE_IMAGES)
-  out = {'scale': s, 'prior': FLAGS.prior, 'rows': []}
+  settings = ('rounds', 'prior', 'autocorr', 'from_truth', 'polish_tv', 'estimators',
+              'phase_starts', 'phase_seed', 'phase_mirror', 'width_floor')
+  table = rows_lib.Rows(FLAGS.results, {'scale': s, **{k: FLAGS[k].value for k in settings}},
+                        key=lambda r: (r['family'], r['image'], r['position']))
+  if len(table):
+    print(f'{FLAGS.results}: {len(table)} rows already measured, kept')
   for family in FLAGS.families:
     rows = []
     for i in datasets.indices(datasets.TUNING_IMAGES):
       for position in map(int, FLAGS.positions):
+        row = table.get((family, names[i], position))
+        if row is not None:
+          rows.append(row)
+          continue
         lr, hr, k_true, _ = families.pair(i, family, s, position=position)
         base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
         row = {'family': family, 'image': names[i], 'position': position}
@@ -312,11 +323,9 @@ def main(argv):
           row[name] = {'gain': float(metrics.compare(sr, hr, s)['psnr_y'] - base),
                        'kernel_error': kernel_lib.kernel_error(k, k_true), 'seconds': seconds}
         rows.append(row)
-        out['rows'].append(row)
+        table.add(row)  # written row by row: a rerun resumes
         print(f'{family:9s} {row["image"]:12s} {position} ' + '  '.join(
             f'{n} {row[n]["gain"]:+.2f}/{row[n]["kernel_error"]:.4f}' for n in found), flush=True)
-        if FLAGS.results:
-          outputs.write_json(FLAGS.results, out)  # atomic, row by row
     names_found = [k for k in rows[0] if isinstance(rows[0][k], dict)]
     for n in names_found:
       g = [r[n]['gain'] for r in rows]

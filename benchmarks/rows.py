@@ -1,6 +1,6 @@
 """A benchmark's JSON table, written row by row, that a rerun resumes.
 
-The long benchmarks (`blind_families`, `blind_tuning`) measure one image at a
+The long benchmarks (`blind_families`, `blind_tuning`, `blind_estimators`, `solvers`) measure one image at a
 time for tens of minutes. Each row is written as it comes (atomically, the
 whole file each time); run again with the same `--results` and the same
 settings, a benchmark keeps the rows already there and measures only the
