@@ -1,12 +1,13 @@
 """A benchmark's JSON table, written row by row, that a rerun resumes.
 
-The long benchmarks (`blind_families`, `blind_tuning`, `blind_estimators`, `solvers`) measure one image at a
-time for tens of minutes. Each row is written as it comes (atomically, the
-whole file each time); run again with the same `--results` and the same
-settings, a benchmark keeps the rows already there and measures only the
-missing ones, so an interrupted run ends with the table an uninterrupted one
-writes. A file written under other settings is never overwritten: the run
-stops with a one-line error instead.
+The long benchmarks (`blind_families`, `blind_tuning`, `blind_estimators`,
+`solvers`) measure one image at a time for tens of minutes. Each row is
+written as it comes (atomically, the whole file each time); run again with
+the same `--results` and the same settings, a benchmark keeps the rows
+already there and measures only the missing ones, so an interrupted run ends
+with the table an uninterrupted one writes. A file written under other
+settings is never overwritten: the run stops with an error naming the
+settings that differ.
 """
 
 import json
