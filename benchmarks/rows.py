@@ -33,6 +33,8 @@ class Rows:
                key: Callable[[dict[str, Any]], Hashable]):
     self.path, self.key = path, key
     self.table = {**header, 'rows': []}
+    if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+      raise app.UsageError(f'--results={path}: no folder {os.path.dirname(path)!r} to write it in')
     if path and os.path.exists(path):
       try:
         with open(path, encoding='utf-8') as f:

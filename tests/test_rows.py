@@ -57,3 +57,8 @@ def test_without_a_path_rows_stay_in_memory(tmp_path):
   _measure(table, WORK, [])
   assert len(table) == len(WORK) and table.get(('gaussian', 'camera'))['gain'] == 14
   assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_folder_is_refused_before_anything_is_measured(tmp_path):
+  with pytest.raises(app.UsageError, match='no folder'):
+    rows.Rows(str(tmp_path / 'missing' / 'table.json'), HEADER, KEY)
