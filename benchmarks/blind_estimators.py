@@ -304,8 +304,6 @@ def main(argv):
               'phase_starts', 'phase_seed', 'phase_mirror', 'width_floor')
   table = rows_lib.Rows(FLAGS.results, {'scale': s, **{k: FLAGS[k].value for k in settings}},
                         key=lambda r: (r['family'], r['image'], r['position']))
-  if len(table):
-    print(f'{FLAGS.results}: {len(table)} rows already measured, kept')
   for family in FLAGS.families:
     rows = []
     for i in datasets.indices(datasets.TUNING_IMAGES):

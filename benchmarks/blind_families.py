@@ -109,8 +109,6 @@ def main(argv):
                                         'levin_kernels': FLAGS.levin_kernels,
                                         'usrnet_kernels': FLAGS.usrnet_kernels},
                         key=lambda r: (r['family'], r['image']))
-  if len(table):
-    print(f'{FLAGS.results}: {len(table)} rows already measured, kept')
   for family in FLAGS.families:
     rows = []
     for i in datasets.indices(ranges):

@@ -136,8 +136,6 @@ def measure(s, cfg):
     header['second_estimator'] = cfg.estimate.blind.blind_second_estimator
   table = rows_lib.Rows(FLAGS.results[0] if FLAGS.results else None, header,
                         key=lambda r: (r['family'], r['position'], r['image']))
-  if len(table):
-    print(f'{FLAGS.results[0]}: {len(table)} rows already measured, kept')
   for family, position, i in itertools.product(FLAGS.families, map(int, FLAGS.positions),
                                                datasets.indices(datasets.TUNING_IMAGES)):
     if table.get((family, position, names[i])) is not None:

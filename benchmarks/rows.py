@@ -52,6 +52,7 @@ class Rows:
                              f'({", ".join(differ)}): give another file, or delete it to '
                              'measure again')
       self.table['rows'] = old['rows']
+      print(f'{path}: {len(old["rows"])} rows already measured, kept')
     self._index = {key(r): r for r in self.table['rows']}
 
   def __len__(self) -> int:

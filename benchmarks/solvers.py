@@ -138,8 +138,6 @@ def main(argv):
       'scale': s, 'images': FLAGS.images, 'kernel': FLAGS.kernel, 'levin_kernels': FLAGS.levin_kernels,
       'settings': {k: dataclasses.asdict(v) for k, v in posts.items()}},
                          key=lambda r: (r['family'], r['image']))
-  if len(results):
-    print(f'{FLAGS.results}: {len(results)} rows already measured, kept')
   extra = [name for name in posts if name not in SOLVERS]
   table = [f'| family ({FLAGS.kernel} kernel) | fourier (worst) | unknown borders | gradient '
            + ''.join(f'| {name} ' for name in extra) + '| s/img fourier | unknown | gradient |',
