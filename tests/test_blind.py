@@ -502,6 +502,45 @@ def test_blind_choice_on_the_smallest_and_tall_images(shape, waive):
   assert (gap is None) == (waive == 0.0) and (gap is None or np.isfinite(gap))
 
 
+def _one_edge(side=64):
+  """A vertical edge across the middle of a flat image: each half is flat."""
+  img = np.full((side, side, 3), 80, np.uint8)
+  img[:, side // 2:] = 170
+  return img
+
+
+@pytest.mark.parametrize('scale', [2, 4])
+@pytest.mark.parametrize('name,lr', [
+    ('flat', np.full((64, 64, 3), 128, np.uint8)), ('black', np.zeros((48, 60, 3), np.uint8)),
+    ('one edge', _one_edge())])
+def test_an_image_without_detail_stays_at_bicubic_and_says_why(scale, name, lr):
+  """A flat colour, or one edge across an otherwise flat image (each half
+  flat), shows no blur: bicubic, sure of it, the reason recorded, a finite
+  unit-sum kernel (the estimate would divide by an image without gradients)."""
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  assert blind_estimator.detail(lr) < blind_estimator.DETAIL_MIN, name
+  est = blind_estimator.estimate(lr, config_lib.Config().replace(scale=scale))
+  assert est['choice'] == 'bicubic' and not est['refine'] and est['confidence'] == 1.0
+  assert 'detail' in est['candidates']['bicubic']['reason']
+  assert np.isfinite(est['kernel']).all() and abs(est['kernel'].sum() - 1) < 1e-9
+  assert set(est['candidates']) == {'blind', 'gaussian', 'second', 'bicubic'}
+
+
+def test_an_estimate_with_no_edges_to_fit_gives_bicubic(monkeypatch):
+  """Where a kernel estimate comes back not finite (its latent image kept no
+  gradient), the choice is bicubic with that reason, not an error."""
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from skimage import data as skdata  # pylint: disable=g-import-not-at-top
+  lr = skdata.astronaut()[200:248, 150:198]
+  assert blind_estimator.detail(lr) > blind_estimator.DETAIL_MIN
+  from ike_jax import marginal  # pylint: disable=g-import-not-at-top
+  for module in (blind, marginal):
+    monkeypatch.setattr(module, 'estimate', lambda y, k0, *a, **kw: np.full(k0.shape, np.nan))
+  est = blind_estimator.estimate(lr, config_lib.Config().replace(scale=2))
+  assert est['choice'] == 'bicubic' and est['candidates']['bicubic']['reason'].startswith('no edges')
+  assert np.isfinite(est['kernel']).all()
+
+
 def _features(**changes):
   """Features of a blind kernel that passes every test on the kernels alone (and
   lies far from the Gaussian: no Gaussian-shaped blur)."""

@@ -60,6 +60,20 @@ def test_cli_writes_valid_outputs(tmp_path, scale, args, size):
     assert 'step' in res.stdout and 'ETA' in res.stdout
 
 
+def test_a_flat_photo_through_the_blind_preset_is_its_bicubic_upscale(tmp_path):
+  """A photo of one flat colour holds no blur to read: the blind preset writes
+  the same flat colour at twice the size and records why it chose bicubic."""
+  lr = tmp_path / 'flat.png'
+  iio.imwrite(lr, np.full((64, 64, 3), (90, 140, 200), np.uint8))
+  out = tmp_path / 'out'
+  res = run_cli(f'--image={lr}', '--preset=blind_x2', f'--output_dir={out}')
+  assert res.returncode == 0, res.stderr[-2000:]
+  sr = iio.imread(out / 'flat_x2.png')
+  assert sr.shape == (128, 128, 3) and (sr == np.array([90, 140, 200], np.uint8)).all()
+  record = json.loads((out / 'flat_metrics.json').read_text())['estimate']
+  assert record['choice'] == 'bicubic' and 'detail' in record['candidates']['bicubic']['reason']
+
+
 def test_cli_same_seed_same_bytes_and_no_silent_overwrite(tmp_path):
   lr = write_png(tmp_path / 'photo.png', (40, 40))
   outs = []

@@ -81,6 +81,11 @@ The record (candidates with their scores, the choice, a confidence in
 [0, 1]) goes to `<stem>_metrics.json`; the SR stage's settings come with
 the choice ('sr_prior' unless 'bicubic'; 'sr_solver': 'fourier' for 'gaussian',
 the solver `best_x2` uses with that kernel; 'refine': False for 'bicubic').
+An image with next to no detail (`detail` below `DETAIL_MIN` in the whole
+or in either half: a flat colour, one edge across an otherwise flat
+image), or one where an estimate finds no edges to fit, gets 'bicubic'
+without the tests: no blur can be read from it ('bicubic' candidate's
+'reason').
 A photo larger than `ESTIMATE_SIDE` LR px on a side is estimated on its
 central crop of that side, and the ringing and the spectral gap measured
 on its central `RINGING_SIDE` / `WHITTLE_SIDE` (the settings were chosen on
@@ -122,6 +127,7 @@ RINGING_SIDE = 128   # LR px: the ringing test runs on the central crop of this 
 WHITTLE_SIDE = 128   # LR px: and the spectral likelihood's gap
 FLOOR_MARGIN = 1.1   # a Gaussian within this of its floor sees no blur
 APERTURE = 1.0 / 12  # the LR pixel's footprint (variance / s^2) added at the HR pitch
+DETAIL_MIN = 0.1     # grey levels: less detail than this (`detail`) shows no blur
 
 
 def training_scale(scale):
@@ -143,6 +149,18 @@ def settling(settings):
   return settings.blind_settle_rounds, settings.blind_settle_lam
 
 
+class NoEdges(Exception):
+  """A kernel estimate found no edges to fit (its kernel is not finite)."""
+
+
+def _finite(k):
+  """k, if every tap is finite; else `NoEdges` (where the latent image keeps
+  no gradient, the k-step has nothing to fit and divides by zero)."""
+  if not np.isfinite(k).all():
+    raise NoEdges()
+  return k
+
+
 def blind_kernel(lr, cov, scale, shrink, rounds, autocorr, settle=(0, 0.0), gamma=0.0,
                  floor=0.0):
   """The non-parametric HR kernel of a uint8 LR image (centred, unit sum):
@@ -160,7 +178,7 @@ def blind_kernel(lr, cov, scale, shrink, rounds, autocorr, settle=(0, 0.0), gamm
   k_lr = blind.estimate(y, k0, 1, resize=resize.imresize_matlab,
                         rounds_per_level=rounds, autocorr=autocorr, settle_rounds=settle[0],
                         settle_lam=settle[1], gamma=gamma, reference=reference, floor=floor)
-  k = blind.lr_to_hr_kernel(k_lr, scale, SIZE, APERTURE)
+  k = blind.lr_to_hr_kernel(_finite(k_lr), scale, SIZE, APERTURE)
   centre = kernel.kernel_center(SIZE, scale)
   if shrink > 0:
     k = blind.shrink(y, blind.centre_kernel(k, centre), scale, shrink)
@@ -183,7 +201,7 @@ def marginal_kernel(lr, cov, scale):
   from the spectral Gaussian at the LR pitch), carried to the HR pitch and
   centred as `blind_kernel`'s."""
   k_lr = marginal.estimate(_grey(lr), _lr_start(cov, scale), resize=resize.imresize_matlab)
-  k = blind.lr_to_hr_kernel(k_lr, scale, SIZE, APERTURE)
+  k = blind.lr_to_hr_kernel(_finite(k_lr), scale, SIZE, APERTURE)
   return blind.centre_kernel(k, kernel.kernel_center(SIZE, scale))
 
 
@@ -241,6 +259,16 @@ def halves(lr):
   if lr.shape[1] >= lr.shape[0]:
     return lr[:, :lr.shape[1] // 2], lr[:, lr.shape[1] // 2:]
   return lr[:lr.shape[0] // 2], lr[lr.shape[0] // 2:]
+
+
+def detail(lr):
+  """How much detail a uint8 LR image holds where the estimate reads it: the
+  RMS of its luma's unit differences (grey levels), the least of the whole
+  image's and each half's."""
+  def rms(part):
+    y = metrics.rgb_to_y(np.asarray(part, np.float64))
+    return float(np.sqrt(0.5 * (np.mean(np.diff(y, axis=0) ** 2) + np.mean(np.diff(y, axis=1) ** 2))))
+  return min(rms(part) for part in (lr, *halves(lr)))
 
 
 def _relative(a, b, by=None):
@@ -542,14 +570,46 @@ def _block_aligned_crop(img, side, block=8):
   return img[top:top + side, left:left + side]
 
 
+def _record(k, choice, confidence, f, candidates):
+  """An estimate in `spectral.estimate`'s format with the choice's record."""
+  k = k / k.sum()
+  return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
+          'center_of_mass': tuple(float(c) for c in kernel.center_of_mass(k)),
+          'origin': (SIZE // 2, SIZE // 2), 'linear': True, 'nonlinearity': 0.0,
+          'choice': choice, 'confidence': confidence, 'noise_sigma': f['noise'],
+          'blockiness': f['blockiness'], 'refine': choice != 'bicubic',
+          'candidates': candidates}
+
+
+def _no_blur_read(lr, cfg, reason):
+  """'bicubic' for an image no blur can be read from, with the reason; its
+  kernel is the narrowest Gaussian (the LR pixel's own footprint)."""
+  unit = spectrum.min_variance(cfg.scale)
+  f = {'noise': noise.sigma(crops.centre_crop(lr, ESTIMATE_SIDE)),
+       'blockiness': noise.blockiness(_block_aligned_crop(lr, ESTIMATE_SIDE))}
+  return _record(gaussian(np.eye(2) * unit, cfg.scale), 'bicubic', 1.0, f,
+                 {'blind': {}, 'gaussian': {}, 'second': {}, 'bicubic': {'reason': reason}})
+
+
 def estimate(lr, cfg):
   """The chosen kernel of one (H, W, 3) uint8 LR image, `spectral.estimate`'s format
   plus 'choice', 'confidence', 'candidates', 'noise_sigma', 'blockiness', 'refine'
   and, unless bicubic, 'sr_prior' (for the Gaussian also 'sr_solver')."""
-  crop = crops.centre_crop(np.asarray(lr), ESTIMATE_SIDE)
+  lr = np.asarray(lr)
+  crop = crops.centre_crop(lr, ESTIMATE_SIDE)
+  if detail(crop) < DETAIL_MIN:
+    return _no_blur_read(lr, cfg, f'too little detail (below {DETAIL_MIN} grey levels)')
+  try:
+    return _choose(lr, crop, cfg)
+  except NoEdges:
+    return _no_blur_read(lr, cfg, 'no edges to fit a kernel to')
+
+
+def _choose(lr, crop, cfg):
+  """`estimate` of an image with detail: the rule, on its central `crop`."""
   f, k_blind, k_gauss, k_second = features(crop, cfg)
   # On the photo's own block grid (the centre crop's corner need not lie on it).
-  f['blockiness'] = noise.blockiness(_block_aligned_crop(np.asarray(lr), ESTIMATE_SIDE))
+  f['blockiness'] = noise.blockiness(_block_aligned_crop(lr, ESTIMATE_SIDE))
   settings = cfg.estimate.blind
   f['ringing'] = (ringing(crop, k_blind, cfg, sr_prior(cfg, 'blind', f))
                   if plausible(f, cfg.scale, settings) else None)
@@ -593,23 +653,13 @@ def estimate(lr, cfg):
     companion = {'companion_kernel': np.stack([km / km.sum()] * 3),
                  'companion_weight': settings.blind_companion}
   k = k_blind if choice in ('blind', 'denoised') else k_gauss
-  k = k / k.sum()
-  return {**companion, 'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
-          'center_of_mass': tuple(float(c) for c in kernel.center_of_mass(k)),
-          'origin': (SIZE // 2, SIZE // 2), 'linear': True, 'nonlinearity': 0.0,
-          'choice': choice, 'confidence': confidence, 'noise_sigma': f['noise'],
-          'blockiness': f['blockiness'], 'refine': choice != 'bicubic',
+  candidates = {'blind': {'agreement': f['agreement'], 'distinct_from_gaussian': f['distinct'],
+                          'widest_variance': f['blind_variance'], 'cross_disagreement': f['cross'],
+                          'spectral_likelihood_gap': f['whittle_gap'], 'ringing': f['ringing']},
+                'gaussian': {'covariance': f['covariance'], 'widest_variance': f['gauss_variance'],
+                             'ringing': f['gauss_ringing'], 'blur_evidence': f['evidence']},
+                'second': second or {},
+                'bicubic': {}}
+  return {**companion, **_record(k, choice, confidence, f, candidates),
           **({'sr_prior': sr_prior(cfg, choice, f)} if choice != 'bicubic' else {}),
-          **({'sr_solver': 'fourier'} if choice == 'gaussian' else {}),
-          'candidates': {'blind': {'agreement': f['agreement'],
-                                   'distinct_from_gaussian': f['distinct'],
-                                   'widest_variance': f['blind_variance'],
-                                   'cross_disagreement': f['cross'],
-                                   'spectral_likelihood_gap': f['whittle_gap'],
-                                   'ringing': f['ringing']},
-                         'gaussian': {'covariance': f['covariance'],
-                                      'widest_variance': f['gauss_variance'],
-                                      'ringing': f['gauss_ringing'],
-                                      'blur_evidence': f['evidence']},
-                         'second': second or {},
-                         'bicubic': {}}}
+          **({'sr_solver': 'fourier'} if choice == 'gaussian' else {})}
