@@ -9,7 +9,11 @@ Each row loads `flags/ablation_*.flags`, applies `--set` overrides, then
 `bic_decay_every` proportionally unless they are given (by flag or `--set`).
 The mean PSNR/SSIM (both protocols) are printed next to the project page's
 table (`docs/method.md`, "Published figures"), with a check of whether our
-rows order as the paper's.
+rows order as the paper's. Each preset's row is written to --results as it
+finishes (`benchmarks/rows.py`): the same command run again keeps the presets
+measured and measures the rest, so an interrupted run ends with the table an
+uninterrupted one writes. A preset whose row is missing but whose folder
+under --output_dir holds outputs (an interrupted row) needs --overwrite.
 """
 
 import math
@@ -20,6 +24,7 @@ from absl import flags
 import numpy as np
 
 from benchmarks import quality
+from benchmarks import rows as rows_lib
 from ike_jax import errors
 from ike_jax import outputs
 from ike_jax import presets
@@ -115,28 +120,47 @@ def ordering(ours, paper, names=None):
 
 def run_ablation(samples, output_dir, *, flags_dir=FLAGS_DIR, overrides=(),
                  seeds=1, overwrite=False, log=print, measure=quality.measure,
-                 dataset=None, **shrink_kw):
-  """Measures every ablation row on `samples`; returns the report dict."""
-  rows = []
-  for row, cfg in row_configs(flags_dir, overrides, **shrink_kw):
+                 dataset=None, results=None, data=None, **shrink_kw):
+  """Measures every ablation row on `samples`; returns the report dict.
+
+  Rows go to `results` (JSON) as they come; the presets it holds already,
+  measured with the same settings (`data`: the data-set flags), are kept.
+  """
+  header = {'dataset': dataset, 'num_images': len(samples), 'overrides': list(overrides),
+            'shrink': shrink_kw, 'paper_source': quality.IKE_PAGE, 'seeds': seeds, 'data': data}
+  table = rows_lib.Rows(results, header, key=lambda r: r['preset'], derived=('ordering', 'argv'),
+                        error=errors.UserError)
+  configs = row_configs(flags_dir, overrides, **shrink_kw)
+  for row, cfg in configs:
+    kept = table.get(row['preset'])
+    if kept is not None:
+      if kept['config'] != outputs.jsonable(cfg.to_dict()):
+        raise errors.UserError(f"--results={results} holds {row['preset']} measured with another "
+                               'config: give another file, or delete it to measure again')
+      log(f"== {row['preset']}: kept")
+      continue
     model = cfg.train.model
     log(f"== {row['preset']}: crop {cfg.train.crop}, {cfg.run.iterations} iterations, "
         f"losses {','.join(cfg.train.loss.losses)}, tri_channel {model.tri_channel}, "
         f"bicubic_residual {model.bicubic_residual}")
-    rep = measure(cfg, samples, os.path.join(output_dir, row['preset']), seeds=seeds,
-                  overwrite=overwrite, log=log, dataset=dataset)
-    rows.append({**row, 'config': cfg.to_dict(), 'mean': rep['mean']['mean'],
-                 'std': rep['mean']['std'], 'timings': [s['timings'] for s in rep['per_seed']],
-                 'images': rep['images'], 'seeds': rep['seeds']})
+    folder = os.path.join(output_dir, row['preset'])
+    if not overwrite and any(files for _, _, files in os.walk(folder)):
+      raise errors.UserError(f'{folder} holds outputs of a row the table lacks (an interrupted '
+                             'run?): pass --overwrite to measure it again, or delete it')
+    rep = measure(cfg, samples, folder, seeds=seeds, overwrite=overwrite, log=log,
+                  dataset=dataset)
+    table.add({**row, 'config': cfg.to_dict(), 'mean': rep['mean']['mean'],
+               'std': rep['mean']['std'], 'timings': [s['timings'] for s in rep['per_seed']],
+               'images': rep['images'], 'seeds': rep['seeds']})
+  rows = [table.get(row['preset']) for row, _ in configs]
   names = [r['preset'] for r in rows]
   checks = {}
   for ours_key, paper_key in ORDERINGS:
-    ours = [r['mean'].get(ours_key, float('nan')) for r in rows]
+    ours = [r['mean'].get(ours_key) for r in rows]
+    ours = [float('nan') if v is None else v for v in ours]  # a kept row stores NaN as null
     checks[ours_key] = {'against': paper_key,
                         **ordering(ours, [r[paper_key] for r in rows], names)}
-  return {'dataset': dataset, 'num_images': len(samples), 'rows': rows,
-          'ordering': checks, 'overrides': list(overrides), 'shrink': shrink_kw,
-          'paper_source': quality.IKE_PAGE}
+  return {**table.table, 'rows': rows, 'ordering': checks}
 
 
 def markdown(report):
@@ -209,13 +233,15 @@ def main(argv):
   configs = row_configs(FLAGS.flags_dir, FLAGS.set)
   scale = configs[0][1].scale
   samples = quality.load_samples(FLAGS, scale)
+  results = FLAGS.results or os.path.join('benchmarks', 'results', f'ablation_x{scale}.json')
   report = run_ablation(
       samples, FLAGS.output_dir, flags_dir=FLAGS.flags_dir, overrides=FLAGS.set,
       seeds=FLAGS.seeds, overwrite=FLAGS.overwrite, log=lambda m: print(m, flush=True),
-      dataset=FLAGS.dataset, crop=FLAGS.crop, iterations=FLAGS.iterations,
-      lr_decay_every=FLAGS.lr_decay_every, bic_decay_every=FLAGS.bic_decay_every)
+      dataset=FLAGS.dataset, results=results,
+      data={k: FLAGS[k].value for k in rows_lib.DATA_FLAGS}, crop=FLAGS.crop,
+      iterations=FLAGS.iterations, lr_decay_every=FLAGS.lr_decay_every,
+      bic_decay_every=FLAGS.bic_decay_every)
   report['argv'] = sys.argv[1:]
-  results = FLAGS.results or os.path.join('benchmarks', 'results', f'ablation_x{scale}.json')
   paths = write_report(report, results)
   print(markdown(report))
   print('wrote ' + ', '.join(paths.values()))

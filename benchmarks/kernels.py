@@ -8,7 +8,8 @@ bicubic, each the mean over that report's seeds. Below the table it gives how
 far the self-check predicts the truth: Spearman rank correlations of the
 self-check with the kernel error and with the gain, over every (image,
 estimator) pair and within each image across the estimators. Writes the
-table as Markdown and the numbers as JSON.
+table as Markdown and the numbers as JSON, never over an existing --results
+(a summary of whole reports, made in a moment: nothing to resume).
 
   python -m benchmarks.kernels \
       --report=spectral=runs/spectral.json --report='KernelGAN G'=runs/kgan.json \
@@ -22,6 +23,7 @@ import numpy as np
 from scipy import stats
 
 from benchmarks import quality
+from benchmarks import rows as rows_lib
 from ike_jax import cli
 from ike_jax import errors
 from ike_jax import outputs
@@ -127,6 +129,7 @@ def main(argv):
   del argv
   if not FLAGS.report:
     raise errors.UserError('give at least one --report=LABEL=path')
+  rows_lib.new_file(FLAGS.results, errors.UserError)
   reports = {}
   for item in FLAGS.report:
     label, sep, path = item.partition('=')

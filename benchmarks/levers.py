@@ -16,7 +16,10 @@ Trains the preset once per (image, seed) and scores, against the same bicubic:
 Per row: mean over images of the Y-PSNR / SSIM-Y gain over bicubic (shave =
 scale), then mean +- std over seeds, and the seconds the row costs per image
 (training for trained rows, the extra work for the others). The preset's
-flags (iterations, crop, ...) apply to every trained row.
+flags (iterations, crop, ...) apply to every trained row. Rows are written
+to --results as they come (`benchmarks/rows.py`): the same command run again
+keeps the rows measured and measures the rest; the four preset rows share one
+training, done again while any of them is missing.
 """
 
 import os
@@ -29,8 +32,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import quality
+from benchmarks import rows as rows_lib
 from ike_jax import crops
 from ike_jax import data
+from ike_jax import errors
 from ike_jax import estimate
 from ike_jax import infer
 from ike_jax import loop
@@ -46,6 +51,8 @@ from ike_jax.estimators import readout
 
 FLAGS = flags.FLAGS
 EXACT = dict(bicubic_residual=False, squeeze='haar', inverse='exact')
+PRESET_ROWS = ('IKE', '+ self-ensemble', '+ refine (G kernel)', '+ ZSSR (G kernel)')
+CEILINGS = ('ceiling: bicubic + refine (true kernel)', 'ceiling: ZSSR (true kernel)')
 
 
 def _train(cfg, imgs, seeds, log):
@@ -91,8 +98,13 @@ def _timed(fn):
 
 
 def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=(), preset_rows=True,
-            log=print):
-  """Returns {row: {'gain_y': [per seed], 'gain_ssim': [...], 'seconds': s}}."""
+            log=print, table=None):
+  """Returns {row: {'gain_y': [per seed], 'gain_ssim': [...], 'seconds': s}}.
+
+  Each row is added to `table` (a named `rows.Rows`) as it comes; the rows it
+  holds already are kept, not measured.
+  """
+  table = table if table is not None else rows_lib.Rows(None, {}, key=None)
   s = cfg.scale
   lrs = [crops.trim_to_multiple(data.load_image(x.lr_path, log=log), s)[0] for x in samples]
   hrs = [data.load_image(x.hr_path, log=log)[:lr.shape[0] * s, :lr.shape[1] * s]
@@ -100,7 +112,12 @@ def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=(), preset_r
   kernels = [data.load_kernel(x.kernel_path) if x.kernel_path else None for x in samples]
   bic = [metrics.compare(resize.bicubic_upscale(lr, s), hr, s) for lr, hr in zip(lrs, hrs)]
   n = len(samples)
-  rows = {}
+
+  def missing(name):
+    if table.get(name) is None:
+      return True
+    log(f'{name}: kept')
+    return False
 
   def score(name, srs_model, seconds):
     """srs_model: SR images in [-1, 1], ordered (seed, image)."""
@@ -110,28 +127,37 @@ def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=(), preset_r
            for j in range(n)]
       gy.append(float(np.mean([a['psnr_y'] - b['psnr_y'] for a, b in zip(m, bic)])))
       gs.append(float(np.mean([a['ssim_y'] - b['ssim_y'] for a, b in zip(m, bic)])))
-    rows[name] = {'gain_y': gy, 'gain_ssim': gs, 'seconds': seconds}
+    table.add({'gain_y': gy, 'gain_ssim': gs, 'seconds': seconds}, name)
     log(f'{name}: {np.mean(gy):+.2f} dB (seeds {", ".join(f"{v:+.2f}" for v in gy)})')
 
   pairs = [(lr, seed) for seed in seeds for lr in lrs]
   imgs = [data.to_model(lr) for lr, _ in pairs]
-  if preset_rows:
+  names = list(PRESET_ROWS) if preset_rows else []
+  todo = [name for name in names if missing(name)]
+  if todo:
     log(f'training {cfg.run.iterations} steps x {n} images x {len(seeds)} seeds')
     models, train_s, _ = _train(cfg, lrs, seeds, log)
     srs, t = _timed(lambda: _sr(models, pairs, cfg))
-    score('IKE', srs, train_s + t / len(pairs))
-    ens, t = _timed(lambda: _sr(models, pairs, cfg.replace(self_ensemble=True)))
-    score('+ self-ensemble', ens, t / len(pairs))
-    refine_cfg = cfg.replace(refine=True, zssr=False)
-    refined, t = _timed(lambda: [_post(m[0], sr, img, refine_cfg)
-                                 for m, sr, img in zip(models, srs, imgs)])
-    score('+ refine (G kernel)', refined, t / len(pairs))
-    zssr_cfg = cfg.replace(zssr=True, refine=False)
-    zssr, t = _timed(lambda: [_post(m[0], sr, img, zssr_cfg)
-                              for m, sr, img in zip(models, srs, imgs)])
-    score('+ ZSSR (G kernel)', zssr, t / len(pairs))
+    if 'IKE' in todo:
+      score('IKE', srs, train_s + t / len(pairs))
+    if '+ self-ensemble' in todo:
+      ens, t = _timed(lambda: _sr(models, pairs, cfg.replace(self_ensemble=True)))
+      score('+ self-ensemble', ens, t / len(pairs))
+    if '+ refine (G kernel)' in todo:
+      refine_cfg = cfg.replace(refine=True, zssr=False)
+      refined, t = _timed(lambda: [_post(m[0], sr, img, refine_cfg)
+                                   for m, sr, img in zip(models, srs, imgs)])
+      score('+ refine (G kernel)', refined, t / len(pairs))
+    if '+ ZSSR (G kernel)' in todo:
+      zssr_cfg = cfg.replace(zssr=True, refine=False)
+      zssr, t = _timed(lambda: [_post(m[0], sr, img, zssr_cfg)
+                                for m, sr, img in zip(models, srs, imgs)])
+      score('+ ZSSR (G kernel)', zssr, t / len(pairs))
   trained_rows = ([('exact G', EXACT)] if exact else []) + list(best)
   for name, extra in trained_rows:
+    names.append(name)
+    if not missing(name):
+      continue
     cfg_row = cfg.replace(**extra) if isinstance(extra, dict) else extra
     log(f'{name}: training')
     m_row, train_row, _ = _train(cfg_row, lrs, seeds, log)
@@ -143,19 +169,22 @@ def measure(cfg, samples, seeds, *, exact=True, ceilings=True, best=(), preset_r
     t += time.perf_counter() - t0
     score(name, srs_row, train_row + t / len(pairs))
   if ceilings and all(k is not None for k in kernels):
+    names += CEILINGS
     ks = [jnp.asarray(kernels[j % n], jnp.float32) for j in range(len(pairs))]
-    up = [resize.matlab(jnp.asarray(img)[None], s)[0] for img in imgs]
-    out, t = _timed(lambda: [refine.back_project(u0, jnp.asarray(img), k, s,
-                                                 iterations=cfg.post.refine_iterations,
-                                                 prior_weight=cfg.post.refine_prior)
-                             for u0, img, k in zip(up, imgs, ks)])
-    score('ceiling: bicubic + refine (true kernel)', out, t / len(pairs))
-    out, t = _timed(lambda: [zssr_lib.apply_zssr(zssr_lib.train_zssr(
-        jax.random.PRNGKey(seed), jnp.asarray(img), k, s, steps=cfg.post.zssr_steps,
-        crop=min(cfg.train.crop, 64))[0], jnp.asarray(img), s)
-        for (_, seed), img, k in zip(pairs, imgs, ks)])
-    score('ceiling: ZSSR (true kernel)', out, t / len(pairs))
-  return rows
+    if missing(CEILINGS[0]):
+      up = [resize.matlab(jnp.asarray(img)[None], s)[0] for img in imgs]
+      out, t = _timed(lambda: [refine.back_project(u0, jnp.asarray(img), k, s,
+                                                   iterations=cfg.post.refine_iterations,
+                                                   prior_weight=cfg.post.refine_prior)
+                               for u0, img, k in zip(up, imgs, ks)])
+      score(CEILINGS[0], out, t / len(pairs))
+    if missing(CEILINGS[1]):
+      out, t = _timed(lambda: [zssr_lib.apply_zssr(zssr_lib.train_zssr(
+          jax.random.PRNGKey(seed), jnp.asarray(img), k, s, steps=cfg.post.zssr_steps,
+          crop=min(cfg.train.crop, 64))[0], jnp.asarray(img), s)
+          for (_, seed), img, k in zip(pairs, imgs, ks)])
+      score(CEILINGS[1], out, t / len(pairs))
+  return {name: table.get(name) for name in names}
 
 
 def markdown(report):
@@ -179,16 +208,18 @@ def main(argv):
   best = [(os.path.splitext(os.path.basename(p))[0], presets.config_from_flagfile(p))
           for p in FLAGS.best_flagfile]
   seeds = [cfg.run.seed + i for i in range(FLAGS.seeds)]
-  rows = measure(cfg, samples, seeds, exact=FLAGS.exact, ceilings=FLAGS.ceilings, best=best,
-                 preset_rows=FLAGS.preset_rows, log=lambda m: print(m, flush=True))
-  report = {'scale': cfg.scale, 'num_images': len(samples), 'seeds': seeds,
+  path = FLAGS.results or os.path.join('benchmarks', 'results', f'levers_x{cfg.scale}.json')
+  header = {'scale': cfg.scale, 'num_images': len(samples), 'seeds': seeds,
             'flagfile': next((a.split('=', 1)[1] for a in sys.argv
                               if a.startswith('--flagfile=')), None),
             'iterations': cfg.run.iterations, 'crop': cfg.train.crop,
             'device': str(jax.devices()[0]), 'best_flagfile': FLAGS.best_flagfile,
-            'config': cfg.to_dict(), 'rows': rows, 'argv': sys.argv[1:]}
-  path = FLAGS.results or os.path.join('benchmarks', 'results', f'levers_x{cfg.scale}.json')
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+            'config': cfg.to_dict(), 'data': {k: FLAGS[k].value for k in rows_lib.DATA_FLAGS}}
+  table = rows_lib.Rows(path, header, key=None, derived=('argv',), error=errors.UserError)
+  rows = measure(cfg, samples, seeds, exact=FLAGS.exact, ceilings=FLAGS.ceilings, best=best,
+                 preset_rows=FLAGS.preset_rows, log=lambda m: print(m, flush=True), table=table)
+  rows.update(table.table['rows'])  # and the rows of earlier runs this one did not ask for
+  report = {**table.table, 'rows': rows, 'argv': sys.argv[1:]}
   outputs.write_json(path, report)
   md = markdown(report)
   with open(os.path.splitext(path)[0] + '.md', 'w') as f:

@@ -5,7 +5,8 @@ over several seeds, and one or more `--population=N` runs (members: seeds
 seed..seed+N-1). Per image it prints the single runs' mean, spread (std and
 min..max over seeds) of the Y-PSNR gain over bicubic and of the kernel error,
 beside each population's; and the wall time per image of each side. Writes
-the table as Markdown and the numbers as JSON.
+the table as Markdown and the numbers as JSON, never over an existing
+--results (a summary of whole reports, made in a moment: nothing to resume).
 
   python -m benchmarks.quality --flagfile=flags/kernelgan_x2.flags --seeds=3 \
       --first_image=4 --num_images=4 --results=runs/single.json
@@ -21,6 +22,7 @@ from absl import flags
 import numpy as np
 
 from benchmarks import quality
+from benchmarks import rows as rows_lib
 from ike_jax import cli
 from ike_jax import errors
 from ike_jax import outputs
@@ -122,6 +124,7 @@ def main(argv):
     raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
   if not FLAGS.single or not FLAGS.population_results:
     raise errors.UserError('give --single and at least one --population_results')
+  rows_lib.new_file(FLAGS.results, errors.UserError)
   single = quality.load_report(FLAGS.single)
   populations = [quality.load_report(p) for p in FLAGS.population_results]
   rows, summary, labels = compare(single, populations)

@@ -385,7 +385,8 @@ def define_dataset_flags(output_dir, flag_values=FLAGS):
   flags.DEFINE_string('output_dir', output_dir, 'Where the SR images are written.', **kw)
   flags.DEFINE_string('results', None, 'Results JSON; the .md and _gain.png go beside it.',
                       **kw)
-  flags.DEFINE_bool('overwrite', False, 'Replace earlier outputs in --output_dir.', **kw)
+  flags.DEFINE_bool('overwrite', False, 'Replace earlier outputs in --output_dir (quality: '
+                    'and an earlier --results).', **kw)
   flags.DEFINE_integer('batch_size', 0, 'Images trained at once (0: all). On a CPU, 1 is '
                        'fastest (see benchmarks/RESULTS.md, throughput).', **kw)
 
@@ -415,6 +416,10 @@ def main(argv):
   if len(argv) > 1:
     raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
   cfg = presets.config_from_flag_values(FLAGS)
+  results = FLAGS.results or os.path.join('benchmarks', 'results', f'quality_x{cfg.scale}.json')
+  if os.path.lexists(results) and not FLAGS.overwrite:
+    raise errors.UserError(f'--results={results} exists: pass --overwrite to replace it, or '
+                           'give another --results')
   samples = load_samples(FLAGS, cfg.scale)
   batch_size = FLAGS.batch_size
   if not batch_size and jax.default_backend() == 'cpu':
@@ -424,7 +429,6 @@ def main(argv):
                    log=lambda m: print(m, flush=True),
                    dataset=FLAGS.dataset)
   report.update(root=FLAGS.root, argv=sys.argv[1:])
-  results = FLAGS.results or os.path.join('benchmarks', 'results', f'quality_x{cfg.scale}.json')
   paths = write_report(report, results)
   print(markdown(report))
   print('wrote ' + ', '.join(paths.values()))

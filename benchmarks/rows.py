@@ -1,13 +1,15 @@
 """A benchmark's JSON table, written row by row, that a rerun resumes.
 
 The long benchmarks (`blind_families`, `blind_tuning`, `blind_estimators`,
-`solvers`) measure one image at a time for tens of minutes. Each row is
-written as it comes (atomically, the whole file each time); run again with
-the same `--results` and the same settings, a benchmark keeps the rows
-already there and measures only the missing ones, so an interrupted run ends
-with the table an uninterrupted one writes. A file written under other
+`solvers`, `ablation`, `levers`, `spectral_tuning`, `srstage`) measure one row
+at a time for tens of minutes. Each row is written as it comes (atomically,
+the whole file each time); run again with the same `--results` and the same
+settings, a benchmark keeps the rows already there and measures only the
+missing ones, so an interrupted run ends with the table an uninterrupted one
+writes. A file written under other
 settings is never overwritten: the run stops with an error naming the
-settings that differ.
+settings that differ. A summary that is not made row by row is never written
+over an existing file (`new_file`).
 """
 
 import json
@@ -18,6 +20,15 @@ from absl import app
 
 from ike_jax import outputs
 
+# The flags of `quality.define_dataset_flags` that pick the images.
+DATA_FLAGS = ('dataset', 'root', 'first_image', 'num_images', 'hr_size', 'kind', 'split')
+
+
+def new_file(path: str | None, error: type[Exception] = app.UsageError) -> None:
+  """Refuses a results file that exists: a summary is written whole, never over one."""
+  if path and os.path.lexists(path):
+    raise error(f'--results={path} exists: give another --results, or delete it')
+
 
 class Rows:
   """The rows of one results file.
@@ -26,34 +37,39 @@ class Rows:
     path: the JSON file (None: rows kept in memory only).
     header: the settings the rows depend on, stored beside them; a file whose
       header differs is refused.
-    key: a row -> the identity of what it measured (e.g. family and image).
+    key: a row -> the identity of what it measured (e.g. family and image);
+      None: the rows are named, stored as {name: row} (`add(row, name)`).
+    derived: keys the benchmark writes beside the rows at the end, derived
+      from them (a summary, the command line): not settings, not compared.
+    error: the exception a refused file raises (`errors.UserError` where
+      `cli.run_app` runs the benchmark: one line, no usage text).
   """
 
   def __init__(self, path: str | None, header: dict[str, Any],
-               key: Callable[[dict[str, Any]], Hashable]):
+               key: Callable[[dict[str, Any]], Hashable] | None,
+               derived: tuple[str, ...] = (), error: type[Exception] = app.UsageError):
     self.path, self.key = path, key
-    self.table = {**header, 'rows': []}
+    self.table = {**header, 'rows': [] if key else {}}
     if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-      raise app.UsageError(f'--results={path}: no folder {os.path.dirname(path)!r} to write it in')
+      raise error(f'--results={path}: no folder {os.path.dirname(path)!r} to write it in')
     if path and os.path.exists(path):
       try:
         with open(path, encoding='utf-8') as f:
           old = json.load(f)
       except (OSError, ValueError) as e:
-        raise app.UsageError(f'--results={path}: cannot read it ({e}); give another file') from None
-      if not isinstance(old, dict) or not isinstance(old.get('rows'), list):
-        raise app.UsageError(f'--results={path} is not a results table; give another file')
-      stored = {k: v for k, v in old.items() if k != 'rows'}
+        raise error(f'--results={path}: cannot read it ({e}); give another file') from None
+      if not isinstance(old, dict) or type(old.get('rows')) is not type(self.table['rows']):
+        raise error(f'--results={path} is not a results table; give another file')
+      stored = {k: v for k, v in old.items() if k != 'rows' and k not in derived}
       wanted = outputs.jsonable(header)  # as the file stores it (inf as null)
       if stored != wanted:
         differ = sorted(k for k in set(stored) | set(wanted)
                         if k not in stored or k not in wanted or stored[k] != wanted[k])
-        raise app.UsageError(f'--results={path} holds rows measured with other settings '
-                             f'({", ".join(differ)}): give another file, or delete it to '
-                             'measure again')
+        raise error(f'--results={path} holds rows measured with other settings '
+                    f'({", ".join(differ)}): give another file, or delete it to measure again')
       self.table['rows'] = old['rows']
       print(f'{path}: {len(old["rows"])} rows already measured, kept')
-    self._index = {key(r): r for r in self.table['rows']}
+    self._index = self.table['rows'] if key is None else {key(r): r for r in self.table['rows']}
 
   def __len__(self) -> int:
     return len(self.table['rows'])
@@ -62,9 +78,12 @@ class Rows:
     """The row already measured for `key`, or None."""
     return self._index.get(key)
 
-  def add(self, row: dict[str, Any]) -> None:
-    """Appends a row and writes the table (atomically)."""
-    self.table['rows'].append(row)
-    self._index[self.key(row)] = row
+  def add(self, row: dict[str, Any], name: str | None = None) -> None:
+    """Appends a row (named rows: under `name`) and writes the table (atomically)."""
+    if self.key is None:
+      self.table['rows'][name] = row
+    else:
+      self.table['rows'].append(row)
+      self._index[self.key(row)] = row
     if self.path:
       outputs.write_json(self.path, self.table)

@@ -8,7 +8,9 @@ overrides applied on top of the flags: the SR stage's (e.g.
 `refine_prior=1e-4`) or the spectral fit's (`spectral_band_lo=0.08`,
 `spectral_band_hi=0.3`, `spectral_phases=4`, `spectral_variance_scale=0.9`). Per
 setting: mean and worst Y-PSNR gain over bicubic, median kernel error, seconds
-per image; JSON written row by row.
+per image. A row is one setting, written to --results as it comes
+(`benchmarks/rows.py`): the same command run again keeps the settings measured
+and measures the rest; the .md beside it is made from all the rows at the end.
 
   python -m benchmarks.spectral_tuning --flagfile=flags/best_x2.flags \
       --setting= --setting='refine_prior=1e-4' \
@@ -25,6 +27,7 @@ import numpy as np
 from benchmarks import datasets
 from benchmarks import degradations
 from benchmarks import quality
+from benchmarks import rows as rows_lib
 from benchmarks import srstage
 from ike_jax import config
 from ike_jax import errors
@@ -91,20 +94,26 @@ def main(argv):
   pairs = cases(base.scale)
   results = FLAGS.results or os.path.join('benchmarks', 'results',
                                           f'spectral_tuning_x{base.scale}.json')
-  out = {'cases': [n for n, *_ in pairs], 'rows': []}
-  for setting in FLAGS.setting:
+  configs = {}
+  for setting in FLAGS.setting:  # every setting checked before any is measured
     try:
-      cfg = base.replace(**{k: _typed(getattr_flat(base, k), v)
-                            for k, v in parse_setting(setting).items()})
+      configs[setting or '(flags)'] = base.replace(**{
+          k: _typed(getattr_flat(base, k), v) for k, v in parse_setting(setting).items()})
     except (KeyError, TypeError, ValueError) as err:
       raise errors.UserError(f'--setting {setting!r}: {errors.one_line(err)}') from None
-    estimate.check(cfg)
-    row = dict(setting=setting or '(flags)', **evaluate(cfg, pairs))
-    out['rows'].append(row)
+    estimate.check(configs[setting or '(flags)'])
+  table = rows_lib.Rows(results, {'cases': [n for n, *_ in pairs], 'config': base.to_dict()},
+                        key=lambda r: r['setting'], error=errors.UserError)
+  for setting, cfg in configs.items():
+    row = table.get(setting)
+    kept = row is not None
+    if not kept:
+      row = dict(setting=setting, **evaluate(cfg, pairs))
+      table.add(row)  # written row by row: a rerun resumes
     print(f"{row['setting']:40s} mean {row['mean_gain']:+.2f} dB  worst {row['min_gain']:+.2f}  "
-          f"kernel error {row['median_kernel_error']:.4f}  {row['s_per_image']:.1f} s/image",
-          flush=True)
-    outputs.write_json(results, out)
+          f"kernel error {row['median_kernel_error']:.4f}  {row['s_per_image']:.1f} s/image"
+          f"{'  (kept)' if kept else ''}", flush=True)
+  out = table.table
   lines = ['| setting | mean gain (dB) | worst gain (dB) | median kernel error | s/image |',
            '|---|---|---|---|---|']
   lines += [f"| {r['setting']} | {r['mean_gain']:+.2f} | {r['min_gain']:+.2f} | "

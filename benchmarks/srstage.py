@@ -7,8 +7,10 @@ estimator the flags name (`estimate.estimate_batch`; a closed-form one, e.g.
 `--generator=spectral`, takes well under a second per image).
 The other post-processing settings (ZSSR steps, back-projection prior and
 steps) come from the flags. Per row: the Y-PSNR gain over bicubic per image,
-its mean, and the seconds per image. Rows are written to the JSON as they
-finish, so a stopped run keeps what it measured.
+its mean, and the seconds per image. A row is one SR stage with one kernel;
+rows are written to the JSON as they finish (`benchmarks/rows.py`): the same
+command run again keeps the rows measured and measures the rest (the kernels
+are estimated only if an estimated-kernel row is missing).
 
   python -m benchmarks.srstage --flagfile=flags/best_x2.flags --first_image=4 \
       --num_images=8 --stages=refine,zssr,zssr+refine \
@@ -23,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import quality
+from benchmarks import rows as rows_lib
 from ike_jax import crops
 from ike_jax import data
 from ike_jax import errors
@@ -57,33 +60,43 @@ def stage_gain(lr, hr, kern, origin, post, scale, seed=0):
           - metrics.compare(bic, hr, scale)['psnr_y'])
 
 
-def measure(cfg, samples, stages, results=None, log=print):
-  """{'rows': [{'stage', 'kernel', 'gains': {image: dB}, 'mean_gain', 's_per_image'}]}."""
+def measure(cfg, samples, stages, results=None, log=print, data_flags=None):
+  """{'rows': [{'stage', 'kernel', 'gains': {image: dB}, 'mean_gain', 's_per_image'}]}.
+
+  Rows go to `results` as they come; the rows it holds already, measured with
+  the same settings (`data_flags`: the data-set flags), are kept.
+  """
   if any(s.kernel_path is None or s.hr_path is None for s in samples):
     raise errors.UserError('every image needs its HR image and true kernel')
   images = []
   for s in samples:
     lr = crops.trim_to_multiple(data.load_image(s.lr_path, log=log), cfg.scale)[0]
     hr = data.load_image(s.hr_path, log=log)[:lr.shape[0] * cfg.scale, :lr.shape[1] * cfg.scale]
-    found = estimate.estimate_batch([{'lr': lr}], cfg, log)[0][0].estimate
-    estimated = postprocess.sr_kernel(found, found['scale'], cfg.scale)
-    images.append((s.name, lr, hr, {'true': _true_kernel(s), 'estimated': estimated}))
-  out = {'estimator': cfg.train.model.generator, 'images': [n for n, *_ in images], 'rows': []}
+    images.append((s.name, lr, hr, {'true': _true_kernel(s)}))
+  table = rows_lib.Rows(results, {'estimator': cfg.train.model.generator,
+                                  'images': [n for n, *_ in images], 'config': cfg.to_dict(),
+                                  'data': data_flags},
+                        key=lambda r: (r['stage'], r['kernel']), error=errors.UserError)
   for stage in stages:
     post = cfg.replace(**STAGES[stage]).post
     for which in ('true', 'estimated'):
+      if table.get((stage, which)) is not None:
+        log(f'{stage:12s} {which:9s} kept')
+        continue
+      for _, lr, _, kernels in images:
+        if which not in kernels:  # estimated once, when first needed
+          found = estimate.estimate_batch([{'lr': lr}], cfg, log)[0][0].estimate
+          kernels[which] = postprocess.sr_kernel(found, found['scale'], cfg.scale)
       t0, gains = time.perf_counter(), {}
       for name, lr, hr, kernels in images:
         gains[name] = stage_gain(lr, hr, *kernels[which], post, cfg.scale, cfg.run.seed)
       row = {'stage': stage, 'kernel': which, 'gains': gains,
              'mean_gain': float(np.mean(list(gains.values()))),
              's_per_image': (time.perf_counter() - t0) / len(images)}
-      out['rows'].append(row)
+      table.add(row)  # written row by row: a rerun resumes
       log(f"{stage:12s} {which:9s} mean {row['mean_gain']:+.2f} dB  "
           f"({row['s_per_image']:.1f} s/image)")
-      if results:
-        outputs.write_json(results, out)  # row by row
-  return out
+  return table.table
 
 
 def markdown(out):
@@ -108,7 +121,8 @@ def main(argv):
   cfg = presets.config_from_flag_values(FLAGS)
   samples = quality.load_samples(FLAGS, cfg.scale)
   results = FLAGS.results or os.path.join('benchmarks', 'results', f'srstage_x{cfg.scale}.json')
-  out = measure(cfg, samples, FLAGS.stages, results, log=lambda m: print(m, flush=True))
+  out = measure(cfg, samples, FLAGS.stages, results, log=lambda m: print(m, flush=True),
+                data_flags={k: FLAGS[k].value for k in rows_lib.DATA_FLAGS})
   md = markdown(out)
   outputs.write_bytes_atomic(os.path.splitext(results)[0] + '.md', md.encode())
   print(md)

@@ -249,6 +249,45 @@ def test_run_ablation_writes_tables(tmp_path):
                    md)
 
 
+def _fake_measure(seen, stop_at=None):
+  """A `quality.measure` stand-in: PSNR 20 + the preset's number; stops at `stop_at`."""
+  def measure(cfg, samples, output_dir, seeds, overwrite, log, dataset):
+    preset = os.path.basename(output_dir)
+    if preset == stop_at:
+      raise KeyboardInterrupt
+    seen.append(preset)
+    psnr = 20.0 + int(preset.split('_')[1])
+    keys = {'ike_psnr_y': psnr, 'ike_ssim_y': psnr / 40, 'ike_psnr_rgb': psnr,
+            'ike_ssim_rgb': psnr / 40, 'bicubic_psnr_y': float('nan')}
+    return {'mean': {'mean': keys, 'std': dict.fromkeys(keys, 0.0)},
+            'per_seed': [{'timings': {}}], 'images': [], 'seeds': [0]}
+  return measure
+
+
+def test_an_interrupted_ablation_resumes_to_the_uninterrupted_table(tmp_path):
+  run = lambda results, measure, **kw: ablation.run_ablation(
+      [], str(tmp_path / 'runs'), measure=measure, log=lambda m: None, crop=16, iterations=3,
+      results=str(results), **kw)
+  whole, part, seen = tmp_path / 'whole.json', tmp_path / 'part.json', []
+  ablation.write_report(run(whole, _fake_measure([])), str(whole))
+  with pytest.raises(KeyboardInterrupt):
+    run(part, _fake_measure(seen, stop_at='ablation_4_residual'))
+  assert len(json.loads(part.read_text())['rows']) == 3
+  seen.clear()
+  ablation.write_report(run(part, _fake_measure(seen)), str(part))
+  assert seen == ['ablation_4_residual', 'ablation_5_csr', 'ablation_6_full']
+  assert json.loads(part.read_text()) == json.loads(whole.read_text())
+  assert (tmp_path / 'part.md').read_text() == (tmp_path / 'whole.md').read_text()
+  seen.clear()
+  ablation.write_report(run(part, _fake_measure(seen)), str(part))  # complete: nothing measured
+  assert not seen and json.loads(part.read_text()) == json.loads(whole.read_text())
+  before = part.read_text()
+  with pytest.raises(errors.UserError, match=r'other settings \(shrink\)'):
+    ablation.run_ablation([], str(tmp_path / 'runs'), measure=_fake_measure(seen),
+                          log=lambda m: None, crop=16, iterations=4, results=str(part))
+  assert not seen and part.read_text() == before
+
+
 @pytest.mark.parametrize('name, n', [('levin', 8), ('usrnet', 12)])
 def test_published_family_needs_its_file_and_centres_each_kernel(tmp_path, monkeypatch, name, n):
   from benchmarks import families  # pylint: disable=g-import-not-at-top

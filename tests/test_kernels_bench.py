@@ -68,6 +68,10 @@ def test_cli_writes_json_and_markdown_and_rejects_bad_input(tmp_path):
   # One estimator, two images: too few pairs for a rank correlation (NaN, JSON null).
   assert data['summary']['images'] == 2 and data['summary']['spearman_selfcheck_vs_error'] is None
   assert (tmp_path / 'k.md').read_text().startswith('| image')
+  before = out.read_text()
+  again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert again.returncode == 2 and again.stderr.strip().count('\n') == 0
+  assert 'k.json exists' in again.stderr and out.read_text() == before
   bad = subprocess.run(cmd[:3] + ['--report=nolabel'], cwd=ROOT, capture_output=True, text=True,
                        timeout=120)
   assert bad.returncode == 2 and bad.stderr.strip().count('\n') == 0 and 'LABEL=path' in bad.stderr

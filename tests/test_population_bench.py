@@ -48,6 +48,9 @@ def test_cli_writes_json_and_markdown_and_rejects_bad_input(tmp_path):
   assert res.returncode == 0, res.stderr
   assert json.loads(out.read_text())['summary']['images'] == 2
   assert (tmp_path / 'cmp.md').read_text().startswith('| image')
+  before = out.read_text()
+  res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert res.returncode == 2 and 'cmp.json exists' in res.stderr and out.read_text() == before
   res = subprocess.run(cmd[:3] + [f'--single={tmp_path / "none.json"}', cmd[4]], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
   assert res.returncode == 2 and res.stderr.startswith('error:') and 'Traceback' not in res.stderr

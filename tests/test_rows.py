@@ -62,3 +62,33 @@ def test_without_a_path_rows_stay_in_memory(tmp_path):
 def test_a_missing_folder_is_refused_before_anything_is_measured(tmp_path):
   with pytest.raises(app.UsageError, match='no folder'):
     rows.Rows(str(tmp_path / 'missing' / 'table.json'), HEADER, KEY)
+
+
+def test_named_rows_resume_and_derived_keys_are_not_settings(tmp_path):
+  path = tmp_path / 'table.json'
+  table = rows.Rows(str(path), HEADER, key=None, derived=('argv',))
+  table.add({'gain': 1.0}, 'IKE')
+  assert json.loads(path.read_text())['rows'] == {'IKE': {'gain': 1.0}}
+  path.write_text(json.dumps({**json.loads(path.read_text()), 'argv': ['--seeds=3']}))
+  again = rows.Rows(str(path), HEADER, key=None, derived=('argv',))  # argv differs: kept
+  assert again.get('IKE') == {'gain': 1.0} and again.get('exact G') is None
+  again.add({'gain': 2.0}, 'exact G')
+  assert list(json.loads(path.read_text())['rows']) == ['IKE', 'exact G']
+  with pytest.raises(app.UsageError, match='not a results table'):
+    rows.Rows(str(path), HEADER, KEY)  # named rows read as a list
+
+
+def test_the_error_class_is_the_callers(tmp_path):
+  path = tmp_path / 'table.json'
+  _measure(rows.Rows(str(path), HEADER, KEY), WORK[:1], [])
+  with pytest.raises(KeyError, match=r'other settings \(scale\)'):
+    rows.Rows(str(path), {**HEADER, 'scale': 4}, KEY, error=KeyError)
+
+
+def test_a_summary_is_never_written_over_an_existing_file(tmp_path):
+  path = tmp_path / 'summary.json'
+  rows.new_file(str(path))
+  rows.new_file(None)
+  path.write_text('{}')
+  with pytest.raises(app.UsageError, match='summary.json exists: give another --results'):
+    rows.new_file(str(path))
