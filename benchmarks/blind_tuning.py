@@ -399,8 +399,8 @@ def outcome(rows, s, settings, solver):
   for r in rows:
     gain, ring = _blind_columns(r, settings)
     gauss, gauss_ring = _gaussian_columns(r, settings)
-    choice, _ = blind_estimator.choose({**r, 'ringing': ring, 'gauss_ringing': gauss_ring}, s,
-                                       settings)
+    choice, _, _ = blind_estimator.choose({**r, 'ringing': ring, 'gauss_ringing': gauss_ring},
+                                          s, settings)
     if (choice == 'bicubic' and np.isfinite(settings.blind_second_wide_min)
         and 'second_gain' in r and blind_estimator.second_chance(r, s, settings)):
       choice, gain = 'blind', r['second_gain']

@@ -164,6 +164,8 @@ def format_result(result):
            if k in result.get('estimate', {})]
   if shown:
     line += f"\n  kernel estimate: {', '.join(shown)}"
+  if 'reason' in result.get('estimate', {}):
+    line += f"\n  why: {result['estimate']['reason']}"
   if 'kernel_error' in result:
     line += f"\n  kernel error (sum of squared differences): {result['kernel_error']:.3g}"
   return line

@@ -521,7 +521,7 @@ def test_an_image_without_detail_stays_at_bicubic_and_says_why(scale, name, lr):
   assert blind_estimator.detail(lr) < blind_estimator.DETAIL_MIN, name
   est = blind_estimator.estimate(lr, config_lib.Config().replace(scale=scale))
   assert est['choice'] == 'bicubic' and not est['refine'] and est['confidence'] == 1.0
-  assert 'detail' in est['candidates']['bicubic']['reason']
+  assert 'detail' in est['reason']
   assert np.isfinite(est['kernel']).all() and abs(est['kernel'].sum() - 1) < 1e-9
   assert set(est['candidates']) == {'blind', 'gaussian', 'second', 'bicubic'}
 
@@ -537,7 +537,7 @@ def test_an_estimate_with_no_edges_to_fit_gives_bicubic(monkeypatch):
   for module in (blind, marginal):
     monkeypatch.setattr(module, 'estimate', lambda y, k0, *a, **kw: np.full(k0.shape, np.nan))
   est = blind_estimator.estimate(lr, config_lib.Config().replace(scale=2))
-  assert est['choice'] == 'bicubic' and est['candidates']['bicubic']['reason'].startswith('no edges')
+  assert est['choice'] == 'bicubic' and est['reason'].startswith('no edges')
   assert np.isfinite(est['kernel']).all()
 
 
@@ -557,6 +557,25 @@ def test_choice_keeps_the_blind_kernel_only_while_its_sr_image_does_not_ring():
                                 settings)[0] != 'blind'
   # A kernel that fails the kernel-only tests needs no ringing measurement.
   assert blind_estimator.choose(_features(agreement=5.0, ringing=None), 2, settings)[0] != 'blind'
+
+
+@pytest.mark.parametrize('changes,words', [
+    ({}, 'passes every test'),
+    ({'agreement': 5.0, 'ringing': None}, 'its halves disagree'),
+    ({'blind_variance': 1.0, 'ringing': None}, 'it is too narrow'),
+    ({'ringing': 1e3}, 'its SR image rings'),
+    ({'agreement': 5.0, 'blind_variance': 1.0, 'ringing': None},
+     'its halves disagree, it is too narrow')])
+def test_the_choice_says_which_tests_the_blind_kernel_failed(changes, words):
+  """The reason names the tests the blind kernel failed, in the rule's order,
+  and only those; where it wins, that it passed them all."""
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  settings = config_lib.BlindConfig()
+  choice, _, reason = blind_estimator.choose(_features(**changes), 2, settings)
+  assert words in reason and (choice == 'blind') == (not changes)
+  named = {'its halves disagree', 'it is too narrow', 'its SR image rings',
+           'the two estimates disagree', 'the spectrum sees no blur'}
+  assert {w for w in named if w in reason} == {w for w in named if w in words}
 
 
 def test_choice_drops_the_blind_kernel_where_the_two_estimates_disagree():

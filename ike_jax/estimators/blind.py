@@ -78,14 +78,15 @@ weight ('companion_weight'): the SR image is the blend of the two kernels' SR
 images (`postprocess.with_companion`; docs/method.md, "Two kernels, one image").
 (settings: `config.BlindConfig`, `--blind_*`; flags/blind_x4.flags sets x4's.)
 The record (candidates with their scores, the choice, a confidence in
-[0, 1]) goes to `<stem>_metrics.json`; the SR stage's settings come with
+[0, 1] and the reason in words: the blind kernel's failed tests, then what
+decided) goes to `<stem>_metrics.json` and the terminal; the SR stage's settings come with
 the choice ('sr_prior' unless 'bicubic'; 'sr_solver': 'fourier' for 'gaussian',
 the solver `best_x2` uses with that kernel; 'refine': False for 'bicubic').
 An image with next to no detail (`detail` below `DETAIL_MIN` in the whole
 or in either half: a flat colour, one edge across an otherwise flat
 image), or one where an estimate finds no edges to fit, gets 'bicubic'
-without the tests: no blur can be read from it ('bicubic' candidate's
-'reason').
+without the tests: no blur can be read from it (the record's 'reason'
+says so).
 A photo larger than `ESTIMATE_SIDE` LR px on a side is estimated on its
 central crop of that side, and the ringing and the spectral gap measured
 on its central `RINGING_SIDE` / `WHITTLE_SIDE` (the settings were chosen on
@@ -354,8 +355,25 @@ def gaussian_shaped(f, scale, settings):
           and gv > FLOOR_MARGIN)
 
 
+def failures(f, scale, settings):
+  """The tests the blind kernel fails, in words, in the rule's order (empty:
+  it passes every test measured; its ringing is measured only where it
+  passes the others)."""
+  c = settings
+  unit = spectrum.min_variance(scale)
+  bv, gv = f['blind_variance'] / unit, f['gauss_variance'] / unit
+  tests = [(not agrees(f, c), 'its halves disagree'),
+           (f.get('cross', 0.0) > c.blind_cross_max, 'the two estimates disagree'),
+           (bv < c.blind_wide_min, 'it is too narrow'),
+           (gv <= FLOOR_MARGIN and bv > c.blind_hallucination, 'the spectrum sees no blur'),
+           (f.get('ringing') is not None and f['ringing'] > c.blind_ringing_max,
+            'its SR image rings')]
+  return [words for failed, words in tests if failed]
+
+
 def choose(f, scale, settings):
-  """The rule above: ('blind' | 'bicubic' | 'gaussian', confidence in [0, 1]).
+  """The rule above: ('blind' | 'bicubic' | 'gaussian', confidence in [0, 1],
+  why, in words).
 
   Args:
     f: `features`' dict (variances in HR px^2, noise in grey levels) with
@@ -373,7 +391,7 @@ def choose(f, scale, settings):
   limit = c.blind_gauss_ringing_per_sd * np.sqrt(gv)
   if gaussian_shaped(f, scale, c) and f['gauss_ringing'] <= limit:
     return 'gaussian', min(_margin(f['distinct'], c.blind_shaped_max),
-                           _margin(f['gauss_ringing'], limit))
+                           _margin(f['gauss_ringing'], limit)), 'a Gaussian-shaped blur'
   if _blind_wins(f, scale, c):
     bv = f['blind_variance'] / spectrum.min_variance(scale)
     agreement = _margin(f['agreement'], c.blind_agree_max)
@@ -381,14 +399,18 @@ def choose(f, scale, settings):
       agreement = _margin(f['whittle_gap'], c.blind_whittle_waive)
     return 'blind', min(agreement, _margin(bv, c.blind_wide_min),
                         _margin(f['ringing'], c.blind_ringing_max),
-                        _margin(f.get('cross', 0.0), c.blind_cross_max))
+                        _margin(f.get('cross', 0.0), c.blind_cross_max)), \
+        'the blind kernel passes every test'
+  lost = 'blind kernel: ' + ', '.join(failures(f, scale, c))
   if f['noise'] > c.blind_noise_max:
-    return 'bicubic', _margin(f['noise'], c.blind_noise_max)
+    return 'bicubic', _margin(f['noise'], c.blind_noise_max), lost + '; the image is noisy'
   if gv <= c.blind_gauss_min:
-    return 'bicubic', _margin(gv, c.blind_gauss_min)
+    return 'bicubic', _margin(gv, c.blind_gauss_min), lost + (
+        '; the Gaussian is narrow' if np.isfinite(c.blind_gauss_min) else '')
   if f['gauss_ringing'] > limit:
-    return 'bicubic', _margin(f['gauss_ringing'], limit)
-  return 'gaussian', min(_margin(gv, c.blind_gauss_min), _margin(f['gauss_ringing'], limit))
+    return 'bicubic', _margin(f['gauss_ringing'], limit), lost + "; the Gaussian's SR image rings"
+  return 'gaussian', min(_margin(gv, c.blind_gauss_min), _margin(f['gauss_ringing'], limit)), \
+      lost + '; the Gaussian passes its tests'
 
 
 def needs_gauss_ringing(f, scale, settings):
@@ -570,13 +592,14 @@ def _block_aligned_crop(img, side, block=8):
   return img[top:top + side, left:left + side]
 
 
-def _record(k, choice, confidence, f, candidates):
+def _record(k, choice, confidence, reason, f, candidates):
   """An estimate in `spectral.estimate`'s format with the choice's record."""
   k = k / k.sum()
   return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
           'center_of_mass': tuple(float(c) for c in kernel.center_of_mass(k)),
           'origin': (SIZE // 2, SIZE // 2), 'linear': True, 'nonlinearity': 0.0,
-          'choice': choice, 'confidence': confidence, 'noise_sigma': f['noise'],
+          'choice': choice, 'confidence': confidence, 'reason': reason,
+          'noise_sigma': f['noise'],
           'blockiness': f['blockiness'], 'refine': choice != 'bicubic',
           'candidates': candidates}
 
@@ -587,14 +610,15 @@ def _no_blur_read(lr, cfg, reason):
   unit = spectrum.min_variance(cfg.scale)
   f = {'noise': noise.sigma(crops.centre_crop(lr, ESTIMATE_SIDE)),
        'blockiness': noise.blockiness(_block_aligned_crop(lr, ESTIMATE_SIDE))}
-  return _record(gaussian(np.eye(2) * unit, cfg.scale), 'bicubic', 1.0, f,
-                 {'blind': {}, 'gaussian': {}, 'second': {}, 'bicubic': {'reason': reason}})
+  return _record(gaussian(np.eye(2) * unit, cfg.scale), 'bicubic', 1.0, reason, f,
+                 {'blind': {}, 'gaussian': {}, 'second': {}, 'bicubic': {}})
 
 
 def estimate(lr, cfg):
   """The chosen kernel of one (H, W, 3) uint8 LR image, `spectral.estimate`'s format
-  plus 'choice', 'confidence', 'candidates', 'noise_sigma', 'blockiness', 'refine'
-  and, unless bicubic, 'sr_prior' (for the Gaussian also 'sr_solver')."""
+  plus 'choice', 'confidence', 'reason' (why, in words), 'candidates',
+  'noise_sigma', 'blockiness', 'refine' and, unless bicubic, 'sr_prior' (for
+  the Gaussian also 'sr_solver')."""
   lr = np.asarray(lr)
   crop = crops.centre_crop(lr, ESTIMATE_SIDE)
   if detail(crop) < DETAIL_MIN:
@@ -615,7 +639,7 @@ def _choose(lr, crop, cfg):
                   if plausible(f, cfg.scale, settings) else None)
   f['gauss_ringing'] = (ringing(crop, k_gauss, cfg, sr_prior(cfg, 'gaussian', f))
                         if needs_gauss_ringing(f, cfg.scale, settings) else None)
-  choice, confidence = choose(f, cfg.scale, settings)
+  choice, confidence, reason = choose(f, cfg.scale, settings)
   second = None
   # Its halves and ringing only where its width and the hallucination test pass.
   wide = {**f, 'second_agreement': 0.0, 'second_ringing': 0.0,
@@ -625,6 +649,7 @@ def _choose(lr, crop, cfg):
     second = second_features(crop, k_second, f, cfg)
     if second_chance({**f, **second}, cfg.scale, settings):
       k_blind, choice = k_second, 'blind'
+      reason += '; the second estimate passes its tests'
       margins = [_margin(second['second_variance'] / spectrum.min_variance(cfg.scale),
                          settings.blind_second_wide_min),
                  _margin(second['second_ringing'], settings.blind_second_ringing_max)]
@@ -641,10 +666,12 @@ def _choose(lr, crop, cfg):
         f['gauss_ringing'] = ringing(crop, k_gauss, cfg, sr_prior(cfg, 'gaussian', f))
       if last_chance(f, cfg.scale, settings):
         choice = 'gaussian'
+        reason += '; the spectrum asks for a blur the Gaussian sees'
         confidence = min(_margin(f['evidence'], settings.blind_evidence_min),
                          _margin(f['gauss_ringing'], settings.blind_evidence_ringing_max))
   if choice == 'bicubic' and denoises(f, cfg.scale, settings):
     choice = 'denoised'  # the rule's bicubic, denoised: how sure, as the rule was
+    reason += '; a noisy image with a narrow blind kernel: denoised'
     confidence = min(confidence, _margin(f['blind_variance'] / spectrum.min_variance(cfg.scale),
                                          settings.blind_denoise_narrow_max))
   companion = {}
@@ -660,6 +687,6 @@ def _choose(lr, crop, cfg):
                              'ringing': f['gauss_ringing'], 'blur_evidence': f['evidence']},
                 'second': second or {},
                 'bicubic': {}}
-  return {**companion, **_record(k, choice, confidence, f, candidates),
+  return {**companion, **_record(k, choice, confidence, reason, f, candidates),
           **({'sr_prior': sr_prior(cfg, choice, f)} if choice != 'bicubic' else {}),
           **({'sr_solver': 'fourier'} if choice == 'gaussian' else {})}
