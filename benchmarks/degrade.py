@@ -4,13 +4,13 @@
       --seed=0 --out=dir
 
 writes `dir/<stem>_lr_x<s>.png`, `dir/<stem>_info_x<s>.json` and, for kinds with
-a kernel, `dir/<stem>_kernel_x<s>.npy`.
+a kernel, `dir/<stem>_kernel_x<s>.npy`, each atomically; files already there
+are never replaced (the run stops before writing any).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from benchmarks.degradations import KINDS, degrade
 from ike_jax import errors
+from ike_jax import outputs
 
 
 def read_rgb(path: str) -> np.ndarray:
@@ -45,12 +46,15 @@ def degrade_file(image: str, kind: str, scale: int, seed: int,
   stem = os.path.splitext(os.path.basename(image))[0]
   paths = [os.path.join(out, f'{stem}_lr_x{scale}.png'),
            os.path.join(out, f'{stem}_info_x{scale}.json')]
-  iio.imwrite(paths[0], lr)
-  with open(paths[1], 'w') as f:
-    json.dump({**info, 'source': os.path.abspath(image)}, f, indent=2)
   if kernel is not None:
     paths.append(os.path.join(out, f'{stem}_kernel_x{scale}.npy'))
-    np.save(paths[-1], kernel)
+  there = [p for p in paths if os.path.lexists(p)]
+  if there:
+    raise errors.OutputError(f'{there[0]} exists: give another --out, or delete it')
+  outputs.write_png(paths[0], lr)
+  outputs.write_json(paths[1], {**info, 'source': os.path.abspath(image)})
+  if kernel is not None:
+    outputs.write_npy(paths[2], np.asarray(kernel))
   return paths
 
 

@@ -222,8 +222,7 @@ def main(argv):
   report = {**table.table, 'rows': rows, 'argv': sys.argv[1:]}
   outputs.write_json(path, report)
   md = markdown(report)
-  with open(os.path.splitext(path)[0] + '.md', 'w') as f:
-    f.write(md + '\n')
+  outputs.write_bytes_atomic(os.path.splitext(path)[0] + '.md', (md + '\n').encode())
   print(md)
   print(f'wrote {path}')
   return 0

@@ -606,7 +606,7 @@ def test_the_spectral_likelihood_waives_the_halves_test_only_within_its_limit():
   assert blind_estimator.choose(_features(**split, whittle_gap=0.0, ringing=None), 2,
                                 off)[0] != 'blind'
   assert blind_estimator.choose(_features(**split, ringing=None), 2, on)[0] != 'blind'
-  _, confidence = blind_estimator.choose(_features(**split, whittle_gap=0.1), 2, on)
+  _, confidence, _ = blind_estimator.choose(_features(**split, whittle_gap=0.1), 2, on)
   assert 0.0 < confidence <= 1.0
 
 
@@ -640,7 +640,7 @@ def test_a_test_switched_off_gives_full_confidence_and_no_warning():
                                  blind_gauss_min=np.inf)
   with warnings.catch_warnings():
     warnings.simplefilter('error')
-    choice, confidence = blind_estimator.choose(_features(cross=3.0), 2, settings)
+    choice, confidence, _ = blind_estimator.choose(_features(cross=3.0), 2, settings)
   assert choice == 'blind' and 0.0 <= confidence <= 1.0
   assert blind_estimator._margin(1.0, np.inf) == 1.0  # pylint: disable=protected-access
 

@@ -163,6 +163,11 @@ def test_cli(tmp_path, capsys):
   assert np.load(tmp_path / 'out' / 'in_kernel_x4.npy').shape == (31, 31)
   info = json.loads((tmp_path / 'out' / 'in_info_x4.json').read_text())
   assert info['seed'] == 0
+  before = (tmp_path / 'out' / 'in_lr_x4.png').read_bytes()
+  rc = degrade_cli.main([f'--image={src}', '--kind=div2krk', '--scale=4',
+                         '--seed=1', f'--out={tmp_path / "out"}'])
+  assert rc == 2 and 'exists' in capsys.readouterr().err  # never over an earlier output
+  assert (tmp_path / 'out' / 'in_lr_x4.png').read_bytes() == before
   capsys.readouterr()
   rc = degrade_cli.main([f'--image={tmp_path / "missing.png"}',
                          f'--out={tmp_path}'])
