@@ -12,12 +12,15 @@ index; then measured, in Y-PSNR gain over MATLAB bicubic (shave = scale):
 
 with the kernel error of the blind choice and its seconds per image. Rows are
 written to --results (JSON) as they come (run again, the same command resumes
-an interrupted table: `benchmarks/rows.py`); a markdown table is printed.
+an interrupted table: `benchmarks/rows.py`); a markdown table is printed, and
+drawn beside the JSON (`<results>.png`: per family the mean gains, each
+image a dot).
 
   python -m benchmarks.blind_families --scale=2 --families=shake,gaussian \
       --images=report --results=benchmarks/results/blind_x2.json
 """
 
+import os
 import time
 
 from absl import app
@@ -27,6 +30,7 @@ import numpy as np
 
 from benchmarks import datasets
 from benchmarks import families
+from benchmarks import plots
 from benchmarks import rows as rows_lib
 from ike_jax import data
 from ike_jax import kernel as kernel_lib
@@ -109,6 +113,7 @@ def main(argv):
                                         'levin_kernels': FLAGS.levin_kernels,
                                         'usrnet_kernels': FLAGS.usrnet_kernels},
                         key=lambda r: (r['family'], r['image']))
+  per_family = []
   for family in FLAGS.families:
     rows = []
     for i in datasets.indices(ranges):
@@ -127,6 +132,14 @@ def main(argv):
           f"| {mean('blind'):+.2f} (worst {min(r['blind'] for r in rows):+.2f}) | {mean('true'):+.2f} "
           f"| {mean('kernel_error'):.4f} | {mean('kernel_error_spectral'):.4f} "
           f"| {np.median([r['seconds'] for r in rows]):.1f} |", flush=True)
+    per_family.append(rows)
+  if FLAGS.results:
+    gains = lambda key: [[r.get(key, np.nan) for r in rows] for rows in per_family]
+    plots.family_gains_png(
+        os.path.splitext(FLAGS.results)[0] + '.png', FLAGS.families,
+        {f'best_x{s}': gains('spectral'), f'blind_x{s}': gains('blind'),
+         'true kernel': gains('true')},
+        f'Y-PSNR gain over bicubic, x{s}, {FLAGS.images} photos')
 
 
 if __name__ == '__main__':

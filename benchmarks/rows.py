@@ -62,6 +62,8 @@ class Rows:
         raise error(f'--results={path} is not a results table; give another file')
       stored = {k: v for k, v in old.items() if k != 'rows' and k not in derived}
       wanted = outputs.jsonable(header)  # as the file stores it (inf as null)
+      # A setting the file predates was not set when it was measured.
+      stored = {**{k: None for k, v in wanted.items() if v is None}, **stored}
       if stored != wanted:
         differ = sorted(k for k in set(stored) | set(wanted)
                         if k not in stored or k not in wanted or stored[k] != wanted[k])

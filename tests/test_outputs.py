@@ -224,6 +224,19 @@ def test_gain_bar_png(tmp_path):
     plots.gain_bar_png(path, ["a"], [1.0, 2.0])
 
 
+def test_family_gains_png(tmp_path):
+  """Per family the mean of each series with its images as dots; a family a
+  series did not measure (NaN, e.g. no true kernel for a filter) is left out;
+  a series with a group too few is refused."""
+  path = tmp_path / "families.png"
+  plots.family_gains_png(path, ["shake", "median"],
+                         {"best": [[0.1, -0.2], [-1.0, -2.0]], "blind": [[0.5, 1.0], [0.0, 0.0]],
+                          "true kernel": [[9.0, 8.0], [np.nan, np.nan]]}, "gains")
+  _check_png(path)
+  with pytest.raises(ValueError, match="1 groups for 2 families"):
+    plots.family_gains_png(path, ["shake", "median"], {"best": [[0.1]]}, "gains")
+
+
 def test_pictures_do_not_load_pyplot(tmp_path):
   png = str(tmp_path / "k.png")
   code = ("import sys, numpy as np\n"

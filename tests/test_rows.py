@@ -39,8 +39,20 @@ def test_a_table_of_other_settings_is_refused_and_kept(tmp_path):
   with pytest.raises(app.UsageError, match=r'other settings \(priors\)'):
     rows.Rows(str(path), {**HEADER, 'priors': ['1e-3']}, KEY)
   with pytest.raises(app.UsageError, match=r'other settings \(kernels\)'):
-    rows.Rows(str(path), {**HEADER, 'kernels': None}, KEY)  # a setting the file lacks
+    rows.Rows(str(path), {**HEADER, 'kernels': 'levin8.npy'}, KEY)  # one the file lacks
   assert path.read_text() == before
+
+
+def test_a_setting_added_since_counts_as_unset_in_an_older_file(tmp_path):
+  """A file written before a setting existed was measured without it: it
+  resumes while the setting is unset (None) and is refused once it is set."""
+  path = tmp_path / 'table.json'
+  _measure(rows.Rows(str(path), HEADER, KEY), WORK[:2], [])
+  measured = []
+  _measure(rows.Rows(str(path), {**HEADER, 'kernels': None}, KEY), WORK, measured)
+  assert measured == WORK[2:]
+  with pytest.raises(app.UsageError, match=r'other settings \(kernels\)'):
+    rows.Rows(str(path), {**HEADER, 'kernels': 'levin8.npy'}, KEY)
 
 
 @pytest.mark.parametrize('text', ['not json', '[1, 2]', '{"scale": 2}'])
