@@ -140,20 +140,28 @@ def load_kernel(path):
   A .mat file's 'Kernel' variable is used, else its first 2-D array.
 
   Raises:
-    InputError: no 2-D kernel in the file.
+    InputError: the file cannot be read, holds no 2-D kernel, or the kernel
+      has a non-finite tap or does not sum to a positive number.
   """
   path = os.fspath(path)
-  if path.endswith('.mat'):
-    from scipy import io  # pylint: disable=g-import-not-at-top
-    mat = io.loadmat(path)
-    arrays = [v for k, v in mat.items()
-              if not k.startswith('__') and getattr(v, 'ndim', 0) == 2]
-    k = mat['Kernel'] if 'Kernel' in mat else (arrays[0] if arrays else None)
-    if k is None:
-      raise InputError(f'{path}: no 2-D kernel array inside')
-  else:
-    k = np.load(path)
-  k = np.asarray(k, np.float64)
+  try:
+    if path.endswith('.mat'):
+      from scipy import io  # pylint: disable=g-import-not-at-top
+      mat = io.loadmat(path)
+      arrays = [v for k, v in mat.items()
+                if not k.startswith('__') and getattr(v, 'ndim', 0) == 2]
+      k = mat['Kernel'] if 'Kernel' in mat else (arrays[0] if arrays else None)
+    else:
+      k = np.load(path, allow_pickle=False)
+    k = None if k is None else np.asarray(k, np.float64)
+  except Exception as err:  # pylint: disable=broad-except  (any unreadable file: one line)
+    raise InputError(f'{path}: cannot read a kernel ({one_line(err)})') from None
+  if k is None:
+    raise InputError(f'{path}: no 2-D kernel array inside')
   if k.ndim != 2:
     raise InputError(f'{path}: kernel must be 2-D, got shape {k.shape}')
+  if not np.isfinite(k).all():
+    raise InputError(f'{path}: kernel has non-finite taps (NaN or inf)')
+  if not k.sum() > 1e-12:
+    raise InputError(f'{path}: kernel sums to {k.sum():.3g}; it must sum to a positive number')
   return k

@@ -129,6 +129,11 @@ def _load(job, cfg, log, max_memory_gb=0.0):
     hr = data.load_image(job.hr_path, log=log)
     if hr.shape[:2] == (full_shape[0] * s, full_shape[1] * s):
       hr = hr[:lr.shape[0] * s, :lr.shape[1] * s]  # the HR of the untrimmed LR: trim alike
+    sr_h, sr_w = lr.shape[0] * s, lr.shape[1] * s
+    if abs(hr.shape[0] - sr_h) >= s or abs(hr.shape[1] - sr_w) >= s:  # before any work
+      raise errors.InputError(f'{job.hr_path}: HR image is {hr.shape[1]}x{hr.shape[0]} but the '
+                              f'SR image will be {sr_w}x{sr_h} (a difference under {s} pixels '
+                              'per side would be cropped)')
     image.update(hr=hr, hr_path=job.hr_path)
   if job.kernel_path:
     if not os.path.isfile(job.kernel_path):

@@ -150,6 +150,40 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
   assert not (tmp_path / 'out' / 'photo_x2.png').exists()
 
 
+@pytest.mark.parametrize('content,message', [
+    (np.full((13, 13), np.nan), 'non-finite'), (np.zeros((13, 13)), 'sums to 0'),
+    (b'not a kernel', 'cannot read a kernel')])
+def test_a_bad_kernel_file_is_one_line_before_any_output(tmp_path, content, message):
+  """A --kernel file that holds NaN, sums to zero or is no array at all is a
+  one-line error, exit 2, and nothing is written."""
+  lr = write_png(tmp_path / 'photo.png', (40, 40))
+  path = tmp_path / 'kernel.npy'
+  if isinstance(content, bytes):
+    path.write_bytes(content)
+  else:
+    np.save(path, content)
+  out = tmp_path / 'out'
+  res = run_cli(f'--image={lr}', f'--kernel={path}', '--preset=best_x2', f'--output_dir={out}',
+                timeout=120)
+  assert res.returncode == 2, res.stderr
+  lines = [l for l in res.stderr.strip().splitlines() if l]
+  assert len(lines) == 1 and message in lines[0] and 'Traceback' not in res.stderr
+  assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_hr_image_of_another_size_is_refused_before_any_work(tmp_path):
+  """--hr must be the SR image's size (to within the scale per side): else a
+  one-line error, exit 2, before the kernel is estimated."""
+  lr = write_png(tmp_path / 'photo.png', (64, 64))
+  hr = write_png(tmp_path / 'hr.png', (96, 96))
+  res = run_cli(f'--image={lr}', f'--hr={hr}', '--preset=blind_x2',
+                f'--output_dir={tmp_path / "out"}', timeout=120)
+  assert res.returncode == 2, res.stderr
+  lines = [l for l in res.stderr.strip().splitlines() if l]
+  assert len(lines) == 1 and 'SR image will be 128x128' in lines[0]
+  assert 'kernel estimate' not in res.stdout
+
+
 def test_a_second_run_reads_its_programs_from_the_compilation_cache(tmp_path):
   """The first run fills --compilation_cache_dir (small programs too) and says
   the cache was empty; a second run with the same settings writes the same SR
