@@ -103,6 +103,8 @@ def main(argv):
     raise errors.UserError(f'--max_memory_gb must be >= 0, got {FLAGS.max_memory_gb:g}')
   if len(paths) > 1 and (FLAGS.hr or FLAGS.kernel):
     raise errors.UserError('--hr and --kernel name one image; with many inputs use --hr_dir')
+  if FLAGS.hr_dir and not os.path.isdir(FLAGS.hr_dir):
+    raise errors.UserError(f'--hr_dir={FLAGS.hr_dir}: no such folder')
   # Before anything compiles: JAX fixes its cache at the first compilation.
   cli.use_compilation_cache(FLAGS.compilation_cache_dir)
   from ike_jax import pipeline  # pylint: disable=g-import-not-at-top  (JAX after flag checks)
@@ -125,6 +127,10 @@ def main(argv):
                              checkpoint_every=FLAGS.checkpoint_every, resume=FLAGS.resume,
                              process_index=index, process_count=count)
   jobs = [pipeline.Job(p, _hr_for(p), FLAGS.kernel) for p in paths]
+  unmatched = [job.lr_path for job in jobs if job.hr_path is None]
+  if FLAGS.hr_dir and unmatched:
+    print(f'warning: no HR image in {FLAGS.hr_dir} for {len(unmatched)} of {len(jobs)} inputs '
+          f'(e.g. {os.path.basename(unmatched[0])}): they get no scores', flush=True)
   print(f'settings: {presets.config_summary(cfg)}', flush=True)
   results = pipeline.super_resolve_files(jobs, cfg, FLAGS.output_dir, options,
                                          log=lambda m: print(m, flush=True))

@@ -135,6 +135,7 @@ def test_helpshort_lists_what_a_user_needs():
     (['--image=/no/such/file.png'], 'no such file'),
     (['--preset=no_such_preset'], 'best_x2'),  # names the presets there are
     (['--flagfile=/no/such.flags'], 'such.flags'),
+    (['--hr_dir=/no/such/folder'], 'hr_dir'),
     (['--max_memory_gb=-1'], 'max_memory_gb'),
     (['--preset=blind_x2', '--blind_second_estimator=median'], 'blind_second_estimator'),
     (['--preset=blind_x2', '--blind_width_floor=2'], 'blind_width_floor'),
@@ -182,6 +183,23 @@ def test_an_hr_image_of_another_size_is_refused_before_any_work(tmp_path):
   lines = [l for l in res.stderr.strip().splitlines() if l]
   assert len(lines) == 1 and 'SR image will be 128x128' in lines[0]
   assert 'kernel estimate' not in res.stdout
+
+
+def test_inputs_without_their_hr_image_are_named_not_skipped_silently(tmp_path):
+  """With --hr_dir, an input whose HR image is missing is still super-resolved,
+  and a warning says how many inputs get no scores."""
+  (tmp_path / 'lr').mkdir()
+  (tmp_path / 'hr').mkdir()
+  for name in ('a', 'b'):
+    write_png(tmp_path / 'lr' / f'{name}.png', (40, 40))
+  write_png(tmp_path / 'hr' / 'a.png', (80, 80), seed=1)
+  out = tmp_path / 'out'
+  res = run_cli(f'--input_dir={tmp_path / "lr"}', f'--hr_dir={tmp_path / "hr"}',
+                '--preset=best_x2', f'--output_dir={out}', timeout=300)
+  assert res.returncode == 0, res.stderr[-2000:]
+  assert 'no HR image' in res.stdout and '1 of 2 inputs (e.g. b.png)' in res.stdout
+  assert (out / 'b_x2.png').exists()
+  assert 'metrics' in json.loads((out / 'a_metrics.json').read_text())
 
 
 def test_a_second_run_reads_its_programs_from_the_compilation_cache(tmp_path):
