@@ -40,17 +40,17 @@ def read_rgb(path: str) -> np.ndarray:
 def degrade_file(image: str, kind: str, scale: int, seed: int,
                  out: str) -> list[str]:
   """Degrades `image` and writes the results into `out`; returns their paths."""
+  stem = os.path.splitext(os.path.basename(image))[0]
+  paths = [os.path.join(out, f'{stem}_{name}_x{scale}.{ext}')
+           for name, ext in (('lr', 'png'), ('info', 'json'), ('kernel', 'npy'))]
+  there = [p for p in paths if os.path.lexists(p)]
+  if there:  # before any work
+    raise errors.OutputError(f'{there[0]} exists: give another --out, or delete it')
   hr = read_rgb(image)
   lr, kernel, info = degrade(hr, kind, scale, seed)
+  if kernel is None:
+    paths.pop()
   os.makedirs(out, exist_ok=True)
-  stem = os.path.splitext(os.path.basename(image))[0]
-  paths = [os.path.join(out, f'{stem}_lr_x{scale}.png'),
-           os.path.join(out, f'{stem}_info_x{scale}.json')]
-  if kernel is not None:
-    paths.append(os.path.join(out, f'{stem}_kernel_x{scale}.npy'))
-  there = [p for p in paths if os.path.lexists(p)]
-  if there:
-    raise errors.OutputError(f'{there[0]} exists: give another --out, or delete it')
   outputs.write_png(paths[0], lr)
   outputs.write_json(paths[1], {**info, 'source': os.path.abspath(image)})
   if kernel is not None:

@@ -62,8 +62,9 @@ class Rows:
         raise error(f'--results={path} is not a results table; give another file')
       stored = {k: v for k, v in old.items() if k != 'rows' and k not in derived}
       wanted = outputs.jsonable(header)  # as the file stores it (inf as null)
-      # A setting the file predates was not set when it was measured.
-      stored = {**{k: None for k, v in wanted.items() if v is None}, **stored}
+      # A file that lacks a setting predates it: it was measured with the
+      # setting unset (None; not inf, which the file also stores as null).
+      stored = {**{k: None for k, v in header.items() if v is None}, **stored}
       if stored != wanted:
         differ = sorted(k for k in set(stored) | set(wanted)
                         if k not in stored or k not in wanted or stored[k] != wanted[k])
@@ -83,6 +84,8 @@ class Rows:
   def add(self, row: dict[str, Any], name: str | None = None) -> None:
     """Appends a row (named rows: under `name`) and writes the table (atomically)."""
     if self.key is None:
+      if name is None:
+        raise ValueError('a named table needs its name for each row')
       self.table['rows'][name] = row
     else:
       self.table['rows'].append(row)

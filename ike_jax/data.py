@@ -153,6 +153,9 @@ def load_kernel(path):
       k = mat['Kernel'] if 'Kernel' in mat else (arrays[0] if arrays else None)
     else:
       k = np.load(path, allow_pickle=False)
+      if isinstance(k, np.lib.npyio.NpzFile):
+        k.close()
+        raise ValueError('an .npz archive; give one array as .npy')
     k = None if k is None else np.asarray(k, np.float64)
   except Exception as err:  # pylint: disable=broad-except  (any unreadable file: one line)
     raise InputError(f'{path}: cannot read a kernel ({one_line(err)})') from None

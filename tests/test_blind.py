@@ -541,6 +541,25 @@ def test_an_estimate_with_no_edges_to_fit_gives_bicubic(monkeypatch):
   assert np.isfinite(est['kernel']).all()
 
 
+def test_a_second_kernel_without_edges_leaves_the_blind_choice_alone(monkeypatch):
+  """Where only the marginal-likelihood estimate (the second estimate and the
+  blend's kernel) comes back not finite, a photo the blind kernel suits still
+  gets it, without the blend, and the reason says so."""
+  from benchmarks import degradations  # pylint: disable=g-import-not-at-top
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  from ike_jax import marginal  # pylint: disable=g-import-not-at-top
+  from skimage import data as skdata  # pylint: disable=g-import-not-at-top
+  k = np.zeros((31, 31))
+  k[15, 10:22], k[14, 12:16] = 1.0, 0.5
+  hr = skdata.astronaut()[100:356, 100:356]
+  lr = degradations.to_uint8(degradations.blur_subsample(hr, k / k.sum(), 2))
+  monkeypatch.setattr(marginal, 'estimate', lambda y, k0, *a, **kw: np.full(k0.shape, np.nan))
+  est = blind_estimator.estimate(lr, config_lib.Config().replace(
+      scale=2, blind_companion=0.25, blind_second_estimator='marginal', blind_second_wide_min=20.0))
+  assert est['choice'] == 'blind' and 'companion_kernel' not in est
+  assert est['reason'].endswith('no second kernel to blend with')
+
+
 def _features(**changes):
   """Features of a blind kernel that passes every test on the kernels alone (and
   lies far from the Gaussian: no Gaussian-shaped blur)."""
@@ -565,7 +584,11 @@ def test_choice_keeps_the_blind_kernel_only_while_its_sr_image_does_not_ring():
     ({'blind_variance': 1.0, 'ringing': None}, 'it is too narrow'),
     ({'ringing': 1e3}, 'its SR image rings'),
     ({'agreement': 5.0, 'blind_variance': 1.0, 'ringing': None},
-     'its halves disagree, it is too narrow')])
+     'its halves disagree, it is too narrow'),
+    ({'cross': np.inf, 'ringing': None}, 'the two estimates disagree'),
+    ({'gauss_variance': 0.5 * 4 / 12, 'blind_variance': 100.0 * 4 / 12, 'ringing': None},
+     'the spectrum sees no blur'),
+    ({'ringing': np.nan}, 'its ringing could not be measured')])
 def test_the_choice_says_which_tests_the_blind_kernel_failed(changes, words):
   """The reason names the tests the blind kernel failed, in the rule's order,
   and only those; where it wins, that it passed them all."""
@@ -574,7 +597,8 @@ def test_the_choice_says_which_tests_the_blind_kernel_failed(changes, words):
   choice, _, reason = blind_estimator.choose(_features(**changes), 2, settings)
   assert words in reason and (choice == 'blind') == (not changes)
   named = {'its halves disagree', 'it is too narrow', 'its SR image rings',
-           'the two estimates disagree', 'the spectrum sees no blur'}
+           'the two estimates disagree', 'the spectrum sees no blur',
+           'its ringing could not be measured'}
   assert {w for w in named if w in reason} == {w for w in named if w in words}
 
 

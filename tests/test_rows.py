@@ -48,11 +48,12 @@ def test_a_setting_added_since_counts_as_unset_in_an_older_file(tmp_path):
   resumes while the setting is unset (None) and is refused once it is set."""
   path = tmp_path / 'table.json'
   _measure(rows.Rows(str(path), HEADER, KEY), WORK[:2], [])
+  for value in ('levin8.npy', float('inf')):  # inf is stored as null, yet it is set
+    with pytest.raises(app.UsageError, match=r'other settings \(kernels\)'):
+      rows.Rows(str(path), {**HEADER, 'kernels': value}, KEY)
   measured = []
   _measure(rows.Rows(str(path), {**HEADER, 'kernels': None}, KEY), WORK, measured)
   assert measured == WORK[2:]
-  with pytest.raises(app.UsageError, match=r'other settings \(kernels\)'):
-    rows.Rows(str(path), {**HEADER, 'kernels': 'levin8.npy'}, KEY)
 
 
 @pytest.mark.parametrize('text', ['not json', '[1, 2]', '{"scale": 2}'])
@@ -85,7 +86,9 @@ def test_named_rows_resume_and_derived_keys_are_not_settings(tmp_path):
   again = rows.Rows(str(path), HEADER, key=None, derived=('argv',))  # argv differs: kept
   assert again.get('IKE') == {'gain': 1.0} and again.get('exact G') is None
   again.add({'gain': 2.0}, 'exact G')
-  assert list(json.loads(path.read_text())['rows']) == ['IKE', 'exact G']
+  assert json.loads(path.read_text())['rows'] == {'IKE': {'gain': 1.0}, 'exact G': {'gain': 2.0}}
+  with pytest.raises(ValueError, match='needs its name'):
+    again.add({'gain': 3.0})
   with pytest.raises(app.UsageError, match='not a results table'):
     rows.Rows(str(path), HEADER, KEY)  # named rows read as a list
 

@@ -32,8 +32,9 @@ arrays, 'sum', 'center_of_mass' (row, col), 'origin' (row, col) for
 `kernel.degrade`, 'linear', 'nonlinearity'. Any further keys must be
 JSON-serialisable; they are data, not code paths: `<stem>_metrics.json`
 records them under 'estimate' (e.g. 'choice' among candidate kernels,
-'candidates' with their scores, 'confidence', 'noise_sigma', 'covariance'),
-and the terminal line shows 'choice' and 'confidence' when present.
+'candidates' with their scores, 'confidence', 'reason', 'noise_sigma',
+'covariance'), and the terminal shows 'choice' and 'confidence' and, on a
+line of its own, 'reason' when present.
 
 An estimator that trains (TRAINS = True) has instead
 

@@ -84,9 +84,11 @@ the choice ('sr_prior' unless 'bicubic'; 'sr_solver': 'fourier' for 'gaussian',
 the solver `best_x2` uses with that kernel; 'refine': False for 'bicubic').
 An image with next to no detail (`detail` below `DETAIL_MIN` in the whole
 or in either half: a flat colour, one edge across an otherwise flat
-image), or one where an estimate finds no edges to fit, gets 'bicubic'
-without the tests: no blur can be read from it (the record's 'reason'
-says so).
+image), or one where the first estimate or a half's finds no edges to fit
+(`NoEdges`), gets 'bicubic' without the tests: no blur can be read from it
+(the record's 'reason' says so). Where only another estimate finds none,
+its test fails instead: the two estimates disagree, the second chance is
+off, or the blend is left out.
 A photo larger than `ESTIMATE_SIDE` LR px on a side is estimated on its
 central crop of that side, and the ringing and the spectral gap measured
 on its central `RINGING_SIDE` / `WHITTLE_SIDE` (the settings were chosen on
@@ -152,6 +154,16 @@ def settling(settings):
 
 class NoEdges(Exception):
   """A kernel estimate found no edges to fit (its kernel is not finite)."""
+
+
+def _or_none(job):
+  """`job`, returning None where its kernel estimate raises `NoEdges`."""
+  def run():
+    try:
+      return job()
+    except NoEdges:
+      return None
+  return run
 
 
 def _finite(k):
@@ -278,16 +290,23 @@ def _relative(a, b, by=None):
   return kernel.kernel_error(a, b) / max(size, 1e-12)
 
 
-def plausible(f, scale, settings):
-  """Whether the blind kernel passes the tests on the kernels alone: the halves
-  agree (`agrees`), so do the two estimates (`cross`; a row measured without
-  the second estimate passes), it is wide, and it is not a blur the spectrum
-  cannot see."""
+def _kernel_tests(f, scale, settings):
+  """The blind kernel's tests on the kernels alone, in the rule's order:
+  [(passed, what a failure means, in words)]. The halves agree (`agrees`),
+  so do the two estimates (`cross`; a row measured without the second
+  estimate passes), it is wide, and it is not a blur the spectrum cannot see."""
+  c = settings
   unit = spectrum.min_variance(scale)
   bv, gv = f['blind_variance'] / unit, f['gauss_variance'] / unit
-  hallucinated = gv <= FLOOR_MARGIN and bv > settings.blind_hallucination
-  return (agrees(f, settings) and bv >= settings.blind_wide_min
-          and f.get('cross', 0.0) <= settings.blind_cross_max and not hallucinated)
+  return [(agrees(f, c), 'its halves disagree'),
+          (f.get('cross', 0.0) <= c.blind_cross_max, 'the two estimates disagree'),
+          (bv >= c.blind_wide_min, 'it is too narrow'),
+          (not (gv <= FLOOR_MARGIN and bv > c.blind_hallucination), 'the spectrum sees no blur')]
+
+
+def plausible(f, scale, settings):
+  """Whether the blind kernel passes the tests on the kernels alone (`_kernel_tests`)."""
+  return all(passed for passed, _ in _kernel_tests(f, scale, settings))
 
 
 def agrees(f, settings):
@@ -356,19 +375,13 @@ def gaussian_shaped(f, scale, settings):
 
 
 def failures(f, scale, settings):
-  """The tests the blind kernel fails, in words, in the rule's order (empty:
-  it passes every test measured; its ringing is measured only where it
-  passes the others)."""
-  c = settings
-  unit = spectrum.min_variance(scale)
-  bv, gv = f['blind_variance'] / unit, f['gauss_variance'] / unit
-  tests = [(not agrees(f, c), 'its halves disagree'),
-           (f.get('cross', 0.0) > c.blind_cross_max, 'the two estimates disagree'),
-           (bv < c.blind_wide_min, 'it is too narrow'),
-           (gv <= FLOOR_MARGIN and bv > c.blind_hallucination, 'the spectrum sees no blur'),
-           (f.get('ringing') is not None and f['ringing'] > c.blind_ringing_max,
-            'its SR image rings')]
-  return [words for failed, words in tests if failed]
+  """The tests the blind kernel fails, in words, in the rule's order (empty
+  where it wins; its ringing is measured only where it passes the others)."""
+  out = [words for passed, words in _kernel_tests(f, scale, settings) if not passed]
+  ring = f.get('ringing')
+  if ring is not None and not ring <= settings.blind_ringing_max:
+    out.append('its SR image rings' if np.isfinite(ring) else 'its ringing could not be measured')
+  return out
 
 
 def choose(f, scale, settings):
@@ -406,7 +419,8 @@ def choose(f, scale, settings):
     return 'bicubic', _margin(f['noise'], c.blind_noise_max), lost + '; the image is noisy'
   if gv <= c.blind_gauss_min:
     return 'bicubic', _margin(gv, c.blind_gauss_min), lost + (
-        '; the Gaussian is narrow' if np.isfinite(c.blind_gauss_min) else '')
+        '; the Gaussian is narrow' if np.isfinite(c.blind_gauss_min)
+        else '; the Gaussian is no fallback (--blind_gauss_min=inf)')
   if f['gauss_ringing'] > limit:
     return 'bicubic', _margin(f['gauss_ringing'], limit), lost + "; the Gaussian's SR image rings"
   return 'gaussian', min(_margin(gv, c.blind_gauss_min), _margin(f['gauss_ringing'], limit)), \
@@ -531,13 +545,17 @@ def features(lr, cfg):
     jobs['second'] = lambda: second_kernel(lr, cov, cfg)
   for i, part in enumerate(halves(lr)):
     jobs[f'half{i}'] = functools.partial(first_kernel, part, cov, cfg, shrink=False)
-  k = concurrently(jobs)
+  k = concurrently({name: _or_none(job) for name, job in jobs.items()})
+  if k['blind'] is None or k['half0'] is None or k['half1'] is None:
+    raise NoEdges()  # no first kernel, or no halves' test: nothing to choose from
   (k_blind, gap), k_cross = k['blind'], k.get('cross')
-  k_second = None
+  k_second = None  # where the second estimate found no edges: no second chance
   if np.isfinite(c.blind_second_wide_min):
     k_second = k['second'] if 'second' in k else k_cross
-  cross = (disagreement(widest_variance(k_blind), widest_variance(k_cross))
-           if k_cross is not None else 0.0)
+  cross = 0.0  # the test off
+  if 'cross' in jobs:  # an estimate without edges cannot agree
+    cross = (disagreement(widest_variance(k_blind), widest_variance(k_cross))
+             if k_cross is not None else np.inf)
   return {
       'agreement': _relative(k['half0'], k['half1']),
       'distinct': _relative(k_blind, k_gauss, by=k_blind),
@@ -576,7 +594,10 @@ def second_features(lr, k_second, f, cfg, every=False):
   cov = np.asarray(f['covariance'])
   agreement = gap = None
   if every or np.isfinite(c.blind_second_agree_max):
-    agreement = _relative(*(second_kernel(part, cov, cfg) for part in halves(lr)))
+    try:
+      agreement = _relative(*(second_kernel(part, cov, cfg) for part in halves(lr)))
+    except NoEdges:  # a half without edges: the halves cannot agree
+      agreement = np.inf
   if every or np.isfinite(c.blind_second_whittle_max):
     gap = spectral_gap(lr, k_second, s)
   return {'second_agreement': agreement, 'second_variance': widest_variance(k_second),
@@ -604,7 +625,7 @@ def _record(k, choice, confidence, reason, f, candidates):
           'candidates': candidates}
 
 
-def _no_blur_read(lr, cfg, reason):
+def _bicubic_record(lr, cfg, reason):
   """'bicubic' for an image no blur can be read from, with the reason; its
   kernel is the narrowest Gaussian (the LR pixel's own footprint)."""
   unit = spectrum.min_variance(cfg.scale)
@@ -622,14 +643,14 @@ def estimate(lr, cfg):
   lr = np.asarray(lr)
   crop = crops.centre_crop(lr, ESTIMATE_SIDE)
   if detail(crop) < DETAIL_MIN:
-    return _no_blur_read(lr, cfg, f'too little detail (below {DETAIL_MIN} grey levels)')
+    return _bicubic_record(lr, cfg, f'too little detail (below {DETAIL_MIN} grey levels)')
   try:
-    return _choose(lr, crop, cfg)
+    return _estimate_with_detail(lr, crop, cfg)
   except NoEdges:
-    return _no_blur_read(lr, cfg, 'no edges to fit a kernel to')
+    return _bicubic_record(lr, cfg, 'no edges to fit a kernel to')
 
 
-def _choose(lr, crop, cfg):
+def _estimate_with_detail(lr, crop, cfg):
   """`estimate` of an image with detail: the rule, on its central `crop`."""
   f, k_blind, k_gauss, k_second = features(crop, cfg)
   # On the photo's own block grid (the centre crop's corner need not lie on it).
@@ -676,9 +697,12 @@ def _choose(lr, crop, cfg):
                                          settings.blind_denoise_narrow_max))
   companion = {}
   if choice == 'blind' and second is None and settings.blind_companion > 0:
-    km = marginal_kernel(crop, np.asarray(f['covariance']), cfg.scale)
-    companion = {'companion_kernel': np.stack([km / km.sum()] * 3),
-                 'companion_weight': settings.blind_companion}
+    try:
+      km = marginal_kernel(crop, np.asarray(f['covariance']), cfg.scale)
+      companion = {'companion_kernel': np.stack([km / km.sum()] * 3),
+                   'companion_weight': settings.blind_companion}
+    except NoEdges:  # no second kernel to blend with: the blind kernel's SR image alone
+      reason += '; no second kernel to blend with'
   k = k_blind if choice in ('blind', 'denoised') else k_gauss
   candidates = {'blind': {'agreement': f['agreement'], 'distinct_from_gaussian': f['distinct'],
                           'widest_variance': f['blind_variance'], 'cross_disagreement': f['cross'],
