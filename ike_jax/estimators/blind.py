@@ -420,7 +420,7 @@ def choose(f, scale, settings):
   if gv <= c.blind_gauss_min:
     return 'bicubic', _margin(gv, c.blind_gauss_min), lost + (
         '; the Gaussian is narrow' if np.isfinite(c.blind_gauss_min)
-        else '; the Gaussian is no fallback (--blind_gauss_min=inf)')
+        else '; the fallback is bicubic (--blind_gauss_min=inf)')
   if f['gauss_ringing'] > limit:
     return 'bicubic', _margin(f['gauss_ringing'], limit), lost + "; the Gaussian's SR image rings"
   return 'gaussian', min(_margin(gv, c.blind_gauss_min), _margin(f['gauss_ringing'], limit)), \
