@@ -56,8 +56,8 @@ def use_compilation_cache(flag_value):
     os.makedirs(cache, exist_ok=True)
   except OSError:
     pass
-  if not os.access(cache, os.W_OK):
-    print(f'note: compiling without a persistent cache ({cache} is not writable; '
+  if not os.path.isdir(cache) or not os.access(cache, os.W_OK):
+    print(f'note: compiling without a persistent cache ({cache} is not a writable folder; '
           'set --compilation_cache_dir)', file=sys.stderr)
     return ''
   if not any(name.startswith('jit_') for name in os.listdir(cache)):

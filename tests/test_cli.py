@@ -243,6 +243,16 @@ def test_the_compilation_cache_is_bounded_and_locked(tmp_path):
     assert any(name.endswith('-cache') for name in os.listdir(cache)), os.listdir(cache)
 
 
+def test_a_cache_path_that_is_a_file_is_a_note_not_an_error(tmp_path, capsys):
+  """--compilation_cache_dir naming a file: the run compiles without a cache
+  and says so in one line (it was a traceback)."""
+  path = tmp_path / 'afile'
+  path.write_text('x')
+  assert cli.use_compilation_cache(str(path)) == ''
+  err = capsys.readouterr().err
+  assert 'not a writable folder' in err and len(err.strip().splitlines()) == 1
+
+
 def test_the_compilation_cache_folder_follows_flag_then_environment(monkeypatch):
   from ike_jax import cli  # pylint: disable=g-import-not-at-top
   monkeypatch.delenv('JAX_COMPILATION_CACHE_DIR', raising=False)
