@@ -55,17 +55,19 @@ their differences.
 
 import time
 
-from absl import app
 from absl import flags
 import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import blind_tuning
+from benchmarks import checks
 from benchmarks import datasets
 from benchmarks import degradations
 from benchmarks import families
 from benchmarks import rows as rows_lib
 from ike_jax import blind
+from ike_jax import cli
+from ike_jax import errors
 from ike_jax import kernel as kernel_lib
 from ike_jax import marginal
 from ike_jax import metrics
@@ -286,6 +288,9 @@ def estimators(lr, hr, cfg, k_true=None):
 def main(argv):
   del argv
   s = FLAGS.scale
+  checks.scale(s)
+  checks.families(FLAGS.families)
+  checks.positions(FLAGS.positions)
   if FLAGS.sharp_prior:
     print(np.array2string(sharp_prior(s), precision=3, separator=', ', suppress_small=True))
     return
@@ -296,14 +301,15 @@ def main(argv):
     return
   unknown = set(FLAGS.estimators) - set(NAMES)
   if unknown:
-    raise app.UsageError(f'--estimators: no {", ".join(sorted(unknown))}; '
-                         f'there are {", ".join(NAMES)}')
+    raise errors.UserError(f'--estimators: no {", ".join(sorted(unknown))}; '
+                           f'there are {", ".join(NAMES)}')
   cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
   names = list(datasets.OFFLINE_IMAGES)
   settings = ('rounds', 'prior', 'autocorr', 'from_truth', 'polish_tv', 'estimators',
               'phase_starts', 'phase_seed', 'phase_mirror', 'width_floor')
   table = rows_lib.Rows(FLAGS.results, {'scale': s, **{k: FLAGS[k].value for k in settings}},
-                        key=lambda r: (r['family'], r['image'], r['position']))
+                        key=lambda r: (r['family'], r['image'], r['position']),
+                        error=errors.UserError)
   for family in FLAGS.families:
     rows = []
     for i in datasets.indices(datasets.TUNING_IMAGES):
@@ -334,4 +340,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run_app(main)

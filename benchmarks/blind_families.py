@@ -23,16 +23,18 @@ image a dot).
 import os
 import time
 
-from absl import app
 from absl import flags
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import checks
 from benchmarks import datasets
 from benchmarks import families
 from benchmarks import plots
 from benchmarks import rows as rows_lib
+from ike_jax import cli
 from ike_jax import data
+from ike_jax import errors
 from ike_jax import kernel as kernel_lib
 from ike_jax import metrics
 from ike_jax import postprocess
@@ -96,23 +98,25 @@ def measure_one(name, index, family, s):
 def main(argv):
   del argv
   s = FLAGS.scale
+  checks.scale(s)
+  checks.families(FLAGS.families)
   if FLAGS.images != 'report' and set(families.PUBLISHED) & set(FLAGS.families):
-    raise app.UsageError(f'{", ".join(sorted(set(families.PUBLISHED) & set(FLAGS.families)))}: '
-                         'published kernel sets are report only')
+    raise errors.UserError(f'{", ".join(sorted(set(families.PUBLISHED) & set(FLAGS.families)))}: '
+                           'published kernel sets are report only')
   for name, path in (('levin', FLAGS.levin_kernels), ('usrnet', FLAGS.usrnet_kernels)):
     if path:
       try:
         families.use_kernel_set(name, path)
       except (OSError, ValueError) as e:
-        raise app.UsageError(f'--{name}_kernels: {e}') from None
+        raise errors.UserError(f'--{name}_kernels: {e}') from None
     elif name in FLAGS.families:
-      raise app.UsageError(f'family {name!r} needs --{name}_kernels')
+      raise errors.UserError(f'family {name!r} needs --{name}_kernels')
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
   table = rows_lib.Rows(FLAGS.results, {'scale': s, 'images': FLAGS.images,
                                         'levin_kernels': FLAGS.levin_kernels,
                                         'usrnet_kernels': FLAGS.usrnet_kernels},
-                        key=lambda r: (r['family'], r['image']))
+                        key=lambda r: (r['family'], r['image']), error=errors.UserError)
   per_family = []
   for family in FLAGS.families:
     rows = []
@@ -144,4 +148,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run_app(main)

@@ -42,14 +42,16 @@ import functools
 import itertools
 import json
 
-from absl import app
 from absl import flags
 import numpy as np
 
 from benchmarks import blind_families
+from benchmarks import checks
 from benchmarks import datasets
 from benchmarks import families
 from benchmarks import rows as rows_lib
+from ike_jax import cli
+from ike_jax import errors
 from ike_jax import metrics
 from ike_jax import noise
 from ike_jax import outputs
@@ -135,7 +137,8 @@ def measure(s, cfg):
   if FLAGS.second:
     header['second_estimator'] = cfg.estimate.blind.blind_second_estimator
   table = rows_lib.Rows(FLAGS.results[0] if FLAGS.results else None, header,
-                        key=lambda r: (r['family'], r['position'], r['image']))
+                        key=lambda r: (r['family'], r['position'], r['image']),
+                        error=errors.UserError)
   for family, position, i in itertools.product(FLAGS.families, map(int, FLAGS.positions),
                                                datasets.indices(datasets.TUNING_IMAGES)):
     if table.get((family, position, names[i])) is not None:
@@ -328,15 +331,15 @@ def extend(s, cfg):
     out = json.load(f)
   floor = cfg.estimate.blind.blind_width_floor
   if out.get('width_floor', 0.0) != floor:  # a table measured before the record: no floor
-    raise app.UsageError(f"{path} was measured with --width_floor={out.get('width_floor', 0.0)}"
-                         f', not {floor}: its new columns would mix two blind kernels')
+    raise errors.UserError(f"{path} was measured with --width_floor={out.get('width_floor', 0.0)}"
+                           f', not {floor}: its new columns would mix two blind kernels')
   if FLAGS.second:
     wanted = cfg.estimate.blind.blind_second_estimator
     # a table measured before the record holds the autocorrelation fit's
     if out.setdefault('second_estimator', 'autocorr') != wanted and any(
         'second_gain' in row for row in out['rows']):
-      raise app.UsageError(f"{path}'s second-estimate columns are {out['second_estimator']}'s, "
-                           f'not {wanted}\'s: extend a copy without them')
+      raise errors.UserError(f"{path}'s second-estimate columns are {out['second_estimator']}'s, "
+                             f'not {wanted}\'s: extend a copy without them')
     out['second_estimator'] = wanted
   for n, row in enumerate(out['rows']):
     lr, hr, _, _ = families.pair(names.index(row['image']), row['family'], s,
@@ -429,17 +432,17 @@ def search(s, cfg):
   print(f'{len(rows)} rows')
   missing = {'gauss_ringing', 'ringing_fourier'} - set(rows[0])
   if missing:
-    raise app.UsageError(f'{FLAGS.results[0]} has no {", ".join(sorted(missing))}: measure '
-                         'the tuning set with this version first')
+    raise errors.UserError(f'{FLAGS.results[0]} has no {", ".join(sorted(missing))}: measure '
+                           'the tuning set with this version first')
   start, solver = cfg.estimate.blind, cfg.post.refine_solver
   if start.blind_companion > 0 and not any(k.startswith('companion_') for k in rows[0]):
-    raise app.UsageError(f'{FLAGS.results[0]} has no companion columns and the preset blends '
-                         'with the marginal kernel (--blind_companion): add them with '
-                         '--extend --companion first')
+    raise errors.UserError(f'{FLAGS.results[0]} has no companion columns and the preset blends '
+                           'with the marginal kernel (--blind_companion): add them with '
+                           '--extend --companion first')
   if ((np.isfinite(start.blind_evidence_min) or 'blind_evidence_min' in FLAGS.search_keys)
       and 'evidence' not in rows[0]):
-    raise app.UsageError(f'{FLAGS.results[0]} has no evidence column (--blind_evidence_min): '
-                         'add it with --extend first')
+    raise errors.UserError(f'{FLAGS.results[0]} has no evidence column (--blind_evidence_min): '
+                           'add it with --extend first')
   noisy = f'gaussian_{start.blind_noisy_prior:g}'
   unmeasured = sum(1 for r in rows if not _clean(r, start) and noisy not in r)
   if unmeasured:  # `_gaussian_columns` scores them at the preset's prior
@@ -475,6 +478,11 @@ def search(s, cfg):
 def main(argv):
   del argv
   s = FLAGS.scale
+  checks.scale(s)
+  checks.families(FLAGS.families)
+  checks.positions(FLAGS.positions)
+  checks.numbers('blind_priors', FLAGS.blind_priors)
+  checks.numbers('gauss_priors', FLAGS.gauss_priors)
   cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
   changes = {}
   if FLAGS.second_estimator:
@@ -493,4 +501,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run_app(main)

@@ -29,13 +29,15 @@ interrupted table: `benchmarks/rows.py`); a markdown table is printed.
 import dataclasses
 import time
 
-from absl import app
 from absl import flags
 import numpy as np
 
+from benchmarks import checks
 from benchmarks import datasets
 from benchmarks import families
 from benchmarks import rows as rows_lib
+from ike_jax import cli
+from ike_jax import errors
 from ike_jax import metrics
 from ike_jax import postprocess
 from ike_jax import presets
@@ -126,18 +128,21 @@ def measure_one(name, index, family, s, posts, kernel='spectral', cfg=None):
 def main(argv):
   del argv
   s = FLAGS.scale
+  checks.scale(s)
+  checks.families(FLAGS.families)
+  priors = checks.numbers('priors', FLAGS.priors)
   if FLAGS.images != 'report' and set(families.PUBLISHED) & set(FLAGS.families):
-    raise app.UsageError('published kernel sets are for the report photos only')
+    raise errors.UserError('published kernel sets are for the report photos only')
   if FLAGS.levin_kernels:
     families.use_kernel_set('levin', FLAGS.levin_kernels)
-  posts = solvers(s, FLAGS.kernel, [float(p) for p in FLAGS.priors])
+  posts = solvers(s, FLAGS.kernel, priors)
   kernel_cfg = kernel_config(s, FLAGS.kernel)
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
   results = rows_lib.Rows(FLAGS.results, {
       'scale': s, 'images': FLAGS.images, 'kernel': FLAGS.kernel, 'levin_kernels': FLAGS.levin_kernels,
       'settings': {k: dataclasses.asdict(v) for k, v in posts.items()}},
-                         key=lambda r: (r['family'], r['image']))
+                         key=lambda r: (r['family'], r['image']), error=errors.UserError)
   extra = [name for name in posts if name not in SOLVERS]
   table = [f'| family ({FLAGS.kernel} kernel) | fourier (worst) | unknown borders | gradient '
            + ''.join(f'| {name} ' for name in extra) + '| s/img fourier | unknown | gradient |',
@@ -165,4 +170,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run_app(main)

@@ -507,3 +507,27 @@ def test_unknown_borders_keep_a_true_motion_kernels_gain_the_mirror_loses():
   row = solvers.measure_one('astronaut', 0, 'motion', 2, posts, 'true')
   assert set(solvers.SOLVERS) <= set(row) and row['fourier_0.0001'] == row['fourier']
   assert row['fourier'] < 0.0 < row['gradient'] - 2.0 < row['unknown'], row
+
+
+def test_the_family_benchmarks_refuse_what_they_cannot_measure_in_one_line():
+  """Every family the benchmarks document passes; an unknown family, a noise
+  variant on a non-linear filter, a scale, a crop position or a number they
+  cannot use is a one-line user error naming it."""
+  from benchmarks import checks  # pylint: disable=g-import-not-at-top
+  from benchmarks import families  # pylint: disable=g-import-not-at-top
+  known = (list(families.FAMILIES) + list(families.CHECKS) + list(families.RESAMPLERS)
+           + [f + v for f in families.RESAMPLERS for v in ('+noise', '+jpeg', '+readnoise')]
+           + ['gaussian+n2q90', 'shake+n2q90', 'none+n2q90', 'levin', 'usrnet'])
+  checks.families(known)
+  for names, bad in ((['shake', 'nosuch'], 'no nosuch;'), (['median+noise'], 'no median+noise;'),
+                     (['shake+foo'], 'no shake+foo;')):
+    with pytest.raises(errors.UserError, match=re.escape(bad)):
+      checks.families(names)
+  checks.scale(2), checks.scale(4), checks.positions(['0', '4'])
+  with pytest.raises(errors.UserError, match='--scale must be 2 or 4, got 3'):
+    checks.scale(3)
+  with pytest.raises(errors.UserError, match='--positions: no 5'):
+    checks.positions(['0', '5'])
+  assert checks.numbers('priors', ['1e-3', '3e-3']) == [1e-3, 3e-3]
+  with pytest.raises(errors.UserError, match='--priors: not numbers'):
+    checks.numbers('priors', ['abc'])

@@ -1,0 +1,49 @@
+"""One-line errors for the flags the family benchmarks share (`blind_families`,
+`blind_tuning`, `blind_estimators`, `solvers`): a scale, family, crop
+position or number they cannot use stops the run before anything is
+measured, as a one-line `errors.UserError` naming it."""
+
+from benchmarks import families as families_lib
+from ike_jax import errors
+
+VARIANTS = ('', '+noise', '+readnoise', '+jpeg', families_lib.FIXED_NOISE)
+
+
+def scale(value):
+  if value not in (2, 4):
+    raise errors.UserError(f'--scale must be 2 or 4, got {value}')
+
+
+def families(names):
+  """Every name a family `families.degrade` knows: a kernel family, a
+  resampler, a published set or a non-linear filter, with a noise variant
+  (not for the non-linear filters)."""
+  bases = (set(families_lib.KERNELS) | set(families_lib.RESAMPLERS)
+           | set(families_lib.PUBLISHED))
+  bad = []
+  for name in names:
+    base = name.split('+')[0]
+    variant = name[len(base):]
+    if not ((base in bases and variant in VARIANTS) or
+            (base in families_lib.NONLINEAR and not variant)):
+      bad.append(name)
+  if bad:
+    raise errors.UserError(f'--families: no {", ".join(bad)}; there are '
+                           f'{", ".join(sorted(bases))}, each also with '
+                           f'{", ".join(v for v in VARIANTS if v)}, and '
+                           f'{", ".join(families_lib.NONLINEAR)}')
+
+
+def positions(values):
+  """Crop positions (`families.crop`): 0 the centre, 1-4 the quadrants."""
+  bad = [v for v in values if v not in ('0', '1', '2', '3', '4')]
+  if bad:
+    raise errors.UserError(f'--positions: no {", ".join(bad)}; there are 0 (the centre) to 4')
+
+
+def numbers(flag, values):
+  """`values` as floats, or an error naming --flag and what is not a number."""
+  try:
+    return [float(v) for v in values]
+  except ValueError:
+    raise errors.UserError(f'--{flag}: not numbers: {", ".join(values)}') from None
