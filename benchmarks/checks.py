@@ -1,7 +1,8 @@
-"""One-line errors for the flags the family benchmarks share (`blind_families`,
-`blind_tuning`, `blind_estimators`, `solvers`): a scale, family, crop
-position or number they cannot use stops the run before anything is
-measured, as a one-line `errors.UserError` naming it."""
+"""One-line errors for the benchmarks' flags (the family benchmarks'
+`blind_families`, `blind_tuning`, `blind_estimators`, `solvers` share the
+first three; the timing ones use `numbers`): a scale, family, crop position
+or number they cannot use stops the run before anything is measured, as a
+one-line `errors.UserError` naming it."""
 
 from benchmarks import families as families_lib
 from ike_jax import errors
@@ -41,9 +42,11 @@ def positions(values):
     raise errors.UserError(f'--positions: no {", ".join(bad)}; there are 0 (the centre) to 4')
 
 
-def numbers(flag, values):
-  """`values` as floats, or an error naming --flag and what is not a number."""
+def numbers(flag, values, kind=float):
+  """`values` as `kind` (float or int), or an error naming --flag and what is
+  not such a number."""
   try:
-    return [float(v) for v in values]
+    return [kind(v) for v in values]
   except ValueError:
-    raise errors.UserError(f'--{flag}: not numbers: {", ".join(values)}') from None
+    what = 'whole numbers' if kind is int else 'numbers'
+    raise errors.UserError(f'--{flag}: not {what}: {", ".join(values)}') from None

@@ -22,15 +22,18 @@ import sys
 import tempfile
 import time
 
-from absl import app
 from absl import flags
 import numpy as np
 
+from benchmarks import checks
 from benchmarks import datasets
 from benchmarks import timing
+from ike_jax import cli
+from ike_jax import errors
 from ike_jax import estimate
 from ike_jax import outputs
 from ike_jax import postprocess
+from ike_jax import presets
 from ike_jax import tiling
 
 FLAGS = flags.FLAGS
@@ -94,10 +97,17 @@ def predicted_gb(preset, lr_shape):
 
 def main(argv):
   del argv
+  megapixels = checks.numbers('megapixels', FLAGS.megapixels)
+  if set(megapixels) - set(SIZES):
+    raise errors.UserError(f'--megapixels: of {", ".join(f"{m:g}" for m in sorted(SIZES))}')
+  unknown = [p for p in FLAGS.presets if p not in presets.preset_names()]
+  if unknown:
+    raise errors.UserError(f'--presets: no {", ".join(unknown)}; there are '
+                           f'{", ".join(presets.preset_names())}')
   results = FLAGS.results or timing.default_results('photos')
   report = {'machine': timing.machine_info(), 'command': ' '.join(sys.argv), 'rows': []}
   folder = tempfile.mkdtemp(prefix='photos_in_')
-  for mp in [float(m) for m in FLAGS.megapixels]:
+  for mp in megapixels:
     width, height = SIZES[mp]
     photo = os.path.join(folder, f'mosaic_{width}x{height}.png')
     outputs.write_png(photo, mosaic(width, height))
@@ -132,4 +142,4 @@ def markdown(report):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run_app(main)

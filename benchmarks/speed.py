@@ -29,11 +29,12 @@ rewritten after every row.
 import sys
 import time
 
-from absl import app
 from absl import flags
 import numpy as np
 
 from benchmarks import timing
+from ike_jax import cli
+from ike_jax import errors
 
 FLAGS = flags.FLAGS
 VARIANTS = {'fused': ['--fuse_linear'], 'unfused': ['--nofuse_linear'],
@@ -409,7 +410,7 @@ def child_main(one):
 def check_variants(variants):
   bad = [v for v in variants if v not in VARIANTS]
   if bad:
-    raise app.UsageError(f'--variants takes {",".join(VARIANTS)}; got {",".join(bad)}')
+    raise errors.UserError(f'--variants takes {",".join(VARIANTS)}; got {",".join(bad)}')
 
 
 def main(argv):
@@ -446,4 +447,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run_app(main)

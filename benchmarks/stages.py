@@ -17,12 +17,13 @@ every row.
 import sys
 import time
 
-from absl import app
 from absl import flags
 import numpy as np
 
 from benchmarks import speed
 from benchmarks import timing
+from ike_jax import cli
+from ike_jax import errors
 
 FLAGS = flags.FLAGS
 REPORT_LR_SIDE = {2: 128, 4: 96}  # LR px of the report images
@@ -133,7 +134,7 @@ def main(argv):
     timing.emit(row)
     return 0
   if not FLAGS.presets:
-    raise app.UsageError('--presets names no preset')
+    raise errors.UserError('--presets names no preset')
   for p in FLAGS.presets:
     timing.load_config(p)  # fail early on a missing preset
   report = {'machine': {}, 'settings': {'repeats': FLAGS.repeats, 'lr_side': FLAGS.lr_side},
@@ -157,4 +158,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run_app(main)

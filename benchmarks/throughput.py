@@ -29,12 +29,14 @@ The JSON and a Markdown table beside it (`.md`) are rewritten after every row.
 import os
 import sys
 
-from absl import app
 from absl import flags
 import numpy as np
 
+from benchmarks import checks
 from benchmarks import speed
 from benchmarks import timing
+from ike_jax import cli
+from ike_jax import errors
 from ike_jax import presets
 
 FLAGS = flags.FLAGS
@@ -179,9 +181,9 @@ def main(argv):
     row['machine'] = timing.machine_info()
     timing.emit(row)
     return 0
-  sizes = [int(b) for b in FLAGS.batch_sizes]
+  sizes = checks.numbers('batch_sizes', FLAGS.batch_sizes, int)
   if not sizes:
-    raise app.UsageError('--batch_sizes names no batch size')
+    raise errors.UserError('--batch_sizes names no batch size')
   args = [a for a in _ARGV[1:] if not a.startswith(('--_one', '--results'))]
   rows = []
   report = {
@@ -218,4 +220,4 @@ _ARGV = sys.argv
 if __name__ == '__main__':
   define_flags()
   _ARGV = with_default_flagfile(sys.argv)
-  app.run(main, argv=_ARGV)
+  cli.run_app(main, argv=_ARGV)

@@ -9,13 +9,12 @@ from absl import app
 from ike_jax import errors
 
 
-def run_app(main_fn, flags_parser=None):
-  """Runs `main_fn` with `app.run`; maps user errors and signals to exit codes."""
+def run_app(main_fn, flags_parser=None, argv=None):
+  """Runs `main_fn` with `app.run` (on `argv`, else sys.argv); maps user errors
+  and signals to exit codes."""
+  kw = {} if flags_parser is None else {'flags_parser': flags_parser}
   try:
-    if flags_parser is None:
-      app.run(main_fn)
-    else:
-      app.run(main_fn, flags_parser=flags_parser)
+    app.run(main_fn, argv=argv, **kw)
   except errors.UserError as err:
     print(f'error: {err}', file=sys.stderr)
     sys.exit(2)
