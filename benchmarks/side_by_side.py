@@ -21,12 +21,13 @@ import os
 import subprocess
 import sys
 
-from absl import app
 from absl import flags
 import numpy as np
 
 from benchmarks import speed
 from benchmarks import timing
+from ike_jax import cli
+from ike_jax import errors
 
 FLAGS = flags.FLAGS
 # The authors' PyTorch code at the settings of `flags/paper_x2.flags`: their
@@ -153,6 +154,9 @@ def define_flags(flag_values=FLAGS):
 def main(argv):
   del argv
   speed.check_variants(FLAGS.variants)
+  if not os.path.isfile(os.path.join(FLAGS.torch_src, 'train.py')):  # before timing our side
+    raise errors.UserError(f'--torch_src={FLAGS.torch_src} has no train.py (give their src/ '
+                           'folder)')
   log = lambda m: print(m, flush=True)
   timing_args = [f'--steps={FLAGS.steps}', f'--warmup={FLAGS.warmup}',
                  f'--repeats={FLAGS.repeats}', f'--budget_s={FLAGS.budget_s}']
@@ -183,4 +187,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run_app(main)
