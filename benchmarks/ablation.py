@@ -120,14 +120,15 @@ def ordering(ours, paper, names=None):
 
 def run_ablation(samples, output_dir, *, flags_dir=FLAGS_DIR, overrides=(),
                  seeds=1, overwrite=False, log=print, measure=quality.measure,
-                 dataset=None, results=None, data=None, **shrink_kw):
+                 dataset=None, results=None, data_flags=None, **shrink_kw):
   """Measures every ablation row on `samples`; returns the report dict.
 
   Rows go to `results` (JSON) as they come; the presets it holds already,
-  measured with the same settings (`data`: the data-set flags), are kept.
+  measured with the same settings (`data_flags`: the data-set flags), are kept.
   """
   header = {'dataset': dataset, 'num_images': len(samples), 'overrides': list(overrides),
-            'shrink': shrink_kw, 'paper_source': quality.IKE_PAGE, 'seeds': seeds, 'data': data}
+            'shrink': shrink_kw, 'paper_source': quality.IKE_PAGE, 'seeds': seeds,
+            'data': data_flags}
   table = rows_lib.Rows(results, header, key=lambda r: r['preset'], derived=('ordering', 'argv'),
                         error=errors.UserError)
   configs = row_configs(flags_dir, overrides, **shrink_kw)
@@ -238,7 +239,7 @@ def main(argv):
       samples, FLAGS.output_dir, flags_dir=FLAGS.flags_dir, overrides=FLAGS.set,
       seeds=FLAGS.seeds, overwrite=FLAGS.overwrite, log=lambda m: print(m, flush=True),
       dataset=FLAGS.dataset, results=results,
-      data={k: FLAGS[k].value for k in rows_lib.DATA_FLAGS}, crop=FLAGS.crop,
+      data_flags=quality.data_flags(), crop=FLAGS.crop,
       iterations=FLAGS.iterations, lr_decay_every=FLAGS.lr_decay_every,
       bic_decay_every=FLAGS.bic_decay_every)
   report['argv'] = sys.argv[1:]

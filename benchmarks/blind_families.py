@@ -113,9 +113,13 @@ def main(argv):
       raise errors.UserError(f'family {name!r} needs --{name}_kernels')
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
+  # The presets' settings too: a rerun after a preset changed measures anew.
+  configs = {name: presets.config_from_flagfile(presets.preset_path(name)).to_dict()
+             for name in (f'best_x{s}', f'blind_x{s}')}
   table = rows_lib.Rows(FLAGS.results, {'scale': s, 'images': FLAGS.images,
                                         'levin_kernels': FLAGS.levin_kernels,
-                                        'usrnet_kernels': FLAGS.usrnet_kernels},
+                                        'usrnet_kernels': FLAGS.usrnet_kernels,
+                                        'presets': configs},
                         key=lambda r: (r['family'], r['image']), error=errors.UserError)
   per_family = []
   for family in FLAGS.families:

@@ -214,7 +214,7 @@ def main(argv):
                               if a.startswith('--flagfile=')), None),
             'iterations': cfg.run.iterations, 'crop': cfg.train.crop,
             'device': str(jax.devices()[0]), 'best_flagfile': FLAGS.best_flagfile,
-            'config': cfg.to_dict(), 'data': {k: FLAGS[k].value for k in rows_lib.DATA_FLAGS}}
+            'config': cfg.to_dict(), 'data': quality.data_flags()}
   table = rows_lib.Rows(path, header, key=None, derived=('argv',), error=errors.UserError)
   rows = measure(cfg, samples, seeds, exact=FLAGS.exact, ceilings=FLAGS.ceilings, best=best,
                  preset_rows=FLAGS.preset_rows, log=lambda m: print(m, flush=True), table=table)

@@ -368,6 +368,15 @@ def write_report(report, results_path):
   return paths
 
 
+DATA_FLAGS = ('dataset', 'root', 'first_image', 'num_images', 'hr_size', 'kind', 'split')
+
+
+def data_flags(flag_values=FLAGS):
+  """{flag: value} of the `define_dataset_flags` that pick the images (what a
+  results table's rows depend on)."""
+  return {name: flag_values[name].value for name in DATA_FLAGS}
+
+
 def define_dataset_flags(output_dir, flag_values=FLAGS):
   """Flags that pick the data set and where results go (shared with ablation)."""
   kw = dict(flag_values=flag_values)

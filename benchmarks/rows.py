@@ -20,10 +20,6 @@ from absl import app
 
 from ike_jax import outputs
 
-# The flags of `quality.define_dataset_flags` that pick the images.
-DATA_FLAGS = ('dataset', 'root', 'first_image', 'num_images', 'hr_size', 'kind', 'split')
-
-
 def new_file(path: str | None, error: type[Exception] = app.UsageError) -> None:
   """Refuses a results file that exists: a summary is written whole, never over one."""
   if path and os.path.lexists(path):

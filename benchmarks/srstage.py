@@ -122,7 +122,7 @@ def main(argv):
   samples = quality.load_samples(FLAGS, cfg.scale)
   results = FLAGS.results or os.path.join('benchmarks', 'results', f'srstage_x{cfg.scale}.json')
   out = measure(cfg, samples, FLAGS.stages, results, log=lambda m: print(m, flush=True),
-                data_flags={k: FLAGS[k].value for k in rows_lib.DATA_FLAGS})
+                data_flags=quality.data_flags())
   md = markdown(out)
   outputs.write_bytes_atomic(os.path.splitext(results)[0] + '.md', md.encode())
   print(md)

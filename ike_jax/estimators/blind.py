@@ -99,6 +99,7 @@ import concurrent.futures
 import dataclasses
 import functools
 import os
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -280,7 +281,8 @@ def detail(lr):
   image's and each half's."""
   def rms(part):
     y = metrics.rgb_to_y(np.asarray(part, np.float64))
-    return float(np.sqrt(0.5 * (np.mean(np.diff(y, axis=0) ** 2) + np.mean(np.diff(y, axis=1) ** 2))))
+    return float(np.sqrt(0.5 * (np.mean(np.diff(y, axis=0) ** 2)
+                                + np.mean(np.diff(y, axis=1) ** 2))))
   return min(rms(part) for part in (lr, *halves(lr)))
 
 
@@ -384,9 +386,15 @@ def failures(f, scale, settings):
   return out
 
 
+class Choice(NamedTuple):
+  """What the rule chose, how sure it is and why."""
+  choice: str        # 'blind' | 'bicubic' | 'gaussian'
+  confidence: float  # how far the deciding score sits from its threshold: 1 far, 0 on it
+  reason: str        # in words: the blind kernel's failed tests, then what decided
+
+
 def choose(f, scale, settings):
-  """The rule above: ('blind' | 'bicubic' | 'gaussian', confidence in [0, 1],
-  why, in words).
+  """The rule above: a `Choice` ('blind' | 'bicubic' | 'gaussian').
 
   Args:
     f: `features`' dict (variances in HR px^2, noise in grey levels) with
@@ -394,8 +402,6 @@ def choose(f, scale, settings):
       wherever the rule reaches them (None elsewhere).
     scale: s.
     settings: `config.BlindConfig`.
-  The confidence is how far the deciding score sits from its threshold
-  (1: far; 0: on it).
   """
   c = settings
   gv = f['gauss_variance'] / spectrum.min_variance(scale)
@@ -403,28 +409,29 @@ def choose(f, scale, settings):
   # grows with the Gaussian's widest standard deviation.
   limit = c.blind_gauss_ringing_per_sd * np.sqrt(gv)
   if gaussian_shaped(f, scale, c) and f['gauss_ringing'] <= limit:
-    return 'gaussian', min(_margin(f['distinct'], c.blind_shaped_max),
-                           _margin(f['gauss_ringing'], limit)), 'a Gaussian-shaped blur'
+    return Choice('gaussian', min(_margin(f['distinct'], c.blind_shaped_max),
+                                  _margin(f['gauss_ringing'], limit)), 'a Gaussian-shaped blur')
   if _blind_wins(f, scale, c):
     bv = f['blind_variance'] / spectrum.min_variance(scale)
     agreement = _margin(f['agreement'], c.blind_agree_max)
     if f['agreement'] > c.blind_agree_max:  # passed by the spectral likelihood instead
       agreement = _margin(f['whittle_gap'], c.blind_whittle_waive)
-    return 'blind', min(agreement, _margin(bv, c.blind_wide_min),
-                        _margin(f['ringing'], c.blind_ringing_max),
-                        _margin(f.get('cross', 0.0), c.blind_cross_max)), \
-        'the blind kernel passes every test'
+    return Choice('blind', min(agreement, _margin(bv, c.blind_wide_min),
+                               _margin(f['ringing'], c.blind_ringing_max),
+                               _margin(f.get('cross', 0.0), c.blind_cross_max)),
+                  'the blind kernel passes every test')
   lost = 'blind kernel: ' + ', '.join(failures(f, scale, c))
   if f['noise'] > c.blind_noise_max:
-    return 'bicubic', _margin(f['noise'], c.blind_noise_max), lost + '; the image is noisy'
+    return Choice('bicubic', _margin(f['noise'], c.blind_noise_max), lost + '; the image is noisy')
   if gv <= c.blind_gauss_min:
-    return 'bicubic', _margin(gv, c.blind_gauss_min), lost + (
+    return Choice('bicubic', _margin(gv, c.blind_gauss_min), lost + (
         '; the Gaussian is narrow' if np.isfinite(c.blind_gauss_min)
-        else '; the fallback is bicubic (--blind_gauss_min=inf)')
+        else '; the fallback is bicubic (--blind_gauss_min=inf)'))
   if f['gauss_ringing'] > limit:
-    return 'bicubic', _margin(f['gauss_ringing'], limit), lost + "; the Gaussian's SR image rings"
-  return 'gaussian', min(_margin(gv, c.blind_gauss_min), _margin(f['gauss_ringing'], limit)), \
-      lost + '; the Gaussian passes its tests'
+    return Choice('bicubic', _margin(f['gauss_ringing'], limit),
+                  lost + "; the Gaussian's SR image rings")
+  return Choice('gaussian', min(_margin(gv, c.blind_gauss_min), _margin(f['gauss_ringing'], limit)),
+                lost + '; the Gaussian passes its tests')
 
 
 def needs_gauss_ringing(f, scale, settings):
