@@ -118,10 +118,8 @@ def define_flags():
 def sharp_lr(hr, scale):
   """The true sharp LR image (grey, model units): the HR crop blurred by the LR
   pixel's own footprint and sampled."""
-  footprint = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * blind_estimator.APERTURE * scale ** 2,
-                                                    blind_estimator.SIZE, scale), np.float64)
   return blind_estimator._grey(degradations.to_uint8(  # pylint: disable=protected-access
-      degradations.blur_subsample(hr, footprint, scale)))
+      degradations.blur_subsample(hr, blind_estimator.no_blur(scale), scale)))
 
 
 def sharp_prior(scale):

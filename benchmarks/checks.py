@@ -4,6 +4,7 @@ first three; the timing ones use `numbers`): a scale, family, crop position
 or number they cannot use stops the run before anything is measured, as a
 one-line `errors.UserError` naming it."""
 
+from benchmarks import datasets
 from benchmarks import families as families_lib
 from ike_jax import errors
 
@@ -11,7 +12,7 @@ VARIANTS = ('', '+noise', '+readnoise', '+jpeg', families_lib.FIXED_NOISE)
 
 
 def scale(value):
-  if value not in (2, 4):
+  if value not in datasets.SCALES:
     raise errors.UserError(f'--scale must be 2 or 4, got {value}')
 
 

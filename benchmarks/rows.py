@@ -6,10 +6,9 @@ at a time for tens of minutes. Each row is written as it comes (atomically,
 the whole file each time); run again with the same `--results` and the same
 settings, a benchmark keeps the rows already there and measures only the
 missing ones, so an interrupted run ends with the table an uninterrupted one
-writes. A file written under other
-settings is never overwritten: the run stops with an error naming the
-settings that differ. A summary that is not made row by row is never written
-over an existing file (`new_file`).
+writes. A file written under other settings is never overwritten: the run
+stops with an error naming the settings that differ. A summary that is not
+made row by row is never written over an existing file (`new_file`).
 """
 
 import json

@@ -22,6 +22,13 @@ def run_cli(*args, timeout=600, cwd=ROOT):
                         capture_output=True, text=True, timeout=timeout)
 
 
+def _assert_one_line_error(res, message):
+  """A user error: exit 2, one line on stderr naming `message`, no traceback."""
+  assert res.returncode == 2, res.stderr
+  lines = [l for l in res.stderr.strip().splitlines() if l]
+  assert len(lines) == 1 and message in lines[0] and 'Traceback' not in res.stderr
+
+
 def write_png(path, size, seed=0):
   rng = np.random.default_rng(seed)
   yy, xx = np.mgrid[:size[0], :size[1]]
@@ -145,9 +152,7 @@ def test_helpshort_lists_what_a_user_needs():
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
   lr = write_png(tmp_path / 'photo.png', (40, 40))
   res = run_cli(f'--image={lr}', f'--output_dir={tmp_path / "out"}', *args, timeout=120)
-  assert res.returncode == 2, res.stderr
-  lines = [l for l in res.stderr.strip().splitlines() if l]
-  assert len(lines) == 1 and message in lines[0] and 'Traceback' not in res.stderr
+  _assert_one_line_error(res, message)
   assert not (tmp_path / 'out' / 'photo_x2.png').exists()
 
 
@@ -166,9 +171,7 @@ def test_a_bad_kernel_file_is_one_line_before_any_output(tmp_path, content, mess
   out = tmp_path / 'out'
   res = run_cli(f'--image={lr}', f'--kernel={path}', '--preset=best_x2', f'--output_dir={out}',
                 timeout=120)
-  assert res.returncode == 2, res.stderr
-  lines = [l for l in res.stderr.strip().splitlines() if l]
-  assert len(lines) == 1 and message in lines[0] and 'Traceback' not in res.stderr
+  _assert_one_line_error(res, message)
   assert not out.exists() or not any(out.iterdir())
 
 
@@ -179,9 +182,7 @@ def test_an_hr_image_of_another_size_is_refused_before_any_work(tmp_path):
   hr = write_png(tmp_path / 'hr.png', (96, 96))
   res = run_cli(f'--image={lr}', f'--hr={hr}', '--preset=blind_x2',
                 f'--output_dir={tmp_path / "out"}', timeout=120)
-  assert res.returncode == 2, res.stderr
-  lines = [l for l in res.stderr.strip().splitlines() if l]
-  assert len(lines) == 1 and 'SR image will be 128x128' in lines[0]
+  _assert_one_line_error(res, 'SR image will be 128x128')
   assert 'kernel estimate' not in res.stdout
 
 

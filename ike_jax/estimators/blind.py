@@ -210,6 +210,11 @@ def gaussian(cov, scale):
   return np.asarray(kernel.gaussian_kernel(np.asarray(cov), SIZE, scale), np.float64)
 
 
+def no_blur(scale):
+  """The kernel of no blur: the LR pixel's own footprint (the Gaussian at its floor)."""
+  return gaussian(np.eye(2) * spectrum.min_variance(scale), scale)
+
+
 def marginal_kernel(lr, cov, scale):
   """The marginal-likelihood HR kernel of a uint8 LR image (`ike_jax.marginal`,
   from the spectral Gaussian at the LR pitch), carried to the HR pitch and
@@ -279,11 +284,10 @@ def detail(lr):
   """How much detail a uint8 LR image holds where the estimate reads it: the
   RMS of its luma's unit differences (grey levels), the least of the whole
   image's and each half's."""
-  def rms(part):
-    y = metrics.rgb_to_y(np.asarray(part, np.float64))
-    return float(np.sqrt(0.5 * (np.mean(np.diff(y, axis=0) ** 2)
-                                + np.mean(np.diff(y, axis=1) ** 2))))
-  return min(rms(part) for part in (lr, *halves(lr)))
+  rms = lambda y: float(np.sqrt(0.5 * (np.mean(np.diff(y, axis=0) ** 2)
+                                       + np.mean(np.diff(y, axis=1) ** 2))))
+  y = metrics.rgb_to_y(np.asarray(lr, np.float64))
+  return min(rms(part) for part in (y, *halves(y)))
 
 
 def _relative(a, b, by=None):
@@ -338,8 +342,7 @@ def evidence(lr, k_blind, k_gauss, scale):
   y2 = whittle.power(_grey(crops.centre_crop(np.asarray(lr), WHITTLE_SIDE)))
   nll = lambda k: float(whittle.nll(y2, jnp.asarray(np.asarray(k) / np.sum(k), jnp.float32),
                                     scale))
-  none = gaussian(np.eye(2) * spectrum.min_variance(scale), scale)
-  return nll(none) - min(nll(k_blind), nll(k_gauss))
+  return nll(no_blur(scale)) - min(nll(k_blind), nll(k_gauss))
 
 
 def last_chance(f, scale, settings):
@@ -634,11 +637,10 @@ def _record(k, choice, confidence, reason, f, candidates):
 
 def _bicubic_record(lr, cfg, reason):
   """'bicubic' for an image no blur can be read from, with the reason; its
-  kernel is the narrowest Gaussian (the LR pixel's own footprint)."""
-  unit = spectrum.min_variance(cfg.scale)
+  kernel is `no_blur`'s."""
   f = {'noise': noise.sigma(crops.centre_crop(lr, ESTIMATE_SIDE)),
        'blockiness': noise.blockiness(_block_aligned_crop(lr, ESTIMATE_SIDE))}
-  return _record(gaussian(np.eye(2) * unit, cfg.scale), 'bicubic', 1.0, reason, f,
+  return _record(no_blur(cfg.scale), 'bicubic', 1.0, reason, f,
                  {'blind': {}, 'gaussian': {}, 'second': {}, 'bicubic': {}})
 
 
