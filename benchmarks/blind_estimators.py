@@ -6,17 +6,17 @@ bicubic (shave = scale). On the tuning photos only (`datasets.TUNING_IMAGES`),
 the crops at --positions (`families.crop`), per family:
 
   spectral   the spectral Gaussian (`ike_jax.spectrum`, as `best_x2`)
-  blind_r<N> the non-parametric kernel (`ike_jax.blind`: at the LR pitch,
+  blind_r<N> the non-parametric kernel (`ike_jax.edge_fit`: at the LR pitch,
              N alternations per pyramid level, carried to the HR pitch)
   blind_settled  the preset's estimate: blind_r<preset's rounds> then its
-             settling alternations at the low L0 threshold (`blind.estimate`)
+             settling alternations at the low L0 threshold (`edge_fit.estimate`)
   blind_ac   the same at the preset's rounds, its k-step also fitting the
              image's gradient autocorrelation (weight --autocorr)
-  shrink     the blind kernel made milder at the SR pitch (`blind.shrink`)
+  shrink     the blind kernel made milder at the SR pitch (`edge_fit.shrink`)
   marginal   the marginal-likelihood estimate (`ike_jax.marginal`, from the
              spectral Gaussian, at the LR pitch, carried to the HR pitch)
   blind_floor  blind_settled, its settling rounds holding at least --width_floor
-             of the marginal estimate's spread (`blind.hold_width`)
+             of the marginal estimate's spread (`edge_fit.hold_width`)
   lr_oracle  the kernel fitted at the LR pitch to the true sharp LR image (the
              HR crop blurred by the LR pixel's footprint and sampled), then
              carried to the HR pitch as the blind kernel is: what the LR-pitch
@@ -35,7 +35,7 @@ the crops at --positions (`families.crop`), per family:
   oracle_then_<N>  with --from_truth: N alternations of the estimate's finest
              level started at lr_oracle's kernel (does the alternation keep a
              true kernel, or drift from it?); oracle_then_tv: 5 rounds of
-             `blind.polish` (k-steps on a TV latent image) from the oracle;
+             `edge_fit.polish` (k-steps on a TV latent image) from the oracle;
              blind_then_tv: 3 rounds of it from the preset's estimate
 
 --estimators picks some of them (true always comes along; phase_* only when
@@ -47,7 +47,7 @@ table: `benchmarks/rows.py`); a markdown table of means is printed.
   python -m benchmarks.blind_estimators --scale=2 --families=shake,motion,disk,mixture,gaussian \
       --results=benchmarks/results/blind_estimators_x2.json
 
---sharp_prior instead prints `blind.SHARP_AUTOCORR` as measured: the mean
+--sharp_prior instead prints `edge_fit.SHARP_AUTOCORR` as measured: the mean
 gradient autocorrelation of the tuning photos' sharp LR crops; --sharp_mixture
 `marginal.MIXTURE_WEIGHTS` and `MIXTURE_VARIANCES`, the Gaussian mixture of
 their differences.
@@ -65,7 +65,7 @@ from benchmarks import datasets
 from benchmarks import degradations
 from benchmarks import families
 from benchmarks import rows as rows_lib
-from ike_jax import blind
+from ike_jax import edge_fit
 from ike_jax import cli
 from ike_jax import errors
 from ike_jax import kernel as kernel_lib
@@ -98,7 +98,7 @@ def define_flags():
                     "estimate's finest level started at lr_oracle's kernel (N = 1 and the "
                     "preset's rounds): whether the alternation keeps a true kernel.")
   flags.DEFINE_float('polish_tv', 1e-3, 'TV weight of the latent image of the --from_truth '
-                     'rows oracle_then_tv and blind_then_tv (blind.polish).')
+                     'rows oracle_then_tv and blind_then_tv (edge_fit.polish).')
   flags.DEFINE_list('estimators', [n for n in NAMES if not n.startswith('phase_')],
                     'Which estimators to compare (true always; phase_* only when named).')
   flags.DEFINE_integer('phase_starts', 16, 'Random starts of the phase_* estimators.')
@@ -112,7 +112,7 @@ def define_flags():
   flags.DEFINE_string('results', None, 'JSON written row by row; an existing one measured with '
                       'the same settings is resumed.')
   flags.DEFINE_bool('sharp_prior', False, 'Print the sharp photos\' gradient autocorrelation '
-                    '(blind.SHARP_AUTOCORR) instead of comparing estimators.')
+                    '(edge_fit.SHARP_AUTOCORR) instead of comparing estimators.')
 
 
 def sharp_lr(hr, scale):
@@ -133,7 +133,7 @@ def sharp_prior(scale):
       continue
     for position in range(5):
       _, hr, _, _ = families.pair(i, 'none', scale, position=position)
-      found.append(blind.gradient_autocorrelation(sharp_lr(hr, scale), 3))
+      found.append(edge_fit.gradient_autocorrelation(sharp_lr(hr, scale), 3))
   r = np.mean(found, axis=0)
   r = 0.5 * (r + r[::-1, ::-1])
   return r / r[3, 3]
@@ -156,7 +156,7 @@ def lr_oracle(hr, y, k0, scale):
   """The LR-pitch kernel step on the true sharp LR image (an LR-pitch kernel)."""
   n = k0.shape[0]
   sharp = sharp_lr(hr, scale)
-  k_lr = blind.kernel_step(jnp.asarray(sharp, jnp.float32), jnp.asarray(y, jnp.float32),
+  k_lr = edge_fit.kernel_step(jnp.asarray(sharp, jnp.float32), jnp.asarray(y, jnp.float32),
                            jnp.asarray(k0, jnp.float32), 1, 0.0, iterations=400,
                            border=n // 2 + 1)
   return np.asarray(k_lr, np.float64)
@@ -164,8 +164,8 @@ def lr_oracle(hr, y, k0, scale):
 
 def to_hr(k_lr, scale):
   """An LR-pitch kernel carried to the HR pitch as the blind estimate's is, centred."""
-  k = blind.lr_to_hr_kernel(k_lr, scale, blind_estimator.SIZE, blind_estimator.APERTURE)
-  return blind.centre_kernel(k, kernel_lib.kernel_center(blind_estimator.SIZE, scale))
+  k = edge_fit.lr_to_hr_kernel(k_lr, scale, blind_estimator.SIZE, blind_estimator.APERTURE)
+  return edge_fit.centre_kernel(k, kernel_lib.kernel_center(blind_estimator.SIZE, scale))
 
 
 def phase_kernel(lr, k_lr_magnitude, scale, count, seed=0, mirror_cfg=None):
@@ -178,7 +178,7 @@ def phase_kernel(lr, k_lr_magnitude, scale, count, seed=0, mirror_cfg=None):
   power = whittle.power(y)
   best, best_nll = None, np.inf
   for start in phase.candidates(k_lr_magnitude, count, seed=seed):
-    k = to_hr(blind.estimate(y, start, 1, levels=1, rounds_per_level=1, lam=PHASE_LAM,
+    k = to_hr(edge_fit.estimate(y, start, 1, levels=1, rounds_per_level=1, lam=PHASE_LAM,
                              lam_ratio=1.0, settle_rounds=PHASE_ROUNDS - 1,
                              settle_lam=PHASE_LAM, resize=resize.imresize_matlab), scale)
     nll = float(whittle.nll(power, jnp.asarray(k, jnp.float32), scale))
@@ -192,7 +192,7 @@ def mirror_test(lr, k, cfg):
   SR image has more gradient energy (`blind_estimator.ringing` at TV 1e-3,
   `cfg`'s scale and SR stage): a mirrored blur, undone, adds less edge than
   the true one."""
-  mirror = blind.centre_kernel(k[::-1, ::-1],
+  mirror = edge_fit.centre_kernel(k[::-1, ::-1],
                                kernel_lib.kernel_center(blind_estimator.SIZE, cfg.scale))
   if blind_estimator.ringing(lr, mirror, cfg, 1e-3) > blind_estimator.ringing(lr, k, cfg, 1e-3):
     return mirror
@@ -233,7 +233,7 @@ def estimators(lr, hr, cfg, k_true=None):
       lr, cov, s, 0.0, c.blind_rounds, 0.0, blind_estimator.settling(c), floor=FLAGS.width_floor))
   side = blind_estimator.lr_side(s)
   if k_true is not None:
-    timed('phase_true', lambda: phase_kernel(lr, blind._zoom_kernel(k_true, side), s,  # pylint: disable=protected-access
+    timed('phase_true', lambda: phase_kernel(lr, edge_fit._zoom_kernel(k_true, side), s,  # pylint: disable=protected-access
                                              FLAGS.phase_starts, FLAGS.phase_seed,
                                              cfg if FLAGS.phase_mirror else None))
 
@@ -248,7 +248,7 @@ def estimators(lr, hr, cfg, k_true=None):
     t0 = time.perf_counter()
     power = whittle.power(blind_estimator._grey(lr))  # pylint: disable=protected-access
     k_hr, _ = whittle.refine(power, jnp.asarray(settled, jnp.float32), s, steps=100)
-    k_lr = blind._zoom_kernel(np.asarray(k_hr, np.float64), side)  # pylint: disable=protected-access
+    k_lr = edge_fit._zoom_kernel(np.asarray(k_hr, np.float64), side)  # pylint: disable=protected-access
     k = phase_kernel(lr, k_lr, s, FLAGS.phase_starts, FLAGS.phase_seed,
                      cfg if FLAGS.phase_mirror else None)
     return k, before + time.perf_counter() - t0
@@ -268,17 +268,17 @@ def estimators(lr, hr, cfg, k_true=None):
     # oracle: does it stay there (is the truth its fixed point)?
     for rounds in (1, cfg.estimate.blind.blind_rounds):
       t0 = time.perf_counter()
-      k = blind.estimate(y, k_lr, 1, levels=1, rounds_per_level=rounds,
+      k = edge_fit.estimate(y, k_lr, 1, levels=1, rounds_per_level=rounds,
                          resize=resize.imresize_matlab)
       out[f'oracle_then_{rounds}'] = (to_hr(k, s), time.perf_counter() - t0)
     # The same from the oracle and from the estimate with the TV latent image.
     t0 = time.perf_counter()
-    k = blind.polish(y, k_lr, FLAGS.polish_tv, rounds=5)
+    k = edge_fit.polish(y, k_lr, FLAGS.polish_tv, rounds=5)
     out['oracle_then_tv'] = (to_hr(np.asarray(k, np.float64), s), time.perf_counter() - t0)
-    k_est = blind.estimate(y, k0, 1, rounds_per_level=cfg.estimate.blind.blind_rounds,
+    k_est = edge_fit.estimate(y, k0, 1, rounds_per_level=cfg.estimate.blind.blind_rounds,
                            resize=resize.imresize_matlab)
     t0 = time.perf_counter()
-    k = blind.polish(y, k_est, FLAGS.polish_tv, rounds=3)
+    k = edge_fit.polish(y, k_est, FLAGS.polish_tv, rounds=3)
     out['blind_then_tv'] = (to_hr(np.asarray(k, np.float64), s), time.perf_counter() - t0)
   return out
 

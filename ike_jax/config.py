@@ -8,7 +8,8 @@
       optim: OptimConfig      Adam and the schedules
       quirks: QuirksConfig    behaviours of the authors' PyTorch code
     estimate: EstimateConfig  settings of the estimators that train nothing (closed
-      spectral: SpectralConfig  forms, computed outside any jitted step)
+      spectral: SpectralConfig  forms and the blind choice, computed outside any
+      blind: BlindConfig        jitted train step)
     post: PostConfig        what happens to the SR image after the estimate
     run: RunConfig          seed, iterations, progress, population size
 
@@ -445,16 +446,6 @@ def validate(cfg):
        f"--refine_boundary must be mirror or unknown, got {cfg.post.refine_boundary!r}"),
       (cfg.post.refine_context >= 0,
        f'--refine_context must be >= 0, got {cfg.post.refine_context}'),
-      (0.0 <= cfg.estimate.blind.blind_width_floor <= 1.0,
-       f'--blind_width_floor must be in [0, 1], got {cfg.estimate.blind.blind_width_floor}'),
-      (0.0 <= cfg.estimate.blind.blind_companion <= 1.0,
-       f'--blind_companion must be in [0, 1], got {cfg.estimate.blind.blind_companion}'),
-      (cfg.estimate.blind.blind_evidence_min > 0,
-       f'--blind_evidence_min must be positive (inf: off), got '
-       f'{cfg.estimate.blind.blind_evidence_min}'),
-      (cfg.estimate.blind.blind_second_estimator in ('autocorr', 'marginal'),
-       '--blind_second_estimator must be autocorr or marginal, got '
-       f'{cfg.estimate.blind.blind_second_estimator}'),
       (cfg.post.refine_solver in ('fourier', 'gradient'),
        f'--refine_solver must be fourier or gradient, got {cfg.post.refine_solver}'),
       (cfg.post.consensus in ('medoid', 'median', 'mean'),

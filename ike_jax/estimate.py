@@ -9,7 +9,9 @@ a config names (the protocol is in that package's docstring):
   trains, no inverse (`deep_linear`, `gaussian`)
                                      the same training and read-out; the start is
                                      bicubic
-  trains nothing (`spectral`)        the module's closed-form `estimate(lr, cfg)`;
+  trains nothing (`spectral`, `blind`)
+                                     the module's `estimate(lr, cfg)` (a closed form,
+                                     or the blind choice among candidate kernels);
                                      the start is bicubic
 
 With `--population N` a trained estimator runs N times per image (seeds seed,

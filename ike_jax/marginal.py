@@ -1,6 +1,6 @@
 """A blur kernel by the marginal likelihood: MAP_k, not MAP_(x, k) (math only, no I/O).
 
-The alternation in `ike_jax.blind` asks for the kernel and the sharp image
+The alternation in `ike_jax.edge_fit` asks for the kernel and the sharp image
 that together explain the LR image best (MAP over both). Levin, Weiss, Durand
 and Freeman (2009, 2011) showed why that drifts to a delta: a blurrier
 latent image with a narrower kernel is the cheaper pair, on texture most of
@@ -17,13 +17,13 @@ grey LR image, * `degrade`'s correlation, D_d the unit differences):
           mixture of Gaussians (`MIXTURE_WEIGHTS`, `MIXTURE_VARIANCES`, fit on
           sharp photos), given E[g^2] = mu^2 + c; three passes per round;
   M-step  k = argmin 1/2 sum_d ||k * mu_d - D_d y||^2 + 1/2 gamma ||k||^2 on
-          the simplex (`blind.kernel_step`), where gamma = sum_dj c_dj is the
+          the simplex (`edge_fit.kernel_step`), where gamma = sum_dj c_dj is the
           expected residual the image's uncertainty adds: an L2 weight that
           the image itself sets, large where the latent image is unsure (on
           texture), small where its edges are certain;
   noise   eta^2 re-estimated from the expected residual each round.
 
-Coarse to fine as `blind.estimate` (the kernel of each level the next's
+Coarse to fine as `edge_fit.estimate` (the kernel of each level the next's
 start); last, rounds at a fixed low noise level sharpen the kernel. The
 estimate keeps the width of the blur where the edge alternation collapses
 to a delta, and is often smoother where that one is right
@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ike_jax import blind
+from ike_jax import edge_fit
 from ike_jax import kernel
 from ike_jax import solve
 
@@ -63,12 +63,12 @@ def fit_mixture(g, components=4, iterations=200):
 
 
 def _diff(x):
-  """Periodic unit differences along rows and columns, (2, H, W) (`solve._grad`)."""
-  return jnp.stack(solve._grad(x))  # pylint: disable=protected-access
+  """Periodic unit differences along rows and columns, (2, H, W) (`solve.grad`)."""
+  return jnp.stack(solve.grad(x))
 
 
 def _diff_adjoint(g):
-  return solve._grad_adjoint(g[0], g[1])  # pylint: disable=protected-access
+  return solve.grad_adjoint(g[0], g[1])
 
 
 def prior_weights(second_moment, weights, variances):
@@ -140,8 +140,8 @@ def estimate_level(y, k0, eta, *, rounds=20, passes=3, iterations=40, margin=8,
       w = prior_weights(_diff(x) ** 2 + 1.0 / (norm / eta2 + w), weights, variances)
     variance = 1.0 / (norm / eta2 + w)
     uncertainty = jnp.sum(variance * mask[None])
-    k = blind.kernel_step(x, y, k, 1, uncertainty, border=border)
-    k = blind.recentre(blind.clean(k), (wanted, wanted))
+    k = edge_fit.kernel_step(x, y, k, 1, uncertainty, border=border)
+    k = edge_fit.recentre(edge_fit.clean(k), (wanted, wanted))
     if not fixed_noise:
       r = (jnp.real(jnp.fft.ifft2(solve.transfer(k, shape) * jnp.fft.fft2(x))) - y) * mask
       eta2 = jnp.maximum((jnp.sum(r * r) + 0.5 * jnp.sum(k * k) * uncertainty)
@@ -166,15 +166,16 @@ def estimate(y, k0, *, levels=3, eta=0.02, rounds=20, final_eta=0.01, final_roun
     rounds: EM rounds per level.
     final_eta, final_rounds: rounds at the finest level at that fixed noise
       level (0 rounds: none): a lower noise level, a sharper kernel.
-    resize: (image, factor) -> image, the down-scaler of the pyramid.
+    resize: (image, factor) -> image, the down-scaler of the pyramid (needed
+      where levels > 1).
   Returns:
-    (K, K) float64 kernel >= 0, unit sum, centred as `blind.estimate`'s.
+    (K, K) float64 kernel >= 0, unit sum, centred as `edge_fit.estimate`'s.
   """
   def fit_level(yl, k):
     return estimate_level(jnp.asarray(yl, jnp.float32), jnp.asarray(k, jnp.float32),
                           jnp.float32(eta), rounds=rounds)[0]
 
-  k, yl = blind.coarse_to_fine(y, k0, levels, resize, fit_level)
+  k, yl = edge_fit.coarse_to_fine(y, k0, levels, resize, fit_level)
   if final_rounds > 0:
     kl, _ = estimate_level(jnp.asarray(yl, jnp.float32), jnp.asarray(k / k.sum(), jnp.float32),
                            jnp.float32(final_eta), rounds=final_rounds, fixed_noise=True)

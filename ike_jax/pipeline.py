@@ -13,6 +13,7 @@ What happens to a batch of images reads top to bottom in `_run_batch`:
 
 import dataclasses
 import hashlib
+import json
 import os
 import time
 
@@ -64,7 +65,10 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
   """Trains on every job's LR image and writes the outputs.
 
   Images train `options.batch_size` at a time (all at once by default) in one
-  vmapped step. Jobs whose outputs are all present are skipped (reported).
+  vmapped step. Jobs whose outputs are all present are skipped (reported),
+  if those outputs were made from the same inputs with the same settings
+  (`_check_made_alike`; else a user error: nothing is silently kept that the
+  run would not make). Each image's result is logged as it is written.
   Bad input raises `errors.UserError` before anything is compiled.
 
   Returns a list of per-image result dicts (what `<stem>_metrics.json` holds,
@@ -80,6 +84,7 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
   todo, results = [], []
   for job, name in zip(jobs, names):
     if not options.overwrite and out.is_complete(name.values()):
+      _check_made_alike(out, name, job, cfg)
       log(f'{job.lr_path}: outputs complete in {output_dir}; skipped')
       results.append({'image': job.lr_path, 'status': 'skipped'})
     else:
@@ -99,11 +104,45 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
                     for a in (0, 1))
   for n, batch in enumerate(batches):
     if len(batches) > 1:
-      log(f'batch {n + 1}/{len(batches)}: {len(batch)} image(s)')
+      what = (os.path.basename(batch[0][0].lr_path) if len(batch) == 1
+              else f'{len(batch)} images')
+      log(f'batch {n + 1}/{len(batches)}: {what}')
     start = n * size
     results += _run_batch(images[start:start + len(batch)], [job for job, _ in batch], cfg,
                           out, options, log, pad_shape)
   return results
+
+
+def _check_made_alike(out, name, job, cfg):
+  """A one-line error unless an image's complete outputs were made with this
+  run's settings (`report.config_record`) and, as far as its metrics record
+  says, from its inputs (the same HR image, or none)."""
+  path = out.path_for(name['metrics'])
+  refuse = (f'; pass --overwrite to replace the outputs of {job.lr_path}, '
+            'or choose another --output_dir')
+  try:
+    with open(path, encoding='utf-8') as f:
+      stored = json.load(f)
+  except (OSError, ValueError):
+    raise errors.UserError(f'{path}: cannot be read' + refuse) from None
+  changed = _changed_settings(stored.get('config', {}), report.config_record(cfg))
+  hr = lambda p: os.path.basename(p) if p else None
+  if hr(stored.get('hr')) != hr(job.hr_path):
+    changed.append(f'--hr {hr(stored.get("hr"))} -> {hr(job.hr_path)}')
+  if changed:
+    more = f' and {len(changed) - 3} more' if len(changed) > 3 else ''
+    raise errors.UserError(f'{path}: made with other settings ({", ".join(changed[:3])}{more})'
+                           + refuse)
+
+
+def _changed_settings(old, new):
+  """['--name old -> new'] for every leaf setting of two `config_record`s that
+  differs, in the order of the new one's fields (the scale and the estimator first)."""
+  flat = lambda d: dict(leaf for k, v in d.items()
+                        for leaf in (flat(v).items() if isinstance(v, dict) else [(k, v)]))
+  old, new = flat(old), flat(new)
+  return [f'--{k} {old.get(k)} -> {new.get(k)}' for k in [*new, *(k for k in old if k not in new)]
+          if old.get(k) != new.get(k)]
 
 
 def _load(job, cfg, log, max_memory_gb=0.0):
@@ -174,6 +213,7 @@ def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
         out, image['names'], dict(image, sr=sr, self_check=check), cfg,
         estimate.method_label(cfg, estimated[k].estimate),
         estimated[k].estimate, estimated[k].history, timings))
+    log(report.format_result(results[-1]))
   ckpt.remove()  # only now: an interrupted post-processing resumes without retraining
   try:
     os.rmdir(os.path.dirname(ckpt.directory))  # `checkpoints/`, when now empty

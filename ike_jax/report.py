@@ -18,6 +18,7 @@ the pipeline's job.
 """
 
 import io
+import math
 import os
 
 import numpy as np
@@ -66,6 +67,19 @@ def _bicubic_of(lr, rows, cols, scale):
             scale * (cols.start - c0):scale * (cols.stop - c0)]
 
 
+def config_record(cfg):
+  """The run's settings as `<stem>_metrics.json` holds them: `cfg.to_dict()`,
+  a setting that is infinite (a test turned off) as the string 'inf' (JSON
+  has no infinity)."""
+  def plain(v):
+    if isinstance(v, dict):
+      return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+      return [plain(x) for x in v]
+    return str(v) if isinstance(v, float) and not math.isfinite(v) else v
+  return outputs.jsonable(plain(cfg.to_dict()))
+
+
 def write_kernel_files(out, names, estimate, true_kernel=None):
   """Writes the kernel as .npy, .mat (key 'Kernel', as KernelGAN) and .png.
 
@@ -80,6 +94,8 @@ def write_kernel_files(out, names, estimate, true_kernel=None):
   result = {'kernel_sum': estimate['sum'], 'kernel_linear': bool(estimate['linear']),
             'kernel_nonlinearity': estimate['nonlinearity']}
   title = 'estimated' if estimate['linear'] else 'estimated (linearised)'
+  if estimate.get('refine') is False:  # a choice of no deblurring: the kernel went unused
+    title = f"{title}, not used ({estimate.get('choice', 'no deblurring')} chosen)"
   panels = [(title, k)]
   if true_kernel is not None:
     result['kernel_error'] = kernel_lib.kernel_error(k, true_kernel)
@@ -115,7 +131,7 @@ def write_image_outputs(out, names, image, cfg, label, estimate, history, timing
   result = {
       'image': image['lr_path'], 'status': 'ok', 'method': label, 'seed': cfg.run.seed,
       'lr_shape': list(lr.shape), 'sr_shape': list(sr_u8.shape),
-      'config': cfg.to_dict(), 'timings': timings,
+      'config': config_record(cfg), 'timings': timings,
       'final_losses': {k: float(v[-1]) for k, v in history.items()},
       'estimate': {k: v for k, v in estimate.items() if k not in _NOT_IN_RECORD},
       'outputs': dict(names),
@@ -127,8 +143,9 @@ def write_image_outputs(out, names, image, cfg, label, estimate, history, timing
     scores = {'sr': metrics_lib.compare(sr_u8, hr, s), 'bicubic': metrics_lib.compare(bic, hr, s)}
     result['metrics'] = scores
     result['hr'] = image.get('hr_path')
+    # The score first: a long method name is cut short to fit its panel.
     panels = [(f'bicubic {scores["bicubic"]["psnr_y"]:.2f} dB{note}', bic[hr_rows, hr_cols]),
-              (f'{label} {scores["sr"]["psnr_y"]:.2f} dB', sr_view),
+              (f'{scores["sr"]["psnr_y"]:.2f} dB: {label}', sr_view),
               ('HR', hr[:sr_u8.shape[0], :sr_u8.shape[1]][hr_rows, hr_cols])]
   if 'self_check' in image:
     result['self_check'] = image['self_check']
@@ -163,7 +180,9 @@ def format_result(result):
   shown = [f'{k} {_short(result["estimate"][k])}' for k in _SHOWN
            if k in result.get('estimate', {})]
   if shown:
-    line += f"\n  kernel estimate: {', '.join(shown)}"
+    of = (' (of 1: how far its deciding score sits from its threshold)'
+          if 'confidence' in result['estimate'] else '')
+    line += f"\n  kernel estimate: {', '.join(shown)}{of}"
   if 'reason' in result.get('estimate', {}):
     line += f"\n  why: {result['estimate']['reason']}"
   if 'kernel_error' in result:

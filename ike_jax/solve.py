@@ -79,7 +79,7 @@ def gradient_transfer(shape):
   return jnp.asarray(4 * np.sin(np.pi * fy) ** 2 + 4 * np.sin(np.pi * fx) ** 2, jnp.float32)
 
 
-def _fold(a, s):
+def fold(a, s):
   """(..., sh, sw) -> (..., h, w): the sum over each group of aliased frequencies."""
   *lead, hh, ww = a.shape
   return a.reshape(*lead, s, hh // s, s, ww // s).sum(axis=(-4, -2))
@@ -111,18 +111,18 @@ def solve_normal(y_hat, p, psi, b_hat, s):
 def _sherman_morrison(r, p, p2, psi, s):
   """`solve_normal` given its right-hand side r and |p|^2 (p2)."""
   r_psi = r / psi
-  num = _fold(p * r_psi, s)
-  den = s * s + _fold(p2 / psi, s)
+  num = fold(p * r_psi, s)
+  den = s * s + fold(p2 / psi, s)
   return r_psi - jnp.conj(p) / psi * _unfold(num / den, s)
 
 
-def _grad(x):
+def grad(x):
   """Periodic forward differences of (..., H, W): (d_row, d_col)."""
   return jnp.roll(x, -1, axis=-2) - x, jnp.roll(x, -1, axis=-1) - x
 
 
-def _grad_adjoint(gr, gc):
-  """Adjoint of `_grad`."""
+def grad_adjoint(gr, gc):
+  """Adjoint of `grad`."""
   return (jnp.roll(gr, 1, axis=-2) - gr) + (jnp.roll(gc, 1, axis=-1) - gc)
 
 
@@ -227,8 +227,8 @@ def solve(lr, kernel, start, *, scale, origin=None, anchor=1e-3, smooth=0.0, tv=
     if tv_iterations == 0:
       return 0.0, 0.0
     beta = tv * 2.0 ** i
-    gr, gc = shrink(*_grad(x), tv / beta, tv_eps)
-    return beta * g2, beta * jnp.fft.fft2(_grad_adjoint(gr, gc))
+    gr, gc = shrink(*grad(x), tv / beta, tv_eps)
+    return beta * g2, beta * jnp.fft.fft2(grad_adjoint(gr, gc))
 
   def predict(x):
     """S P x: the LR image x gives."""

@@ -3,7 +3,7 @@
 A Gaussian image prior with a 1/|grad|^2 spectrum (a sharp photo's power falls
 roughly as 1/f^2) makes the LR image y = S (k * x) + n Gaussian too, with a
 power spectrum diagonal in the Fourier domain: at each LR frequency u, the sum
-over the s^2 HR frequencies v that fold onto it (`solve._fold`),
+over the s^2 HR frequencies v that fold onto it (`solve.fold`),
 
   E |y^(u)|^2 = c sum_v |K(v)|^2 / (|D(v)|^2 + eps) + sigma^2,
 
@@ -75,7 +75,7 @@ def _folded(k, shape, s):
   """sum_v |K(v)|^2 / (|D(v)|^2 + eps) over each LR frequency's aliases: (h, w)."""
   big = (s * shape[0], s * shape[1])
   ratio = jnp.abs(solve.transfer(k, big)) ** 2 / (solve.gradient_transfer(big) + EPS)
-  return solve._fold(ratio, s)  # pylint: disable=protected-access
+  return solve.fold(ratio, s)
 
 
 def _nll(folded, y2, log_c, log_sigma2):

@@ -361,7 +361,7 @@ def test_the_lr_oracle_recovers_a_photos_camera_shake_kernel():
   (footprint, resampling, centre) match the families' degradation."""
   from benchmarks import blind_estimators  # pylint: disable=g-import-not-at-top
   from benchmarks import families  # pylint: disable=g-import-not-at-top
-  from ike_jax import blind  # pylint: disable=g-import-not-at-top
+  from ike_jax import edge_fit  # pylint: disable=g-import-not-at-top
   from ike_jax import kernel as kernel_lib  # pylint: disable=g-import-not-at-top
   from ike_jax.estimators import blind as blind_estimator  # pylint: disable=g-import-not-at-top
   lr, hr, k_true, _ = families.pair(0, 'shake', 2)
@@ -371,7 +371,7 @@ def test_the_lr_oracle_recovers_a_photos_camera_shake_kernel():
   assert k.shape == (blind_estimator.SIZE,) * 2 and abs(k.sum() - 1) < 1e-6
   err = kernel_lib.kernel_error(k, k_true)
   start = kernel_lib.kernel_error(
-      blind.lr_to_hr_kernel(k0, 2, blind_estimator.SIZE, blind_estimator.APERTURE),
+      edge_fit.lr_to_hr_kernel(k0, 2, blind_estimator.SIZE, blind_estimator.APERTURE),
       k_true)
   assert err < 0.005 and err < start / 3, (err, start)  # measured: 0.0035 against 0.0166
 
@@ -383,14 +383,14 @@ def test_phase_retrieval_from_the_true_magnitude_lands_near_a_photos_shake_kerne
   the mirror itself is 0.016 from it), far nearer than a Gaussian start."""
   from benchmarks import blind_estimators  # pylint: disable=g-import-not-at-top
   from benchmarks import families  # pylint: disable=g-import-not-at-top
-  from ike_jax import blind  # pylint: disable=g-import-not-at-top
+  from ike_jax import edge_fit  # pylint: disable=g-import-not-at-top
   from ike_jax import kernel as kernel_lib  # pylint: disable=g-import-not-at-top
   from ike_jax.estimators import blind as blind_estimator  # pylint: disable=g-import-not-at-top
   lr, _, k_true, _ = families.pair(0, 'shake', 2)
   side = blind_estimator.lr_side(2)
-  k = blind_estimators.phase_kernel(lr, blind._zoom_kernel(k_true, side), 2, count=4)  # pylint: disable=protected-access
+  k = blind_estimators.phase_kernel(lr, edge_fit._zoom_kernel(k_true, side), 2, count=4)  # pylint: disable=protected-access
   assert k.shape == (blind_estimator.SIZE,) * 2 and abs(k.sum() - 1) < 1e-6
-  mirror = blind.centre_kernel(k[::-1, ::-1], kernel_lib.kernel_center(blind_estimator.SIZE, 2))
+  mirror = edge_fit.centre_kernel(k[::-1, ::-1], kernel_lib.kernel_center(blind_estimator.SIZE, 2))
   err = min(kernel_lib.kernel_error(k, k_true), kernel_lib.kernel_error(mirror, k_true))
   start = kernel_lib.kernel_error(blind_estimators.to_hr(
       kernel_lib.gaussian_kernel(np.eye(2), side, 1), 2), k_true)

@@ -1,5 +1,6 @@
 """The Fourier-domain SR solver, the non-parametric kernel, the noise level, the blind choice."""
 
+import dataclasses
 import os
 
 import chex
@@ -9,7 +10,7 @@ from PIL import Image
 import pytest
 from scipy import ndimage
 
-from ike_jax import blind
+from ike_jax import edge_fit
 from ike_jax import kernel as kernel_lib
 from ike_jax import noise
 from ike_jax import presets
@@ -144,9 +145,9 @@ def test_unknown_borders_ignore_what_valid_marks_as_no_data():
 
 def test_project_simplex():
   v = np.array([0.5, -0.2, 0.9, 0.1], np.float32)
-  p = np.asarray(blind.project_simplex(v))
+  p = np.asarray(edge_fit.project_simplex(v))
   assert p.min() >= 0 and abs(p.sum() - 1) < 1e-6
-  np.testing.assert_allclose(np.asarray(blind.project_simplex(p)), p, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(edge_fit.project_simplex(p)), p, atol=1e-6)
 
 
 def _motion(size, length, angle):
@@ -183,7 +184,7 @@ def test_the_k_step_finds_the_kernel_of_a_known_sharp_image():
   x = _shapes(96, seed=5, n=50)
   y = _periodic_correlate(x, k, (4, 4))
   flat = np.full(k.shape, 1.0 / k.size)
-  found = np.asarray(blind.kernel_step(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32),
+  found = np.asarray(edge_fit.kernel_step(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32),
                                        jnp.asarray(flat, jnp.float32), 1, 0.0, iterations=400,
                                        border=6), np.float64)
   chex.assert_shape(found, k.shape)
@@ -201,7 +202,7 @@ def test_blind_recovers_a_known_kernel(name):
   y = _periodic_correlate(x, k, (6, 6))
   y = np.round((y + 1) * 127.5) / 127.5 - 1  # 8-bit
   k0 = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * 1.0, 13, 1), np.float64)
-  found = blind.estimate(y, k0, 1, levels=2, resize=lambda im, f: im[::2, ::2])
+  found = edge_fit.estimate(y, k0, 1, levels=2, resize=lambda im, f: im[::2, ::2])
   err, start_err = kernel_lib.kernel_error(found, k), kernel_lib.kernel_error(k0, k)
   assert err < 0.03 and err < start_err / 3, (err, start_err)
 
@@ -210,16 +211,16 @@ def test_a_delta_kernel_predicts_the_sharp_photos_autocorrelation():
   """No blur: the predicted gradient autocorrelation is the sharp prior itself."""
   delta = np.zeros((13, 13))
   delta[6, 6] = 1.0
-  got = np.asarray(blind.kernel_autocorrelation(delta, 6))
+  got = np.asarray(edge_fit.kernel_autocorrelation(delta, 6))
   chex.assert_shape(got, (13, 13))
   want = np.zeros((13, 13))
-  want[3:10, 3:10] = blind.SHARP_AUTOCORR
+  want[3:10, 3:10] = edge_fit.SHARP_AUTOCORR
   np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def test_gradient_autocorrelation_is_normalised_and_symmetric():
   rng = np.random.default_rng(4)
-  r = blind.gradient_autocorrelation(rng.normal(size=(40, 48)), 5)
+  r = edge_fit.gradient_autocorrelation(rng.normal(size=(40, 48)), 5)
   chex.assert_shape(r, (11, 11))
   assert r[5, 5] == pytest.approx(1.0)
   np.testing.assert_allclose(r, r[::-1, ::-1], atol=1e-6)
@@ -227,7 +228,7 @@ def test_gradient_autocorrelation_is_normalised_and_symmetric():
 
 def _texture_estimate_errors(name, **variants):
   """{variant: kernel error} of the 2-level estimate of an edgeless 8-bit
-  texture (filtered noise) blurred by KERNELS[name], one `blind.estimate`
+  texture (filtered noise) blurred by KERNELS[name], one `edge_fit.estimate`
   keyword per variant ({name: (keyword, value)})."""
   from scipy import ndimage  # pylint: disable=g-import-not-at-top
   k = KERNELS[name]()
@@ -236,7 +237,7 @@ def _texture_estimate_errors(name, **variants):
   y = np.round((y + 1) * 127.5) / 127.5 - 1  # 8-bit
   k0 = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * 1.0, 13, 1), np.float64)
   return {v: kernel_lib.kernel_error(
-      blind.estimate(y, k0, 1, levels=2, resize=lambda im, f: im[::2, ::2], **{kw: value}), k)
+      edge_fit.estimate(y, k0, 1, levels=2, resize=lambda im, f: im[::2, ::2], **{kw: value}), k)
           for v, (kw, value) in variants.items()}
 
 
@@ -272,11 +273,11 @@ def test_the_tv_latent_keeps_a_true_kernel_where_the_l0_latent_moves_it(name):
   TV latent image (`polish`) stay near it; the L0 alternation drifts further."""
   k = KERNELS[name]()
   y = _textured_scene(k)
-  kept = np.asarray(blind.polish(y, k, 1e-3, rounds=3), np.float64)
+  kept = np.asarray(edge_fit.polish(y, k, 1e-3, rounds=3), np.float64)
   chex.assert_shape(kept, k.shape)
   assert kept.min() >= 0 and abs(kept.sum() - 1) < 1e-5
   lams = np.geomspace(1.6e-2, 4e-3, 12).astype(np.float32)
-  moved = np.asarray(blind.estimate_level(y.astype(np.float32), k.astype(np.float32), lams, 0.0,
+  moved = np.asarray(edge_fit.estimate_level(y.astype(np.float32), k.astype(np.float32), lams, 0.0,
                                           scale=1)[0], np.float64)
   err_kept, err_moved = kernel_lib.kernel_error(kept, k), kernel_lib.kernel_error(moved, k)
   assert err_kept < 0.01 and err_kept < err_moved / 3, (err_kept, err_moved)  # measured: 0.003, 0.2
@@ -290,7 +291,7 @@ def test_settling_at_a_low_threshold_brings_the_estimate_closer(name):
   k = KERNELS[name]()
   y = _textured_scene(k)
   k0 = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * 1.0, 13, 1), np.float64)
-  found = {rounds: blind.estimate(y, k0, 1, levels=2, rounds_per_level=12, settle_rounds=rounds,
+  found = {rounds: edge_fit.estimate(y, k0, 1, levels=2, rounds_per_level=12, settle_rounds=rounds,
                                   resize=lambda im, f: im[::2, ::2]) for rounds in (0, 24)}
   chex.assert_shape(found[24], k.shape)
   assert found[24].min() >= 0 and abs(found[24].sum() - 1) < 1e-9
@@ -305,8 +306,8 @@ def test_settling_in_runs_is_settling_at_once():
   k = KERNELS['motion']()
   y = _textured_scene(k)[:64, :64]
   k0 = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * 1.0, 13, 1), np.float64)
-  at_once = blind.settle(y, k0, 4, 5e-4, scale=1, rounds=4, run=3)   # 4 % 3: one scan of 4
-  in_runs = blind.settle(y, k0, 4, 5e-4, scale=1, rounds=4, run=2)   # two scans of 2
+  at_once = edge_fit.settle(y, k0, 4, 5e-4, scale=1, rounds=4, run=3)   # 4 % 3: one scan of 4
+  in_runs = edge_fit.settle(y, k0, 4, 5e-4, scale=1, rounds=4, run=2)   # two scans of 2
   chex.assert_shape(in_runs, k0.shape)
   assert np.abs(in_runs - k0).max() > 1e-3  # the rounds moved the kernel
   np.testing.assert_array_equal(in_runs, at_once)
@@ -318,11 +319,11 @@ def test_shrink_makes_a_kernel_milder_not_a_delta():
   wants it, narrower than its start but not collapsed to a delta."""
   size, s = 15, 2
   centre = kernel_lib.kernel_center(size, s)
-  k = blind.centre_kernel(_motion(size, 9, 0.6), centre)
+  k = edge_fit.centre_kernel(_motion(size, 9, 0.6), centre)
   x = _shapes(192, seed=3, n=60).astype(np.float32)
   y = np.asarray(kernel_lib.degrade(x, k.astype(np.float32), s), np.float64)
   y = np.round((y + 1) * 127.5) / 127.5 - 1  # 8-bit
-  milder = blind.shrink(y, k, s, 1e-3)
+  milder = edge_fit.shrink(y, k, s, 1e-3)
   chex.assert_shape(milder, (size, size))
   assert milder.min() >= 0 and abs(milder.sum() - 1) < 1e-6
   np.testing.assert_allclose(kernel_lib.center_of_mass(milder), [centre, centre], atol=0.5)
@@ -331,7 +332,7 @@ def test_shrink_makes_a_kernel_milder_not_a_delta():
 
 
 def test_lr_kernel_to_hr_keeps_a_unit_sum_and_centre():
-  k = blind.lr_to_hr_kernel(KERNELS['motion'](), 2, 31, 1 / 12)
+  k = edge_fit.lr_to_hr_kernel(KERNELS['motion'](), 2, 31, 1 / 12)
   chex.assert_shape(k, (31, 31))
   assert abs(k.sum() - 1) < 1e-9
   np.testing.assert_allclose(kernel_lib.center_of_mass(k), [15, 15], atol=0.6)
@@ -534,7 +535,7 @@ def test_an_estimate_with_no_edges_to_fit_gives_bicubic(monkeypatch):
   lr = skdata.astronaut()[200:248, 150:198]
   assert blind_estimator.detail(lr) > blind_estimator.DETAIL_MIN
   from ike_jax import marginal  # pylint: disable=g-import-not-at-top
-  for module in (blind, marginal):
+  for module in (edge_fit, marginal):
     monkeypatch.setattr(module, 'estimate', lambda y, k0, *a, **kw: np.full(k0.shape, np.nan))
   est = blind_estimator.estimate(lr, config_lib.Config().replace(scale=2))
   assert est['choice'] == 'bicubic' and est['reason'].startswith('no edges')
@@ -558,6 +559,27 @@ def test_a_second_kernel_without_edges_leaves_the_blind_choice_alone(monkeypatch
       scale=2, blind_companion=0.25, blind_second_estimator='marginal', blind_second_wide_min=20.0))
   assert est['choice'] == 'blind' and 'companion_kernel' not in est
   assert est['reason'].endswith('no second kernel to blend with')
+
+
+def _numeric_blind_settings():
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  c = config_lib.BlindConfig()
+  return [f.name for f in dataclasses.fields(c)
+          if isinstance(getattr(c, f.name), (int, float)) and not isinstance(getattr(c, f.name), bool)]
+
+
+@pytest.mark.parametrize('name', _numeric_blind_settings())
+def test_every_blind_setting_out_of_range_is_a_one_line_error(name):
+  """No `--blind_*` number below 0 (or NaN) reaches the estimate, where a
+  division by zero or NumPy would stop it with a traceback."""
+  from ike_jax import errors  # pylint: disable=g-import-not-at-top
+  from ike_jax import estimate  # pylint: disable=g-import-not-at-top
+  cfg = presets.config_from_flagfile(presets.preset_path('blind_x2'))
+  estimate.check(cfg)  # the preset itself passes
+  bads = (-1,) if isinstance(getattr(cfg.estimate.blind, name), int) else (-1.0, float('nan'))
+  for bad in bads:
+    with pytest.raises(errors.UserError, match=f'--{name} must'):
+      estimate.check(cfg.replace(**{name: bad}))
 
 
 def _features(**changes):
@@ -848,7 +870,7 @@ def test_estimates_run_side_by_side_give_what_they_give_one_after_another():
   rng = np.random.default_rng(3)
   y = ndimage.gaussian_filter(rng.uniform(-1, 1, (40, 40)), 1.5).astype(np.float32)
   k0 = kernel_lib.gaussian_kernel(np.eye(2) * 2.0, 9, 1)
-  jobs = {f'lam{lam}': (lambda lam=lam: np.asarray(blind.estimate_level(
+  jobs = {f'lam{lam}': (lambda lam=lam: np.asarray(edge_fit.estimate_level(
       jnp.asarray(y), jnp.asarray(k0, jnp.float32), jnp.full((2,), lam, jnp.float32), 0.0,
       scale=1, rounds=2)[0])) for lam in (1e-3, 4e-3, 1e-2)}
   alone = {name: job() for name, job in jobs.items()}

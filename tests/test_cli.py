@@ -77,8 +77,11 @@ def test_a_flat_photo_through_the_blind_preset_is_its_bicubic_upscale(tmp_path):
   assert res.returncode == 0, res.stderr[-2000:]
   sr = iio.imread(out / 'flat_x2.png')
   assert sr.shape == (128, 128, 3) and (sr == np.array([90, 140, 200], np.uint8)).all()
-  record = json.loads((out / 'flat_metrics.json').read_text())['estimate']
+  metrics = json.loads((out / 'flat_metrics.json').read_text())
+  record = metrics['estimate']
   assert record['choice'] == 'bicubic' and 'detail' in record['reason']
+  # A test turned off (an infinite limit) reads as such in the record, not as null.
+  assert metrics['config']['estimate']['blind']['blind_gauss_min'] == 'inf'
 
 
 def test_cli_same_seed_same_bytes_and_no_silent_overwrite(tmp_path):
@@ -92,7 +95,12 @@ def test_cli_same_seed_same_bytes_and_no_silent_overwrite(tmp_path):
   assert outs[0] == outs[1]
   # A second run into the same directory skips the complete image...
   res = run_cli(f'--image={lr}', '--crop=16', f'--output_dir={tmp_path / "out0"}', *TINY_FLAGS)
-  assert res.returncode == 0 and 'skipped' in res.stdout
+  assert res.returncode == 0 and res.stdout.count('skipped') == 1
+  assert (tmp_path / 'out0' / 'photo_x2.png').read_bytes() == outs[0]
+  # ... but not outputs made with other settings: it names the one that changed...
+  res = run_cli(f'--image={lr}', '--crop=16', f'--output_dir={tmp_path / "out0"}', *TINY_FLAGS,
+                '--seed=1')
+  _assert_one_line_error(res, '--seed 0 -> 1')
   assert (tmp_path / 'out0' / 'photo_x2.png').read_bytes() == outs[0]
   # ... and refuses to overwrite a partial one.
   (tmp_path / 'out0' / 'photo_losses.png').unlink()
@@ -128,7 +136,8 @@ def test_preset_works_from_any_directory_and_later_flags_override_it(tmp_path):
 
 def test_helpshort_lists_what_a_user_needs():
   res = run_cli('--helpshort', timeout=120)
-  assert res.returncode in (0, 1) and 'Traceback' not in res.stderr, res.stderr  # absl exits 1
+  assert res.returncode == 0 and 'Traceback' not in res.stderr, res.stderr
+  assert 'blind_x2' in res.stdout  # the presets to start from, in --preset's help
   for flag in ('--image', '--input_dir', '--scale', '--preset', '--iterations', '--seed',
                '--hr', '--output_dir'):
     assert flag in res.stdout, flag
@@ -147,6 +156,7 @@ def test_helpshort_lists_what_a_user_needs():
     (['--preset=blind_x2', '--blind_second_estimator=median'], 'blind_second_estimator'),
     (['--preset=blind_x2', '--blind_width_floor=2'], 'blind_width_floor'),
     (['--preset=blind_x2', '--blind_companion=-0.5'], 'blind_companion'),
+    (['--preset=blind_x2', '--blind_rounds=0'], 'blind_rounds'),
     (['--preset=best_x2', '--max_memory_gb=0.1'], 'max_memory_gb'),  # cannot fit
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
@@ -199,6 +209,8 @@ def test_inputs_without_their_hr_image_are_named_not_skipped_silently(tmp_path):
                 '--preset=best_x2', f'--output_dir={out}', timeout=300)
   assert res.returncode == 0, res.stderr[-2000:]
   assert 'no HR image' in res.stdout and '1 of 2 inputs (e.g. b.png)' in res.stdout
+  # Each image's lines come as it is written, before the next one starts.
+  assert res.stdout.index('wrote a_x2.png') < res.stdout.index('batch 2/2: b.png')
   assert (out / 'b_x2.png').exists()
   assert 'metrics' in json.loads((out / 'a_metrics.json').read_text())
 

@@ -56,7 +56,7 @@ def test_a_new_closed_form_estimator_records_its_choice_in_metrics_and_summary(t
   assert record['candidates'][1] == {'name': 'wide', 'score': 1.5}
   assert record['noise_sigma'] == 1.5 and record['scale'] == 2
   assert 'kernel' not in record and 'per_colour' not in record  # arrays are files
-  assert 'kernel estimate: choice narrow, confidence 0.812' in report.format_result(result)
+  assert 'kernel estimate: choice narrow, confidence 0.812 (of 1' in report.format_result(result)
   assert result['method'] == 'bicubic + back-projection (chooser: narrow kernel)'
   # A choice of no deblurring is named for what it is.
   assert estimate.method_label(cfg, {'choice': 'bicubic', 'refine': False}) == 'bicubic'

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ike_jax import blind
+from ike_jax import edge_fit
 from ike_jax import kernel as kernel_lib
 from ike_jax import marginal
 from tests import test_blind
@@ -57,12 +57,12 @@ def test_the_marginal_estimate_recovers_a_known_kernel(name):
 
 @pytest.mark.parametrize('name', ['motion', 'disk'])
 def test_on_texture_the_marginal_estimate_keeps_the_blur_the_edge_alternation_drops(name):
-  """The same scene: the edge alternation (`blind.estimate`) ends towards a
+  """The same scene: the edge alternation (`edge_fit.estimate`) ends towards a
   delta, the marginal estimate at least 5x closer to the true blur (measured:
   motion 0.0111 against 0.0004, disk 0.0187 against 0.0006)."""
   k = KERNELS[name]()
   y = test_blind._textured_scene(k)  # pylint: disable=protected-access
-  edges = blind.estimate(y, _start(), 1, levels=2, rounds_per_level=12, resize=HALVE)
+  edges = edge_fit.estimate(y, _start(), 1, levels=2, rounds_per_level=12, resize=HALVE)
   found = marginal.estimate(y, _start(), levels=2, rounds=12, resize=HALVE)
   err_edges, err = kernel_lib.kernel_error(edges, k), kernel_lib.kernel_error(found, k)
   assert err < err_edges / 5, (err, err_edges)
@@ -72,11 +72,11 @@ def test_hold_width_blends_in_just_enough_of_the_reference():
   delta = np.zeros((13, 13))
   delta[6, 6] = 1.0
   wide = KERNELS['disk']()
-  held = np.asarray(blind.hold_width(jnp.asarray(delta), jnp.asarray(wide), 0.5))
+  held = np.asarray(edge_fit.hold_width(jnp.asarray(delta), jnp.asarray(wide), 0.5))
   assert abs(held.sum() - 1) < 1e-6 and held.min() >= 0
-  assert float(blind.spread(held)) == pytest.approx(0.5 * float(blind.spread(wide)), rel=1e-4)
-  np.testing.assert_allclose(blind.hold_width(jnp.asarray(delta), jnp.asarray(wide), 0.0), delta)
-  np.testing.assert_allclose(blind.hold_width(jnp.asarray(wide), jnp.asarray(delta), 0.5), wide)
+  assert float(edge_fit.spread(held)) == pytest.approx(0.5 * float(edge_fit.spread(wide)), rel=1e-4)
+  np.testing.assert_allclose(edge_fit.hold_width(jnp.asarray(delta), jnp.asarray(wide), 0.0), delta)
+  np.testing.assert_allclose(edge_fit.hold_width(jnp.asarray(wide), jnp.asarray(delta), 0.5), wide)
 
 
 @pytest.mark.parametrize('name', ['motion', 'disk'])
@@ -90,7 +90,7 @@ def test_a_width_floor_keeps_the_settled_estimate_off_the_delta(name):
   y = test_blind._periodic_correlate(0.5 * x / np.abs(x).max(), k, (6, 6))  # pylint: disable=protected-access
   y = np.round((y + 1) * 127.5) / 127.5 - 1
   reference = marginal.estimate(y, _start(), levels=2, rounds=12, resize=HALVE)
-  found = {floor: blind.estimate(y, _start(), 1, levels=2, settle_rounds=24, reference=reference,
+  found = {floor: edge_fit.estimate(y, _start(), 1, levels=2, settle_rounds=24, reference=reference,
                                  floor=floor, resize=HALVE) for floor in (0.0, 0.5)}
   chex.assert_shape(found[0.5], k.shape)
   err = {f: kernel_lib.kernel_error(v, k) for f, v in found.items()}

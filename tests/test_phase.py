@@ -4,7 +4,7 @@ import chex
 import numpy as np
 import pytest
 
-from ike_jax import blind
+from ike_jax import edge_fit
 from ike_jax import kernel
 from ike_jax import phase
 
@@ -20,8 +20,8 @@ def _hook(side=13):
 
 def _error_up_to_mirror(found, true):
   centre = (true.shape[0] - 1) / 2
-  true = blind.centre_kernel(true, centre)
-  return min(kernel.kernel_error(blind.centre_kernel(k, centre), true)
+  true = edge_fit.centre_kernel(true, centre)
+  return min(kernel.kernel_error(edge_fit.centre_kernel(k, centre), true)
              for k in (found, found[::-1, ::-1]))
 
 
@@ -34,8 +34,8 @@ def test_every_start_finds_the_kernel_or_its_mirror_from_its_magnitude(seed):
   np.testing.assert_allclose(found.sum(axis=(1, 2)), 1.0, atol=1e-9)
   # The hook's mirror image is another kernel (kernel error 0.08) with the
   # same magnitude: the magnitude pins the kernel down to one of the two.
-  assert kernel.kernel_error(blind.centre_kernel(k[::-1, ::-1], 6.0),
-                             blind.centre_kernel(k, 6.0)) > 0.05
+  assert kernel.kernel_error(edge_fit.centre_kernel(k[::-1, ::-1], 6.0),
+                             edge_fit.centre_kernel(k, 6.0)) > 0.05
   for candidate in found:
     assert _error_up_to_mirror(candidate, k) < 1e-4
 

@@ -415,7 +415,8 @@ def test_diverging_learning_rate_is_reported_and_writes_nothing(tmp_path):
   assert res.returncode == 1, res.stderr[-2000:]
   assert 'Traceback' not in res.stderr
   assert 'diverged (NaN/Inf); no output written for this image' in res.stdout
-  assert res.stdout.strip().splitlines()[-1] == f'{lr}: diverged'
+  assert res.stdout.strip().splitlines()[-1] == (
+      f'{lr}: training diverged (NaN/Inf); no output written for this image')
   assert _files(out) == set()
 
 

@@ -5,7 +5,7 @@ With `--generator=blind` nothing trains. Per image (docs/method.md, "Blind
 SR: the kernel choice"):
 
 1. the spectral Gaussian (`ike_jax.spectrum`), as `--generator=spectral`;
-2. a non-parametric kernel (`ike_jax.blind`): the LR image deblurred at its
+2. a non-parametric kernel (`ike_jax.edge_fit`): the LR image deblurred at its
    own scale, coarse to fine from the Gaussian, its LR kernel then carried
    to the HR pitch; the same on the two halves of the image (split across its longer side),
    and how well those two agree (`agreement`, squared difference over
@@ -97,6 +97,7 @@ on its central `RINGING_SIDE` / `WHITTLE_SIDE` (the settings were chosen on
 
 import concurrent.futures
 import dataclasses
+import dataclasses
 import functools
 import os
 from typing import NamedTuple
@@ -104,7 +105,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from ike_jax import blind
+from ike_jax import edge_fit
 from ike_jax import crops
 from ike_jax import kernel
 from ike_jax import marginal
@@ -132,6 +133,32 @@ WHITTLE_SIDE = 128   # LR px: and the spectral likelihood's gap
 FLOOR_MARGIN = 1.1   # a Gaussian within this of its floor sees no blur
 APERTURE = 1.0 / 12  # the LR pixel's footprint (variance / s^2) added at the HR pitch
 DETAIL_MIN = 0.1     # grey levels: less detail than this (`detail`) shows no blur
+
+
+# `--blind_*` settings that must be positive; every other number must be >= 0
+# (inf is allowed wherever it is: a test turned off).
+_POSITIVE = ('blind_rounds', 'blind_settle_lam', 'blind_second_wide_min', 'blind_evidence_min',
+             'blind_prior', 'blind_noisy_factor', 'blind_noisy_prior')
+
+
+def checks(cfg):
+  """(ok, one-line message) pairs for the `--blind_*` settings."""
+  c = cfg.estimate.blind
+  out = []
+  for field in dataclasses.fields(c):
+    value = getattr(c, field.name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+      continue
+    if field.name in _POSITIVE:  # NaN fails either comparison
+      out.append((value > 0, f'--{field.name} must be positive, got {value}'))
+    else:
+      out.append((value >= 0, f'--{field.name} must be >= 0, got {value}'))
+  return out + [
+      (c.blind_width_floor <= 1.0, f'--blind_width_floor must be in [0, 1], got {c.blind_width_floor}'),
+      (c.blind_companion <= 1.0, f'--blind_companion must be in [0, 1], got {c.blind_companion}'),
+      (c.blind_second_estimator in ('autocorr', 'marginal'),
+       f'--blind_second_estimator must be autocorr or marginal, got {c.blind_second_estimator}'),
+  ]
 
 
 def training_scale(scale):
@@ -181,22 +208,22 @@ def blind_kernel(lr, cov, scale, shrink, rounds, autocorr, settle=(0, 0.0), gamm
   found at the LR pitch (`rounds` alternations per pyramid level, the k-step
   fitting the gradient autocorrelation at weight `autocorr`, then `settle` =
   (rounds, L0 threshold) settling alternations at the finest level), carried to the
-  HR pitch and, with `shrink` > 0, made milder there (`blind.shrink` at that
+  HR pitch and, with `shrink` > 0, made milder there (`edge_fit.shrink` at that
   L0 threshold); `gamma` is the pyramid k-step's L2 weight on the kernel; with
   `floor` > 0 the settling rounds keep at least that fraction of the
-  marginal-likelihood estimate's spread (`blind.hold_width`)."""
+  marginal-likelihood estimate's spread (`edge_fit.hold_width`)."""
   y = _grey(lr)
   k0 = _lr_start(cov, scale)
   reference = (marginal.estimate(y, k0, resize=resize.imresize_matlab)
                if floor > 0 and settle[0] > 0 else None)
-  k_lr = blind.estimate(y, k0, 1, resize=resize.imresize_matlab,
+  k_lr = edge_fit.estimate(y, k0, 1, resize=resize.imresize_matlab,
                         rounds_per_level=rounds, autocorr=autocorr, settle_rounds=settle[0],
                         settle_lam=settle[1], gamma=gamma, reference=reference, floor=floor)
-  k = blind.lr_to_hr_kernel(_finite(k_lr), scale, SIZE, APERTURE)
+  k = edge_fit.lr_to_hr_kernel(_finite(k_lr), scale, SIZE, APERTURE)
   centre = kernel.kernel_center(SIZE, scale)
   if shrink > 0:
-    k = blind.shrink(y, blind.centre_kernel(k, centre), scale, shrink)
-  return blind.centre_kernel(k, centre)
+    k = edge_fit.shrink(y, edge_fit.centre_kernel(k, centre), scale, shrink)
+  return edge_fit.centre_kernel(k, centre)
 
 
 def _lr_start(cov, scale):
@@ -220,8 +247,8 @@ def marginal_kernel(lr, cov, scale):
   from the spectral Gaussian at the LR pitch), carried to the HR pitch and
   centred as `blind_kernel`'s."""
   k_lr = marginal.estimate(_grey(lr), _lr_start(cov, scale), resize=resize.imresize_matlab)
-  k = blind.lr_to_hr_kernel(_finite(k_lr), scale, SIZE, APERTURE)
-  return blind.centre_kernel(k, kernel.kernel_center(SIZE, scale))
+  k = edge_fit.lr_to_hr_kernel(_finite(k_lr), scale, SIZE, APERTURE)
+  return edge_fit.centre_kernel(k, kernel.kernel_center(SIZE, scale))
 
 
 def covariance(lr, cfg):
@@ -674,7 +701,7 @@ def _estimate_with_detail(lr, crop, cfg):
   # Its halves and ringing only where its width and the hallucination test pass.
   wide = {**f, 'second_agreement': 0.0, 'second_ringing': 0.0,
           'second_variance': widest_variance(k_second) if k_second is not None else 0.0}
-  if (choice == 'bicubic' and np.isfinite(settings.blind_second_wide_min)
+  if (choice == 'bicubic' and k_second is not None and np.isfinite(settings.blind_second_wide_min)
       and second_chance(wide, cfg.scale, settings)):
     second = second_features(crop, k_second, f, cfg)
     if second_chance({**f, **second}, cfg.scale, settings):

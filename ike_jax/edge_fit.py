@@ -52,7 +52,7 @@ SHARP_AUTOCORR = np.array([
     [0.020, 0.065, 0.181, 0.417, 0.218, 0.090, 0.040],
     [0.032, 0.041, 0.064, 0.172, 0.098, 0.073, 0.033],
     [0.007, 0.021, 0.049, 0.107, 0.052, 0.052, 0.029]], np.float32)
-AUTOCORR_RADIUS = 6  # LR px: the lags the fit compares (at most the kernel's half side)
+AUTOCORR_RADIUS = 6  # LR px: the lags the fit compares (at most the kernel's side less 1)
 
 
 def project_simplex(v):
@@ -111,8 +111,8 @@ def latent(y_hat, p, g2, lam, s, rounds=6):
 
   def body(i, x):
     beta = 2.0 * lam * 2.0 ** i
-    gr, gc = solve.hard_threshold(*solve._grad(x), lam / beta)  # pylint: disable=protected-access
-    b_hat = beta * jnp.fft.fft2(solve._grad_adjoint(gr, gc))  # pylint: disable=protected-access
+    gr, gc = solve.hard_threshold(*solve.grad(x), lam / beta)
+    b_hat = beta * jnp.fft.fft2(solve.grad_adjoint(gr, gc))
     return jnp.real(jnp.fft.ifft2(solve.solve_normal(y_hat, p, base + beta * g2, b_hat, s)))
 
   return jax.lax.fori_loop(0, rounds, body, x)
@@ -311,8 +311,10 @@ def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_lev
     rounds_per_level: x/k alternations per level.
     l0_rounds: splitting rounds of each x-step.
     gamma: the k-step's L2 weight on the kernel in the pyramid, per pixel of
-      `y` (it favours spread kernels over a delta, the same at any image
-      size; the settling rounds fit without it).
+      the finest level's `y` (it favours spread kernels over a delta, the same
+      at any image size; the coarser levels, with a quarter and a sixteenth of
+      the pixels, take the same total weight, so relative to their data it is
+      4 and 16 times stronger there; the settling rounds fit without it).
     autocorr: weight of the k-step's fit to the image's gradient
       autocorrelation at each level (0: none; `kernel_step`).
     settle_rounds: alternations at the finest level after the pyramid, all at
@@ -327,7 +329,8 @@ def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_lev
       `floor` times the spread of the (K, K) `reference` (`hold_width`; the
       marginal-likelihood estimate, which keeps a blur's width where the
       edge fit collapses to a delta: docs/method.md, "A width floor").
-    resize: (image, factor) -> image, the down-scaler of the pyramid.
+    resize: (image, factor) -> image, the down-scaler of the pyramid (needed
+      where levels > 1).
   Returns:
     (K, K) float64 kernel >= 0, unit sum, centre of mass at the wanted centre
     (to within half a pixel).
@@ -354,16 +357,18 @@ def settle(y, k, count, lam, *, scale, rounds, run, reference=None, floor=0.0):
   """`count` alternations at the fixed L0 threshold `lam` from the kernel k
   (`estimate`'s settling rounds). Without a width floor, and where `run`
   divides `count`, they go in runs of `run` rounds through the program the
-  pyramid's finest level compiled (same arguments, same shapes: one
-  compilation fewer per image shape; the kernel is the same to the bit, as a
-  scan in parts is the scan whole). Returns a float64 (K, K) kernel.
+  pyramid's finest level compiled where the pyramid fitted no gradient
+  autocorrelation (same arguments, same shapes: one compilation fewer per
+  image shape; the kernel is the same to the bit, as a scan in parts is the
+  scan whole; with `autocorr` > 0 the pyramid's program differs and this is
+  one more). Returns a float64 (K, K) kernel.
   """
   y = jnp.asarray(y, jnp.float32)
   k = jnp.asarray(k / k.sum(), jnp.float32)
   held = reference is not None and floor > 0
   if not held and count % run == 0:
     lams = jnp.full((run,), lam, jnp.float32)
-    for _ in range(count // run):  # the pyramid's call, argument for argument
+    for _ in range(count // run):  # the pyramid's call without autocorr, argument for argument
       k, _ = estimate_level(y, k, lams, 0.0, scale=scale, rounds=rounds, autocorr=None,
                             weight=jnp.float32(0.0))
     return np.asarray(k, np.float64)
