@@ -157,8 +157,8 @@ def lr_oracle(hr, y, k0, scale):
   n = k0.shape[0]
   sharp = sharp_lr(hr, scale)
   k_lr = edge_fit.kernel_step(jnp.asarray(sharp, jnp.float32), jnp.asarray(y, jnp.float32),
-                           jnp.asarray(k0, jnp.float32), 1, 0.0, iterations=400,
-                           border=n // 2 + 1)
+                              jnp.asarray(k0, jnp.float32), 1, 0.0, iterations=400,
+                              border=n // 2 + 1)
   return np.asarray(k_lr, np.float64)
 
 
@@ -179,8 +179,8 @@ def phase_kernel(lr, k_lr_magnitude, scale, count, seed=0, mirror_cfg=None):
   best, best_nll = None, np.inf
   for start in phase.candidates(k_lr_magnitude, count, seed=seed):
     k = to_hr(edge_fit.estimate(y, start, 1, levels=1, rounds_per_level=1, lam=PHASE_LAM,
-                             lam_ratio=1.0, settle_rounds=PHASE_ROUNDS - 1,
-                             settle_lam=PHASE_LAM, resize=resize.imresize_matlab), scale)
+                                lam_ratio=1.0, settle_rounds=PHASE_ROUNDS - 1,
+                                settle_lam=PHASE_LAM, resize=resize.imresize_matlab), scale)
     nll = float(whittle.nll(power, jnp.asarray(k, jnp.float32), scale))
     if nll < best_nll:
       best, best_nll = k, nll
@@ -193,7 +193,7 @@ def mirror_test(lr, k, cfg):
   `cfg`'s scale and SR stage): a mirrored blur, undone, adds less edge than
   the true one."""
   mirror = edge_fit.centre_kernel(k[::-1, ::-1],
-                               kernel_lib.kernel_center(blind_estimator.SIZE, cfg.scale))
+                                  kernel_lib.kernel_center(blind_estimator.SIZE, cfg.scale))
   if blind_estimator.ringing(lr, mirror, cfg, 1e-3) > blind_estimator.ringing(lr, k, cfg, 1e-3):
     return mirror
   return k
@@ -269,14 +269,14 @@ def estimators(lr, hr, cfg, k_true=None):
     for rounds in (1, cfg.estimate.blind.blind_rounds):
       t0 = time.perf_counter()
       k = edge_fit.estimate(y, k_lr, 1, levels=1, rounds_per_level=rounds,
-                         resize=resize.imresize_matlab)
+                            resize=resize.imresize_matlab)
       out[f'oracle_then_{rounds}'] = (to_hr(k, s), time.perf_counter() - t0)
     # The same from the oracle and from the estimate with the TV latent image.
     t0 = time.perf_counter()
     k = edge_fit.polish(y, k_lr, FLAGS.polish_tv, rounds=5)
     out['oracle_then_tv'] = (to_hr(np.asarray(k, np.float64), s), time.perf_counter() - t0)
     k_est = edge_fit.estimate(y, k0, 1, rounds_per_level=cfg.estimate.blind.blind_rounds,
-                           resize=resize.imresize_matlab)
+                              resize=resize.imresize_matlab)
     t0 = time.perf_counter()
     k = edge_fit.polish(y, k_est, FLAGS.polish_tv, rounds=3)
     out['blind_then_tv'] = (to_hr(np.asarray(k, np.float64), s), time.perf_counter() - t0)

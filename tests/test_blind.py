@@ -185,8 +185,8 @@ def test_the_k_step_finds_the_kernel_of_a_known_sharp_image():
   y = _periodic_correlate(x, k, (4, 4))
   flat = np.full(k.shape, 1.0 / k.size)
   found = np.asarray(edge_fit.kernel_step(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32),
-                                       jnp.asarray(flat, jnp.float32), 1, 0.0, iterations=400,
-                                       border=6), np.float64)
+                                          jnp.asarray(flat, jnp.float32), 1, 0.0, iterations=400,
+                                          border=6), np.float64)
   chex.assert_shape(found, k.shape)
   sq = lambda a: float(np.sum((a - k) ** 2))
   assert sq(found) < 0.01 * sq(flat), (sq(found), sq(flat))
@@ -278,7 +278,7 @@ def test_the_tv_latent_keeps_a_true_kernel_where_the_l0_latent_moves_it(name):
   assert kept.min() >= 0 and abs(kept.sum() - 1) < 1e-5
   lams = np.geomspace(1.6e-2, 4e-3, 12).astype(np.float32)
   moved = np.asarray(edge_fit.estimate_level(y.astype(np.float32), k.astype(np.float32), lams, 0.0,
-                                          scale=1)[0], np.float64)
+                                             scale=1)[0], np.float64)
   err_kept, err_moved = kernel_lib.kernel_error(kept, k), kernel_lib.kernel_error(moved, k)
   assert err_kept < 0.01 and err_kept < err_moved / 3, (err_kept, err_moved)  # measured: 0.003, 0.2
 
@@ -292,7 +292,7 @@ def test_settling_at_a_low_threshold_brings_the_estimate_closer(name):
   y = _textured_scene(k)
   k0 = np.asarray(kernel_lib.gaussian_kernel(np.eye(2) * 1.0, 13, 1), np.float64)
   found = {rounds: edge_fit.estimate(y, k0, 1, levels=2, rounds_per_level=12, settle_rounds=rounds,
-                                  resize=lambda im, f: im[::2, ::2]) for rounds in (0, 24)}
+                                     resize=lambda im, f: im[::2, ::2]) for rounds in (0, 24)}
   chex.assert_shape(found[24], k.shape)
   assert found[24].min() >= 0 and abs(found[24].sum() - 1) < 1e-9
   pyramid, settled = (kernel_lib.kernel_error(found[r], k) for r in (0, 24))
@@ -564,8 +564,9 @@ def test_a_second_kernel_without_edges_leaves_the_blind_choice_alone(monkeypatch
 def _numeric_blind_settings():
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   c = config_lib.BlindConfig()
-  return [f.name for f in dataclasses.fields(c)
-          if isinstance(getattr(c, f.name), (int, float)) and not isinstance(getattr(c, f.name), bool)]
+  values = {f.name: getattr(c, f.name) for f in dataclasses.fields(c)}
+  return [name for name, v in values.items()
+          if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 @pytest.mark.parametrize('name', _numeric_blind_settings())

@@ -91,7 +91,7 @@ def test_a_width_floor_keeps_the_settled_estimate_off_the_delta(name):
   y = np.round((y + 1) * 127.5) / 127.5 - 1
   reference = marginal.estimate(y, _start(), levels=2, rounds=12, resize=HALVE)
   found = {floor: edge_fit.estimate(y, _start(), 1, levels=2, settle_rounds=24, reference=reference,
-                                 floor=floor, resize=HALVE) for floor in (0.0, 0.5)}
+                                    floor=floor, resize=HALVE) for floor in (0.0, 0.5)}
   chex.assert_shape(found[0.5], k.shape)
   err = {f: kernel_lib.kernel_error(v, k) for f, v in found.items()}
   assert err[0.5] < 0.75 * err[0.0], err

@@ -154,7 +154,8 @@ def checks(cfg):
     else:
       out.append((value >= 0, f'--{field.name} must be >= 0, got {value}'))
   return out + [
-      (c.blind_width_floor <= 1.0, f'--blind_width_floor must be in [0, 1], got {c.blind_width_floor}'),
+      (c.blind_width_floor <= 1.0,
+       f'--blind_width_floor must be in [0, 1], got {c.blind_width_floor}'),
       (c.blind_companion <= 1.0, f'--blind_companion must be in [0, 1], got {c.blind_companion}'),
       (c.blind_second_estimator in ('autocorr', 'marginal'),
        f'--blind_second_estimator must be autocorr or marginal, got {c.blind_second_estimator}'),
@@ -217,8 +218,8 @@ def blind_kernel(lr, cov, scale, shrink, rounds, autocorr, settle=(0, 0.0), gamm
   reference = (marginal.estimate(y, k0, resize=resize.imresize_matlab)
                if floor > 0 and settle[0] > 0 else None)
   k_lr = edge_fit.estimate(y, k0, 1, resize=resize.imresize_matlab,
-                        rounds_per_level=rounds, autocorr=autocorr, settle_rounds=settle[0],
-                        settle_lam=settle[1], gamma=gamma, reference=reference, floor=floor)
+                           rounds_per_level=rounds, autocorr=autocorr, settle_rounds=settle[0],
+                           settle_lam=settle[1], gamma=gamma, reference=reference, floor=floor)
   k = edge_fit.lr_to_hr_kernel(_finite(k_lr), scale, SIZE, APERTURE)
   centre = kernel.kernel_center(SIZE, scale)
   if shrink > 0:
