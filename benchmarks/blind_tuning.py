@@ -59,6 +59,7 @@ from ike_jax import postprocess
 from ike_jax import presets
 from ike_jax import resize
 from ike_jax.estimators import blind as blind_estimator
+from ike_jax.estimators import blind_rule
 from ike_jax.estimators import spectral
 
 FLAGS = flags.FLAGS
@@ -252,7 +253,7 @@ def second_columns(lr, hr, cfg, row, kernels):
   f = {'covariance': kernels.covariance, 'noise': row['noise'],
        'blockiness': row.get('blockiness', 0.0)}
   out = blind_estimator.second_features(lr, kernels.second, f, cfg, every=True)
-  prior = blind_estimator.sr_prior(cfg, 'blind', f)
+  prior = blind_rule.sr_prior(cfg, 'blind', f)
   base = metrics.compare(resize.bicubic_upscale(lr, s), hr, s)['psnr_y']
   out['second_gain'] = float(metrics.compare(blind_sr(lr, kernels.second, cfg, prior), hr,
                                              s)['psnr_y'] - base)
@@ -263,7 +264,7 @@ def companion_columns(lr, hr, cfg, row, kernels):
   """The blind kernel's Fourier SR image blended with the marginal kernel's
   (`postprocess.companion_sr`, made once; `postprocess.blend`) at each of COMPANION_WEIGHTS, at the blind
   kernel's prior for the row ('companion_<weight>_<prior>'), where `row` lacks them."""
-  prior = blind_estimator.sr_prior(cfg, 'blind', {'blockiness': 0.0, **row})
+  prior = blind_rule.sr_prior(cfg, 'blind', {'blockiness': 0.0, **row})
   keys = {w: f'companion_{w:g}_{prior:g}' for w in COMPANION_WEIGHTS}
   if all(key in row for key in keys.values()):
     return {}
@@ -392,7 +393,7 @@ def _gaussian_columns(row, settings):
 
 def _clean(row, settings):
   """`is_clean` on a row (a row measured before the blockiness counts as unblocked)."""
-  return blind_estimator.is_clean({'blockiness': 0.0, **row}, settings)
+  return blind_rule.is_clean({'blockiness': 0.0, **row}, settings)
 
 
 def outcome(rows, s, settings, solver):
@@ -402,15 +403,15 @@ def outcome(rows, s, settings, solver):
   for r in rows:
     gain, ring = _blind_columns(r, settings)
     gauss, gauss_ring = _gaussian_columns(r, settings)
-    choice, _, _ = blind_estimator.choose({**r, 'ringing': ring, 'gauss_ringing': gauss_ring},
+    choice, _, _ = blind_rule.choose({**r, 'ringing': ring, 'gauss_ringing': gauss_ring},
                                           s, settings)
     if (choice == 'bicubic' and np.isfinite(settings.blind_second_wide_min)
-        and 'second_gain' in r and blind_estimator.second_chance(r, s, settings)):
+        and 'second_gain' in r and blind_rule.second_chance(r, s, settings)):
       choice, gain = 'blind', r['second_gain']
-    if choice == 'bicubic' and blind_estimator.last_chance({**r, 'gauss_ringing': gauss_ring},
+    if choice == 'bicubic' and blind_rule.last_chance({**r, 'gauss_ringing': gauss_ring},
                                                             s, settings):
       choice = 'gaussian'
-    if choice == 'bicubic' and blind_estimator.denoises(r, s, settings):
+    if choice == 'bicubic' and blind_rule.denoises(r, s, settings):
       choice = 'denoised'
     blind = gain if solver == 'fourier' else r[f'blind_gradient_{settings.blind_prior:g}']
     g = {'blind': blind, 'gaussian': gauss, 'bicubic': 0.0,

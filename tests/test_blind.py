@@ -16,6 +16,7 @@ from ike_jax import noise
 from ike_jax import presets
 from ike_jax import solve
 from ike_jax.estimators import blind as blind_estimator
+from ike_jax.estimators import blind_rule
 
 
 def _shapes(side, seed=0, n=40):
@@ -378,11 +379,11 @@ def test_the_sr_prior_follows_the_noise_and_the_jpeg_blocks():
   c = cfg.estimate.blind
   clean, noisy = {'noise': 1.0, 'blockiness': 1.0}, {'noise': 3.0, 'blockiness': 1.0}
   blocky = {'noise': 1.0, 'blockiness': c.blind_blocky_min}
-  assert blind_estimator.sr_prior(cfg, 'blind', clean) == 3e-4
-  assert blind_estimator.sr_prior(cfg, 'gaussian', clean) == 1e-4
+  assert blind_rule.sr_prior(cfg, 'blind', clean) == 3e-4
+  assert blind_rule.sr_prior(cfg, 'gaussian', clean) == 1e-4
   for f in (noisy, blocky):
-    assert blind_estimator.sr_prior(cfg, 'blind', f) == pytest.approx(3e-3)
-    assert blind_estimator.sr_prior(cfg, 'gaussian', f) == 1e-3
+    assert blind_rule.sr_prior(cfg, 'blind', f) == pytest.approx(3e-3)
+    assert blind_rule.sr_prior(cfg, 'gaussian', f) == 1e-3
   from scipy import ndimage  # pylint: disable=g-import-not-at-top
   smooth = ndimage.gaussian_filter(skdata.astronaut()[:420, :420].astype(float), (1.0, 1.0, 0))
   buf = io.BytesIO()
@@ -593,12 +594,12 @@ def _features(**changes):
 def test_choice_keeps_the_blind_kernel_only_while_its_sr_image_does_not_ring():
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   settings = config_lib.BlindConfig()
-  assert blind_estimator.plausible(_features(), 2, settings)
-  assert blind_estimator.choose(_features(), 2, settings)[0] == 'blind'
-  assert blind_estimator.choose(_features(ringing=settings.blind_ringing_max * 1.5), 2,
+  assert blind_rule.plausible(_features(), 2, settings)
+  assert blind_rule.choose(_features(), 2, settings)[0] == 'blind'
+  assert blind_rule.choose(_features(ringing=settings.blind_ringing_max * 1.5), 2,
                                 settings)[0] != 'blind'
   # A kernel that fails the kernel-only tests needs no ringing measurement.
-  assert blind_estimator.choose(_features(agreement=5.0, ringing=None), 2, settings)[0] != 'blind'
+  assert blind_rule.choose(_features(agreement=5.0, ringing=None), 2, settings)[0] != 'blind'
 
 
 @pytest.mark.parametrize('changes,words', [
@@ -617,7 +618,7 @@ def test_the_choice_says_which_tests_the_blind_kernel_failed(changes, words):
   and only those; where it wins, that it passed them all."""
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   settings = config_lib.BlindConfig()
-  choice, _, reason = blind_estimator.choose(_features(**changes), 2, settings)
+  choice, _, reason = blind_rule.choose(_features(**changes), 2, settings)
   assert words in reason and (choice == 'blind') == (not changes)
   named = {'its halves disagree', 'it is too narrow', 'its SR image rings',
            'the two estimates disagree', 'the spectrum sees no blur',
@@ -630,12 +631,12 @@ def test_choice_drops_the_blind_kernel_where_the_two_estimates_disagree():
   about the same width; a row without the second estimate (no 'cross') passes."""
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   settings = config_lib.BlindConfig()
-  assert blind_estimator.choose(_features(cross=0.5 * settings.blind_cross_max), 2,
+  assert blind_rule.choose(_features(cross=0.5 * settings.blind_cross_max), 2,
                                 settings)[0] == 'blind'
-  assert blind_estimator.choose(_features(cross=2.0 * settings.blind_cross_max, ringing=None), 2,
+  assert blind_rule.choose(_features(cross=2.0 * settings.blind_cross_max, ringing=None), 2,
                                 settings)[0] != 'blind'
   without = {k: v for k, v in _features().items() if k != 'cross'}
-  assert blind_estimator.plausible(without, 2, settings)
+  assert blind_rule.plausible(without, 2, settings)
 
 
 def test_the_spectral_likelihood_waives_the_halves_test_only_within_its_limit():
@@ -647,13 +648,13 @@ def test_the_spectral_likelihood_waives_the_halves_test_only_within_its_limit():
   off = config_lib.BlindConfig()
   on = dataclasses.replace(off, blind_whittle_waive=0.2)
   split = dict(agreement=5.0 * off.blind_agree_max)
-  assert blind_estimator.choose(_features(**split, whittle_gap=0.1), 2, on)[0] == 'blind'
-  assert blind_estimator.choose(_features(**split, whittle_gap=0.3, ringing=None), 2,
+  assert blind_rule.choose(_features(**split, whittle_gap=0.1), 2, on)[0] == 'blind'
+  assert blind_rule.choose(_features(**split, whittle_gap=0.3, ringing=None), 2,
                                 on)[0] != 'blind'
-  assert blind_estimator.choose(_features(**split, whittle_gap=0.0, ringing=None), 2,
+  assert blind_rule.choose(_features(**split, whittle_gap=0.0, ringing=None), 2,
                                 off)[0] != 'blind'
-  assert blind_estimator.choose(_features(**split, ringing=None), 2, on)[0] != 'blind'
-  _, confidence, _ = blind_estimator.choose(_features(**split, whittle_gap=0.1), 2, on)
+  assert blind_rule.choose(_features(**split, ringing=None), 2, on)[0] != 'blind'
+  _, confidence, _ = blind_rule.choose(_features(**split, whittle_gap=0.1), 2, on)
   assert 0.0 < confidence <= 1.0
 
 
@@ -668,12 +669,12 @@ def test_the_second_chance_reads_its_own_spectral_gap_not_the_first_estimates():
                                  blind_whittle_waive=0.4)
   second = dict(second_agreement=None, second_variance=40.0 * 4 / 12, second_ringing=2.0)
   f = _features(agreement=5.0, whittle_gap=0.1)
-  assert blind_estimator.second_chance({**f, **second, 'second_gap': 0.3}, 2, settings)
-  assert not blind_estimator.second_chance({**f, **second, 'second_gap': 0.5}, 2, settings)
-  assert blind_estimator.second_chance({**f, **second, 'second_gap': None}, 2, settings)
+  assert blind_rule.second_chance({**f, **second, 'second_gap': 0.3}, 2, settings)
+  assert not blind_rule.second_chance({**f, **second, 'second_gap': 0.5}, 2, settings)
+  assert blind_rule.second_chance({**f, **second, 'second_gap': None}, 2, settings)
   # halves measured and disagreeing: refused whatever the first estimate's gap
   strict = dataclasses.replace(settings, blind_second_agree_max=0.8)
-  assert not blind_estimator.second_chance({**f, **second, 'second_agreement': 2.0,
+  assert not blind_rule.second_chance({**f, **second, 'second_agreement': 2.0,
                                             'second_gap': 0.1}, 2, strict)
 
 
@@ -687,9 +688,9 @@ def test_a_test_switched_off_gives_full_confidence_and_no_warning():
                                  blind_gauss_min=np.inf)
   with warnings.catch_warnings():
     warnings.simplefilter('error')
-    choice, confidence, _ = blind_estimator.choose(_features(cross=3.0), 2, settings)
+    choice, confidence, _ = blind_rule.choose(_features(cross=3.0), 2, settings)
   assert choice == 'blind' and 0.0 <= confidence <= 1.0
-  assert blind_estimator._margin(1.0, np.inf) == 1.0  # pylint: disable=protected-access
+  assert blind_rule.margin(1.0, np.inf) == 1.0  # pylint: disable=protected-access
 
 
 def test_choice_keeps_the_gaussian_only_while_its_sr_image_does_not_ring():
@@ -702,13 +703,13 @@ def test_choice_keeps_the_gaussian_only_while_its_sr_image_does_not_ring():
                                  blind_gauss_min=4.0)
   unit = 4 / 12  # the LR pixel's own variance at x2 (HR px^2)
   wide = _features(agreement=5.0, ringing=None, gauss_variance=9.0 * unit)  # limit 3
-  assert blind_estimator.needs_gauss_ringing(wide, 2, settings)
-  assert blind_estimator.choose({**wide, 'gauss_ringing': 2.0}, 2, settings)[0] == 'gaussian'
-  assert blind_estimator.choose({**wide, 'gauss_ringing': 4.0}, 2, settings)[0] == 'bicubic'
+  assert blind_rule.needs_gauss_ringing(wide, 2, settings)
+  assert blind_rule.choose({**wide, 'gauss_ringing': 2.0}, 2, settings)[0] == 'gaussian'
+  assert blind_rule.choose({**wide, 'gauss_ringing': 4.0}, 2, settings)[0] == 'bicubic'
   wider = {**wide, 'gauss_variance': 25.0 * unit, 'gauss_ringing': 4.0}  # limit 5
-  assert blind_estimator.choose(wider, 2, settings)[0] == 'gaussian'
+  assert blind_rule.choose(wider, 2, settings)[0] == 'gaussian'
   # Where the blind kernel wins, the Gaussian's SR image is never made.
-  assert not blind_estimator.needs_gauss_ringing(_features(), 2, settings)
+  assert not blind_rule.needs_gauss_ringing(_features(), 2, settings)
 
 
 def test_a_gaussian_shaped_blur_gets_the_gaussian_first():
@@ -720,15 +721,15 @@ def test_a_gaussian_shaped_blur_gets_the_gaussian_first():
   settings = dataclasses.replace(config_lib.BlindConfig(), blind_shaped_max=0.3,
                                  blind_gauss_ringing_per_sd=1.0)
   close = _features(distinct=0.1, gauss_variance=9.0 * unit, gauss_ringing=2.0)  # limit 3
-  assert blind_estimator.needs_gauss_ringing(close, 2, settings)
-  assert blind_estimator.choose(close, 2, settings)[0] == 'gaussian'
-  assert blind_estimator.choose({**close, 'gauss_ringing': 4.0}, 2, settings)[0] == 'blind'
-  assert blind_estimator.choose({**close, 'distinct': 0.5}, 2, settings)[0] == 'blind'
+  assert blind_rule.needs_gauss_ringing(close, 2, settings)
+  assert blind_rule.choose(close, 2, settings)[0] == 'gaussian'
+  assert blind_rule.choose({**close, 'gauss_ringing': 4.0}, 2, settings)[0] == 'blind'
+  assert blind_rule.choose({**close, 'distinct': 0.5}, 2, settings)[0] == 'blind'
   # A Gaussian at its floor sees no blur: the blind kernel's tests decide.
   floor = {**close, 'gauss_variance': 1.0 * unit}
-  assert not blind_estimator.gaussian_shaped(floor, 2, settings)
+  assert not blind_rule.gaussian_shaped(floor, 2, settings)
   off = dataclasses.replace(settings, blind_shaped_max=0.0)
-  assert blind_estimator.choose(close, 2, off)[0] == 'blind'
+  assert blind_rule.choose(close, 2, off)[0] == 'blind'
 
 
 def test_ringing_is_low_for_the_true_kernel_and_high_for_a_blur_that_is_not_there():
@@ -745,7 +746,7 @@ def test_ringing_is_low_for_the_true_kernel_and_high_for_a_blur_that_is_not_ther
   k_motion = np.zeros((31, 31))
   k_motion[15, 6:26] = 1.0 / 20
   limit = cfg.estimate.blind.blind_ringing_max
-  tv = blind_estimator.sr_prior(cfg, 'blind', {'noise': 0.0, 'blockiness': 1.0})
+  tv = blind_rule.sr_prior(cfg, 'blind', {'noise': 0.0, 'blockiness': 1.0})
   assert blind_estimator.ringing(lr_blurred, k_true, cfg, tv) < limit
   assert blind_estimator.ringing(hr[::2, ::2].astype(np.uint8), k_motion, cfg, tv) > limit
 
@@ -783,12 +784,12 @@ def test_the_last_chance_takes_the_gaussian_only_with_evidence_and_no_ringing():
                            blind_evidence_ringing_max=3.0)
   unit = 4.0 / 12  # the LR pixel's own variance at x2, HR px^2
   f = {'evidence': 0.8, 'gauss_ringing': 2.0, 'gauss_variance': 3.0 * unit}
-  assert blind_estimator.last_chance(f, 2, on)
+  assert blind_rule.last_chance(f, 2, on)
   for change in ({'evidence': 0.3}, {'gauss_ringing': 4.0}, {'evidence': None},
                  {'gauss_variance': unit}):
-    assert not blind_estimator.last_chance({**f, **change}, 2, on), change
+    assert not blind_rule.last_chance({**f, **change}, 2, on), change
   off = dataclasses.replace(on, blind_evidence_min=np.inf)
-  assert not blind_estimator.last_chance({**f, 'evidence': 9.0}, 2, off)
+  assert not blind_rule.last_chance({**f, 'evidence': 9.0}, 2, off)
 
 
 def test_the_second_estimate_gets_its_chance_only_within_its_own_limits():
@@ -801,13 +802,13 @@ def test_the_second_estimate_gets_its_chance_only_within_its_own_limits():
   second = _features(second_agreement=0.5 * settings.blind_second_agree_max,
                      second_variance=2 * settings.blind_second_wide_min * unit,
                      second_ringing=0.5 * settings.blind_second_ringing_max)
-  assert blind_estimator.second_chance(second, 2, settings)
+  assert blind_rule.second_chance(second, 2, settings)
   for key, factor in (('second_agreement', 3.0), ('second_variance', 0.25),
                       ('second_ringing', 3.0)):
-    assert not blind_estimator.second_chance({**second, key: second[key] * factor}, 2, settings)
+    assert not blind_rule.second_chance({**second, key: second[key] * factor}, 2, settings)
   hallucinated = {**second, 'gauss_variance': 1.0 * unit,
                   'second_variance': 2 * settings.blind_hallucination * unit}
-  assert not blind_estimator.second_chance(hallucinated, 2, settings)
+  assert not blind_rule.second_chance(hallucinated, 2, settings)
 
 
 def test_the_denoised_candidate_replaces_bicubic_only_on_a_noisy_image_with_a_narrow_kernel():
@@ -821,16 +822,16 @@ def test_the_denoised_candidate_replaces_bicubic_only_on_a_noisy_image_with_a_na
   c = cfg.estimate.blind
   unit = 4 / 12
   blocky = {'noise': 1.0, 'blockiness': 1.3, 'blind_variance': 2.5 * unit}
-  assert blind_estimator.denoises(blocky, 2, c)
-  assert blind_estimator.sr_prior(cfg, 'denoised', blocky) == 1e-2
-  assert not blind_estimator.denoises({**blocky, 'blockiness': 1.0}, 2, c)
-  assert not blind_estimator.denoises(
+  assert blind_rule.denoises(blocky, 2, c)
+  assert blind_rule.sr_prior(cfg, 'denoised', blocky) == 1e-2
+  assert not blind_rule.denoises({**blocky, 'blockiness': 1.0}, 2, c)
+  assert not blind_rule.denoises(
       {**blocky, 'blind_variance': 2 * c.blind_denoise_narrow_max * unit}, 2, c)
   off = config_lib.Config().replace(scale=2, blind_blocky_min=1.15).estimate.blind
-  assert not blind_estimator.denoises(blocky, 2, off)
+  assert not blind_rule.denoises(blocky, 2, off)
   quiet = dataclasses.replace(c, blind_denoise_noise_min=1.5)  # JPEG alone: little noise
-  assert not blind_estimator.denoises(blocky, 2, quiet)
-  assert blind_estimator.denoises({**blocky, 'noise': 2.0}, 2, quiet)
+  assert not blind_rule.denoises(blocky, 2, quiet)
+  assert blind_rule.denoises({**blocky, 'noise': 2.0}, 2, quiet)
 
 
 @pytest.mark.parametrize('name,denoised', [('cell', True), ('coins', False)])

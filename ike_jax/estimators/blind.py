@@ -13,65 +13,11 @@ SR: the kernel choice"):
 3. the noise level (`ike_jax.noise`, grey levels) and the JPEG blockiness
    (`noise.blockiness`).
 
-The choice, with thresholds chosen on the tuning images only (grid search
-over crops of each tuning photo under fourteen families, fifteen at x2,
-`benchmarks/blind_tuning.py`;
-variances in units of the LR pixel's own, `spectrum.min_variance(s)` =
-s^2/12 HR px^2):
-  'gaussian' first where the blur is Gaussian-shaped: the blind kernel lies
-             within `shaped_max` of the Gaussian (`distinct`: their squared
-             difference over the blind kernel's squared size), the spectrum sees
-             a blur (the Gaussian above its floor) and the Gaussian's SR image
-             does not ring (the limit below): the two estimates agree, and the
-             Gaussian, fit to the whole spectrum, is the steadier of them;
-  'blind'    else where the halves agree (agreement <= agree_max; or, with
-             `whittle_waive` > 0, where the blind kernel's spectral-likelihood
-             gap is at most it: `ike_jax.whittle`, the photo's power spectrum
-             asks for no other blur), so do two
-             estimates of the whole image, the edge fit and the edge fit that
-             also matches the gradient autocorrelation (`cross`: the |log|
-             ratio of their widest variances <= cross_max; where it is
-             larger, on the tuning photos, deblurring by it rarely paid), the
-             blind kernel is wide (widest variance >= wide_min), and it is
-             not a blur the spectrum cannot see (a Gaussian at its floor with a blind kernel
-             wider than `hallucination` was, on the tuning photos, a kernel
-             found in an unblurred or non-linearly filtered image): camera
-             shake, motion, defocus, odd shapes; and the SR image it gives
-             does not ring: its gradient energy at most `ringing_max` times
-             bicubic's (measured only for a kernel that passed the rest);
-  'bicubic'  else, when the image is noisy or finely textured (noise >
-             noise_max grey levels), the Gaussian is narrow (widest
-             variance <= gauss_min) or its SR image rings (gradient energy
-             above `gauss_ringing_per_sd` x sqrt(widest variance) times
-             bicubic's): no deblurring, the do-no-harm output;
-  'gaussian' else: the spectral Gaussian, as `best_x2`.
-Where that gives 'bicubic', the second estimate (`second_estimator`: the
-edge-and-autocorrelation fit of `cross`, or the marginal-likelihood estimate
-of `ike_jax.marginal`) gets a second chance (`second_chance`, off with
-`second_wide_min` = inf): it is the 'blind' kernel if its halves agree
-within `second_agree_max` (estimated on the two halves where that is
-finite), its spectral-likelihood gap is at most `second_whittle_max`, it is
-wider than `second_wide_min`, it is no hallucination (as above) and its SR
-image rings at most `second_ringing_max`: it keeps its width where the edge fit
-collapses to a delta on texture (docs/method.md, "Blind SR: the kernel choice").
-Where it is still 'bicubic' and the photo's power spectrum asks for a blur
-(`evidence`: no blur explains it worse than the likelier of the Gaussian and
-the blind kernel by at least `evidence_min`; off with inf), the Gaussian sits
-above its floor and its SR image rings at most `evidence_ringing_max`, the
-choice is 'gaussian' (`last_chance`).
-Where it is still 'bicubic' on an image that is not clean (below), the
-blind kernel is near a delta (widest variance <= `denoise_narrow_max`) and
-the noise estimate is at least `denoise_noise_min`, the choice is 'denoised'
-with `denoise_prior` > 0 (0 in the presets: it did not hold out): the blind
-kernel's SR image at that strong TV weight, which removes noise and JPEG
-blocks that bicubic would keep (`denoises`; docs/method.md, "Denoised
-instead of bicubic").
-The SR stage's TV weight follows the image's noise (`sr_prior`): on a clean
-image (noise <= clean_max grey levels, no JPEG blocks: blockiness <
-blocky_min) the blind kernel is deblurred at `prior` and the Gaussian at the
-preset's prior; otherwise at `prior` x `noisy_factor` and at `noisy_prior`
-('denoised': at `denoise_prior`).
-Each candidate's ringing is measured at the prior it would get.
+From those scores and more, measured here only where the rule asks for them
+(the ringing of the SR image each candidate gives, the spectral
+likelihood's gap, the evidence of a blur, the second estimate's scores),
+`blind_rule` makes the choice, its confidence and the reason in words: the
+rule and its thresholds are written down there.
 With `companion` > 0, where the (first) blind kernel is chosen the estimate
 also carries the marginal-likelihood kernel ('companion_kernel') and that
 weight ('companion_weight'): the SR image is the blend of the two kernels' SR
@@ -97,10 +43,8 @@ on its central `RINGING_SIDE` / `WHITTLE_SIDE` (the settings were chosen on
 
 import concurrent.futures
 import dataclasses
-import dataclasses
 import functools
 import os
-from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -115,6 +59,7 @@ from ike_jax import resize
 from ike_jax import spectrum
 from ike_jax import tiling
 from ike_jax import whittle
+from ike_jax.estimators import blind_rule
 
 NAME = 'blind'
 HAS_INVERSE = False
@@ -130,7 +75,6 @@ SIZE = 31            # HR kernel side at both scales
 ESTIMATE_SIDE = 384  # LR px: larger photos are estimated on their central crop
 RINGING_SIDE = 128   # LR px: the ringing test runs on the central crop of this side
 WHITTLE_SIDE = 128   # LR px: and the spectral likelihood's gap
-FLOOR_MARGIN = 1.1   # a Gaussian within this of its floor sees no blur
 APERTURE = 1.0 / 12  # the LR pixel's footprint (variance / s^2) added at the HR pitch
 DETAIL_MIN = 0.1     # grey levels: less detail than this (`detail`) shows no blur
 
@@ -324,37 +268,6 @@ def _relative(a, b, by=None):
   return kernel.kernel_error(a, b) / max(size, 1e-12)
 
 
-def _kernel_tests(f, scale, settings):
-  """The blind kernel's tests on the kernels alone, in the rule's order:
-  [(passed, what a failure means, in words)]. The halves agree (`agrees`),
-  so do the two estimates (`cross`; a row measured without the second
-  estimate passes), it is wide, and it is not a blur the spectrum cannot see."""
-  c = settings
-  unit = spectrum.min_variance(scale)
-  bv, gv = f['blind_variance'] / unit, f['gauss_variance'] / unit
-  return [(agrees(f, c), 'its halves disagree'),
-          (f.get('cross', 0.0) <= c.blind_cross_max, 'the two estimates disagree'),
-          (bv >= c.blind_wide_min, 'it is too narrow'),
-          (not (gv <= FLOOR_MARGIN and bv > c.blind_hallucination), 'the spectrum sees no blur')]
-
-
-def plausible(f, scale, settings):
-  """Whether the blind kernel passes the tests on the kernels alone (`_kernel_tests`)."""
-  return all(passed for passed, _ in _kernel_tests(f, scale, settings))
-
-
-def agrees(f, settings):
-  """The halves' test: they agree, or the image's power spectrum asks for no
-  other blur (`whittle_gap` within `blind_whittle_waive`; a row measured
-  without it must agree)."""
-  return f['agreement'] <= settings.blind_agree_max or _waived(f, settings)
-
-
-def _waived(f, settings):
-  gap, waive = f.get('whittle_gap'), settings.blind_whittle_waive
-  return waive > 0 and gap is not None and gap <= waive
-
-
 def spectral_gap(lr, k, scale):
   """`whittle.gap` of an HR kernel on the central `WHITTLE_SIDE` crop of a
   uint8 LR image (the size its limit was chosen at, whatever the photo's)."""
@@ -373,145 +286,9 @@ def evidence(lr, k_blind, k_gauss, scale):
   return nll(no_blur(scale)) - min(nll(k_blind), nll(k_gauss))
 
 
-def last_chance(f, scale, settings):
-  """Where the rule and the second chance give bicubic: whether the Gaussian
-  is used instead, the spectrum asking for a blur (`f['evidence']` at least
-  `--blind_evidence_min`), the Gaussian seeing one (`f['gauss_variance']`
-  above its floor) and its SR image ringing at most
-  `--blind_evidence_ringing_max` (`f['gauss_ringing']`)."""
-  c = settings
-  return (np.isfinite(c.blind_evidence_min) and f.get('evidence') is not None
-          and f['evidence'] >= c.blind_evidence_min
-          and f['gauss_variance'] / spectrum.min_variance(scale) > FLOOR_MARGIN
-          and f['gauss_ringing'] <= c.blind_evidence_ringing_max)
-
-
-def _blind_wins(f, scale, settings):
-  """The blind kernel passes every test: the kernel-only ones and its ringing."""
-  return plausible(f, scale, settings) and f['ringing'] <= settings.blind_ringing_max
-
-
-def _margin(value, threshold):
-  """How far a score sits from its threshold: |log(value / threshold)| clipped to [0, 1]
-  (1 where the threshold is infinite: that test is off)."""
-  if not np.isfinite(threshold):
-    return 1.0
-  return float(np.clip(abs(np.log(max(value, 1e-6) / threshold)), 0.0, 1.0))
-
-
-def gaussian_shaped(f, scale, settings):
-  """Whether the blind kernel is close to the Gaussian (`distinct` at most
-  `shaped_max`) while the spectrum sees a blur (the Gaussian above its floor)."""
-  gv = f['gauss_variance'] / spectrum.min_variance(scale)
-  return (settings.blind_shaped_max > 0 and f['distinct'] <= settings.blind_shaped_max
-          and gv > FLOOR_MARGIN)
-
-
-def failures(f, scale, settings):
-  """The tests the blind kernel fails, in words, in the rule's order (empty
-  where it wins; its ringing is measured only where it passes the others)."""
-  out = [words for passed, words in _kernel_tests(f, scale, settings) if not passed]
-  ring = f.get('ringing')
-  if ring is not None and not ring <= settings.blind_ringing_max:
-    out.append('its SR image rings' if np.isfinite(ring) else 'its ringing could not be measured')
-  return out
-
-
-class Choice(NamedTuple):
-  """What the rule chose, how sure it is and why."""
-  choice: str        # 'blind' | 'bicubic' | 'gaussian'
-  confidence: float  # how far the deciding score sits from its threshold: 1 far, 0 on it
-  reason: str        # in words: the blind kernel's failed tests, then what decided
-
-
-def choose(f, scale, settings):
-  """The rule above: a `Choice` ('blind' | 'bicubic' | 'gaussian').
-
-  Args:
-    f: `features`' dict (variances in HR px^2, noise in grey levels) with
-      'ringing' and 'gauss_ringing' (`ringing` of each candidate's SR image)
-      wherever the rule reaches them (None elsewhere).
-    scale: s.
-    settings: `config.BlindConfig`.
-  """
-  c = settings
-  gv = f['gauss_variance'] / spectrum.min_variance(scale)
-  # A wider blur, rightly undone, raises the gradient energy more: the limit
-  # grows with the Gaussian's widest standard deviation.
-  limit = c.blind_gauss_ringing_per_sd * np.sqrt(gv)
-  if gaussian_shaped(f, scale, c) and f['gauss_ringing'] <= limit:
-    return Choice('gaussian', min(_margin(f['distinct'], c.blind_shaped_max),
-                                  _margin(f['gauss_ringing'], limit)), 'a Gaussian-shaped blur')
-  if _blind_wins(f, scale, c):
-    bv = f['blind_variance'] / spectrum.min_variance(scale)
-    agreement = _margin(f['agreement'], c.blind_agree_max)
-    if f['agreement'] > c.blind_agree_max:  # passed by the spectral likelihood instead
-      agreement = _margin(f['whittle_gap'], c.blind_whittle_waive)
-    return Choice('blind', min(agreement, _margin(bv, c.blind_wide_min),
-                               _margin(f['ringing'], c.blind_ringing_max),
-                               _margin(f.get('cross', 0.0), c.blind_cross_max)),
-                  'the blind kernel passes every test')
-  lost = 'blind kernel: ' + ', '.join(failures(f, scale, c))
-  if f['noise'] > c.blind_noise_max:
-    return Choice('bicubic', _margin(f['noise'], c.blind_noise_max), lost + '; the image is noisy')
-  if gv <= c.blind_gauss_min:
-    return Choice('bicubic', _margin(gv, c.blind_gauss_min), lost + (
-        '; the Gaussian is narrow' if np.isfinite(c.blind_gauss_min)
-        else '; the fallback is bicubic (--blind_gauss_min=inf)'))
-  if f['gauss_ringing'] > limit:
-    return Choice('bicubic', _margin(f['gauss_ringing'], limit),
-                  lost + "; the Gaussian's SR image rings")
-  return Choice('gaussian', min(_margin(gv, c.blind_gauss_min), _margin(f['gauss_ringing'], limit)),
-                lost + '; the Gaussian passes its tests')
-
-
-def needs_gauss_ringing(f, scale, settings):
-  """Whether the rule reaches the Gaussian's ringing test (the blur is
-  Gaussian-shaped, or the blind kernel lost, the image is not noisy and the
-  Gaussian is wide enough)."""
-  c = settings
-  return gaussian_shaped(f, scale, c) or (
-      not _blind_wins(f, scale, c) and f['noise'] <= c.blind_noise_max
-      and f['gauss_variance'] / spectrum.min_variance(scale) > c.blind_gauss_min)
-
-
-def denoises(f, scale, settings):
-  """Where the rule gives bicubic: whether the 'denoised' candidate replaces it
-  (`--blind_denoise_prior` > 0, the image not clean, the blind kernel's widest
-  variance `f['blind_variance']` at most `--blind_denoise_narrow_max` units,
-  the noise `f['noise']` at least `--blind_denoise_noise_min` grey levels)."""
-  c = settings
-  return (c.blind_denoise_prior > 0 and not is_clean(f, c)
-          and f['blind_variance'] / spectrum.min_variance(scale) <= c.blind_denoise_narrow_max
-          and f['noise'] >= c.blind_denoise_noise_min)
-
-
 def _gradient_energy(img):
   y = metrics.rgb_to_y(np.asarray(img, np.float64))
   return float(np.sum(np.diff(y, axis=0) ** 2) + np.sum(np.diff(y, axis=1) ** 2))
-
-
-def is_clean(f, settings):
-  """Whether an image counts as clean: noise at most `clean_max` grey levels
-  and no JPEG blocks (blockiness below `blocky_min`). `f` holds 'noise' and
-  'blockiness'."""
-  return f['noise'] <= settings.blind_clean_max and f['blockiness'] < settings.blind_blocky_min
-
-
-def sr_prior(cfg, choice, f):
-  """The SR stage's TV weight with a candidate kernel on an image with
-  features `f` ('noise', 'blockiness'): on a clean image (`is_clean`) the
-  blind kernel's (`--blind_prior`) or the preset's (`--refine_prior`) for the
-  Gaussian; on a noisy or JPEG image the blind kernel's times
-  `--blind_noisy_factor`, the Gaussian's `--blind_noisy_prior`; 'denoised'
-  (the blind kernel) at `--blind_denoise_prior`."""
-  c = cfg.estimate.blind
-  if choice == 'denoised':
-    return c.blind_denoise_prior
-  clean = is_clean(f, c)
-  if choice == 'blind':
-    return c.blind_prior * (1.0 if clean else c.blind_noisy_factor)
-  return cfg.post.refine_prior if clean else c.blind_noisy_prior
 
 
 def ringing(lr, k, cfg, tv):
@@ -606,22 +383,6 @@ def features(lr, cfg):
   }, k_blind, k_gauss, k_second
 
 
-def second_chance(f, scale, settings):
-  """Whether the second estimate, scored in `f` ('second_agreement',
-  'second_variance', 'second_ringing', 'second_gap'; an agreement or gap
-  not measured, None, passes), passes its own limits (`blind_second_*`)
-  and the hallucination test."""
-  c = settings
-  agreement, gap = f.get('second_agreement'), f.get('second_gap')
-  second = {**f, 'agreement': 0.0 if agreement is None else agreement,
-            'blind_variance': f['second_variance'],
-            'cross': 0.0, 'whittle_gap': None}  # the gap is the first estimate's
-  limits = dataclasses.replace(c, blind_agree_max=c.blind_second_agree_max,
-                               blind_wide_min=c.blind_second_wide_min, blind_cross_max=np.inf)
-  return (plausible(second, scale, limits) and f['second_ringing'] <= c.blind_second_ringing_max
-          and (gap is None or gap <= c.blind_second_whittle_max))
-
-
 def second_features(lr, k_second, f, cfg, every=False):
   """The second estimate's scores on a uint8 LR image: its halves' agreement
   (each half estimated as it was; only where `--blind_second_agree_max` is
@@ -639,7 +400,7 @@ def second_features(lr, k_second, f, cfg, every=False):
   if every or np.isfinite(c.blind_second_whittle_max):
     gap = spectral_gap(lr, k_second, s)
   return {'second_agreement': agreement, 'second_variance': widest_variance(k_second),
-          'second_ringing': ringing(lr, k_second, cfg, sr_prior(cfg, 'blind', f)),
+          'second_ringing': ringing(lr, k_second, cfg, blind_rule.sr_prior(cfg, 'blind', f)),
           'second_gap': gap}
 
 
@@ -688,56 +449,38 @@ def estimate(lr, cfg):
 
 
 def _estimate_with_detail(lr, crop, cfg):
-  """`estimate` of an image with detail: the rule, on its central `crop`."""
+  """`estimate` of an image with detail: the rule, on its central `crop`, then
+  where it gives bicubic the second estimate's chance, the evidence of a
+  blur and the denoised upscale, each in turn (`blind_rule`)."""
+  c = cfg.estimate.blind
   f, k_blind, k_gauss, k_second = features(crop, cfg)
   # On the photo's own block grid (the centre crop's corner need not lie on it).
   f['blockiness'] = noise.blockiness(_block_aligned_crop(lr, ESTIMATE_SIDE))
-  settings = cfg.estimate.blind
-  f['ringing'] = (ringing(crop, k_blind, cfg, sr_prior(cfg, 'blind', f))
-                  if plausible(f, cfg.scale, settings) else None)
-  f['gauss_ringing'] = (ringing(crop, k_gauss, cfg, sr_prior(cfg, 'gaussian', f))
-                        if needs_gauss_ringing(f, cfg.scale, settings) else None)
-  choice, confidence, reason = choose(f, cfg.scale, settings)
-  second = None
-  # Its halves and ringing only where its width and the hallucination test pass.
-  wide = {**f, 'second_agreement': 0.0, 'second_ringing': 0.0,
-          'second_variance': widest_variance(k_second) if k_second is not None else 0.0}
-  if (choice == 'bicubic' and k_second is not None and np.isfinite(settings.blind_second_wide_min)
-      and second_chance(wide, cfg.scale, settings)):
-    second = second_features(crop, k_second, f, cfg)
-    if second_chance({**f, **second}, cfg.scale, settings):
-      k_blind, choice = k_second, 'blind'
-      reason += '; the second estimate passes its tests'
-      margins = [_margin(second['second_variance'] / spectrum.min_variance(cfg.scale),
-                         settings.blind_second_wide_min),
-                 _margin(second['second_ringing'], settings.blind_second_ringing_max)]
-      for key, limit in (('second_agreement', settings.blind_second_agree_max),
-                         ('second_gap', settings.blind_second_whittle_max)):
-        if second[key] is not None:
-          margins.append(_margin(second[key], limit))
-      confidence = min(margins)
+  f['ringing'] = (ringing(crop, k_blind, cfg, blind_rule.sr_prior(cfg, 'blind', f))
+                  if blind_rule.plausible(f, cfg.scale, c) else None)
+  f['gauss_ringing'] = (ringing(crop, k_gauss, cfg, blind_rule.sr_prior(cfg, 'gaussian', f))
+                        if blind_rule.needs_gauss_ringing(f, cfg.scale, c) else None)
+  ruled, second = blind_rule.choose(f, cfg.scale, c), None
+  if ruled.choice == 'bicubic':
+    ruled, second = _second_chance(crop, k_second, f, cfg, ruled)
+    if ruled.choice == 'blind':
+      k_blind = k_second
   f['evidence'] = None
-  if choice == 'bicubic' and np.isfinite(settings.blind_evidence_min):
-    f['evidence'] = evidence(crop, k_blind, k_gauss, cfg.scale)
-    if f['evidence'] >= settings.blind_evidence_min:
-      if f['gauss_ringing'] is None:
-        f['gauss_ringing'] = ringing(crop, k_gauss, cfg, sr_prior(cfg, 'gaussian', f))
-      if last_chance(f, cfg.scale, settings):
-        choice = 'gaussian'
-        reason += '; the spectrum asks for a blur the Gaussian sees'
-        confidence = min(_margin(f['evidence'], settings.blind_evidence_min),
-                         _margin(f['gauss_ringing'], settings.blind_evidence_ringing_max))
-  if choice == 'bicubic' and denoises(f, cfg.scale, settings):
-    choice = 'denoised'  # the rule's bicubic, denoised: how sure, as the rule was
-    reason += '; a noisy image with a narrow blind kernel: denoised'
-    confidence = min(confidence, _margin(f['blind_variance'] / spectrum.min_variance(cfg.scale),
-                                         settings.blind_denoise_narrow_max))
+  if ruled.choice == 'bicubic':
+    ruled = _evidence_of_a_blur(crop, k_blind, k_gauss, f, cfg, ruled)
+  if ruled.choice == 'bicubic' and blind_rule.denoises(f, cfg.scale, c):
+    # The rule's bicubic, denoised: how sure, as the rule was.
+    narrow = blind_rule.margin(f['blind_variance'] / spectrum.min_variance(cfg.scale),
+                               c.blind_denoise_narrow_max)
+    ruled = blind_rule.Choice('denoised', min(ruled.confidence, narrow), ruled.reason +
+                              '; a noisy image with a narrow blind kernel: denoised')
+  choice, confidence, reason = ruled
   companion = {}
-  if choice == 'blind' and second is None and settings.blind_companion > 0:
+  if choice == 'blind' and second is None and c.blind_companion > 0:
     try:
       km = marginal_kernel(crop, np.asarray(f['covariance']), cfg.scale)
       companion = {'companion_kernel': np.stack([km / km.sum()] * 3),
-                   'companion_weight': settings.blind_companion}
+                   'companion_weight': c.blind_companion}
     except NoEdges:  # no second kernel to blend with: the blind kernel's SR image alone
       reason += '; no second kernel to blend with'
   k = k_blind if choice in ('blind', 'denoised') else k_gauss
@@ -749,5 +492,52 @@ def _estimate_with_detail(lr, crop, cfg):
                 'second': second or {},
                 'bicubic': {}}
   return {**companion, **_record(k, choice, confidence, reason, f, candidates),
-          **({'sr_prior': sr_prior(cfg, choice, f)} if choice != 'bicubic' else {}),
+          **({'sr_prior': blind_rule.sr_prior(cfg, choice, f)} if choice != 'bicubic' else {}),
           **({'sr_solver': 'fourier'} if choice == 'gaussian' else {})}
+
+
+def _second_chance(crop, k_second, f, cfg, ruled):
+  """Where the rule gave bicubic (`ruled`), the second estimate's chance
+  (`blind_rule.second_chance`; its halves and ringing measured only where
+  its width and the hallucination test pass). Returns (the `Choice`, the
+  second estimate's scores or None where they were not measured)."""
+  c = cfg.estimate.blind
+  if k_second is None or not np.isfinite(c.blind_second_wide_min):
+    return ruled, None
+  wide = {**f, 'second_agreement': 0.0, 'second_ringing': 0.0,
+          'second_variance': widest_variance(k_second)}
+  if not blind_rule.second_chance(wide, cfg.scale, c):
+    return ruled, None
+  second = second_features(crop, k_second, f, cfg)
+  if not blind_rule.second_chance({**f, **second}, cfg.scale, c):
+    return ruled, second
+  margins = [blind_rule.margin(second['second_variance'] / spectrum.min_variance(cfg.scale),
+                               c.blind_second_wide_min),
+             blind_rule.margin(second['second_ringing'], c.blind_second_ringing_max)]
+  for key, limit in (('second_agreement', c.blind_second_agree_max),
+                     ('second_gap', c.blind_second_whittle_max)):
+    if second[key] is not None:
+      margins.append(blind_rule.margin(second[key], limit))
+  return blind_rule.Choice('blind', min(margins),
+                           ruled.reason + '; the second estimate passes its tests'), second
+
+
+def _evidence_of_a_blur(crop, k_blind, k_gauss, f, cfg, ruled):
+  """Where the rule and the second chance gave bicubic (`ruled`), the Gaussian
+  if the photo's power spectrum asks for a blur (`blind_rule.last_chance`).
+  Fills f['evidence'] (where its limit is finite) and f['gauss_ringing']
+  (where the evidence reaches its limit); returns the `Choice`."""
+  c = cfg.estimate.blind
+  if not np.isfinite(c.blind_evidence_min):
+    return ruled
+  f['evidence'] = evidence(crop, k_blind, k_gauss, cfg.scale)
+  if f['evidence'] < c.blind_evidence_min:
+    return ruled
+  if f['gauss_ringing'] is None:
+    f['gauss_ringing'] = ringing(crop, k_gauss, cfg, blind_rule.sr_prior(cfg, 'gaussian', f))
+  if not blind_rule.last_chance(f, cfg.scale, c):
+    return ruled
+  return blind_rule.Choice(
+      'gaussian', min(blind_rule.margin(f['evidence'], c.blind_evidence_min),
+                      blind_rule.margin(f['gauss_ringing'], c.blind_evidence_ringing_max)),
+      ruled.reason + '; the spectrum asks for a blur the Gaussian sees')
