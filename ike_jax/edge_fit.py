@@ -93,11 +93,6 @@ def kernel_autocorrelation(k, radius):
   return w / w[radius, radius]
 
 
-def _place(k, shape):
-  """(K, K) kernel -> transfer function on an (H, W) grid, origin K // 2."""
-  return solve.transfer(k, shape)
-
-
 def latent(y_hat, p, g2, lam, s, rounds=6):
   """The x-step: an L0-gradient HR image under the kernel with transfer p.
 
@@ -236,7 +231,7 @@ def estimate_level(y, k0, lams, gamma, *, scale, rounds=6, margin=4, autocorr=No
     reference, floor: after each k-step the kernel keeps at least `floor`
       times the spread of the (K, K) `reference` (`hold_width`; None: no floor).
   Returns:
-    ((K, K) kernel, (H, W) the last latent image).
+    the (K, K) kernel.
   """
   s = scale
   y = jnp.pad(y, margin, mode='symmetric')
@@ -246,18 +241,17 @@ def estimate_level(y, k0, lams, gamma, *, scale, rounds=6, margin=4, autocorr=No
   size = k0.shape[0]
   wanted = kernel.kernel_center(size, s)
 
-  def body(carry, lam):
-    k, _ = carry
-    x = latent(y_hat, _place(k, shape), g2, lam, s, rounds)
+  def body(k, lam):
+    x = latent(y_hat, solve.transfer(k, shape), g2, lam, s, rounds)
     k = kernel_step(x, y, k, s, gamma, border=margin + size // (2 * s) + 1,
                     autocorr=autocorr, weight=weight)
     k = recentre(clean(k), (wanted, wanted))
     if reference is not None:
       k = hold_width(k, reference, floor)
-    return (k, x), None
+    return k, None
 
-  (k, x), _ = jax.lax.scan(body, (k0, jnp.zeros(shape)), lams)
-  return k, x
+  k, _ = jax.lax.scan(body, k0, lams)
+  return k
 
 
 def _zoom_kernel(k, size):
@@ -344,7 +338,7 @@ def estimate(y, k0, scale, *, levels=3, lam=4e-3, lam_ratio=0.25, rounds_per_lev
       fit = jnp.asarray(gradient_autocorrelation(yl, min(AUTOCORR_RADIUS, k.shape[0] - 1)))
     return estimate_level(jnp.asarray(yl, jnp.float32), jnp.asarray(k, jnp.float32), lams,
                           gamma, scale=scale, rounds=l0_rounds, autocorr=fit,
-                          weight=jnp.float32(autocorr))[0]
+                          weight=jnp.float32(autocorr))
 
   k, yl = coarse_to_fine(y, k0, levels, resize, fit_level)
   if settle_rounds > 0:  # on the finest level's image, yl
@@ -369,12 +363,12 @@ def settle(y, k, count, lam, *, scale, rounds, run, reference=None, floor=0.0):
   if not held and count % run == 0:
     lams = jnp.full((run,), lam, jnp.float32)
     for _ in range(count // run):  # the pyramid's call without autocorr, argument for argument
-      k, _ = estimate_level(y, k, lams, 0.0, scale=scale, rounds=rounds, autocorr=None,
-                            weight=jnp.float32(0.0))
+      k = estimate_level(y, k, lams, 0.0, scale=scale, rounds=rounds, autocorr=None,
+                         weight=jnp.float32(0.0))
     return np.asarray(k, np.float64)
-  k, _ = estimate_level(y, k, jnp.full((count,), lam, jnp.float32), 0.0, scale=scale,
-                        rounds=rounds, floor=jnp.float32(floor),
-                        reference=jnp.asarray(reference, jnp.float32) if held else None)
+  k = estimate_level(y, k, jnp.full((count,), lam, jnp.float32), 0.0, scale=scale,
+                     rounds=rounds, floor=jnp.float32(floor),
+                     reference=jnp.asarray(reference, jnp.float32) if held else None)
   return np.asarray(k, np.float64)
 
 
@@ -418,8 +412,8 @@ def shrink(y, k, scale, lam, rounds=4):
   Returns a (K, K) unit-sum kernel, its centre of mass where `estimate_level` puts it.
   """
   lams = jnp.asarray(np.geomspace(2 * lam, lam, rounds), jnp.float32)
-  k, _ = estimate_level(jnp.asarray(y, jnp.float32), jnp.asarray(k, jnp.float32), lams, 0.0,
-                        scale=scale)
+  k = estimate_level(jnp.asarray(y, jnp.float32), jnp.asarray(k, jnp.float32), lams, 0.0,
+                     scale=scale)
   k = np.asarray(k, np.float64)
   return k / k.sum()
 
