@@ -53,6 +53,17 @@ def center_of_mass(k):
   return np.array([(rows * k).sum() / total, (cols * k).sum() / total])
 
 
+def as_estimate(k):
+  """A (K, K) kernel in the estimate format of an estimator that trains nothing
+  (`ike_jax.estimators`): unit sum, the same for every colour, linear, its
+  origin the centre tap (for `degrade`)."""
+  k = np.asarray(k, np.float64)
+  k = k / k.sum()
+  return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
+          'center_of_mass': tuple(float(c) for c in center_of_mass(k)),
+          'origin': (k.shape[0] // 2, k.shape[1] // 2), 'linear': True, 'nonlinearity': 0.0}
+
+
 def x4_from_x2(k2):
   """x4 kernel equal to degrading twice with `k2` and subsampling 2.
 

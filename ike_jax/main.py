@@ -151,7 +151,7 @@ def parse_flags(argv):
   """
   try:
     return FLAGS(presets.expand_presets(argv, FLAGS))
-  except SystemExit as done:  # absl's --help, --helpshort, --helpfull exit 1 once printed
+  except SystemExit:  # absl's --help, --helpshort, --helpfull exit 1 once printed
     if any(a.lstrip('-').split('=')[0] in HELP_FLAGS for a in argv[1:]):
       raise SystemExit(0) from None
     raise

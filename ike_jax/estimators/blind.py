@@ -55,6 +55,7 @@ from ike_jax import kernel
 from ike_jax import marginal
 from ike_jax import metrics
 from ike_jax import noise
+from ike_jax import postprocess
 from ike_jax import resize
 from ike_jax import spectrum
 from ike_jax import tiling
@@ -302,8 +303,7 @@ def ringing(lr, k, cfg, tv):
   s = cfg.scale
   crop = crops.centre_crop(np.asarray(lr), RINGING_SIDE)
   per_colour = jnp.asarray(np.stack([k / k.sum()] * 3), jnp.float32)
-  settings = dict(anchor=cfg.post.refine_anchor, tv=tv,
-                  tv_iterations=cfg.post.refine_rounds, boundary=cfg.post.refine_boundary)
+  settings = {**postprocess.fourier_settings(cfg.post), 'tv': tv}
   sr = tiling.solve_photo(crop, None, per_colour, (SIZE // 2, SIZE // 2), s, settings,
                           tiling.plan(crop.shape, s))
   return _gradient_energy(sr) / max(_gradient_energy(resize.bicubic_upscale(crop, s)), 1e-12)
@@ -414,14 +414,9 @@ def _block_aligned_crop(img, side, block=8):
 
 def _record(k, choice, confidence, reason, f, candidates):
   """An estimate in `spectral.estimate`'s format with the choice's record."""
-  k = k / k.sum()
-  return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
-          'center_of_mass': tuple(float(c) for c in kernel.center_of_mass(k)),
-          'origin': (SIZE // 2, SIZE // 2), 'linear': True, 'nonlinearity': 0.0,
-          'choice': choice, 'confidence': confidence, 'reason': reason,
-          'noise_sigma': f['noise'],
-          'blockiness': f['blockiness'], 'refine': choice != 'bicubic',
-          'candidates': candidates}
+  return {**kernel.as_estimate(k), 'choice': choice, 'confidence': confidence, 'reason': reason,
+          'noise_sigma': f['noise'], 'blockiness': f['blockiness'],
+          'refine': choice != 'bicubic', 'candidates': candidates}
 
 
 def _bicubic_record(lr, cfg, reason):

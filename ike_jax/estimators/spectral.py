@@ -73,8 +73,4 @@ def estimate(lr, cfg):
     if np.trace(likeliest) < np.trace(cov):
       cov = likeliest
   k = np.asarray(kernel.gaussian_kernel(cov, size, s), np.float64)
-  k /= k.sum()
-  return {'kernel': k, 'per_colour': np.stack([k] * 3), 'sum': float(k.sum()),
-          'center_of_mass': tuple(float(c) for c in kernel.center_of_mass(k)),
-          'origin': (size // 2, size // 2), 'linear': True, 'nonlinearity': 0.0,
-          'covariance': cov.tolist()}
+  return {**kernel.as_estimate(k), 'covariance': cov.tolist()}
