@@ -1,8 +1,8 @@
 """Blind SR per degradation family: the kernel choice against bicubic and the true kernel.
 
 For each family (`benchmarks.families`) and image, the LR image is made from
-the photo's centre crop (256 HR px at x2, 384 at x4) with seed 100 + image
-index; then measured, in Y-PSNR gain over MATLAB bicubic (shave = scale):
+the photo's centre crop (256 HR px at x2, 384 at x4; --hr_size another side)
+with seed 100 + image index; then measured, in Y-PSNR gain over MATLAB bicubic (shave = scale):
 
   spectral  `best_x2` / `best_x4`: the spectral Gaussian and the preset's SR
             stage (`postprocess.final`, the Fourier solver)
@@ -55,6 +55,8 @@ def define_flags():
                     f'{", ".join(families.RESAMPLERS)} (each also with +noise, +jpeg, +readnoise, +n2q90); '
                     f'report only: {", ".join(families.PUBLISHED)}.')
   flags.DEFINE_enum('images', 'report', ['report', 'tuning'], 'Which photos.')
+  flags.DEFINE_integer('hr_size', None, 'HR side of the centre crops (a multiple of the scale, at '
+                       'most 496 for the report photos); default 256 at x2, 384 at x4.')
   flags.DEFINE_string('results', None, 'JSON written row by row; an existing one measured with '
                       'the same settings is resumed.')
   flags.DEFINE_string('levin_kernels', None, "Levin et al.'s eight kernels, (8, K, K) .npy, for "
@@ -71,8 +73,8 @@ def back_project(bic, lr, k, origin, prior, s):
   return data.from_model(np.asarray(sr))
 
 
-def measure_one(name, index, family, s):
-  lr, hr, k_true, _ = families.pair(index, family, s)
+def measure_one(name, index, family, s, hr_size=None):
+  lr, hr, k_true, _ = families.pair(index, family, s, hr_size)
   bic = resize.bicubic_upscale(lr, s)
   base = metrics.compare(bic, hr, s)['psnr_y']
   gain = lambda sr: float(metrics.compare(sr, hr, s)['psnr_y'] - base)
@@ -113,10 +115,17 @@ def main(argv):
       raise errors.UserError(f'family {name!r} needs --{name}_kernels')
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
+  if FLAGS.hr_size is not None:
+    smallest = min(min(datasets.OFFLINE_IMAGES[names[i]]().shape[:2])
+                   for i in datasets.indices(ranges))
+    if not (0 < FLAGS.hr_size <= smallest and FLAGS.hr_size % s == 0):
+      raise errors.UserError(f'--hr_size must be a multiple of {s} up to {smallest} (the smallest '
+                             f'{FLAGS.images} photo), got {FLAGS.hr_size}')
   # The presets' settings too: a rerun after a preset changed measures anew.
   configs = {name: presets.config_from_flagfile(presets.preset_path(name)).to_dict()
              for name in (f'best_x{s}', f'blind_x{s}')}
   table = rows_lib.Rows(FLAGS.results, {'scale': s, 'images': FLAGS.images,
+                                        'hr_size': FLAGS.hr_size,
                                         'levin_kernels': FLAGS.levin_kernels,
                                         'usrnet_kernels': FLAGS.usrnet_kernels,
                                         'presets': configs},
@@ -128,7 +137,7 @@ def main(argv):
       row = table.get((family, names[i]))
       kept = row is not None
       if not kept:
-        row = measure_one(names[i], i, family, s)
+        row = measure_one(names[i], i, family, s, FLAGS.hr_size)
         table.add(row)  # written row by row: a rerun resumes
       rows.append(row)
       print(f"{family:12s} {row['image']:22s} spectral {row['spectral']:+6.2f}  blind "
