@@ -115,12 +115,7 @@ def main(argv):
       raise errors.UserError(f'family {name!r} needs --{name}_kernels')
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
-  if FLAGS.hr_size is not None:
-    smallest = min(min(datasets.OFFLINE_IMAGES[names[i]]().shape[:2])
-                   for i in datasets.indices(ranges))
-    if not (0 < FLAGS.hr_size <= smallest and FLAGS.hr_size % s == 0):
-      raise errors.UserError(f'--hr_size must be a multiple of {s} up to {smallest} (the smallest '
-                             f'{FLAGS.images} photo), got {FLAGS.hr_size}')
+  checks.hr_size(FLAGS.hr_size, s, ranges)
   # The presets' settings too: a rerun after a preset changed measures anew.
   configs = {name: presets.config_from_flagfile(presets.preset_path(name)).to_dict()
              for name in (f'best_x{s}', f'blind_x{s}')}

@@ -1,6 +1,6 @@
 """One-line errors for the benchmarks' flags (the family benchmarks'
 `blind_families`, `blind_tuning`, `blind_estimators`, `solvers` share the
-first three; the timing ones use `numbers`): a scale, family, crop position
+first three; `blind_families` also `hr_size`; the timing ones use `numbers`): a scale, family, crop position
 or number they cannot use stops the run before anything is measured, as a
 one-line `errors.UserError` naming it."""
 
@@ -41,6 +41,20 @@ def positions(values):
   bad = [v for v in values if v not in ('0', '1', '2', '3', '4')]
   if bad:
     raise errors.UserError(f'--positions: no {", ".join(bad)}; there are 0 (the centre) to 4')
+
+
+def hr_size(value, scale_, ranges):
+  """An HR crop side: a multiple of the scale, at most the shorter side of the
+  smallest photo in `ranges` (`datasets.indices`), so that every crop is
+  whole. None (the family's default side) passes."""
+  if value is None:
+    return
+  names = list(datasets.OFFLINE_IMAGES)
+  smallest = min(min(datasets.OFFLINE_IMAGES[names[i]]().shape[:2])
+                 for i in datasets.indices(ranges))
+  if not (0 < value <= smallest and value % scale_ == 0):
+    raise errors.UserError(f'--hr_size must be a multiple of {scale_} up to {smallest} (the '
+                           f'smallest of these photos), got {value}')
 
 
 def numbers(flag, values, kind=float):

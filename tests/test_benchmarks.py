@@ -528,6 +528,11 @@ def test_the_family_benchmarks_refuse_what_they_cannot_measure_in_one_line():
     checks.scale(3)
   with pytest.raises(errors.UserError, match='--positions: no 5'):
     checks.positions(['0', '5'])
+  from benchmarks import datasets  # pylint: disable=g-import-not-at-top
+  checks.hr_size(None, 2, datasets.REPORT_IMAGES), checks.hr_size(496, 4, datasets.REPORT_IMAGES)
+  for size in (497, 504, 0):  # not a multiple of 4; larger than the 500 px motorcycle photo
+    with pytest.raises(errors.UserError, match='--hr_size must be a multiple of 4 up to 500'):
+      checks.hr_size(size, 4, datasets.REPORT_IMAGES)
   assert checks.numbers('priors', ['1e-3', '3e-3']) == [1e-3, 3e-3]
   with pytest.raises(errors.UserError, match='--priors: not numbers'):
     checks.numbers('priors', ['abc'])
