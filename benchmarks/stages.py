@@ -46,6 +46,7 @@ def stage_row(preset, lr_side=0, repeats=3, log=None):
   from ike_jax import postprocess  # pylint: disable=g-import-not-at-top
   from ike_jax import refine  # pylint: disable=g-import-not-at-top
   from ike_jax import solve  # pylint: disable=g-import-not-at-top
+  from ike_jax import tiling  # pylint: disable=g-import-not-at-top
   log = log or (lambda m: None)
   cfg = timing.load_config(preset)
   lr_side = lr_side or REPORT_LR_SIDE[cfg.scale]
@@ -72,7 +73,7 @@ def stage_row(preset, lr_side=0, repeats=3, log=None):
     rows.append({'name': name, 'first_s': first, 's': t['median_s'], 'iqr_s': t['iqr_s']})
   if post.refine_solver == 'fourier':
     compiled = solve.solve.lower(lr_m, jnp.asarray(k, jnp.float32), sr0, scale=s,
-                                 origin=tuple(origin), **postprocess.fourier_settings(post)).compile()
+                                 origin=tuple(origin), **tiling.fourier_settings(post)).compile()
   else:
     compiled = refine._back_project.lower(  # pylint: disable=protected-access
         sr0, lr_m, jnp.asarray(k, jnp.float32), 1.0, post.refine_prior, 3e-2, scale=s,

@@ -112,12 +112,6 @@ def with_companion(sr, lr_u8, estimate, post, scale, max_memory_gb=0.0, extra_by
   return blend(sr, other, estimate['companion_weight'])
 
 
-def fourier_settings(post):
-  """`solve.solve`'s settings of `--refine_solver=fourier`."""
-  return dict(anchor=post.refine_anchor, tv=post.refine_prior, tv_iterations=post.refine_rounds,
-              boundary=post.refine_boundary)
-
-
 def apply(sr, lr, k, origin, post, scale, seed=0, zssr_crop=64, log=None):
   """The SR image after `--zssr` and then `--refine` (as `post` asks).
 
@@ -140,7 +134,7 @@ def apply(sr, lr, k, origin, post, scale, seed=0, zssr_crop=64, log=None):
     sr = zssr.apply_zssr(params, lr, scale)
   if post.refine and post.refine_solver == 'fourier':
     sr = jnp.clip(solve.solve(lr, k, jnp.asarray(sr), scale=scale, origin=tuple(origin),
-                              **fourier_settings(post)), -1.0, 1.0)
+                              **tiling.fourier_settings(post)), -1.0, 1.0)
   elif post.refine:
     sr = refine.back_project(jnp.asarray(sr), lr, k, scale, origin,
                              iterations=post.refine_iterations, prior_weight=post.refine_prior)
@@ -192,7 +186,8 @@ def final(start, lr_u8, k, origin, post, scale, seed=0, zssr_crop=64, log=None, 
                   zssr_crop, log)
   plan = windows(lr_u8.shape, post, scale, tile, max_memory_gb, extra_bytes)
   if plan is not None:
-    return tiling.solve_photo(lr_u8, start, k, origin, scale, fourier_settings(post), plan, log)
+    return tiling.solve_photo(lr_u8, start, k, origin, scale, tiling.fourier_settings(post), plan,
+                              log)
   if start is None:
     start = resize.bicubic_upscale(lr_u8, scale)
     if not post.refine:

@@ -67,6 +67,12 @@ class Plan:
     return self.rows * self.cols
 
 
+def fourier_settings(post):
+  """`solve.solve`'s settings of `--refine_solver=fourier` (from a `config.PostConfig`)."""
+  return dict(anchor=post.refine_anchor, tv=post.refine_prior, tv_iterations=post.refine_rounds,
+              boundary=post.refine_boundary)
+
+
 def fft_size(n):
   """The smallest 2^a 3^b 5^c >= n (an FFT-friendly length)."""
   best = 1 << max(int(n - 1).bit_length(), 0)

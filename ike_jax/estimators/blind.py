@@ -55,7 +55,6 @@ from ike_jax import kernel
 from ike_jax import marginal
 from ike_jax import metrics
 from ike_jax import noise
-from ike_jax import postprocess
 from ike_jax import resize
 from ike_jax import spectrum
 from ike_jax import tiling
@@ -303,7 +302,7 @@ def ringing(lr, k, cfg, tv):
   s = cfg.scale
   crop = crops.centre_crop(np.asarray(lr), RINGING_SIDE)
   per_colour = jnp.asarray(np.stack([k / k.sum()] * 3), jnp.float32)
-  settings = {**postprocess.fourier_settings(cfg.post), 'tv': tv}
+  settings = {**tiling.fourier_settings(cfg.post), 'tv': tv}
   sr = tiling.solve_photo(crop, None, per_colour, (SIZE // 2, SIZE // 2), s, settings,
                           tiling.plan(crop.shape, s))
   return _gradient_energy(sr) / max(_gradient_energy(resize.bicubic_upscale(crop, s)), 1e-12)
