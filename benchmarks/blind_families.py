@@ -56,7 +56,7 @@ def define_flags():
                     f'report only: {", ".join(families.PUBLISHED)}.')
   flags.DEFINE_enum('images', 'report', ['report', 'tuning'], 'Which photos.')
   flags.DEFINE_integer('hr_size', None, 'HR side of the centre crops (a multiple of the scale, at '
-                       'most 496 for the report photos); default 256 at x2, 384 at x4.')
+                       'most 500 for the report photos); default 256 at x2, 384 at x4.')
   flags.DEFINE_string('results', None, 'JSON written row by row; an existing one measured with '
                       'the same settings is resumed.')
   flags.DEFINE_string('levin_kernels', None, "Levin et al.'s eight kernels, (8, K, K) .npy, for "

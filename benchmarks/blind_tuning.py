@@ -404,7 +404,7 @@ def outcome(rows, s, settings, solver):
     gain, ring = _blind_columns(r, settings)
     gauss, gauss_ring = _gaussian_columns(r, settings)
     choice, _, _ = blind_rule.choose({**r, 'ringing': ring, 'gauss_ringing': gauss_ring},
-                                          s, settings)
+                                     s, settings)
     if (choice == 'bicubic' and np.isfinite(settings.blind_second_wide_min)
         and 'second_gain' in r and blind_rule.second_chance(r, s, settings)):
       choice, gain = 'blind', r['second_gain']

@@ -115,8 +115,9 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
 
 def _check_made_alike(out, name, job, cfg):
   """A one-line error unless an image's complete outputs were made with this
-  run's settings (`report.config_record`) and, as far as its metrics record
-  says, from its inputs (the same HR image, or none)."""
+  run's settings (`report.config_record`; `_changed_settings`) and, as far as
+  its metrics record says, from its inputs (an input and an HR image of the
+  same file names, or no HR image)."""
   path = out.path_for(name['metrics'])
   refuse = (f'; pass --overwrite to replace the outputs of {job.lr_path}, '
             'or choose another --output_dir')
@@ -126,9 +127,11 @@ def _check_made_alike(out, name, job, cfg):
   except (OSError, ValueError):
     raise errors.UserError(f'{path}: cannot be read' + refuse) from None
   changed = _changed_settings(stored.get('config', {}), report.config_record(cfg))
-  hr = lambda p: os.path.basename(p) if p else None
-  if hr(stored.get('hr')) != hr(job.hr_path):
-    changed.append(f'--hr {hr(stored.get("hr"))} -> {hr(job.hr_path)}')
+  base = lambda p: os.path.basename(p) if p else None
+  for flag, old, new in (('--image', stored.get('image'), job.lr_path),
+                         ('--hr', stored.get('hr'), job.hr_path)):
+    if base(old) != base(new):
+      changed.append(f'{flag} {base(old)} -> {base(new)}')
   if changed:
     more = f' and {len(changed) - 3} more' if len(changed) > 3 else ''
     raise errors.UserError(f'{path}: made with other settings ({", ".join(changed[:3])}{more})'
@@ -137,12 +140,15 @@ def _check_made_alike(out, name, job, cfg):
 
 def _changed_settings(old, new):
   """['--name old -> new'] for every leaf setting of two `config_record`s that
-  differs, in the order of the new one's fields (the scale and the estimator first)."""
+  differs, in the order of the new one's fields (the scale and the estimator
+  first). A setting the older record lacks (added since) is not compared, and
+  its null matches a non-finite setting (the record once wrote them so)."""
   flat = lambda d: dict(leaf for k, v in d.items()
                         for leaf in (flat(v).items() if isinstance(v, dict) else [(k, v)]))
   old, new = flat(old), flat(new)
-  return [f'--{k} {old.get(k)} -> {new.get(k)}' for k in [*new, *(k for k in old if k not in new)]
-          if old.get(k) != new.get(k)]
+  alike = lambda a, b: a == b or (a is None and b in ('inf', '-inf', 'nan'))
+  return [f'--{k} {old[k]} -> {new[k]}' for k in new
+          if k in old and not alike(old[k], new[k])]
 
 
 def _load(job, cfg, log, max_memory_gb=0.0):

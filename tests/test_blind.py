@@ -597,7 +597,7 @@ def test_choice_keeps_the_blind_kernel_only_while_its_sr_image_does_not_ring():
   assert blind_rule.plausible(_features(), 2, settings)
   assert blind_rule.choose(_features(), 2, settings)[0] == 'blind'
   assert blind_rule.choose(_features(ringing=settings.blind_ringing_max * 1.5), 2,
-                                settings)[0] != 'blind'
+                           settings)[0] != 'blind'
   # A kernel that fails the kernel-only tests needs no ringing measurement.
   assert blind_rule.choose(_features(agreement=5.0, ringing=None), 2, settings)[0] != 'blind'
 
@@ -632,9 +632,9 @@ def test_choice_drops_the_blind_kernel_where_the_two_estimates_disagree():
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   settings = config_lib.BlindConfig()
   assert blind_rule.choose(_features(cross=0.5 * settings.blind_cross_max), 2,
-                                settings)[0] == 'blind'
+                           settings)[0] == 'blind'
   assert blind_rule.choose(_features(cross=2.0 * settings.blind_cross_max, ringing=None), 2,
-                                settings)[0] != 'blind'
+                           settings)[0] != 'blind'
   without = {k: v for k, v in _features().items() if k != 'cross'}
   assert blind_rule.plausible(without, 2, settings)
 
@@ -650,9 +650,9 @@ def test_the_spectral_likelihood_waives_the_halves_test_only_within_its_limit():
   split = dict(agreement=5.0 * off.blind_agree_max)
   assert blind_rule.choose(_features(**split, whittle_gap=0.1), 2, on)[0] == 'blind'
   assert blind_rule.choose(_features(**split, whittle_gap=0.3, ringing=None), 2,
-                                on)[0] != 'blind'
+                           on)[0] != 'blind'
   assert blind_rule.choose(_features(**split, whittle_gap=0.0, ringing=None), 2,
-                                off)[0] != 'blind'
+                           off)[0] != 'blind'
   assert blind_rule.choose(_features(**split, ringing=None), 2, on)[0] != 'blind'
   _, confidence, _ = blind_rule.choose(_features(**split, whittle_gap=0.1), 2, on)
   assert 0.0 < confidence <= 1.0
@@ -675,7 +675,7 @@ def test_the_second_chance_reads_its_own_spectral_gap_not_the_first_estimates():
   # halves measured and disagreeing: refused whatever the first estimate's gap
   strict = dataclasses.replace(settings, blind_second_agree_max=0.8)
   assert not blind_rule.second_chance({**f, **second, 'second_agreement': 2.0,
-                                            'second_gap': 0.1}, 2, strict)
+                                       'second_gap': 0.1}, 2, strict)
 
 
 def test_a_test_switched_off_gives_full_confidence_and_no_warning():
@@ -690,7 +690,7 @@ def test_a_test_switched_off_gives_full_confidence_and_no_warning():
     warnings.simplefilter('error')
     choice, confidence, _ = blind_rule.choose(_features(cross=3.0), 2, settings)
   assert choice == 'blind' and 0.0 <= confidence <= 1.0
-  assert blind_rule.margin(1.0, np.inf) == 1.0  # pylint: disable=protected-access
+  assert blind_rule.margin(1.0, np.inf) == 1.0
 
 
 def test_choice_keeps_the_gaussian_only_while_its_sr_image_does_not_ring():

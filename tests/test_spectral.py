@@ -102,6 +102,21 @@ def test_a_run_writes_outputs_without_loss_curves_and_is_the_same_for_every_seed
                                        log=lambda m: None)
   assert again == [{'image': lr_path, 'status': 'skipped'}]
   assert json.loads((tmp_path / 'out0' / 'in_metrics.json').read_text())['self_check'] >= 0
+  # A record written before a setting existed, with infinite settings as null, still matches...
+  path = tmp_path / 'out0' / 'in_metrics.json'
+  record = json.loads(path.read_text())
+  record['config'] = outputs.jsonable(SPECTRAL.to_dict())  # inf -> null
+  del record['config']['post']['refine_context']
+  path.write_text(json.dumps(record))
+  again = pipeline.super_resolve_files([pipeline.Job(lr_path)], SPECTRAL, str(tmp_path / 'out0'),
+                                       log=lambda m: None)
+  assert again == [{'image': lr_path, 'status': 'skipped'}]
+  # ... but outputs made with other settings, or of another input file, are refused.
+  for cfg, job, changed in ((SPECTRAL.replace(refine_prior=1e-3), pipeline.Job(lr_path),
+                             '--refine_prior'),
+                            (SPECTRAL, pipeline.Job(str(tmp_path / 'sub' / 'in.jpg')), '--image')):
+    with pytest.raises(errors.UserError, match=f'made with other settings \\({changed}'):
+      pipeline.super_resolve_files([job], cfg, str(tmp_path / 'out0'), log=lambda m: None)
 
 
 def test_bad_settings_and_inputs_are_one_line_user_errors(tmp_path):

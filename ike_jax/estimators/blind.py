@@ -525,7 +525,7 @@ def _evidence_of_a_blur(crop, k_blind, k_gauss, f, cfg, ruled):
   if not np.isfinite(c.blind_evidence_min):
     return ruled
   f['evidence'] = evidence(crop, k_blind, k_gauss, cfg.scale)
-  if f['evidence'] < c.blind_evidence_min:
+  if not f['evidence'] >= c.blind_evidence_min:  # NaN too
     return ruled
   if f['gauss_ringing'] is None:
     f['gauss_ringing'] = ringing(crop, k_gauss, cfg, blind_rule.sr_prior(cfg, 'gaussian', f))
