@@ -135,7 +135,8 @@ def main(argv):
   if FLAGS.hr_dir and unmatched:
     print(f'warning: no HR image in {FLAGS.hr_dir} for {len(unmatched)} of {len(jobs)} inputs '
           f'(e.g. {os.path.basename(unmatched[0])}): they get no scores', flush=True)
-  print(f'settings: {presets.config_summary(cfg)}', flush=True)
+  preset = f' (--preset={FLAGS.preset})' if FLAGS.preset else ''
+  print(f'settings{preset}: {presets.config_summary(cfg)}', flush=True)
   results = pipeline.super_resolve_files(jobs, cfg, FLAGS.output_dir, options,
                                          log=lambda m: print(m, flush=True))
   from ike_jax import report  # pylint: disable=g-import-not-at-top
