@@ -98,6 +98,8 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
       out.claim([v for _, name in batch for v in name.values()])
   # Every input is loaded and checked before anything compiles.
   images = [dict(_load(job, cfg, log, options.max_memory_gb), names=name) for job, name in todo]
+  if todo:
+    log(f'writing to {output_dir}')
 
   # One padded shape for the whole run: batches share one compiled step.
   pad_shape = tuple(max((im['lr'].shape[a] for im in images), default=0)
