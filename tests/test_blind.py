@@ -543,6 +543,50 @@ def test_an_estimate_with_no_edges_to_fit_gives_bicubic(monkeypatch):
   assert np.isfinite(est['kernel']).all()
 
 
+@pytest.mark.parametrize('path', ['blind', 'second', 'evidence', 'bicubic'])
+def test_the_estimate_follows_each_path_of_the_choice_to_its_record(monkeypatch, path):
+  """With the measurements stubbed (scores chosen for each path of `blind_x2`'s
+  rule), the record holds the kernel, reason, companion and SR settings of the
+  path taken: the rule's blind kernel (blended with the marginal kernel), the
+  second estimate's, the Gaussian by the evidence of a blur, or bicubic."""
+  cfg = presets.config_from_flagfile(presets.preset_path('blind_x2'))
+  unit = 4 / 12  # the LR pixel's own variance at x2, HR px^2
+  k_gauss = blind_estimator.gaussian(np.eye(2) * 3 * unit, 2)
+  k_blind = blind_estimator.gaussian(np.diag([40 * unit, 2 * unit]), 2)
+  k_second = blind_estimator.gaussian(np.eye(2) * 30 * unit, 2)
+  k_marginal = blind_estimator.gaussian(np.eye(2) * 20 * unit, 2)
+  f = {'agreement': 0.1, 'distinct': 1.0, 'cross': 0.0, 'whittle_gap': 0.1,
+       'gauss_variance': 3 * unit, 'noise': 1.0, 'covariance': (np.eye(2) * 3 * unit).tolist(),
+       'blind_variance': (40 if path == 'blind' else 2) * unit}  # else too narrow: bicubic
+  second = k_second if path == 'second' else None
+  monkeypatch.setattr(blind_estimator, 'features',
+                      lambda crop, cfg: (dict(f), k_blind, k_gauss, second))
+  monkeypatch.setattr(blind_estimator, 'ringing',
+                      lambda crop, k, cfg, tv: 1.0 if k is k_gauss else 2.0)
+  monkeypatch.setattr(blind_estimator, 'second_features', lambda crop, k, f, cfg: {
+      'second_agreement': None, 'second_variance': blind_estimator.widest_variance(k),
+      'second_ringing': 2.0, 'second_gap': 0.1})
+  monkeypatch.setattr(blind_estimator, 'evidence',
+                      lambda crop, kb, kg, s: 1.0 if path == 'evidence' else 0.1)
+  monkeypatch.setattr(blind_estimator, 'marginal_kernel', lambda crop, cov, s: k_marginal)
+  lr = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+  est = blind_estimator.estimate(lr, cfg)
+  chosen, kernel, ending = {
+      'blind': ('blind', k_blind, 'the blind kernel passes every test'),
+      'second': ('blind', k_second, 'the second estimate passes its tests'),
+      'evidence': ('gaussian', k_gauss, 'the spectrum asks for a blur the Gaussian sees'),
+      'bicubic': ('bicubic', k_gauss, 'the fallback is bicubic (--blind_gauss_min=inf)')}[path]
+  assert est['choice'] == chosen and est['reason'].endswith(ending), est['reason']
+  np.testing.assert_allclose(est['kernel'], kernel / kernel.sum())
+  assert ('companion_kernel' in est) == (path == 'blind')  # the first blind kernel only
+  assert est['refine'] == (path != 'bicubic') and ('sr_prior' in est) == (path != 'bicubic')
+  assert (est.get('sr_solver') == 'fourier') == (path == 'evidence')
+  assert est['candidates']['gaussian']['blur_evidence'] == {
+      'blind': None, 'second': None, 'evidence': 1.0, 'bicubic': 0.1}[path]
+  assert bool(est['candidates']['second']) == (path == 'second')
+  assert 0.0 <= est['confidence'] <= 1.0
+
+
 def test_a_second_kernel_without_edges_leaves_the_blind_choice_alone(monkeypatch):
   """Where only the marginal-likelihood estimate (the second estimate and the
   blend's kernel) comes back not finite, a photo the blind kernel suits still
