@@ -5,6 +5,11 @@ workers and in CLI subprocesses; a shared on-disk cache compiles it once.
 JAX writes a cache entry in place, so one worker could read another's entry
 half written (a segfault in the executable's deserialisation); a size limit
 makes JAX take a file lock around every read and write (`filelock`).
+A process with other host devices (`--xla_force_host_platform_device_count`)
+keeps its programs apart (`cache_for_devices`): while such subprocesses shared
+the cache, a one-device training test aborted reading an executable back
+(twice in four full runs), which an executable built for four devices would
+explain.
 """
 
 import os
@@ -19,3 +24,9 @@ _MAX_BYTES = int(os.environ.setdefault('JAX_COMPILATION_CACHE_MAX_SIZE', str(4 <
 jax.config.update('jax_compilation_cache_dir', _CACHE)
 jax.config.update('jax_compilation_cache_max_size', _MAX_BYTES)
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+
+
+def cache_for_devices(count):
+  """The compilation cache of a subprocess with `count` host devices: a folder
+  of its own beside the shared one's entries."""
+  return os.path.join(_CACHE, f'{count}_devices')
