@@ -5,11 +5,11 @@ workers and in CLI subprocesses; a shared on-disk cache compiles it once.
 JAX writes a cache entry in place, so one worker could read another's entry
 half written (a segfault in the executable's deserialisation); a size limit
 makes JAX take a file lock around every read and write (`filelock`).
-A process with other host devices (`--xla_force_host_platform_device_count`)
-keeps its programs apart (`cache_for_devices`): while such subprocesses shared
-the cache, a one-device training test aborted reading an executable back
-(twice in four full runs), which an executable built for four devices would
-explain.
+Two kinds of subprocess keep their programs apart (`private_cache`): those
+with other host devices (`--xla_force_host_platform_device_count`), and
+those a test kills (a write cut short would leave a truncated entry). While
+both shared the cache, a one-device training test crashed reading an
+executable back (three times in five full runs).
 """
 
 import os
@@ -26,7 +26,7 @@ jax.config.update('jax_compilation_cache_max_size', _MAX_BYTES)
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 
-def cache_for_devices(count):
-  """The compilation cache of a subprocess with `count` host devices: a folder
-  of its own beside the shared one's entries."""
-  return os.path.join(_CACHE, f'{count}_devices')
+def private_cache(name):
+  """A compilation cache folder of its own, beside the shared one's entries,
+  for subprocesses whose programs must not reach the other tests."""
+  return os.path.join(_CACHE, name)

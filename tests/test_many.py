@@ -109,7 +109,7 @@ def test_sharded_run_on_four_devices_equals_one_device(tmp_path):
       np.savez({str(tmp_path / 'sharded.npz')!r}, sr=np.stack(srs), *[np.asarray(l) for l in leaves])
   ''')
   env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='--xla_force_host_platform_device_count=4',
-             JAX_COMPILATION_CACHE_DIR=conftest.cache_for_devices(4))
+             JAX_COMPILATION_CACHE_DIR=conftest.private_cache('4_devices'))
   res = subprocess.run([sys.executable, '-c', script], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=900)
   assert res.returncode == 0, res.stderr[-3000:]

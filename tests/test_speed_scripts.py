@@ -202,7 +202,7 @@ def test_no_import_cycle_between_benchmark_scripts():
 
 def _run_throughput(tmp_path, name, args):
   env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='--xla_force_host_platform_device_count=4',
-             JAX_COMPILATION_CACHE_DIR=conftest.cache_for_devices(4))
+             JAX_COMPILATION_CACHE_DIR=conftest.private_cache('4_devices'))
   env['PYTHONPATH'] = timing.ROOT + os.pathsep + env.get('PYTHONPATH', '')
   results = tmp_path / f'{name}.json'
   proc = subprocess.run([sys.executable, '-m', 'benchmarks.throughput', *args,
