@@ -22,17 +22,6 @@ from ike_jax.estimators import flow
 TINY = config.Config.create(crop=16, blocks=1, iterations=30, metrics_every=10)
 
 
-@pytest.fixture(autouse=True)
-def _compiled_here():
-  """These tests compile their train steps in-process, not from the persistent
-  cache: reading some of those executables back crashed a worker (a segfault
-  or abort in JAX's deserialisation, about one full run in two, though every
-  other process writing the cache kept its programs apart)."""
-  jax.config.update('jax_enable_compilation_cache', False)
-  yield
-  jax.config.update('jax_enable_compilation_cache', True)
-
-
 def synthetic_image(size=48, seed=0):
   """A smooth colour image with some edges, uint8 (size, size, 3)."""
   rng = np.random.default_rng(seed)
