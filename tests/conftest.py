@@ -7,9 +7,7 @@ half written (a segfault in the executable's deserialisation); a size limit
 makes JAX take a file lock around every read and write (`filelock`).
 Two kinds of subprocess keep their programs apart (`private_cache`): those
 with other host devices (`--xla_force_host_platform_device_count`), and
-those a test kills (a write cut short would leave a truncated entry). While
-both shared the cache, a one-device training test crashed reading an
-executable back (three times in five full runs).
+those a test kills (a write cut short would leave a truncated entry).
 """
 
 import os
