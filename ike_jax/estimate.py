@@ -37,6 +37,7 @@ from ike_jax import errors
 from ike_jax import estimators
 from ike_jax import infer
 from ike_jax import loop
+from ike_jax import programs
 from ike_jax import resize
 from ike_jax.estimators import readout
 
@@ -169,6 +170,7 @@ def _closed_form(images, cfg, log=print):
   for k, im in enumerate(images):
     start = time.perf_counter()
     estimates.append(dict(est.estimate(im['lr'], cfg), scale=scale))
+    programs.release_if_many()  # each image size compiles programs of its own
     now = time.perf_counter()
     if now - start >= 1.0:
       eta = (now - t0) / (k + 1) * (len(images) - k - 1)

@@ -25,6 +25,7 @@ from ike_jax import estimate
 from ike_jax import kernel as kernel_lib
 from ike_jax import outputs
 from ike_jax import postprocess
+from ike_jax import programs
 from ike_jax import report
 
 
@@ -205,8 +206,10 @@ def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
       overwrite=options.overwrite)
 
   t0 = time.perf_counter()
-  finals = {k: _post_process(e, images[k]['lr'], cfg, log, options.max_memory_gb)
-            for k, e in estimated.items()}
+  finals = {}
+  for k, e in estimated.items():
+    finals[k] = _post_process(e, images[k]['lr'], cfg, log, options.max_memory_gb)
+    programs.release_if_many()  # each image size compiles programs of its own
   timings = dict(timings, post_s=(time.perf_counter() - t0) / max(len(finals), 1),
                  images_in_batch=len(images))
 

@@ -3,24 +3,22 @@
 Many tests compile the same tiny train step, in this process, in other xdist
 workers and in CLI subprocesses; a shared on-disk cache compiles it once.
 JAX writes a cache entry in place, so one worker could read another's entry
-half written; a size limit
-makes JAX take a file lock around every read and write (`filelock`).
-XLA:CPU maps each loaded program's code into memory regions of its own (a
-train step takes some 1,700) and keeps them while JAX's jit caches hold the
-program; a worker that loads a few hundred programs reaches the kernel's limit
-of 65,530 regions (`vm.max_map_count`) and dies inside LLVM ("Unable to
-allocate section memory"), so the caches are cleared when a test leaves many.
+half written; a size limit makes JAX take a file lock around every read and
+write (`filelock`).
+A worker loads hundreds of programs: after each test, `programs.release_if_many`
+keeps it under the kernel's limit on memory regions (see that module).
 Two kinds of subprocess keep their programs apart (`private_cache`): those
 with other host devices (`--xla_force_host_platform_device_count`), and
 those a test kills (a write cut short would leave a truncated entry).
 """
 
-import gc
 import os
 import tempfile
 
 import jax
 import pytest
+
+from ike_jax import programs
 
 _CACHE = os.environ.setdefault(
     'JAX_COMPILATION_CACHE_DIR', os.path.join(tempfile.gettempdir(), 'ike_jax_test_xla_cache'))
@@ -37,20 +35,7 @@ def private_cache(name):
   return os.path.join(_CACHE, name)
 
 
-_MAPS_LIMIT = 20_000  # memory regions; the kernel's default limit is 65,530
-
-
-def _memory_maps():
-  try:
-    with open('/proc/self/maps', 'rb') as f:
-      return sum(1 for _ in f)
-  except OSError:  # not Linux: no such limit to keep under
-    return 0
-
-
 @pytest.fixture(autouse=True)
 def _release_programs_when_many_are_loaded():
   yield
-  if _memory_maps() > _MAPS_LIMIT:
-    jax.clear_caches()
-    gc.collect()
+  programs.release_if_many()
