@@ -5,7 +5,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ike_jax import outputs
+from ike_jax import pipeline
+from ike_jax import presets
 from ike_jax import programs
+from tests.test_train import synthetic_image
 
 
 def _cosh_plus_seven(x):
@@ -39,3 +43,25 @@ def test_releasing_frees_the_programs_memory_regions():
   loaded = programs.memory_maps()
   assert programs.release_if_many(fraction=0.0)
   assert programs.memory_maps() < loaded - 100  # about 14 regions each were freed
+
+
+def test_a_run_that_lets_its_programs_go_between_images_writes_the_same_images(
+    tmp_path, monkeypatch):
+  # Two images of two sizes through best_x2 (closed form): once as usual, once
+  # with the programs released after every image's estimate and SR stage.
+  cfg = presets.config_from_flagfile(presets.preset_path('best_x2'))
+  jobs = []
+  for size in (32, 36):
+    path = str(tmp_path / f'in{size}.png')
+    outputs.write_png(path, synthetic_image(size, seed=size))
+    jobs.append(pipeline.Job(path))
+  pipeline.super_resolve_files(jobs, cfg, str(tmp_path / 'kept'), log=lambda m: None)
+  released = []
+  real = programs.release_if_many
+  monkeypatch.setattr(programs, 'release_if_many',
+                      lambda: released.append(real(fraction=0.0)))
+  pipeline.super_resolve_files(jobs, cfg, str(tmp_path / 'released'), log=lambda m: None)
+  assert len(released) == 4 and all(released)  # two images, two stages each
+  for size in (32, 36):
+    name = f'in{size}_x2.png'
+    assert (tmp_path / 'kept' / name).read_bytes() == (tmp_path / 'released' / name).read_bytes()
