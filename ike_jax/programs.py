@@ -5,11 +5,11 @@ own: about 14 for a small program, about 1,700 for a train step, about 2,000
 for everything the blind estimate and the SR stage compile for one image size
 (counted in `/proc/self/maps`). JAX's jit caches keep every program for the
 life of the process, so a run over many images of different sizes reaches the
-kernel's limit on regions (`vm.max_map_count`, 65,530 by default) and aborts
-inside LLVM ("Unable to allocate section memory"). `release_if_many`, called
-between images, clears those caches once half the limit is in use; later
-images compile again, or read their programs back from the persistent
-compilation cache.
+kernel's limit on regions (`vm.max_map_count`, 65,530 by default) and dies
+inside LLVM ("Unable to allocate section memory", or a segfault).
+`release_if_many`, called between images, clears those caches once half the
+limit is in use; later images compile again, or read their programs back
+from the persistent compilation cache.
 """
 
 import gc
