@@ -38,9 +38,10 @@ def map_limit():
 
 
 def release_if_many(fraction=0.5):
-  """Clears JAX's jit caches (and so frees their programs' memory regions)
-  when this process maps more than `fraction` of `map_limit()`. Arrays stay
-  valid. Returns whether it cleared them."""
+  """Clears JAX's jit caches (and so frees the memory regions of the
+  programs nothing else holds) when this process maps more than `fraction` of
+  `map_limit()`. Arrays and jitted functions stay valid. Returns whether it
+  cleared them."""
   if memory_maps() <= fraction * map_limit():
     return False
   jax.clear_caches()

@@ -5,8 +5,10 @@ workers and in CLI subprocesses; a shared on-disk cache compiles it once.
 JAX writes a cache entry in place, so one worker could read another's entry
 half written; a size limit makes JAX take a file lock around every read and
 write (`filelock`).
-A worker loads hundreds of programs: after each test, `programs.release_if_many`
-keeps it under the kernel's limit on memory regions (see that module).
+An xdist worker loads the programs of hundreds of tests: after each test,
+`programs.release_if_many` lets them go before the worker reaches the
+kernel's limit on memory regions (see that module), where it died in JAX's
+persistent-cache read.
 Two kinds of subprocess keep their programs apart (`private_cache`): those
 with other host devices (`--xla_force_host_platform_device_count`), and
 those a test kills (a write cut short would leave a truncated entry).

@@ -4,11 +4,13 @@ the process runs out of memory regions."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from ike_jax import outputs
 from ike_jax import pipeline
 from ike_jax import presets
 from ike_jax import programs
+from tests.test_train import TINY
 from tests.test_train import synthetic_image
 
 
@@ -35,7 +37,7 @@ def test_programs_stay_until_the_process_nears_the_limit_then_go(monkeypatch):
 
 def test_releasing_frees_the_programs_memory_regions():
   if not programs.memory_maps():
-    return  # no /proc: nothing to count
+    pytest.skip('no /proc/self/maps: nothing to count')
   keep = [jax.jit(lambda x, i=i: jnp.tanh(x @ x.T * i).sum(0) + jnp.sin(x).cumsum(1)[0] * i)
           for i in range(20)]
   x = jnp.ones((16, 16))
@@ -45,23 +47,34 @@ def test_releasing_frees_the_programs_memory_regions():
   assert programs.memory_maps() < loaded - 100  # about 14 regions each were freed
 
 
+@pytest.mark.parametrize('trained', [False, True], ids=['best_x2', 'trained_flow'])
 def test_a_run_that_lets_its_programs_go_between_images_writes_the_same_images(
-    tmp_path, monkeypatch):
-  # Two images of two sizes through best_x2 (closed form): once as usual, once
-  # with the programs released after every image's estimate and SR stage.
-  cfg = presets.config_from_flagfile(presets.preset_path('best_x2'))
+    tmp_path, monkeypatch, trained):
+  # Two images of two sizes, once as usual, once with the programs released
+  # after every image's estimate (closed form) or SR stage: best_x2's closed
+  # form, and a short flow training one image per batch (its train step and
+  # G^-1 compile again for the second image).
+  if trained:
+    cfg = TINY.replace(iterations=4, metrics_every=2)
+    options = pipeline.Options(batch_size=1)
+    calls = 2  # after each image's SR stage
+  else:
+    cfg = presets.config_from_flagfile(presets.preset_path('best_x2'))
+    options = pipeline.Options()
+    calls = 4  # and after each image's estimate
   jobs = []
   for size in (32, 36):
     path = str(tmp_path / f'in{size}.png')
     outputs.write_png(path, synthetic_image(size, seed=size))
     jobs.append(pipeline.Job(path))
-  pipeline.super_resolve_files(jobs, cfg, str(tmp_path / 'kept'), log=lambda m: None)
+  pipeline.super_resolve_files(jobs, cfg, str(tmp_path / 'kept'), options, log=lambda m: None)
   released = []
   real = programs.release_if_many
   monkeypatch.setattr(programs, 'release_if_many',
                       lambda: released.append(real(fraction=0.0)))
-  pipeline.super_resolve_files(jobs, cfg, str(tmp_path / 'released'), log=lambda m: None)
-  assert len(released) == 4 and all(released)  # two images, two stages each
+  pipeline.super_resolve_files(jobs, cfg, str(tmp_path / 'released'), options,
+                               log=lambda m: None)
+  assert len(released) == calls and all(released)
   for size in (32, 36):
     name = f'in{size}_x2.png'
     assert (tmp_path / 'kept' / name).read_bytes() == (tmp_path / 'released' / name).read_bytes()
