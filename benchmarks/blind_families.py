@@ -1,8 +1,9 @@
 """Blind SR per degradation family: the kernel choice against bicubic and the true kernel.
 
 For each family (`benchmarks.families`) and image, the LR image is made from
-the photo's centre crop (256 HR px at x2, 384 at x4; --hr_size another side)
-with seed 100 + image index; then measured, in Y-PSNR gain over MATLAB bicubic (shave = scale):
+the photo's centre crop (256 HR px at x2, 384 at x4; --hr_size another
+side) with seed 100 + image index; then measured, in Y-PSNR gain over MATLAB
+bicubic (shave = scale):
 
   spectral  `best_x2` / `best_x4`: the spectral Gaussian and the preset's SR
             stage (`postprocess.final`, the Fourier solver)

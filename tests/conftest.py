@@ -9,9 +9,6 @@ An xdist worker loads the programs of hundreds of tests: after each test,
 `programs.release_if_many` lets them go before the worker reaches the
 kernel's limit on memory regions (see that module), where it died in JAX's
 persistent-cache read.
-Two kinds of subprocess keep their programs apart (`private_cache`): those
-with other host devices (`--xla_force_host_platform_device_count`), and
-those a test kills (a write cut short would leave a truncated entry).
 """
 
 import os
@@ -29,12 +26,6 @@ _MAX_BYTES = int(os.environ.setdefault('JAX_COMPILATION_CACHE_MAX_SIZE', str(4 <
 jax.config.update('jax_compilation_cache_dir', _CACHE)
 jax.config.update('jax_compilation_cache_max_size', _MAX_BYTES)
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
-
-
-def private_cache(name):
-  """A compilation cache folder of its own, beside the shared one's entries,
-  for subprocesses whose programs must not reach the other tests."""
-  return os.path.join(_CACHE, name)
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,6 @@ from ike_jax import infer
 from ike_jax import loop
 from ike_jax import nets
 from ike_jax import train
-from tests import conftest
 from tests.test_flow import random_params
 from tests.test_train import synthetic_image
 
@@ -108,8 +107,8 @@ def test_sharded_run_on_four_devices_equals_one_device(tmp_path):
       leaves = jax.tree.leaves(states.g)
       np.savez({str(tmp_path / 'sharded.npz')!r}, sr=np.stack(srs), *[np.asarray(l) for l in leaves])
   ''')
-  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='--xla_force_host_platform_device_count=4',
-             JAX_COMPILATION_CACHE_DIR=conftest.private_cache('4_devices'))
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             XLA_FLAGS='--xla_force_host_platform_device_count=4')
   res = subprocess.run([sys.executable, '-c', script], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=900)
   assert res.returncode == 0, res.stderr[-3000:]

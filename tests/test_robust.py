@@ -30,7 +30,6 @@ from ike_jax import loop
 from ike_jax import pipeline
 from ike_jax import report
 from ike_jax import train
-from tests import conftest
 from tests.test_cli import ROOT
 from tests.test_cli import run_cli
 from tests.test_cli import write_png
@@ -303,9 +302,7 @@ def test_checkpoint_survives_a_kill_between_renames(tmp_path):
 
 
 def _start(*args):
-  """A CLI run a test interrupts (its programs kept apart: a kill may cut a write short)."""
-  env = dict(os.environ, JAX_PLATFORMS='cpu',
-             JAX_COMPILATION_CACHE_DIR=conftest.private_cache('interrupted'))
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
   return subprocess.Popen([sys.executable, '-m', 'ike_jax.main', *args], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -15,7 +15,6 @@ from benchmarks import speed
 from benchmarks import stages
 from benchmarks import throughput
 from benchmarks import timing
-from tests import conftest
 
 TINY = ['--crop=16', '--blocks=1']
 TIMING = dict(steps=2, warmup=1, repeats=2)
@@ -201,8 +200,8 @@ def test_no_import_cycle_between_benchmark_scripts():
 
 
 def _run_throughput(tmp_path, name, args):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='--xla_force_host_platform_device_count=4',
-             JAX_COMPILATION_CACHE_DIR=conftest.private_cache('4_devices'))
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             XLA_FLAGS='--xla_force_host_platform_device_count=4')
   env['PYTHONPATH'] = timing.ROOT + os.pathsep + env.get('PYTHONPATH', '')
   results = tmp_path / f'{name}.json'
   proc = subprocess.run([sys.executable, '-m', 'benchmarks.throughput', *args,

@@ -45,10 +45,9 @@ image rings at most `second_ringing_max`: it keeps its width where the edge fit
 collapses to a delta on texture (docs/method.md, "Blind SR: the kernel choice").
 Where it is still 'bicubic' and the photo's power spectrum asks for a blur
 (`estimators.blind.evidence`: no blur explains it worse than the likelier of
-the Gaussian and the blind kernel by at least `evidence_min`; off with
-inf), the Gaussian sits
-above its floor and its SR image rings at most `evidence_ringing_max`, the
-choice is 'gaussian' (`last_chance`).
+the Gaussian and the blind kernel by at least `evidence_min`; off with inf),
+the Gaussian sits above its floor and its SR image rings at most
+`evidence_ringing_max`, the choice is 'gaussian' (`last_chance`).
 Where it is still 'bicubic' on an image that is not clean (below), the
 blind kernel is near a delta (widest variance <= `denoise_narrow_max`) and
 the noise estimate is at least `denoise_noise_min`, the choice is 'denoised'
