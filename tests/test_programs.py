@@ -22,6 +22,7 @@ def test_programs_stay_until_the_process_nears_the_limit_then_go(monkeypatch):
   f = jax.jit(_cosh_plus_seven)
   x = f(jnp.arange(5.0))
   assert f._cache_size() == 1  # pylint: disable=protected-access
+  monkeypatch.setattr(programs, '_after_release', 0)
   monkeypatch.setattr(programs, 'memory_maps', lambda: 1000)
   monkeypatch.setattr(programs, 'map_limit', lambda: 2001)
   assert not programs.release_if_many()
@@ -35,7 +36,27 @@ def test_programs_stay_until_the_process_nears_the_limit_then_go(monkeypatch):
   assert f._cache_size() == 1  # pylint: disable=protected-access
 
 
-def test_releasing_frees_the_programs_memory_regions():
+def test_where_a_release_frees_little_the_next_waits_for_half_the_room_left(monkeypatch):
+  # 40,000 of 65,530 regions that no release frees: one release, then none
+  # until programs fill half the room left (52,765), not one per image.
+  f = jax.jit(_cosh_plus_seven)
+  monkeypatch.setattr(programs, '_after_release', 0)
+  monkeypatch.setattr(programs, 'map_limit', lambda: 65530)
+  maps = [40000]
+  monkeypatch.setattr(programs, 'memory_maps', lambda: maps[0])
+  assert programs.release_if_many()
+  assert programs._after_release == 40000  # pylint: disable=protected-access
+  f(jnp.arange(3.0))
+  maps[0] = 52700
+  assert not programs.release_if_many()
+  assert f._cache_size() == 1  # pylint: disable=protected-access
+  maps[0] = 52800
+  assert programs.release_if_many()
+  assert f._cache_size() == 0  # pylint: disable=protected-access
+
+
+def test_releasing_frees_the_programs_memory_regions(monkeypatch):
+  monkeypatch.setattr(programs, '_after_release', 0)
   if not programs.memory_maps():
     pytest.skip('no /proc/self/maps: nothing to count')
   keep = [jax.jit(lambda x, i=i: jnp.tanh(x @ x.T * i).sum(0) + jnp.sin(x).cumsum(1)[0] * i)
@@ -69,6 +90,7 @@ def test_a_run_that_lets_its_programs_go_between_images_writes_the_same_images(
     jobs.append(pipeline.Job(path))
   pipeline.super_resolve_files(jobs, cfg, str(tmp_path / 'kept'), options, log=lambda m: None)
   released = []
+  monkeypatch.setattr(programs, '_after_release', 0)
   real = programs.release_if_many
   monkeypatch.setattr(programs, 'release_if_many',
                       lambda: released.append(real(fraction=0.0)))
