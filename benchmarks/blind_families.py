@@ -54,7 +54,8 @@ def define_flags():
   flags.DEFINE_list('families', ['shake', 'gaussian'],
                     f'Of {", ".join(families.FAMILIES)}; checks: {", ".join(families.CHECKS)}, '
                     f'{", ".join(families.RESAMPLERS)} (each also with +noise, +jpeg, +readnoise, +n2q90); '
-                    f'report only: {", ".join(families.PUBLISHED)}.')
+                    f'report only: {", ".join(families.PUBLISHED)}, the camera checks '
+                    f'{", ".join(families.CAMERA)}.')
   flags.DEFINE_enum('images', 'report', ['report', 'tuning'], 'Which photos.')
   flags.DEFINE_integer('hr_size', None, 'HR side of the centre crops (a multiple of the scale, at '
                        'most 500 for the report photos); default 256 at x2, 384 at x4.')
@@ -103,9 +104,10 @@ def main(argv):
   s = FLAGS.scale
   checks.scale(s)
   checks.families(FLAGS.families)
-  if FLAGS.images != 'report' and set(families.PUBLISHED) & set(FLAGS.families):
-    raise errors.UserError(f'{", ".join(sorted(set(families.PUBLISHED) & set(FLAGS.families)))}: '
-                           'published kernel sets are report only')
+  report_only = (set(families.PUBLISHED) | set(families.CAMERA)) & set(FLAGS.families)
+  if FLAGS.images != 'report' and report_only:
+    raise errors.UserError(f'{", ".join(sorted(report_only))}: published kernel sets and '
+                           'camera checks are report only')
   for name, path in (('levin', FLAGS.levin_kernels), ('usrnet', FLAGS.usrnet_kernels)):
     if path:
       try:

@@ -19,8 +19,8 @@ def scale(value):
 
 def families(names):
   """Every name a family `families.degrade` knows: a kernel family, a
-  resampler, a published set or a non-linear filter, with a noise variant
-  (not for the non-linear filters)."""
+  resampler, a published set, a non-linear filter or a camera check, with a
+  noise variant (not for the non-linear filters and camera checks)."""
   bases = (set(families_lib.KERNELS) | set(families_lib.RESAMPLERS)
            | set(families_lib.PUBLISHED))
   bad = []
@@ -28,13 +28,13 @@ def families(names):
     base = name.split('+')[0]
     variant = name[len(base):]
     if not ((base in bases and variant in VARIANTS) or
-            (base in families_lib.NONLINEAR and not variant)):
+            (base in families_lib.NONLINEAR + families_lib.CAMERA and not variant)):
       bad.append(name)
   if bad:
     raise errors.UserError(f'--families: no {", ".join(bad)}; there are '
                            f'{", ".join(sorted(bases))}, each also with '
                            f'{", ".join(v for v in VARIANTS if v)}, and '
-                           f'{", ".join(families_lib.NONLINEAR)}')
+                           f'{", ".join(families_lib.NONLINEAR + families_lib.CAMERA)}')
 
 
 def positions(values):

@@ -36,6 +36,22 @@ Resampled photos, a check no setting was chosen on:
              (a = -0.5) stretched by s (MATLAB's imresize), Lanczos-3
              stretched by s; negative lobes kept
 
+What a camera adds, report-only checks (`CAMERA`; no variants), each on a
+DIV2KRK-style Gaussian blur drawn as `gaussian`'s:
+
+  sharpened  the camera's sharpening: an unsharp mask on the LR image
+             (amount 0.5-1.5, Gaussian of 0.8-1.5 LR px)
+  chromatic  chromatic aberration: the red and the blue channel each blurred
+             by the Gaussian softened by a further 0.6-1.5 HR px and shifted
+             by up to 1 HR px along each axis (green as drawn)
+  varying    a blur that widens towards the corners (a lens's field
+             curvature): the LR image of the Gaussian blended with that of the
+             Gaussian softened by a further 1-2 HR px, the latter's weight
+             the squared distance from the centre over the corner's
+  shot       signal-dependent noise: Poisson photon counts (500-5000 photons
+             at white: 3.6-11 grey levels of noise there, 2.5-8 at mid-grey),
+             then read noise of sigma 1 grey level, no JPEG
+
 `+noise` variants add Gaussian read noise (sigma 1-5 grey levels) to the LR
 image and then store it as JPEG (quality 70-95); `+jpeg` (JPEG alone) and
 `+readnoise` (read noise alone) are the two halves of it (`CHECKS`; at x2
@@ -67,6 +83,7 @@ CHECKS = tuple(f + v for v in ('+jpeg', '+readnoise') for f in LINEAR)
 FIXED_NOISE = '+n2q90'  # read noise of sigma 2 grey levels, then JPEG at quality 90
 PUBLISHED = {'levin': 8, 'usrnet': 12}  # report-only kernel sets: name -> how many kernels
 RESAMPLERS = ('area', 'cubic', 'lanczos')  # checks: standard anti-aliased downscaling
+CAMERA = ('sharpened', 'chromatic', 'varying', 'shot')  # report-only checks: what a camera adds
 
 
 def _finish(k, scale, soften=0.0):
@@ -214,6 +231,45 @@ KERNELS = {'none': no_blur, 'gaussian': gaussian_kernel, 'shake': shake_kernel, 
            'disk': disk_kernel, 'mixture': mixture_kernel}
 
 
+def _softened(k, rng, low, high):
+  """k convolved with an isotropic Gaussian of sigma in [low, high) HR px, unit sum."""
+  k = ndimage.gaussian_filter(k, float(rng.uniform(low, high)), mode='constant')
+  return k / k.sum()
+
+
+def _camera(hr, family, scale, rng):
+  """(LR float64, kernel or None, info) of a camera check (`CAMERA`): a
+  `gaussian_kernel` blur and what the family adds. The kernel is returned
+  only where it is the whole linear part (`shot`)."""
+  k, info = gaussian_kernel(rng, scale)
+  lr = degradations.blur_subsample(hr, k, scale)
+  if family == 'shot':
+    photons = float(rng.uniform(500.0, 5000.0))
+    counts = rng.poisson(np.clip(lr, 0.0, 255.0) / 255.0 * photons)
+    return counts / photons * 255.0 + rng.normal(0.0, 1.0, lr.shape), k, {
+        **info, 'photons_at_white': photons}
+  if family == 'sharpened':
+    amount, sigma = float(rng.uniform(0.5, 1.5)), float(rng.uniform(0.8, 1.5))
+    soft = ndimage.gaussian_filter(lr, (sigma, sigma, 0.0), mode='mirror')
+    return lr + amount * (lr - soft), None, {**info, 'amount': amount, 'sigma': sigma}
+  if family == 'chromatic':
+    channels = []
+    for c in range(3):
+      kc = k
+      if c != 1:  # red and blue: wider and shifted
+        kc = ndimage.shift(_softened(k, rng, 0.6, 1.5), rng.uniform(-1.0, 1.0, 2), order=1)
+        kc = np.clip(kc, 0.0, None) / np.clip(kc, 0.0, None).sum()
+      channels.append(degradations.blur_subsample(hr[..., c], kc, scale))
+    return np.stack(channels, -1), None, info
+  if family == 'varying':
+    wide = degradations.blur_subsample(hr, _softened(k, rng, 1.0, 2.0), scale)
+    rows, cols = np.indices(lr.shape[:2], dtype=np.float64)
+    r2 = (rows - (lr.shape[0] - 1) / 2) ** 2 + (cols - (lr.shape[1] - 1) / 2) ** 2
+    w = (r2 / r2.max())[..., None]
+    return (1.0 - w) * lr + w * wide, None, info
+  raise ValueError(f'unknown camera family {family!r}')
+
+
 def jpeg(img_u8, quality):
   """The image after a JPEG round trip at `quality` (PIL, 4:2:0 chroma)."""
   buf = io.BytesIO()
@@ -229,6 +285,11 @@ def degrade(hr, family, scale, seed):
   if base in NONLINEAR:
     lr, _, info = degradations.degrade(hr, base, scale, seed)
     return lr, None, {**info, 'family': family}
+  if base in CAMERA:
+    if family != base:
+      raise ValueError(f'{family!r}: the camera checks take no variant')
+    lr, k, info = _camera(hr, base, scale, rng)
+    return degradations.to_uint8(lr), k, {**info, 'family': family, 'scale': scale, 'seed': seed}
   if base in PUBLISHED:
     k, info = published_kernel(base, seed - 100, scale)
   elif base in RESAMPLERS:

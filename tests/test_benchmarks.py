@@ -496,6 +496,39 @@ def test_jpeg_and_read_noise_checks_are_the_two_halves_of_the_noisy_family():
   assert not np.array_equal(camera, both) and noise.blockiness(camera) > 1.0
 
 
+def test_camera_checks_add_what_they_say_to_the_gaussian_family():
+  """The camera checks draw `gaussian`'s kernel from the same seed and add
+  their part: sharpening raises the LR image's gradient energy; chromatic
+  aberration leaves green as it is and moves red and blue; the varying blur
+  is the Gaussian's at the centre and wider at the corners; shot noise grows
+  with the signal. They take no variant."""
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+  from benchmarks import families  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  hr = np.clip(ndimage.gaussian_filter(rng.uniform(0, 255, (128, 128, 3)), (2, 2, 0)) * 3
+               - 255, 0, 255).astype(np.uint8)
+  plain, k, _ = families.degrade(hr, 'gaussian', 2, 5)
+  energy = lambda im: np.mean(np.diff(im.astype(float), axis=1) ** 2)
+  sharp, k_sharp, info = families.degrade(hr, 'sharpened', 2, 5)
+  assert k_sharp is None and 0.5 <= info['amount'] <= 1.5
+  assert energy(sharp) > 1.2 * energy(plain)
+  chroma, _, _ = families.degrade(hr, 'chromatic', 2, 5)
+  np.testing.assert_array_equal(chroma[..., 1], plain[..., 1])
+  assert all(np.abs(chroma[..., c].astype(int) - plain[..., c]).mean() > 1.0 for c in (0, 2))
+  varying, _, _ = families.degrade(hr, 'varying', 2, 5)
+  diff = np.abs(varying.astype(int) - plain)
+  assert diff[28:36, 28:36].mean() < 0.5 < diff[:8, :8].mean()
+  ramp = np.tile(np.linspace(0, 255, 256)[None, :, None], (256, 1, 3)).astype(np.uint8)
+  clean, _, _ = families.degrade(ramp, 'gaussian', 2, 5)
+  shot, k_shot, info = families.degrade(ramp, 'shot', 2, 5)
+  np.testing.assert_array_equal(k_shot, k)
+  residual = shot.astype(float) - clean
+  assert residual[:, 100:120].std() > 1.5 * residual[:, 8:28].std()  # bright noisier than dark
+  assert 500 <= info['photons_at_white'] <= 5000
+  with pytest.raises(ValueError, match='take no variant'):
+    families.degrade(hr, 'shot+jpeg', 2, 5)
+
+
 def test_unknown_borders_keep_a_true_motion_kernels_gain_the_mirror_loses():
   """`benchmarks.solvers` with the true kernel on a tuning photo under linear
   motion: the mirrored margin streaks the SR image below bicubic, unknown
@@ -517,10 +550,11 @@ def test_the_family_benchmarks_refuse_what_they_cannot_measure_in_one_line():
   from benchmarks import families  # pylint: disable=g-import-not-at-top
   known = (list(families.FAMILIES) + list(families.CHECKS) + list(families.RESAMPLERS)
            + [f + v for f in families.RESAMPLERS for v in ('+noise', '+jpeg', '+readnoise')]
-           + ['gaussian+n2q90', 'shake+n2q90', 'none+n2q90', 'levin', 'usrnet'])
+           + ['gaussian+n2q90', 'shake+n2q90', 'none+n2q90', 'levin', 'usrnet']
+           + list(families.CAMERA))
   checks.families(known)
   for names, bad in ((['shake', 'nosuch'], 'no nosuch;'), (['median+noise'], 'no median+noise;'),
-                     (['shake+foo'], 'no shake+foo;')):
+                     (['shake+foo'], 'no shake+foo;'), (['shot+noise'], 'no shot+noise;')):
     with pytest.raises(errors.UserError, match=re.escape(bad)):
       checks.families(names)
   checks.scale(2), checks.scale(4), checks.positions(['0', '4'])
