@@ -51,6 +51,8 @@ DIV2KRK-style Gaussian blur drawn as `gaussian`'s:
   shot       signal-dependent noise: Poisson photon counts (500-5000 photons
              at white: 3.6-11 grey levels of noise there, 2.5-8 at mid-grey),
              then read noise of sigma 1 grey level, no JPEG
+  demosaic   a colour filter array: each LR pixel keeps one colour of an RGGB
+             Bayer mosaic, the other two filled in by bilinear interpolation
 
 `+noise` variants add Gaussian read noise (sigma 1-5 grey levels) to the LR
 image and then store it as JPEG (quality 70-95); `+jpeg` (JPEG alone) and
@@ -83,7 +85,7 @@ CHECKS = tuple(f + v for v in ('+jpeg', '+readnoise') for f in LINEAR)
 FIXED_NOISE = '+n2q90'  # read noise of sigma 2 grey levels, then JPEG at quality 90
 PUBLISHED = {'levin': 8, 'usrnet': 12}  # report-only kernel sets: name -> how many kernels
 RESAMPLERS = ('area', 'cubic', 'lanczos')  # checks: standard anti-aliased downscaling
-CAMERA = ('sharpened', 'chromatic', 'varying', 'shot')  # report-only checks: what a camera adds
+CAMERA = ('sharpened', 'chromatic', 'varying', 'shot', 'demosaic')  # report-only checks: what a camera adds
 
 
 def _finish(k, scale, soften=0.0):
@@ -267,7 +269,20 @@ def _camera(hr, family, scale, rng):
     r2 = (rows - (lr.shape[0] - 1) / 2) ** 2 + (cols - (lr.shape[1] - 1) / 2) ** 2
     w = (r2 / r2.max())[..., None]
     return (1.0 - w) * lr + w * wide, None, info
+  if family == 'demosaic':
+    return _bilinear_demosaic(lr), None, info
   raise ValueError(f'unknown camera family {family!r}')
+
+
+def _bilinear_demosaic(img):
+  """An (H, W, 3) image through an RGGB Bayer mosaic and bilinear demosaicing."""
+  rows, cols = np.indices(img.shape[:2])
+  masks = [(rows % 2 == 0) & (cols % 2 == 0), (rows + cols) % 2 == 1,
+           (rows % 2 == 1) & (cols % 2 == 1)]
+  cross = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]]) / 4.0
+  box = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 4.0
+  return np.stack([ndimage.convolve(img[..., c] * masks[c], cross if c == 1 else box,
+                                    mode='mirror') for c in range(3)], -1)
 
 
 def jpeg(img_u8, quality):

@@ -499,7 +499,8 @@ def test_jpeg_and_read_noise_checks_are_the_two_halves_of_the_noisy_family():
 def test_camera_checks_add_what_they_say_to_the_gaussian_family():
   """The camera checks draw `gaussian`'s kernel from the same seed and add
   their part: sharpening raises the LR image's gradient energy; chromatic
-  aberration leaves green as it is and moves red and blue; the varying blur
+  aberration leaves green as it is and moves red and blue; the Bayer mosaic
+  keeps each pixel's own colour and fills in the others; the varying blur
   is the Gaussian's at the centre and wider at the corners; shot noise grows
   with the signal. They take no variant."""
   from scipy import ndimage  # pylint: disable=g-import-not-at-top
@@ -515,6 +516,9 @@ def test_camera_checks_add_what_they_say_to_the_gaussian_family():
   chroma, _, _ = families.degrade(hr, 'chromatic', 2, 5)
   np.testing.assert_array_equal(chroma[..., 1], plain[..., 1])
   assert all(np.abs(chroma[..., c].astype(int) - plain[..., c]).mean() > 1.0 for c in (0, 2))
+  mosaic, _, _ = families.degrade(hr, 'demosaic', 2, 5)  # RGGB: red kept at even rows and columns
+  np.testing.assert_array_equal(mosaic[::2, ::2, 0], plain[::2, ::2, 0])
+  assert np.abs(mosaic[1::2, 1::2, 0].astype(int) - plain[1::2, 1::2, 0]).mean() > 1.0
   varying, _, _ = families.degrade(hr, 'varying', 2, 5)
   diff = np.abs(varying.astype(int) - plain)
   assert diff[28:36, 28:36].mean() < 0.5 < diff[:8, :8].mean()
