@@ -260,7 +260,7 @@ def _camera(hr, family, scale, rng):
       kc = k
       if c != 1:  # red and blue: wider and shifted
         kc = ndimage.shift(_softened(k, rng, 0.6, 1.5), rng.uniform(-1.0, 1.0, 2), order=1)
-        kc = np.clip(kc, 0.0, None) / np.clip(kc, 0.0, None).sum()
+        kc = kc / kc.sum()  # linear interpolation keeps it >= 0
       channels.append(degradations.blur_subsample(hr[..., c], kc, scale))
     return np.stack(channels, -1), None, info
   if family == 'varying':
