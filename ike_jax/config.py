@@ -423,12 +423,13 @@ def validate(cfg):
   from ike_jax import errors  # pylint: disable=g-import-not-at-top
   t, m, run = cfg.train, cfg.train.model, cfg.run
   losses = set(t.loss.losses)
+  if t.scale not in (2, 4):  # first: the checks below divide by it
+    raise errors.UserError(f'--scale must be 2 or 4, got {t.scale}')
   checks = [
-      (t.scale in (2, 4), f'--scale must be 2 or 4, got {t.scale}'),
       (run.iterations > 0, f'--iterations must be positive, got {run.iterations}'),
       (t.crop > 0 and t.crop % t.scale == 0,
        f'--crop must be a positive multiple of the scale ({t.scale}), got {t.crop}'),
-      (t.crop // max(t.scale, 1) > 6,
+      (t.crop // t.scale > 6,
        f'--crop/scale must exceed 6 (D is a 7x7 patch discriminator), got crop {t.crop}'),
       (m.blocks > 0, f'--blocks must be positive, got {m.blocks}'),
       (m.coupling in ('additive', 'affine'), f'--coupling must be additive or affine, got {m.coupling}'),

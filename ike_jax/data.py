@@ -152,6 +152,10 @@ def load_kernel(path):
                 if not k.startswith('__') and getattr(v, 'ndim', 0) == 2]
       k = mat['Kernel'] if 'Kernel' in mat else (arrays[0] if arrays else None)
     else:
+      with open(path, 'rb') as f:
+        magic = f.read(6)
+      if not (magic == b'\x93NUMPY' or magic.startswith(b'PK')):  # .npy, or .npz (refused below)
+        raise ValueError('not a NumPy .npy file; a kernel is .npy or .mat')
       k = np.load(path, allow_pickle=False)
       if isinstance(k, np.lib.npyio.NpzFile):
         k.close()

@@ -27,13 +27,16 @@ flags.DEFINE_string('preset', None, 'A preset from flags/ (later flags override 
                     f'or any of {", ".join(presets.preset_names())}. Default: the paper '
                     'method at x2 (3000 steps: over an hour on 2 CPU cores, and on par with '
                     'bicubic there).')
-flags.DEFINE_string('images', None, 'Many inputs: a glob or a comma list (they train together).')
+flags.DEFINE_string('images', None, 'Many inputs: a glob or a comma list (on an accelerator '
+                    'they train together: --batch_size).')
 flags.DEFINE_string('input_dir', None, 'Many inputs: every image file in this directory.')
 flags.DEFINE_string('hr', None, 'Optional ground-truth HR image: PSNR/SSIM are reported.')
 flags.DEFINE_string('hr_dir', None, 'With many inputs: HR images with the same file stems.')
 flags.DEFINE_string('kernel', None, 'Optional true kernel (.npy or .mat): the kernel error is reported.')
-flags.DEFINE_string('output_dir', 'out', 'Where outputs are written.')
-flags.DEFINE_bool('overwrite', False, 'Replace existing outputs.')
+flags.DEFINE_string('output_dir', 'out', 'Where outputs are written. A rerun into it skips the '
+                    'images whose outputs are complete (made from the same inputs with the '
+                    'same settings; other settings are refused) and writes the rest.')
+flags.DEFINE_bool('overwrite', False, 'Replace existing outputs instead of skipping or refusing.')
 flags.DEFINE_integer('batch_size', 0, 'Images trained at once (memory); the rest queue. '
                      '0: all on an accelerator, 1 on a CPU.')
 flags.DEFINE_integer('tile', 0, "G's inverse: inference tile side in LR pixels (bounded memory); "
@@ -106,6 +109,9 @@ def main(argv):
   paths = input_paths()
   if FLAGS.max_memory_gb < 0:
     raise errors.UserError(f'--max_memory_gb must be >= 0, got {FLAGS.max_memory_gb:g}')
+  for name in ('batch_size', 'tile', 'checkpoint_every'):
+    if FLAGS[name].value < 0:
+      raise errors.UserError(f'--{name} must be >= 0, got {FLAGS[name].value}')
   if len(paths) > 1 and (FLAGS.hr or FLAGS.kernel):
     raise errors.UserError('--hr and --kernel name one image; with many inputs use --hr_dir')
   if FLAGS.hr_dir and not os.path.isdir(FLAGS.hr_dir):

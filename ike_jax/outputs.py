@@ -86,13 +86,13 @@ class OutputDir:
 
   def check_writable(self) -> None:
     """Creates the directory if needed and proves a file can be written."""
+    if os.path.lexists(self.path) and not os.path.isdir(self.path):
+      raise OutputError(f"output directory {self.path} exists and is not a directory")
     try:
       os.makedirs(self.path, exist_ok=True)
     except OSError as err:
       raise OutputError(f"cannot create output directory {self.path}: "
                         f"{one_line(err)}") from err
-    if not os.path.isdir(self.path):
-      raise OutputError(f"output path {self.path} is not a directory")
     try:
       fd, tmp = _open_temp(self.path, "write-check")
       os.close(fd)

@@ -70,14 +70,16 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
   if those outputs were made from the same inputs with the same settings
   (`_check_made_alike`; else a user error: nothing is silently kept that the
   run would not make). Each image's result is logged as it is written.
-  Bad input raises `errors.UserError` before anything is compiled.
+  Bad input raises `errors.UserError` before anything is compiled or any
+  output folder is made.
 
-  Returns a list of per-image result dicts (what `<stem>_metrics.json` holds,
-  or {'image', 'status': 'skipped' | 'diverged'}).
+  Returns a list of per-image result dicts: what `<stem>_metrics.json` holds
+  (for a skipped image, its record with 'status': 'skipped', so a resumed
+  run reports the scores an unbroken one does), or {'image', 'status':
+  'diverged'}.
   """
   estimate.check(cfg)
   out = outputs.OutputDir(output_dir, options.overwrite)
-  out.check_writable()
   losses = 'losses' in estimate.output_kinds(cfg)
   names = [report.output_names(job.stem, cfg.scale, losses=losses) for job in jobs]
   if len({n['sr'] for n in names}) != len(names):
@@ -85,20 +87,21 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
   todo, results = [], []
   for job, name in zip(jobs, names):
     if not options.overwrite and out.is_complete(name.values()):
-      _check_made_alike(out, name, job, cfg)
+      stored = _check_made_alike(out, name, job, cfg)
       log(f'{job.lr_path}: outputs complete in {output_dir}; skipped')
-      results.append({'image': job.lr_path, 'status': 'skipped'})
+      results.append(dict(stored, image=job.lr_path, status='skipped'))
     else:
       todo.append((job, name))
   todo = todo[options.process_index::options.process_count]
   size = options.batch_size or max(len(todo), 1)
   batches = [todo[k:k + size] for k in range(0, len(todo), size)]
+  # Every input is loaded and checked before anything compiles or is written.
+  images = [dict(_load(job, cfg, log, options.max_memory_gb), names=name) for job, name in todo]
+  out.check_writable()
   for batch in batches:
     # A resumed batch may have written some outputs; any other must not find any.
     if not (options.resume and _checkpointer(out, [j for j, _ in batch], cfg).exists()):
       out.claim([v for _, name in batch for v in name.values()])
-  # Every input is loaded and checked before anything compiles.
-  images = [dict(_load(job, cfg, log, options.max_memory_gb), names=name) for job, name in todo]
   if todo:
     log(f'writing to {output_dir}')
 
@@ -117,10 +120,11 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
 
 
 def _check_made_alike(out, name, job, cfg):
-  """A one-line error unless an image's complete outputs were made with this
-  run's settings (`report.config_record`; `_changed_settings`) and, as far as
-  its metrics record says, from its inputs (an input and an HR image of the
-  same file names, or no HR image)."""
+  """An image's stored metrics record, or a one-line error unless its
+  complete outputs were made with this run's settings (`report.config_record`;
+  `_changed_settings`) and, as far as the record says, from its inputs (an
+  input and an HR image of the same file names and, where it holds them, the
+  same bytes; or no HR image)."""
   path = out.path_for(name['metrics'])
   refuse = (f'; pass --overwrite to replace the outputs of {job.lr_path}, '
             'or choose another --output_dir')
@@ -135,10 +139,24 @@ def _check_made_alike(out, name, job, cfg):
                          ('--hr', stored.get('hr'), job.hr_path)):
     if base(old) != base(new):
       changed.append(f'{flag} {base(old)} -> {base(new)}')
+  for flag, key, path in (('--image', 'image_sha256', job.lr_path),
+                          ('--hr', 'hr_sha256', job.hr_path)):
+    if stored.get(key) and path and os.path.isfile(path) and stored[key] != file_digest(path):
+      changed.append(f'{flag} {os.path.basename(path)}: other contents')
   if changed:
     more = f' and {len(changed) - 3} more' if len(changed) > 3 else ''
     raise errors.UserError(f'{path}: made with other settings ({", ".join(changed[:3])}{more})'
                            + refuse)
+  return stored
+
+
+def file_digest(path):
+  """The SHA-256 of a file's bytes, in hex: which input an output was made from."""
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
 
 
 def _changed_settings(old, new):
@@ -172,7 +190,7 @@ def _load(job, cfg, log, max_memory_gb=0.0):
                         extra_bytes=estimate.peak_bytes(cfg))
   except errors.UserError as err:
     raise errors.UserError(f'{job.lr_path}: {err}') from None
-  image = {'lr_path': job.lr_path, 'lr': lr}
+  image = {'lr_path': job.lr_path, 'lr': lr, 'lr_sha256': file_digest(job.lr_path)}
   if job.hr_path:
     hr = data.load_image(job.hr_path, log=log)
     if hr.shape[:2] == (full_shape[0] * s, full_shape[1] * s):
@@ -182,7 +200,7 @@ def _load(job, cfg, log, max_memory_gb=0.0):
       raise errors.InputError(f'{job.hr_path}: HR image is {hr.shape[1]}x{hr.shape[0]} but the '
                               f'SR image will be {sr_w}x{sr_h} (a difference under {s} pixels '
                               'per side would be cropped)')
-    image.update(hr=hr, hr_path=job.hr_path)
+    image.update(hr=hr, hr_path=job.hr_path, hr_sha256=file_digest(job.hr_path))
   if job.kernel_path:
     if not os.path.isfile(job.kernel_path):
       raise errors.InputError(f'{job.kernel_path}: no such file (--kernel)')

@@ -129,7 +129,8 @@ def write_image_outputs(out, names, image, cfg, label, estimate, history, timing
   rows, cols, note = _view(lr.shape, s)
   hr_rows, hr_cols = slice(s * rows.start, s * rows.stop), slice(s * cols.start, s * cols.stop)
   result = {
-      'image': image['lr_path'], 'status': 'ok', 'method': label, 'seed': cfg.run.seed,
+      'image': image['lr_path'], 'image_sha256': image.get('lr_sha256'), 'status': 'ok',
+      'method': label, 'seed': cfg.run.seed,
       'lr_shape': list(lr.shape), 'sr_shape': list(sr_u8.shape),
       'config': config_record(cfg), 'timings': timings,
       'final_losses': {k: float(v[-1]) for k, v in history.items()},
@@ -143,6 +144,7 @@ def write_image_outputs(out, names, image, cfg, label, estimate, history, timing
     scores = {'sr': metrics_lib.compare(sr_u8, hr, s), 'bicubic': metrics_lib.compare(bic, hr, s)}
     result['metrics'] = scores
     result['hr'] = image.get('hr_path')
+    result['hr_sha256'] = image.get('hr_sha256')
     # The score first: a long method name is cut short to fit its panel.
     panels = [(f'bicubic {scores["bicubic"]["psnr_y"]:.2f} dB{note}', bic[hr_rows, hr_cols]),
               (f'{scores["sr"]["psnr_y"]:.2f} dB: {label}', sr_view),
@@ -211,6 +213,7 @@ def write_summary(output_dir, results):
       rows.append(f"| {os.path.basename(r['image'])} | {r['status']} | | | | |")
   summary = {'images': results, 'count': len(results),
              'ok': sum(r['status'] == 'ok' for r in results),
+             'skipped': sum(r['status'] == 'skipped' for r in results),  # done by an earlier run
              'mean_psnr_y_gain': float(np.mean(gains)) if gains else None}
   outputs.write_json(os.path.join(output_dir, 'summary.json'), summary)
   if gains:

@@ -168,7 +168,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
 
 @pytest.mark.parametrize('content,message', [
     (np.full((13, 13), np.nan), 'non-finite'), (np.zeros((13, 13)), 'sums to 0'),
-    (b'not a kernel', 'cannot read a kernel')])
+    (b'not a kernel', 'cannot read a kernel'),
+    (b'\x89PNG\r\n\x1a\n a picture', 'not a NumPy .npy file')])
 def test_a_bad_kernel_file_is_one_line_before_any_output(tmp_path, content, message):
   """A --kernel file that holds NaN, sums to zero or is no array at all is a
   one-line error, exit 2, and nothing is written."""

@@ -40,10 +40,10 @@ FAST_S = 30  # a run that compiles takes longer than this on the test machines
 
 
 def _files(root):
-  """Every file under `root` (relative paths)."""
+  """Every file and folder under `root` (relative paths)."""
   found = set()
-  for d, _, names in os.walk(root):
-    found |= {os.path.relpath(os.path.join(d, n), root) for n in names}
+  for d, dirs, names in os.walk(root):
+    found |= {os.path.relpath(os.path.join(d, n), root) for n in names + dirs}
   return found
 
 
@@ -109,6 +109,8 @@ def _bad_case(name, tmp):
     return [f'--image={good}', f'--output_dir={tmp / "file.txt"}'], 'output directory'
   flag_cases = {
       'scale_3': (['--scale=3'], 'scale must be 2 or 4'),
+      'scale_0': (['--scale=0'], 'scale must be 2 or 4'),
+      'batch_size_negative': (['--batch_size=-1'], 'batch_size must be >= 0'),
       'scale_abc': (['--scale=abc'], '--scale=abc'),
       'iterations_0': (['--iterations=0'], 'iterations must be positive'),
       'iterations_negative': (['--iterations=-5'], 'iterations must be positive'),
@@ -127,7 +129,7 @@ def _bad_case(name, tmp):
 BAD_CASES = [
     'missing_path', 'directory', 'not_an_image', 'truncated_png', 'corrupt_png',
     'one_bad_among_many', 'too_small', 'too_small_after_trim', 'output_dir_under_a_file',
-    'output_dir_is_a_file', 'scale_3', 'scale_abc', 'iterations_0', 'iterations_negative',
+    'output_dir_is_a_file', 'scale_3', 'scale_0', 'batch_size_negative', 'scale_abc', 'iterations_0', 'iterations_negative',
     'crop_not_multiple_of_s', 'crop_too_small', 'unknown_preset', 'unknown_flag',
     'image_and_input_dir', 'stray_argument']
 

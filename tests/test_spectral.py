@@ -100,7 +100,9 @@ def test_a_run_writes_outputs_without_loss_curves_and_is_the_same_for_every_seed
   # Complete outputs are skipped on a second run (no loss curves expected).
   again = pipeline.super_resolve_files([pipeline.Job(lr_path)], SPECTRAL, str(tmp_path / 'out0'),
                                        log=lambda m: None)
-  assert again == [{'image': lr_path, 'status': 'skipped'}]
+  assert [(r['image'], r['status']) for r in again] == [(lr_path, 'skipped')]
+  assert again[0]['self_check'] == pytest.approx(results[0]['self_check'])  # its record, kept
+  assert again[0]['outputs'] == results[0]['outputs']
   assert json.loads((tmp_path / 'out0' / 'in_metrics.json').read_text())['self_check'] >= 0
   # A record written before a setting existed, with infinite settings as null, still matches...
   path = tmp_path / 'out0' / 'in_metrics.json'
@@ -110,13 +112,43 @@ def test_a_run_writes_outputs_without_loss_curves_and_is_the_same_for_every_seed
   path.write_text(json.dumps(record))
   again = pipeline.super_resolve_files([pipeline.Job(lr_path)], SPECTRAL, str(tmp_path / 'out0'),
                                        log=lambda m: None)
-  assert again == [{'image': lr_path, 'status': 'skipped'}]
+  assert [(r['image'], r['status']) for r in again] == [(lr_path, 'skipped')]
   # ... but outputs made with other settings, or of another input file, are refused.
   for cfg, job, changed in ((SPECTRAL.replace(refine_prior=1e-3), pipeline.Job(lr_path),
                              '--refine_prior'),
                             (SPECTRAL, pipeline.Job(str(tmp_path / 'sub' / 'in.jpg')), '--image')):
     with pytest.raises(errors.UserError, match=f'made with other settings \\({changed}'):
       pipeline.super_resolve_files([job], cfg, str(tmp_path / 'out0'), log=lambda m: None)
+  # ... as are those of another picture under the same file name.
+  outputs.write_png(lr_path, synthetic_image(48)[::-1])
+  with pytest.raises(errors.UserError, match='--image in.png: other contents'):
+    pipeline.super_resolve_files([pipeline.Job(lr_path)], SPECTRAL, str(tmp_path / 'out0'),
+                                 log=lambda m: None)
+
+
+def test_a_resumed_folder_run_reports_what_an_unbroken_one_does(tmp_path):
+  """A folder run stopped after its first image and run again skips that
+  image but reports its scores: the summary is the unbroken run's."""
+  from ike_jax import report  # pylint: disable=g-import-not-at-top
+  jobs = []
+  for name, seed in (('a', 0), ('b', 1)):
+    hr = synthetic_image(96, seed=seed)
+    lr_path, hr_path = str(tmp_path / f'{name}.png'), str(tmp_path / f'{name}_hr.png')
+    outputs.write_png(hr_path, hr)
+    outputs.write_png(lr_path, hr[::2, ::2])
+    jobs.append(pipeline.Job(lr_path, hr_path))
+  quiet = lambda m: None
+  whole = pipeline.super_resolve_files(jobs, SPECTRAL, str(tmp_path / 'whole'), log=quiet)
+  pipeline.super_resolve_files(jobs[:1], SPECTRAL, str(tmp_path / 'cut'), log=quiet)
+  resumed = pipeline.super_resolve_files(jobs, SPECTRAL, str(tmp_path / 'cut'), log=quiet)
+  assert [r['status'] for r in resumed] == ['skipped', 'ok']
+  table = {d: report.write_summary(str(tmp_path / d), r) for d, r in (('whole', whole),
+                                                                       ('cut', resumed))}
+  assert table['whole'].splitlines()[-1] == table['cut'].splitlines()[-1]  # the mean gain
+  summary = json.loads((tmp_path / 'cut' / 'summary.json').read_text())
+  assert summary['ok'] == 1 and summary['skipped'] == 1
+  assert summary['mean_psnr_y_gain'] == pytest.approx(
+      json.loads((tmp_path / 'whole' / 'summary.json').read_text())['mean_psnr_y_gain'])
 
 
 def test_bad_settings_and_inputs_are_one_line_user_errors(tmp_path):
