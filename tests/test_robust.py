@@ -129,7 +129,8 @@ def _bad_case(name, tmp):
 BAD_CASES = [
     'missing_path', 'directory', 'not_an_image', 'truncated_png', 'corrupt_png',
     'one_bad_among_many', 'too_small', 'too_small_after_trim', 'output_dir_under_a_file',
-    'output_dir_is_a_file', 'scale_3', 'scale_0', 'batch_size_negative', 'scale_abc', 'iterations_0', 'iterations_negative',
+    'output_dir_is_a_file', 'scale_3', 'scale_0', 'batch_size_negative', 'scale_abc',
+    'iterations_0', 'iterations_negative',
     'crop_not_multiple_of_s', 'crop_too_small', 'unknown_preset', 'unknown_flag',
     'image_and_input_dir', 'stray_argument']
 
