@@ -9,6 +9,7 @@ Flags after a `--preset` or `--flagfile` override it. Every field of
 `ike_jax.config.Config` is a flag of the same name (`--helpfull`).
 """
 
+import functools
 import glob
 import os
 import sys
@@ -38,7 +39,7 @@ flags.DEFINE_string('output_dir', 'out', 'Where outputs are written. A rerun int
                     'same settings; other settings are refused) and writes the rest.')
 flags.DEFINE_bool('overwrite', False, 'Replace existing outputs instead of skipping or refusing.')
 flags.DEFINE_integer('batch_size', 0, 'Images trained at once (memory); the rest queue. '
-                     '0: all on an accelerator, 1 on a CPU.')
+                     '0: all on an accelerator, 1 on a CPU or where nothing trains.')
 flags.DEFINE_integer('tile', 0, "G's inverse: inference tile side in LR pixels (bounded memory); "
                      '0: whole image.')
 flags.DEFINE_float('max_memory_gb', 0.0, 'Bound on the SR stage\'s peak memory: the Fourier '
@@ -81,7 +82,7 @@ def input_paths():
                    if f.lower().endswith(IMAGE_EXTENSIONS))
   else:
     paths = []
-    for part in FLAGS.images.split(','):
+    for part in filter(None, (p.strip() for p in FLAGS.images.split(','))):
       matches = sorted(glob.glob(part)) if glob.has_magic(part) else [part]
       paths += matches
   if not paths:
@@ -94,12 +95,18 @@ def _hr_for(path):
     return FLAGS.hr
   if not FLAGS.hr_dir:
     return None
-  stem = os.path.splitext(os.path.basename(path))[0]
-  for ext in IMAGE_EXTENSIONS:
-    candidate = os.path.join(FLAGS.hr_dir, stem + ext)
-    if os.path.isfile(candidate):
-      return candidate
-  return None
+  return _image_files(FLAGS.hr_dir).get(os.path.splitext(os.path.basename(path))[0])
+
+
+@functools.lru_cache(maxsize=None)
+def _image_files(folder):
+  """{stem: path} of the image files in a folder, any case of the extension
+  (photo.PNG too); of a stem's several files, the first in IMAGE_EXTENSIONS."""
+  rank = lambda name: IMAGE_EXTENSIONS.index(os.path.splitext(name)[1].lower())
+  names = [n for n in os.listdir(folder) if os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS
+           and os.path.isfile(os.path.join(folder, n))]
+  return {os.path.splitext(n)[0]: os.path.join(folder, n)
+          for n in sorted(names, key=rank, reverse=True)}  # the first extension written last
 
 
 def main(argv):
@@ -126,9 +133,12 @@ def main(argv):
     jax.distributed.initialize()
     index, count = jax.process_index(), jax.process_count()
   batch_size = FLAGS.batch_size
+  from ike_jax import estimators  # pylint: disable=g-import-not-at-top
   if not batch_size and len(paths) > 1:
     import jax  # pylint: disable=g-import-not-at-top
-    if jax.default_backend() == 'cpu':
+    if not estimators.of(cfg).TRAINS:
+      batch_size = 1  # nothing trains together: each image is written as soon as it is done
+    elif jax.default_backend() == 'cpu':
       # Measured (benchmarks/RESULTS.md, throughput): on a CPU, XLA's grouped
       # convolutions make a vmapped batch slower per image than one at a time.
       batch_size = 1
@@ -147,7 +157,12 @@ def main(argv):
   results = pipeline.super_resolve_files(jobs, cfg, FLAGS.output_dir, options,
                                          log=lambda m: print(m, flush=True))
   from ike_jax import report  # pylint: disable=g-import-not-at-top
-  if len(jobs) > 1 and index == 0:
+  if len(jobs) > 1 and count > 1:
+    # Each process knows only its own share: a rerun in one process (which
+    # skips every finished image and reports its stored scores) sums them up.
+    print(f'process {index}: {len(results)} of {len(jobs)} images; run again without '
+          '--distributed to write summary.json over all of them', flush=True)
+  elif len(jobs) > 1:
     print(report.write_summary(FLAGS.output_dir, results))
   return 0 if all(r['status'] in ('ok', 'skipped') for r in results) else 1
 

@@ -132,17 +132,20 @@ def _check_made_alike(out, name, job, cfg):
     with open(path, encoding='utf-8') as f:
       stored = json.load(f)
   except (OSError, ValueError):
-    raise errors.UserError(f'{path}: cannot be read' + refuse) from None
+    stored = None
+  if not isinstance(stored, dict) or not isinstance(stored.get('config', {}), dict):
+    raise errors.UserError(f'{path}: cannot be read as a metrics record' + refuse)
   changed = _changed_settings(stored.get('config', {}), report.config_record(cfg))
   base = lambda p: os.path.basename(p) if p else None
   for flag, old, new in (('--image', stored.get('image'), job.lr_path),
                          ('--hr', stored.get('hr'), job.hr_path)):
     if base(old) != base(new):
       changed.append(f'{flag} {base(old)} -> {base(new)}')
-  for flag, key, path in (('--image', 'image_sha256', job.lr_path),
-                          ('--hr', 'hr_sha256', job.hr_path)):
-    if stored.get(key) and path and os.path.isfile(path) and stored[key] != file_digest(path):
-      changed.append(f'{flag} {os.path.basename(path)}: other contents')
+  for flag, key, source in (('--image', 'image_sha256', job.lr_path),
+                            ('--hr', 'hr_sha256', job.hr_path)):
+    if (stored.get(key) and source and os.path.isfile(source)
+        and stored[key] != file_digest(source)):
+      changed.append(f'{flag} {os.path.basename(source)}: other contents')
   if changed:
     more = f' and {len(changed) - 3} more' if len(changed) > 3 else ''
     raise errors.UserError(f'{path}: made with other settings ({", ".join(changed[:3])}{more})'
@@ -173,7 +176,8 @@ def _changed_settings(old, new):
 
 
 def _load(job, cfg, log, max_memory_gb=0.0):
-  """Loads and checks one job: {'lr_path', 'lr', ['hr', 'hr_path', 'true_kernel']}."""
+  """Loads and checks one job: {'lr_path', 'lr', 'lr_sha256', ['hr', 'hr_path',
+  'hr_sha256', 'true_kernel']} (the digests: `file_digest`)."""
   s = cfg.scale
   lr = data.load_image(job.lr_path, log=log)
   full_shape = lr.shape

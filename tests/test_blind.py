@@ -737,6 +737,18 @@ def test_a_test_switched_off_gives_full_confidence_and_no_warning():
   assert blind_rule.margin(1.0, np.inf) == 1.0
 
 
+@pytest.mark.parametrize('field', ['blind_wide_min', 'blind_noise_max', 'blind_gauss_min'])
+def test_a_limit_of_zero_is_a_choice_not_a_crash(field):
+  """A limit set to 0 (allowed: >= 0) decides with full confidence instead of
+  dividing by it."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
+  settings = dataclasses.replace(config_lib.BlindConfig(), **{field: 0.0})
+  for f in (_features(), _features(agreement=5.0, ringing=None, noise=3.0, gauss_ringing=1.0)):
+    choice, confidence, _ = blind_rule.choose(f, 2, settings)
+    assert choice in ('blind', 'gaussian', 'bicubic') and 0.0 <= confidence <= 1.0
+
+
 def test_choice_keeps_the_gaussian_only_while_its_sr_image_does_not_ring():
   """The Gaussian's ringing limit is per unit of its standard deviation: a wider
   blur may raise the gradient energy more."""
@@ -752,6 +764,9 @@ def test_choice_keeps_the_gaussian_only_while_its_sr_image_does_not_ring():
   assert blind_rule.choose({**wide, 'gauss_ringing': 4.0}, 2, settings)[0] == 'bicubic'
   wider = {**wide, 'gauss_variance': 25.0 * unit, 'gauss_ringing': 4.0}  # limit 5
   assert blind_rule.choose(wider, 2, settings)[0] == 'gaussian'
+  # A ringing that could not be measured is not a pass.
+  choice, confidence, reason = blind_rule.choose({**wider, 'gauss_ringing': np.nan}, 2, settings)
+  assert (choice, confidence) == ('bicubic', 0.0) and 'could not be measured' in reason
   # Where the blind kernel wins, the Gaussian's SR image is never made.
   assert not blind_rule.needs_gauss_ringing(_features(), 2, settings)
 

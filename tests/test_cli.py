@@ -204,12 +204,13 @@ def test_inputs_without_their_hr_image_are_named_not_skipped_silently(tmp_path):
   (tmp_path / 'hr').mkdir()
   for name in ('a', 'b'):
     write_png(tmp_path / 'lr' / f'{name}.png', (40, 40))
-  write_png(tmp_path / 'hr' / 'a.png', (80, 80), seed=1)
+  write_png(tmp_path / 'hr' / 'a.PNG', (80, 80), seed=1)  # any case of the extension
   out = tmp_path / 'out'
   res = run_cli(f'--input_dir={tmp_path / "lr"}', f'--hr_dir={tmp_path / "hr"}',
                 '--preset=best_x2', f'--output_dir={out}', timeout=300)
   assert res.returncode == 0, res.stderr[-2000:]
   assert 'no HR image' in res.stdout and '1 of 2 inputs (e.g. b.png)' in res.stdout
+  assert 'training' not in res.stdout  # nothing trains in this preset
   # Each image's lines come as it is written, before the next one starts.
   assert res.stdout.index('wrote a_x2.png') < res.stdout.index('batch 2/2: b.png')
   assert (out / 'b_x2.png').exists()

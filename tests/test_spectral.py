@@ -121,9 +121,20 @@ def test_a_run_writes_outputs_without_loss_curves_and_is_the_same_for_every_seed
       pipeline.super_resolve_files([job], cfg, str(tmp_path / 'out0'), log=lambda m: None)
   # ... as are those of another picture under the same file name.
   outputs.write_png(lr_path, synthetic_image(48)[::-1])
-  with pytest.raises(errors.UserError, match='--image in.png: other contents'):
+  with pytest.raises(errors.UserError, match='in_metrics.json: .*--image in.png: other contents'):
     pipeline.super_resolve_files([pipeline.Job(lr_path)], SPECTRAL, str(tmp_path / 'out0'),
                                  log=lambda m: None)
+
+
+@pytest.mark.parametrize('content', ['null', '[1, 2]', '{"config": 3}', '{not json'])
+def test_a_metrics_record_that_is_not_one_is_a_one_line_error(tmp_path, content):
+  lr_path = str(tmp_path / 'in.png')
+  outputs.write_png(lr_path, synthetic_image(48))
+  out = tmp_path / 'out'
+  pipeline.super_resolve_files([pipeline.Job(lr_path)], SPECTRAL, str(out), log=lambda m: None)
+  (out / 'in_metrics.json').write_text(content)
+  with pytest.raises(errors.UserError, match='in_metrics.json: cannot be read as a metrics record'):
+    pipeline.super_resolve_files([pipeline.Job(lr_path)], SPECTRAL, str(out), log=lambda m: None)
 
 
 def test_a_resumed_folder_run_reports_what_an_unbroken_one_does(tmp_path):

@@ -124,8 +124,11 @@ def _blind_wins(f, scale, settings):
 
 def margin(value, threshold):
   """How far a score sits from its threshold: |log(value / threshold)| clipped to [0, 1]
-  (1 where the threshold is infinite: that test is off)."""
-  if not np.isfinite(threshold):
+  (1 where the threshold is infinite or 0: that test is off, or any score is
+  past it; 0 where the score could not be measured)."""
+  if not np.isfinite(value):
+    return 0.0
+  if not np.isfinite(threshold) or threshold <= 0:
     return 1.0
   return float(np.clip(abs(np.log(max(value, 1e-6) / threshold)), 0.0, 1.0))
 
@@ -150,7 +153,7 @@ def failures(f, scale, settings):
 
 class Choice(NamedTuple):
   """What the rule chose, how sure it is and why."""
-  choice: str        # 'blind' | 'bicubic' | 'gaussian'
+  choice: str        # 'blind' | 'bicubic' | 'gaussian' | 'denoised'
   confidence: float  # how far the deciding score sits from its threshold: 1 far, 0 on it
   reason: str        # in words: the blind kernel's failed tests, then what decided
 
@@ -189,9 +192,10 @@ def choose(f, scale, settings):
     return Choice('bicubic', margin(gv, c.blind_gauss_min), lost + (
         '; the Gaussian is narrow' if np.isfinite(c.blind_gauss_min)
         else '; the fallback is bicubic (--blind_gauss_min=inf)'))
-  if f['gauss_ringing'] > limit:
-    return Choice('bicubic', margin(f['gauss_ringing'], limit),
-                  lost + "; the Gaussian's SR image rings")
+  if not f['gauss_ringing'] <= limit:  # NaN too: a ringing not measured is not passed
+    return Choice('bicubic', margin(f['gauss_ringing'], limit), lost + (
+        "; the Gaussian's SR image rings" if np.isfinite(f['gauss_ringing'])
+        else "; the Gaussian's ringing could not be measured"))
   return Choice('gaussian', min(margin(gv, c.blind_gauss_min), margin(f['gauss_ringing'], limit)),
                 lost + '; the Gaussian passes its tests')
 
