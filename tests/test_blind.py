@@ -147,7 +147,7 @@ def test_unknown_borders_ignore_what_valid_marks_as_no_data():
 def test_project_simplex():
   v = np.array([0.5, -0.2, 0.9, 0.1], np.float32)
   p = np.asarray(edge_fit.project_simplex(v))
-  assert p.min() >= 0 and abs(p.sum() - 1) < 1e-6
+  np.testing.assert_allclose(p, [0.3, 0.0, 0.7, 0.0], atol=1e-6)  # v - 0.2, clipped at 0
   np.testing.assert_allclose(np.asarray(edge_fit.project_simplex(p)), p, atol=1e-6)
 
 
@@ -739,11 +739,12 @@ def test_a_test_switched_off_gives_full_confidence_and_no_warning():
 
 @pytest.mark.parametrize('field', ['blind_wide_min', 'blind_noise_max', 'blind_gauss_min'])
 def test_a_limit_of_zero_is_a_choice_not_a_crash(field):
-  """A limit set to 0 (allowed: >= 0) decides with full confidence instead of
-  dividing by it."""
+  """A limit set to 0 (allowed: >= 0) decides instead of dividing by it:
+  every score is past it, so its own margin is 1."""
   import dataclasses  # pylint: disable=g-import-not-at-top
   from ike_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   settings = dataclasses.replace(config_lib.BlindConfig(), **{field: 0.0})
+  assert blind_rule.margin(3.0, 0.0) == 1.0
   for f in (_features(), _features(agreement=5.0, ringing=None, noise=3.0, gauss_ringing=1.0)):
     choice, confidence, _ = blind_rule.choose(f, 2, settings)
     assert choice in ('blind', 'gaussian', 'bicubic') and 0.0 <= confidence <= 1.0

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 import pytest
 
 from benchmarks import degradations
@@ -67,4 +68,5 @@ def test_a_tiny_gaussian_run_writes_outputs_and_a_self_check(tmp_path):
   assert result['status'] == 'ok' and result['method'] == 'ZSSR (Gaussian G kernel)'
   assert result['kernel_sum'] == pytest.approx(1.0, abs=0.02)
   assert 0.0 <= result['self_check'] < 255.0
-  assert (tmp_path / 'out' / 'in_x2.png').exists()
+  sr = np.asarray(Image.open(tmp_path / 'out' / 'in_x2.png'))
+  assert sr.shape == (64, 64, 3) and sr.dtype == np.uint8

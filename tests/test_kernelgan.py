@@ -81,7 +81,7 @@ def test_bad_deep_linear_settings_are_user_errors(kw, match):
 
 def test_best_presets_parse_and_a_tiny_deep_linear_run_writes_outputs(tmp_path):
   for name in ('kernelgan_x2', 'kernelgan_x4', 'kernelgan_x2_accel'):
-    cfg = presets.config_from_flagfile(f'flags/{name}.flags')
+    cfg = presets.config_from_flagfile(presets.preset_path(name))
     estimate.check(cfg)
     assert cfg.train.model.generator == 'deep_linear' and cfg.post.zssr
   img = synthetic_image(32)

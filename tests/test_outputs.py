@@ -190,6 +190,9 @@ def test_compare_image_long_title_and_no_gap():
   out = outputs.compare_image([("a very long title " * 5, img), ("b", img)],
                               gap=0)
   assert out.shape[1] == 24
+  # The long caption is cut to its panel: both pictures sit whole under the strip.
+  np.testing.assert_array_equal(out[-12:, :12], img)
+  np.testing.assert_array_equal(out[-12:, 12:], img)
 
 
 def test_loss_curves_png(tmp_path):

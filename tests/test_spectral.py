@@ -175,7 +175,7 @@ def test_bad_settings_and_inputs_are_one_line_user_errors(tmp_path):
 
 
 def test_the_fits_settings_are_flags_and_checked():
-  cfg = presets.config_from_flagfile('flags/best_x2.flags',
+  cfg = presets.config_from_flagfile(presets.preset_path('best_x2'),
                                      ['--spectral_variance_scale=0.9', '--spectral_phases=2'])
   assert cfg.estimate.spectral == config.SpectralConfig(spectral_variance_scale=0.9,
                                                         spectral_phases=2,

@@ -139,7 +139,7 @@ def test_lambda_bic_schedule_follows_the_learner():
                                     'ablation_4_residual', 'ablation_5_csr', 'ablation_6_full',
                                     'paper_x2', 'paper_x4', 'demo'])
 def test_presets_change_the_losses_the_step_computes(preset):
-  cfg = presets.config_from_flagfile(f'flags/{preset}.flags', ['--crop=16', '--blocks=1']).train
+  cfg = presets.config_from_flagfile(presets.preset_path(preset), ['--crop=16', '--blocks=1']).train
   img = jnp.zeros((48, 48, 3))
   state = jax.eval_shape(lambda: train.init_state(0, img, cfg))
   plan = crops.CropPlan(jnp.zeros((4, 2), jnp.int32), jnp.zeros((4, 2), jnp.int32))

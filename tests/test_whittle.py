@@ -91,10 +91,12 @@ def test_the_likelihood_sees_the_magnitude_not_the_phase():
   assert a == pytest.approx(b, abs=1e-4)
 
 
-def test_refine_returns_a_kernel_on_the_simplex_that_scores_no_worse():
+def test_refine_moves_a_gaussian_start_towards_the_motion_blur_it_scores_better():
   y2 = whittle.power(_lr(_motion()))
   start = jnp.asarray(_gaussian(), jnp.float32)
   k, score = whittle.refine(y2, start, SCALE, steps=50)
   chex.assert_shape(k, (SIZE, SIZE))
   assert float(k.min()) >= 0.0 and float(k.sum()) == pytest.approx(1.0, abs=1e-4)
-  assert float(score) <= float(whittle.nll(y2, start, SCALE)) + 1e-4
+  assert float(score) < float(whittle.nll(y2, start, SCALE)) - 0.5  # -1.82 -> -2.82 measured
+  assert float(score) == pytest.approx(float(whittle.nll(y2, k, SCALE)), abs=1e-4)
+  assert kernel_lib.kernel_error(k, _motion()) < 0.5 * kernel_lib.kernel_error(start, _motion())
