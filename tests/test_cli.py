@@ -106,7 +106,8 @@ def test_cli_same_seed_same_bytes_and_no_silent_overwrite(tmp_path):
   (tmp_path / 'out0' / 'photo_losses.png').unlink()
   res = run_cli(f'--image={lr}', '--crop=16', f'--output_dir={tmp_path / "out0"}', *TINY_FLAGS)
   assert res.returncode == 2
-  assert 'exists' in res.stderr and 'Traceback' not in res.stderr
+  _assert_one_line_error(res, 'outputs are in')
+  assert 'but not all' in res.stderr and 'delete those' in res.stderr
   assert (tmp_path / 'out0' / 'photo_x2.png').read_bytes() == outs[0]
 
 
