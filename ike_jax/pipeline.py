@@ -102,7 +102,8 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
     # A resumed batch may have written some outputs; any other must not find any.
     if not (options.resume and _checkpointer(out, [j for j, _ in batch], cfg).exists()):
       for job, name in batch:
-        _refuse_partial(out, name, job)
+        if not options.overwrite:
+          _refuse_partial(out, name, job)
       out.claim([v for _, name in batch for v in name.values()])
   if todo:
     log(f'writing to {output_dir}')

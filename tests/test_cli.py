@@ -109,6 +109,12 @@ def test_cli_same_seed_same_bytes_and_no_silent_overwrite(tmp_path):
   _assert_one_line_error(res, 'outputs are in')
   assert 'but not all' in res.stderr and 'delete those' in res.stderr
   assert (tmp_path / 'out0' / 'photo_x2.png').read_bytes() == outs[0]
+  # --overwrite makes them all again.
+  res = run_cli(f'--image={lr}', '--crop=16', f'--output_dir={tmp_path / "out0"}', *TINY_FLAGS,
+                '--overwrite')
+  assert res.returncode == 0, res.stderr[-2000:]
+  assert (tmp_path / 'out0' / 'photo_losses.png').exists()
+  assert (tmp_path / 'out0' / 'photo_x2.png').read_bytes() == outs[0]
 
 
 def test_flags_after_flagfile_override_it(tmp_path):
