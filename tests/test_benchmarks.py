@@ -574,3 +574,26 @@ def test_the_family_benchmarks_refuse_what_they_cannot_measure_in_one_line():
   assert checks.numbers('priors', ['1e-3', '3e-3']) == [1e-3, 3e-3]
   with pytest.raises(errors.UserError, match='--priors: not numbers'):
     checks.numbers('priors', ['abc'])
+
+
+def test_the_cli_families_gain_is_the_in_process_measure_of_the_same_photo(tmp_path):
+  """`cli_families` runs the CLI on a family's exported photo: the gain its
+  metrics record gives is the one the same preset gives in one process."""
+  from benchmarks import cli_families  # pylint: disable=g-import-not-at-top
+  from benchmarks import families  # pylint: disable=g-import-not-at-top
+  from ike_jax import metrics  # pylint: disable=g-import-not-at-top
+  from ike_jax import postprocess  # pylint: disable=g-import-not-at-top
+  from ike_jax import resize  # pylint: disable=g-import-not-at-top
+  from ike_jax.estimators import spectral  # pylint: disable=g-import-not-at-top
+  measured, seconds = cli_families.run_family(str(tmp_path / 'gaussian'), 'gaussian', 2, [4],
+                                              'best_x2')
+  assert set(measured) == {'motorcycle'} and seconds > 0
+  gain, choice = measured['motorcycle']
+  assert choice is None  # best_x2 makes no choice
+  lr, hr, _, _ = families.pair(4, 'gaussian', 2)
+  cfg = presets.config_from_flagfile(presets.preset_path('best_x2'))
+  sr = postprocess.final(None, lr, *postprocess.sr_kernel(spectral.estimate(lr, cfg), 2, 2),
+                         cfg.post, 2)
+  want = (metrics.compare(sr, hr, 2)['psnr_y']
+          - metrics.compare(resize.bicubic_upscale(lr, 2), hr, 2)['psnr_y'])
+  assert gain == pytest.approx(want, abs=0.01) and gain > 1.0
