@@ -109,14 +109,26 @@ class OutputDir:
       raise ValueError(f"output name {name!r} is not inside the directory")
     return os.path.join(self.path, norm)
 
-  def claim(self, names: Iterable[str]) -> None:
-    """Fails if an output already exists and overwriting was not allowed."""
+  def claim(self, names: Iterable[str], owner: str | None = None) -> None:
+    """Fails if an output already exists and overwriting was not allowed.
+
+    With `owner` (the input the names are the outputs of, none of them
+    complete), the error says they are part of an interrupted write and how
+    to make them again without redoing the other inputs' outputs.
+    """
     if self.overwrite:
       return
-    for name in names:
-      path = self.path_for(name)
-      if os.path.lexists(path):
-        raise OutputError(f"{path} exists; pass --overwrite to replace it")
+    names = list(names)
+    there = [n for n in names if os.path.lexists(self.path_for(n))]
+    if not there:
+      return
+    if owner is None:
+      raise OutputError(f"{self.path_for(there[0])} exists; pass --overwrite to replace it")
+    shown = ", ".join(sorted(there)[:2]) + (", ..." if len(there) > 2 else "")
+    raise OutputError(
+        f"{owner}: {len(there)} of its {len(names)} outputs are in {self.path} ({shown}) "
+        "but not all (a run stopped while writing them?): delete those to make them "
+        "again, or pass --overwrite to replace every output")
 
   def is_complete(self, names: Iterable[str]) -> bool:
     """Whether every named output exists as a non-empty file."""

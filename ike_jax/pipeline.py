@@ -101,10 +101,8 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
   for batch in batches:
     # A resumed batch may have written some outputs; any other must not find any.
     if not (options.resume and _checkpointer(out, [j for j, _ in batch], cfg).exists()):
-      for job, name in batch:
-        if not options.overwrite:
-          _refuse_partial(out, name, job)
-      out.claim([v for _, name in batch for v in name.values()])
+      for job, name in batch:  # none complete (those were skipped): any output is partial
+        out.claim(name.values(), owner=job.lr_path)
   if todo:
     log(f'writing to {output_dir}')
 
@@ -120,19 +118,6 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
     results += _run_batch(images[start:start + len(batch)], [job for job, _ in batch], cfg,
                           out, options, log, pad_shape)
   return results
-
-
-def _refuse_partial(out, name, job):
-  """A one-line error where some of an image's outputs exist but not all (its
-  metrics record, written last, among the missing: a run stopped while
-  writing them), saying how to make them again without redoing the rest."""
-  there = [n for n in name.values() if os.path.lexists(out.path_for(n))]
-  if there:
-    raise errors.OutputError(
-        f'{job.lr_path}: {len(there)} of its {len(name)} outputs are in {out.path} '
-        f'({", ".join(sorted(there)[:2])}{", ..." if len(there) > 2 else ""}) but not all '
-        '(a run stopped while writing them?): delete those to make them again, or pass '
-        '--overwrite to replace every output')
 
 
 def _check_made_alike(out, name, job, cfg):
