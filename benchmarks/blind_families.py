@@ -104,18 +104,8 @@ def main(argv):
   s = FLAGS.scale
   checks.scale(s)
   checks.families(FLAGS.families)
-  report_only = (set(families.PUBLISHED) | set(families.CAMERA)) & set(FLAGS.families)
-  if FLAGS.images != 'report' and report_only:
-    raise errors.UserError(f'{", ".join(sorted(report_only))}: published kernel sets and '
-                           'camera checks are report only')
-  for name, path in (('levin', FLAGS.levin_kernels), ('usrnet', FLAGS.usrnet_kernels)):
-    if path:
-      try:
-        families.use_kernel_set(name, path)
-      except (OSError, ValueError) as e:
-        raise errors.UserError(f'--{name}_kernels: {e}') from None
-    elif name in FLAGS.families:
-      raise errors.UserError(f'family {name!r} needs --{name}_kernels')
+  checks.kernel_sets(FLAGS.families, FLAGS.images,
+                     {'levin': FLAGS.levin_kernels, 'usrnet': FLAGS.usrnet_kernels})
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
   checks.hr_size(FLAGS.hr_size, s, ranges)

@@ -1,7 +1,7 @@
 """One-line errors for the benchmarks' flags (the family benchmarks'
 `blind_families`, `blind_tuning`, `blind_estimators`, `solvers` share the
-first three; `blind_families` also `hr_size`; the timing ones use
-`numbers`): a scale, family, crop position or number they cannot use stops
+first three; `blind_families` also `hr_size`, and with `cli_families` and
+`solvers` `kernel_sets`; the timing ones use `numbers`): a scale, family, crop position or number they cannot use stops
 the run before anything is measured, as a one-line `errors.UserError`
 naming it."""
 
@@ -66,3 +66,22 @@ def numbers(flag, values, kind=float):
   except ValueError:
     what = 'whole numbers' if kind is int else 'numbers'
     raise errors.UserError(f'--{flag}: not {what}: {", ".join(values)}') from None
+
+
+def kernel_sets(names, images, paths):
+  """The report-only families' conditions: published kernel sets and camera
+  checks only on the report photos (`images` 'report'), and each published
+  set in `names` read from its path (`paths`: {'levin': path or None, ...},
+  `families.use_kernel_set`)."""
+  report_only = (set(families_lib.PUBLISHED) | set(families_lib.CAMERA)) & set(names)
+  if images != 'report' and report_only:
+    raise errors.UserError(f'{", ".join(sorted(report_only))}: published kernel sets and '
+                           'camera checks are report only')
+  for name, path in paths.items():
+    if path:
+      try:
+        families_lib.use_kernel_set(name, path)
+      except (OSError, ValueError) as e:
+        raise errors.UserError(f'--{name}_kernels: {e}') from None
+    elif name in names:
+      raise errors.UserError(f'family {name!r} needs --{name}_kernels')

@@ -131,10 +131,7 @@ def main(argv):
   checks.scale(s)
   checks.families(FLAGS.families)
   priors = checks.numbers('priors', FLAGS.priors)
-  if FLAGS.images != 'report' and set(families.PUBLISHED) & set(FLAGS.families):
-    raise errors.UserError('published kernel sets are for the report photos only')
-  if FLAGS.levin_kernels:
-    families.use_kernel_set('levin', FLAGS.levin_kernels)
+  checks.kernel_sets(FLAGS.families, FLAGS.images, {'levin': FLAGS.levin_kernels})
   posts = solvers(s, FLAGS.kernel, priors)
   kernel_cfg = kernel_config(s, FLAGS.kernel)
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES

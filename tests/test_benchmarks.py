@@ -574,6 +574,14 @@ def test_the_family_benchmarks_refuse_what_they_cannot_measure_in_one_line():
   assert checks.numbers('priors', ['1e-3', '3e-3']) == [1e-3, 3e-3]
   with pytest.raises(errors.UserError, match='--priors: not numbers'):
     checks.numbers('priors', ['abc'])
+  paths = {'levin': None, 'usrnet': None}
+  checks.kernel_sets(['shake', 'sharpened'], 'report', paths)
+  with pytest.raises(errors.UserError, match='levin, sharpened: published kernel sets and camera'):
+    checks.kernel_sets(['shake', 'sharpened', 'levin'], 'tuning', paths)
+  with pytest.raises(errors.UserError, match="family 'usrnet' needs --usrnet_kernels"):
+    checks.kernel_sets(['usrnet'], 'report', paths)
+  with pytest.raises(errors.UserError, match='--levin_kernels: .*nosuch.npy'):
+    checks.kernel_sets(['levin'], 'report', {'levin': 'nosuch.npy'})
 
 
 def test_the_cli_families_gain_is_the_in_process_measure_of_the_same_photo(tmp_path):
