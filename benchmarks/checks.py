@@ -1,9 +1,9 @@
 """One-line errors for the benchmarks' flags (the family benchmarks'
 `blind_families`, `blind_tuning`, `blind_estimators`, `solvers` share the
-first three; `blind_families` also `hr_size`, and with `cli_families` and
-`solvers` `kernel_sets`; the timing ones use `numbers`): a scale, family, crop position or number they cannot use stops
-the run before anything is measured, as a one-line `errors.UserError`
-naming it."""
+first three; `blind_families` also `hr_size`; it, `cli_families` and
+`solvers` `kernel_sets`; the timing ones use `numbers`): a scale, family,
+crop position, kernel set or number they cannot use stops the run before
+anything is measured, as a one-line `errors.UserError` naming it."""
 
 from benchmarks import datasets
 from benchmarks import families as families_lib
