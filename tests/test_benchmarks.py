@@ -605,3 +605,41 @@ def test_the_cli_families_gain_is_the_in_process_measure_of_the_same_photo(tmp_p
   want = (metrics.compare(sr, hr, 2)['psnr_y']
           - metrics.compare(resize.bicubic_upscale(lr, 2), hr, 2)['psnr_y'])
   assert gain == pytest.approx(want, abs=0.01) and gain > 1.0
+
+
+def test_kernel_sets_reads_a_published_mat_file_into_the_families_npy(tmp_path, monkeypatch):
+  """`kernel_sets` pads each kernel centrally to the set's largest side, reads
+  USRNet's MAT layout (a 1 x 12 cell array) in order, writes what
+  `families.use_kernel_set` reads, and refuses what is not the set."""
+  import sys  # pylint: disable=g-import-not-at-top
+  import chex  # pylint: disable=g-import-not-at-top
+  from scipy import io  # pylint: disable=g-import-not-at-top
+  from benchmarks import families  # pylint: disable=g-import-not-at-top
+  from benchmarks import kernel_sets  # pylint: disable=g-import-not-at-top
+  from ike_jax import outputs  # pylint: disable=g-import-not-at-top
+  small, large = np.full((3, 3), 1 / 9), np.full((5, 5), 1 / 25)
+  stacked = kernel_sets.stack([small, large])
+  chex.assert_shape(stacked, (2, 5, 5))
+  np.testing.assert_array_equal(stacked[0, 1:4, 1:4], small)
+  assert stacked[0].sum() == pytest.approx(1.0) and stacked[0, 0].sum() == 0.0
+  rng = np.random.default_rng(0)
+  kernels = [rng.random((k, k)) for k in (25, 25, 23) * 4]
+  kernels = [k / k.sum() for k in kernels]
+  cells = np.empty((1, 12), dtype=object)
+  cells[0, :] = kernels
+  path = str(tmp_path / 'kernels_12.mat')
+  io.savemat(path, {'kernels': cells})
+  out = kernel_sets.checked('usrnet', kernel_sets.read_usrnet(path))
+  np.testing.assert_allclose(out[0], kernels[0])
+  np.testing.assert_allclose(out[2, 1:24, 1:24], kernels[2])  # the 23 px kernel, centred
+  npy = tmp_path / 'usrnet12.npy'
+  outputs.write_npy(npy, out)
+  monkeypatch.setattr(families, '_PUBLISHED', {})
+  families.use_kernel_set('usrnet', str(npy))
+  with pytest.raises(errors.UserError, match='--levin: expected 8 kernels, found 12'):
+    kernel_sets.checked('levin', kernels)
+  with pytest.raises(errors.UserError, match='--usrnet: not blur kernels'):
+    kernel_sets.checked('usrnet', [2 * k for k in kernels])
+  monkeypatch.setitem(sys.modules, 'h5py', None)  # not installed: a one-line error
+  with pytest.raises(errors.UserError, match='needs h5py'):
+    kernel_sets.read_levin(path)
