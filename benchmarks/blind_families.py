@@ -61,10 +61,8 @@ def define_flags():
                        'most 500 for the report photos); default 256 at x2, 384 at x4.')
   flags.DEFINE_string('results', None, 'JSON written row by row; an existing one measured with '
                       'the same settings is resumed.')
-  flags.DEFINE_string('levin_kernels', None, "Levin et al.'s eight kernels, (8, K, K) .npy, for "
-                      "the report-only family 'levin' (docs/method.md, \"Degradation families\").")
-  flags.DEFINE_string('usrnet_kernels', None, "USRNet's twelve kernels, (12, K, K) .npy, for the "
-                      "report-only family 'usrnet' (docs/method.md, \"Degradation families\").")
+  checks.define_kernel_set_flags()
+  flags.adopt_module_key_flags(checks)  # --help lists them
 
 
 def back_project(bic, lr, k, origin, prior, s):
@@ -104,8 +102,7 @@ def main(argv):
   s = FLAGS.scale
   checks.scale(s)
   checks.families(FLAGS.families)
-  checks.kernel_sets(FLAGS.families, FLAGS.images,
-                     {'levin': FLAGS.levin_kernels, 'usrnet': FLAGS.usrnet_kernels})
+  checks.kernel_sets(FLAGS.families, FLAGS.images, checks.kernel_set_paths())
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
   checks.hr_size(FLAGS.hr_size, s, ranges)

@@ -68,20 +68,37 @@ def numbers(flag, values, kind=float):
     raise errors.UserError(f'--{flag}: not {what}: {", ".join(values)}') from None
 
 
+def define_kernel_set_flags():
+  """--levin_kernels and --usrnet_kernels, the files of the report-only
+  published families (`kernel_sets`; `benchmarks/kernel_sets.py` writes them)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string('levin_kernels', None, "Levin et al.'s eight kernels, (8, K, K) .npy, for "
+                      "the report-only family 'levin' (docs/method.md, \"Degradation families\").")
+  flags.DEFINE_string('usrnet_kernels', None, "USRNet's twelve kernels, (12, K, K) .npy, for the "
+                      "report-only family 'usrnet' (docs/method.md, \"Degradation families\").")
+
+
+def kernel_set_paths():
+  """{'levin': --levin_kernels, 'usrnet': --usrnet_kernels} (`define_kernel_set_flags`)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  return {name: getattr(flags.FLAGS, f'{name}_kernels') for name in families_lib.PUBLISHED}
+
+
 def kernel_sets(names, images, paths):
   """The report-only families' conditions: published kernel sets and camera
   checks only on the report photos (`images` 'report'), and each published
   set in `names` read from its path (`paths`: {'levin': path or None, ...},
-  `families.use_kernel_set`)."""
+  `kernel_set_paths`; `families.use_kernel_set`)."""
   report_only = (set(families_lib.PUBLISHED) | set(families_lib.CAMERA)) & set(names)
   if images != 'report' and report_only:
     raise errors.UserError(f'{", ".join(sorted(report_only))}: published kernel sets and '
                            'camera checks are report only')
-  for name, path in paths.items():
+  for name in families_lib.PUBLISHED:
+    path = paths.get(name)
     if path:
       try:
         families_lib.use_kernel_set(name, path)
-      except (OSError, ValueError) as e:
+      except (OSError, ValueError, EOFError, AttributeError) as e:  # .npz: AttributeError
         raise errors.UserError(f'--{name}_kernels: {e}') from None
     elif name in names:
       raise errors.UserError(f'family {name!r} needs --{name}_kernels')

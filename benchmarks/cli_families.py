@@ -53,12 +53,10 @@ def define_flags():
   flags.DEFINE_string('work_dir', None, "Folder for the families' images and the CLI's "
                       'outputs; default a temporary one, removed at the end.')
   flags.DEFINE_string('compare', None, 'A `blind_families` results file to compare with.')
-  flags.DEFINE_string('levin_kernels', None, "Levin et al.'s eight kernels, (8, K, K) .npy, for "
-                      "the report-only family 'levin' (docs/method.md, \"Degradation families\").")
-  flags.DEFINE_string('usrnet_kernels', None, "USRNet's twelve kernels, (12, K, K) .npy, for the "
-                      "report-only family 'usrnet' (docs/method.md, \"Degradation families\").")
   flags.DEFINE_string('results', None, 'JSON written family by family; an existing one '
                       'measured with the same settings is resumed.')
+  checks.define_kernel_set_flags()
+  flags.adopt_module_key_flags(checks)  # --help lists them
 
 
 def run_family(folder, family, s, indices, preset):
@@ -89,8 +87,8 @@ def main(argv):
   s = FLAGS.scale
   checks.scale(s)
   checks.families(FLAGS.families)
-  checks.kernel_sets(FLAGS.families, FLAGS.images,
-                     {'levin': FLAGS.levin_kernels, 'usrnet': FLAGS.usrnet_kernels})
+  kernel_files = checks.kernel_set_paths()
+  checks.kernel_sets(FLAGS.families, FLAGS.images, kernel_files)
   preset = FLAGS.preset or f'blind_x{s}'
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   indices = list(datasets.indices(ranges))
@@ -102,9 +100,8 @@ def main(argv):
     if other.get('scale') != s:
       raise errors.UserError(f'--compare={FLAGS.compare} is at x{other.get("scale")}, not x{s}')
     compare = {(r['family'], r['image']): r['blind'] for r in other['rows']}
-  settings = {'scale': s, 'images': FLAGS.images, 'preset': preset, 'compare': FLAGS.compare}
-  settings.update({f'{name}_kernels': path for name, path in (
-      ('levin', FLAGS.levin_kernels), ('usrnet', FLAGS.usrnet_kernels)) if path})
+  settings = {'scale': s, 'images': FLAGS.images, 'preset': preset, 'compare': FLAGS.compare,
+              **{f'{name}_kernels': path for name, path in kernel_files.items()}}
   table = rows_lib.Rows(FLAGS.results, settings,
                         key=lambda r: (r['family'], r['image']), error=errors.UserError)
   work = FLAGS.work_dir or tempfile.mkdtemp(prefix='cli_families_')

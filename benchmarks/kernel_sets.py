@@ -37,7 +37,7 @@ def define_flags():
 def stack(kernels):
   """(n, K, K) float64 of 2-D kernels, each zero-padded centrally to the
   largest side K (a kernel of odd side stays centred on K's centre tap)."""
-  kernels = [np.asarray(k, np.float64) for k in kernels]
+  kernels = [np.asarray(k, np.float64) for k in kernels]  # TypeError, ValueError: not numbers
   if not kernels or any(k.ndim != 2 for k in kernels):
     raise ValueError('expected a list of 2-D kernels')
   side = max(max(k.shape) for k in kernels)
@@ -68,10 +68,16 @@ def read_usrnet(path):
 def checked(name, kernels):
   """`kernels` stacked (`stack`), or a one-line error unless they are the
   set's number of non-negative unit-sum kernels (`families.PUBLISHED`)."""
-  out = stack(kernels)
+  try:
+    out = stack(kernels)
+  except (TypeError, ValueError) as e:
+    raise errors.UserError(f'--{name}: its kernels are not 2-D arrays ({e})') from None
   n = families.PUBLISHED[name]
   if len(out) != n:
     raise errors.UserError(f'--{name}: expected {n} kernels, found {len(out)}')
+  if out.shape[1] > families.SIZE:
+    raise errors.UserError(f'--{name}: kernels of {out.shape[1]} px do not fit the families\' '
+                           f'{families.SIZE} px grid')
   sums = out.sum(axis=(1, 2))
   if out.min() < 0 or not np.allclose(sums, 1.0, atol=1e-3):
     raise errors.UserError(f'--{name}: not blur kernels (least tap {out.min():.3g}, '
@@ -86,13 +92,14 @@ def main(argv):
   if len(given) != 1 or not FLAGS.output:
     raise errors.UserError('give one of --levin and --usrnet, and --output')
   name, path = given[0]
-  if os.path.exists(FLAGS.output):
+  if os.path.lexists(FLAGS.output):
     raise errors.UserError(f'--output={FLAGS.output} exists; give another file or delete it')
   if not os.path.isfile(path):
     raise errors.UserError(f'--{name}={path}: no such file')
+  from scipy.io import matlab  # pylint: disable=g-import-not-at-top
   try:
     kernels = (read_levin if name == 'levin' else read_usrnet)(path)
-  except (OSError, ValueError, KeyError, NotImplementedError) as e:
+  except (OSError, ValueError, KeyError, TypeError, NotImplementedError, matlab.MatReadError) as e:
     raise errors.UserError(f'--{name}={path}: cannot read its kernels ({e})') from None
   out = checked(name, kernels)
   outputs.write_npy(FLAGS.output, out)

@@ -54,9 +54,9 @@ def define_flags():
   flags.DEFINE_list('families', list(families.FAMILIES),
                     f'Of {", ".join(families.FAMILIES)}; report only: '
                     f'{", ".join(families.PUBLISHED)}.')
-  flags.DEFINE_string('levin_kernels', None, "Levin et al.'s eight kernels, (8, K, K) .npy, for "
-                      "the report-only family 'levin' (docs/method.md, \"Degradation families\").")
   flags.DEFINE_enum('images', 'report', ['report', 'tuning'], 'Which photos.')
+  checks.define_kernel_set_flags()
+  flags.adopt_module_key_flags(checks)  # --help lists them
   flags.DEFINE_string('results', None, 'JSON written row by row; an existing one measured with '
                       'the same settings is resumed.')
   flags.DEFINE_enum('kernel', 'spectral', ['spectral', 'true', 'blind'],
@@ -131,13 +131,14 @@ def main(argv):
   checks.scale(s)
   checks.families(FLAGS.families)
   priors = checks.numbers('priors', FLAGS.priors)
-  checks.kernel_sets(FLAGS.families, FLAGS.images, {'levin': FLAGS.levin_kernels})
+  checks.kernel_sets(FLAGS.families, FLAGS.images, checks.kernel_set_paths())
   posts = solvers(s, FLAGS.kernel, priors)
   kernel_cfg = kernel_config(s, FLAGS.kernel)
   ranges = datasets.REPORT_IMAGES if FLAGS.images == 'report' else datasets.TUNING_IMAGES
   names = list(datasets.OFFLINE_IMAGES)
   results = rows_lib.Rows(FLAGS.results, {
       'scale': s, 'images': FLAGS.images, 'kernel': FLAGS.kernel, 'levin_kernels': FLAGS.levin_kernels,
+      'usrnet_kernels': FLAGS.usrnet_kernels,
       'settings': {k: dataclasses.asdict(v) for k, v in posts.items()}},
                          key=lambda r: (r['family'], r['image']), error=errors.UserError)
   extra = [name for name in posts if name not in SOLVERS]

@@ -546,7 +546,7 @@ def test_unknown_borders_keep_a_true_motion_kernels_gain_the_mirror_loses():
   assert row['fourier'] < 0.0 < row['gradient'] - 2.0 < row['unknown'], row
 
 
-def test_the_family_benchmarks_refuse_what_they_cannot_measure_in_one_line():
+def test_the_family_benchmarks_refuse_what_they_cannot_measure_in_one_line(tmp_path):
   """Every family the benchmarks document passes; an unknown family, a noise
   variant on a non-linear filter, a scale, a crop position or a number they
   cannot use is a one-line user error naming it."""
@@ -582,6 +582,11 @@ def test_the_family_benchmarks_refuse_what_they_cannot_measure_in_one_line():
     checks.kernel_sets(['usrnet'], 'report', paths)
   with pytest.raises(errors.UserError, match='--levin_kernels: .*nosuch.npy'):
     checks.kernel_sets(['levin'], 'report', {'levin': 'nosuch.npy'})
+  np.savez(tmp_path / 'set.npz', np.zeros((8, 3, 3)))
+  (tmp_path / 'empty.npy').write_bytes(b'')
+  for name in ('set.npz', 'empty.npy'):  # not an .npy array: one line, not a traceback
+    with pytest.raises(errors.UserError, match='--levin_kernels: '):
+      checks.kernel_sets(['levin'], 'report', {'levin': str(tmp_path / name)})
 
 
 def test_the_cli_families_gain_is_the_in_process_measure_of_the_same_photo(tmp_path):
@@ -611,6 +616,7 @@ def test_kernel_sets_reads_a_published_mat_file_into_the_families_npy(tmp_path, 
   """`kernel_sets` pads each kernel centrally to the set's largest side, reads
   USRNet's MAT layout (a 1 x 12 cell array) in order, writes what
   `families.use_kernel_set` reads, and refuses what is not the set."""
+  import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   import chex  # pylint: disable=g-import-not-at-top
   from scipy import io  # pylint: disable=g-import-not-at-top
@@ -636,10 +642,43 @@ def test_kernel_sets_reads_a_published_mat_file_into_the_families_npy(tmp_path, 
   outputs.write_npy(npy, out)
   monkeypatch.setattr(families, '_PUBLISHED', {})
   families.use_kernel_set('usrnet', str(npy))
+  np.testing.assert_array_equal(families._PUBLISHED['usrnet'], out)  # pylint: disable=protected-access
   with pytest.raises(errors.UserError, match='--levin: expected 8 kernels, found 12'):
     kernel_sets.checked('levin', kernels)
   with pytest.raises(errors.UserError, match='--usrnet: not blur kernels'):
     kernel_sets.checked('usrnet', [2 * k for k in kernels])
+  negative = [k.copy() for k in kernels]
+  negative[5][0, 0] = -0.01
+  negative[5] /= negative[5].sum()
+  with pytest.raises(errors.UserError, match='--usrnet: not blur kernels'):
+    kernel_sets.checked('usrnet', negative)
+  # The command: it refuses to overwrite, in one line, and writes nothing.
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  before = npy.read_bytes()
+  done = subprocess.run([sys.executable, '-m', 'benchmarks.kernel_sets', f'--usrnet={path}',
+                         f'--output={npy}'], env=env, capture_output=True, text=True, check=False)
+  assert done.returncode != 0 and done.stderr.strip().splitlines() == [
+      f'error: --output={npy} exists; give another file or delete it'], done.stderr
+  assert npy.read_bytes() == before
   monkeypatch.setitem(sys.modules, 'h5py', None)  # not installed: a one-line error
   with pytest.raises(errors.UserError, match='needs h5py'):
     kernel_sets.read_levin(path)
+
+
+def test_kernel_sets_reads_levins_matlab_v73_layout(tmp_path):
+  """A MATLAB v7.3 file is HDF5: `kernels` a column of references to
+  column-major arrays; the kernels come back in order, the right way up."""
+  h5py = pytest.importorskip('h5py')
+  from benchmarks import kernel_sets  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(1)
+  kernels = [rng.random((k, k + 2)) for k in (13, 15, 17, 19, 21, 23, 25, 27)]
+  path = tmp_path / 'Levin09.mat'
+  with h5py.File(path, 'w') as f:
+    refs = f.create_dataset('kernels', (8, 1), dtype=h5py.ref_dtype)
+    for i, k in enumerate(kernels):
+      refs[i, 0] = f.create_dataset(f'#refs#/{i}', data=k.T).ref  # MATLAB writes column-major
+  got = kernel_sets.read_levin(str(path))
+  assert len(got) == 8
+  for g, k in zip(got, kernels):
+    np.testing.assert_array_equal(g, k)
