@@ -9,7 +9,6 @@ Flags after a `--preset` or `--flagfile` override it. Every field of
 `ike_jax.config.Config` is a flag of the same name (`--helpfull`).
 """
 
-import functools
 import glob
 import os
 import sys
@@ -90,23 +89,24 @@ def input_paths():
   return paths
 
 
-def _hr_for(path):
+def _hr_for(path, hr_files):
+  """The HR image of an LR input: --hr, or its stem's file in --hr_dir
+  (`hr_files`, `_image_files` of it, read once per run), or None."""
   if FLAGS.hr:
     return FLAGS.hr
-  if not FLAGS.hr_dir:
-    return None
-  return _image_files(FLAGS.hr_dir).get(os.path.splitext(os.path.basename(path))[0])
+  return hr_files.get(os.path.splitext(os.path.basename(path))[0])
 
 
-@functools.lru_cache(maxsize=None)
 def _image_files(folder):
   """{stem: path} of the image files in a folder, any case of the extension
   (photo.PNG too); of a stem's several files, the first in IMAGE_EXTENSIONS."""
-  rank = lambda name: IMAGE_EXTENSIONS.index(os.path.splitext(name)[1].lower())
-  names = [n for n in os.listdir(folder) if os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS
-           and os.path.isfile(os.path.join(folder, n))]
-  return {os.path.splitext(n)[0]: os.path.join(folder, n)
-          for n in sorted(names, key=rank, reverse=True)}  # the first extension written last
+  ext = lambda name: os.path.splitext(name)[1].lower()
+  names = [n for n in os.listdir(folder)
+           if ext(n) in IMAGE_EXTENSIONS and os.path.isfile(os.path.join(folder, n))]
+  found = {}
+  for n in sorted(names, key=lambda n: IMAGE_EXTENSIONS.index(ext(n))):
+    found.setdefault(os.path.splitext(n)[0], os.path.join(folder, n))
+  return found
 
 
 def main(argv):
@@ -147,7 +147,8 @@ def main(argv):
                              max_memory_gb=FLAGS.max_memory_gb,
                              checkpoint_every=FLAGS.checkpoint_every, resume=FLAGS.resume,
                              process_index=index, process_count=count)
-  jobs = [pipeline.Job(p, _hr_for(p), FLAGS.kernel) for p in paths]
+  hr_files = _image_files(FLAGS.hr_dir) if FLAGS.hr_dir else {}
+  jobs = [pipeline.Job(p, _hr_for(p, hr_files), FLAGS.kernel) for p in paths]
   unmatched = [job.lr_path for job in jobs if job.hr_path is None]
   if FLAGS.hr_dir and unmatched:
     print(f'warning: no HR image in {FLAGS.hr_dir} for {len(unmatched)} of {len(jobs)} inputs '
