@@ -95,8 +95,13 @@ def main(argv):
   names = list(datasets.OFFLINE_IMAGES)
   compare = {}
   if FLAGS.compare:
-    with open(FLAGS.compare, encoding='utf-8') as f:
-      other = json.load(f)
+    try:
+      with open(FLAGS.compare, encoding='utf-8') as f:
+        other = json.load(f)
+      other['rows'] = list(other['rows'])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+      raise errors.UserError(f'--compare={FLAGS.compare}: not a blind_families results file '
+                             f'({e})') from None
     if other.get('scale') != s:
       raise errors.UserError(f'--compare={FLAGS.compare} is at x{other.get("scale")}, not x{s}')
     compare = {(r['family'], r['image']): r['blind'] for r in other['rows']}

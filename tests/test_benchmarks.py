@@ -682,3 +682,22 @@ def test_kernel_sets_reads_levins_matlab_v73_layout(tmp_path):
   assert len(got) == 8
   for g, k in zip(got, kernels):
     np.testing.assert_array_equal(g, k)
+
+
+def test_cli_families_refuses_a_compare_file_it_cannot_read_in_one_line(tmp_path):
+  """--compare names a `blind_families` results file: anything else is a
+  one-line error before any family is run."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  bad = tmp_path / 'bad.json'
+  bad.write_text('[1]')
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  for path in (bad, tmp_path / 'missing.json'):
+    done = subprocess.run([sys.executable, '-m', 'benchmarks.cli_families', f'--compare={path}',
+                           f'--work_dir={tmp_path / "work"}'], env=env, capture_output=True,
+                          text=True, check=False)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode != 0 and len(lines) == 1, done.stderr
+    assert lines[0].startswith(f'error: --compare={path}: not a blind_families results file')
+  assert not (tmp_path / 'work').exists()
