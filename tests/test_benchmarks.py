@@ -616,7 +616,6 @@ def test_kernel_sets_reads_a_published_mat_file_into_the_families_npy(tmp_path, 
   """`kernel_sets` pads each kernel centrally to the set's largest side, reads
   USRNet's MAT layout (a 1 x 12 cell array) in order, writes what
   `families.use_kernel_set` reads, and refuses what is not the set."""
-  import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
   import chex  # pylint: disable=g-import-not-at-top
   from scipy import io  # pylint: disable=g-import-not-at-top
@@ -653,11 +652,8 @@ def test_kernel_sets_reads_a_published_mat_file_into_the_families_npy(tmp_path, 
   with pytest.raises(errors.UserError, match='--usrnet: not blur kernels'):
     kernel_sets.checked('usrnet', negative)
   # The command: it refuses to overwrite, in one line, and writes nothing.
-  env = dict(os.environ, JAX_PLATFORMS='cpu',
-             PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   before = npy.read_bytes()
-  done = subprocess.run([sys.executable, '-m', 'benchmarks.kernel_sets', f'--usrnet={path}',
-                         f'--output={npy}'], env=env, capture_output=True, text=True, check=False)
+  done = _run_module('benchmarks.kernel_sets', f'--usrnet={path}', f'--output={npy}')
   assert done.returncode != 0 and done.stderr.strip().splitlines() == [
       f'error: --output={npy} exists; give another file or delete it'], done.stderr
   assert npy.read_bytes() == before
@@ -687,17 +683,23 @@ def test_kernel_sets_reads_levins_matlab_v73_layout(tmp_path):
 def test_cli_families_refuses_a_compare_file_it_cannot_read_in_one_line(tmp_path):
   """--compare names a `blind_families` results file: anything else is a
   one-line error before any family is run."""
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
   bad = tmp_path / 'bad.json'
   bad.write_text('[1]')
-  env = dict(os.environ, JAX_PLATFORMS='cpu',
-             PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   for path in (bad, tmp_path / 'missing.json'):
-    done = subprocess.run([sys.executable, '-m', 'benchmarks.cli_families', f'--compare={path}',
-                           f'--work_dir={tmp_path / "work"}'], env=env, capture_output=True,
-                          text=True, check=False)
+    done = _run_module('benchmarks.cli_families', f'--compare={path}',
+                       f'--work_dir={tmp_path / "work"}')
     lines = done.stderr.strip().splitlines()
     assert done.returncode != 0 and len(lines) == 1, done.stderr
     assert lines[0].startswith(f'error: --compare={path}: not a blind_families results file')
   assert not (tmp_path / 'work').exists()
+
+
+def _run_module(module, *args):
+  """`python -m module args` on the CPU from the repository root's imports:
+  the finished process (stdout, stderr as text)."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  return subprocess.run([sys.executable, '-m', module, *args], env=env, capture_output=True,
+                        text=True, check=False)
