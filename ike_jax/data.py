@@ -1,4 +1,5 @@
-"""Image and kernel files in, and the conversions to and from model units.
+"""Image and kernel files in (and which files in a folder are images), and the
+conversions to and from model units.
 
 Loading is robust: every problem with a file is one `InputError` line, and
 every conversion (grey, palette, 16 bit, alpha, EXIF rotation) is reported.
@@ -172,3 +173,19 @@ def load_kernel(path):
   if not k.sum() > 1e-12:
     raise InputError(f'{path}: kernel sums to {k.sum():.3g}; it must sum to a positive number')
   return k
+
+
+# The image files --input_dir and --hr_dir take, by extension (any case).
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def image_files(folder):
+  """{stem: path} of the image files in a folder, any case of the extension
+  (photo.PNG too); of a stem's several files, the first in IMAGE_EXTENSIONS."""
+  ext = lambda name: os.path.splitext(name)[1].lower()
+  names = [n for n in os.listdir(folder)
+           if ext(n) in IMAGE_EXTENSIONS and os.path.isfile(os.path.join(folder, n))]
+  found = {}
+  for n in sorted(names, key=lambda n: IMAGE_EXTENSIONS.index(ext(n))):
+    found.setdefault(os.path.splitext(n)[0], os.path.join(folder, n))
+  return found

@@ -17,6 +17,7 @@ from absl import flags
 from absl import logging
 
 from ike_jax import cli
+from ike_jax import data
 from ike_jax import errors
 from ike_jax import presets
 
@@ -59,7 +60,6 @@ for _name in ('scale', 'iterations', 'seed'):  # in --helpshort beside this modu
 FLAGS = flags.FLAGS
 
 HELP_FLAGS = ('help', 'helpshort', 'helpfull', 'helpxml', '?', 'h')
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 def config_from_flags():
@@ -78,7 +78,7 @@ def input_paths():
     if not os.path.isdir(FLAGS.input_dir):
       raise errors.UserError(f'{FLAGS.input_dir}: not a directory (--input_dir)')
     paths = sorted(os.path.join(FLAGS.input_dir, f) for f in os.listdir(FLAGS.input_dir)
-                   if f.lower().endswith(IMAGE_EXTENSIONS))
+                   if f.lower().endswith(data.IMAGE_EXTENSIONS))
   else:
     paths = []
     for part in filter(None, (p.strip() for p in FLAGS.images.split(','))):
@@ -91,22 +91,10 @@ def input_paths():
 
 def _hr_for(path, hr_files):
   """The HR image of an LR input: --hr, or its stem's file in --hr_dir
-  (`hr_files`, `_image_files` of it, read once per run), or None."""
+  (`hr_files`, `data.image_files` of it, read once per run), or None."""
   if FLAGS.hr:
     return FLAGS.hr
   return hr_files.get(os.path.splitext(os.path.basename(path))[0])
-
-
-def _image_files(folder):
-  """{stem: path} of the image files in a folder, any case of the extension
-  (photo.PNG too); of a stem's several files, the first in IMAGE_EXTENSIONS."""
-  ext = lambda name: os.path.splitext(name)[1].lower()
-  names = [n for n in os.listdir(folder)
-           if ext(n) in IMAGE_EXTENSIONS and os.path.isfile(os.path.join(folder, n))]
-  found = {}
-  for n in sorted(names, key=lambda n: IMAGE_EXTENSIONS.index(ext(n))):
-    found.setdefault(os.path.splitext(n)[0], os.path.join(folder, n))
-  return found
 
 
 def main(argv):
@@ -147,7 +135,7 @@ def main(argv):
                              max_memory_gb=FLAGS.max_memory_gb,
                              checkpoint_every=FLAGS.checkpoint_every, resume=FLAGS.resume,
                              process_index=index, process_count=count)
-  hr_files = _image_files(FLAGS.hr_dir) if FLAGS.hr_dir else {}
+  hr_files = data.image_files(FLAGS.hr_dir) if FLAGS.hr_dir else {}
   jobs = [pipeline.Job(p, _hr_for(p, hr_files), FLAGS.kernel) for p in paths]
   unmatched = [job.lr_path for job in jobs if job.hr_path is None]
   if FLAGS.hr_dir and unmatched:

@@ -289,9 +289,9 @@ def test_the_compilation_cache_folder_follows_flag_then_environment(monkeypatch)
 def test_hr_files_are_matched_by_stem_in_any_case_the_first_extension_first(tmp_path):
   """--hr_dir's files by stem: any case of an image extension, the first of
   IMAGE_EXTENSIONS where a stem has several; other files and folders ignored."""
-  from ike_jax import main as main_lib  # pylint: disable=g-import-not-at-top
+  from ike_jax import data  # pylint: disable=g-import-not-at-top
   for name in ('a.jpg', 'a.PNG', 'b.tif', 'notes.txt'):
     (tmp_path / name).write_bytes(b'')
   (tmp_path / 'c.png').mkdir()
-  assert main_lib._image_files(str(tmp_path)) == {  # pylint: disable=protected-access
+  assert data.image_files(str(tmp_path)) == {
       'a': str(tmp_path / 'a.PNG'), 'b': str(tmp_path / 'b.tif')}
