@@ -85,7 +85,7 @@ CHECKS = tuple(f + v for v in ('+jpeg', '+readnoise') for f in LINEAR)
 FIXED_NOISE = '+n2q90'  # read noise of sigma 2 grey levels, then JPEG at quality 90
 PUBLISHED = {'levin': 8, 'usrnet': 12}  # report-only kernel sets: name -> how many kernels
 RESAMPLERS = ('area', 'cubic', 'lanczos')  # checks: standard anti-aliased downscaling
-CAMERA = ('sharpened', 'chromatic', 'varying', 'shot', 'demosaic')  # report-only checks: what a camera adds
+CAMERA = ('sharpened', 'chromatic', 'varying', 'shot', 'demosaic', 'linearlight')  # report-only checks: what a camera adds
 
 
 def _finish(k, scale, soften=0.0):
@@ -271,7 +271,21 @@ def _camera(hr, family, scale, rng):
     return (1.0 - w) * lr + w * wide, None, info
   if family == 'demosaic':
     return _bilinear_demosaic(lr), None, info
+  if family == 'linearlight':  # the lens blurs light, not the sRGB-encoded grey levels
+    light = degradations.blur_subsample(srgb_decode(np.asarray(hr, np.float64) / 255.0), k, scale)
+    return srgb_encode(light) * 255.0, None, info
   raise ValueError(f'unknown camera family {family!r}')
+
+
+def srgb_decode(v):
+  """sRGB-encoded values in [0, 1] -> linear light (IEC 61966-2-1)."""
+  return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def srgb_encode(v):
+  """Linear light -> sRGB-encoded values in [0, 1]; the inverse of `srgb_decode`."""
+  v = np.clip(v, 0.0, 1.0)
+  return np.where(v <= 0.0031308, 12.92 * v, 1.055 * v ** (1.0 / 2.4) - 0.055)
 
 
 def _bilinear_demosaic(img):

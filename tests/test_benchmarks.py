@@ -519,6 +519,13 @@ def test_camera_checks_add_what_they_say_to_the_gaussian_family():
   mosaic, _, _ = families.degrade(hr, 'demosaic', 2, 5)  # RGGB: red kept at even rows and columns
   np.testing.assert_array_equal(mosaic[::2, ::2, 0], plain[::2, ::2, 0])
   assert np.abs(mosaic[1::2, 1::2, 0].astype(int) - plain[1::2, 1::2, 0]).mean() > 1.0
+  v = np.linspace(0.0, 1.0, 1001)
+  np.testing.assert_allclose(families.srgb_encode(families.srgb_decode(v)), v, atol=1e-12)
+  light, k_light, _ = families.degrade(hr, 'linearlight', 2, 5)
+  assert k_light is None  # blurred in linear light: no kernel on the grey levels
+  flat, _, _ = families.degrade(np.full((64, 64, 3), 90, np.uint8), 'linearlight', 2, 5)
+  np.testing.assert_array_equal(flat, 90)  # a blur of a constant light is that light
+  assert light.mean() > plain.mean() + 1.0  # light spreads into the dark: encoding is concave
   varying, _, _ = families.degrade(hr, 'varying', 2, 5)
   diff = np.abs(varying.astype(int) - plain)
   assert diff[28:36, 28:36].mean() < 0.5 < diff[:8, :8].mean()
