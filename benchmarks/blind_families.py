@@ -6,10 +6,13 @@ side) with seed 100 + image index; then measured, in Y-PSNR gain over MATLAB
 bicubic (shave = scale):
 
   spectral  `best_x2` / `best_x4`: the spectral Gaussian and the preset's SR
-            stage (`postprocess.final`, the Fourier solver)
+            stage (`postprocess.final`, the Fourier solver; with
+            --linear_light, in linear light)
   blind     `--preset=blind_x2` / `blind_x4`: the chosen kernel and SR prior
-            (its estimate and back-projection, as the CLI runs them)
-  true      back-projection onto the true kernel (the SR stage's ceiling)
+            (its estimate and back-projection, as the CLI runs them; with
+            --linear_light, as `ike-jax --linear_light` runs them)
+  true      back-projection onto the true kernel (the SR stage's ceiling), in
+            the space the family blurred (light for `linearlight`)
 
 with the kernel error of the blind choice and its seconds per image. Rows are
 written to --results (JSON) as they come (run again, the same command resumes
@@ -34,6 +37,7 @@ from benchmarks import families
 from benchmarks import plots
 from benchmarks import rows as rows_lib
 from ike_jax import cli
+from ike_jax import colours
 from ike_jax import data
 from ike_jax import errors
 from ike_jax import kernel as kernel_lib
@@ -61,37 +65,46 @@ def define_flags():
                        'most 500 for the report photos); default 256 at x2, 384 at x4.')
   flags.DEFINE_string('results', None, 'JSON written row by row; an existing one measured with '
                       'the same settings is resumed.')
+  flags.DEFINE_bool('linear_light', False, 'The presets as `ike-jax --linear_light` runs them: '
+                    'the kernels estimated and the photo deblurred in linear light (the true '
+                    "kernel's column as without it).")
   checks.define_kernel_set_flags()
   flags.adopt_module_key_flags(checks)  # --help lists them
 
 
-def back_project(bic, lr, k, origin, prior, s):
-  """uint8 SR: bicubic back-projected onto k (100 steps, TV weight `prior`), as `--refine`."""
+def back_project(bic, lr, k, origin, prior, s, light=False):
+  """uint8 SR: bicubic back-projected onto k (100 steps, TV weight `prior`), as
+  `--refine`; `light`: the photo's light deblurred (from its own bicubic), then encoded."""
+  if light:
+    lr = colours.light_levels(lr)
+    bic = np.asarray(resize.matlab_upscale(lr, s))
   sr = refine.back_project(jnp.asarray(data.to_model(bic)), jnp.asarray(data.to_model(lr)),
                            jnp.asarray(k, jnp.float32), s, origin, iterations=100,
                            prior_weight=prior)
+  if light:
+    return colours.encoded_u8(np.clip((np.asarray(sr) + 1) * 127.5, 0, 255))
   return data.from_model(np.asarray(sr))
 
 
-def measure_one(name, index, family, s, hr_size=None):
+def measure_one(name, index, family, s, hr_size=None, light=False):
   lr, hr, k_true, _ = families.pair(index, family, s, hr_size)
   bic = resize.bicubic_upscale(lr, s)
   base = metrics.compare(bic, hr, s)['psnr_y']
   gain = lambda sr: float(metrics.compare(sr, hr, s)['psnr_y'] - base)
   cfg = presets.config_from_flagfile(presets.preset_path(f'blind_x{s}'))
-  gaussian = spectral.estimate(lr, cfg)
+  seen = colours.light_u8(lr) if light else lr  # what the estimates read
+  gaussian = dict(spectral.estimate(seen, cfg), scale=s)
   best = presets.config_from_flagfile(presets.preset_path(f'best_x{s}')).post
   row = {'image': name, 'family': family,
-         'spectral': gain(postprocess.final(None, lr, *postprocess.sr_kernel(gaussian, s, s), best, s))}
+         'spectral': gain(postprocess.photo_sr(None, lr, gaussian, best, s, light=light)[0])}
   t0 = time.perf_counter()
-  est = blind_estimator.estimate(lr, cfg)
-  post = postprocess.for_estimate(cfg.post, est)  # as the pipeline does
-  sr = postprocess.with_companion(postprocess.final(None, lr, *postprocess.sr_kernel(est, s, s),
-                                                   post, s), lr, est, post, s)
+  est = dict(blind_estimator.estimate(seen, cfg), scale=s)
+  sr, _ = postprocess.photo_sr(None, lr, est, cfg.post, s, light=light)  # as the pipeline does
   row.update(blind=gain(sr), seconds=time.perf_counter() - t0, choice=est['choice'],
              confidence=est['confidence'], noise_sigma=est['noise_sigma'])
   if k_true is not None:
-    row.update(true=gain(back_project(bic, lr, k_true, (k_true.shape[0] // 2,) * 2, SPECTRAL_PRIOR[s], s)),
+    row.update(true=gain(back_project(bic, lr, k_true, (k_true.shape[0] // 2,) * 2, SPECTRAL_PRIOR[s],
+                                      s, families.in_light(family))),
                kernel_error=kernel_lib.kernel_error(est['kernel'], k_true),
                kernel_error_spectral=kernel_lib.kernel_error(gaussian['kernel'], k_true))
   return row
@@ -113,6 +126,7 @@ def main(argv):
                                         'hr_size': FLAGS.hr_size,
                                         'levin_kernels': FLAGS.levin_kernels,
                                         'usrnet_kernels': FLAGS.usrnet_kernels,
+                                        'linear_light': FLAGS.linear_light or None,
                                         'presets': configs},
                         key=lambda r: (r['family'], r['image']), error=errors.UserError)
   per_family = []
@@ -122,7 +136,7 @@ def main(argv):
       row = table.get((family, names[i]))
       kept = row is not None
       if not kept:
-        row = measure_one(names[i], i, family, s, FLAGS.hr_size)
+        row = measure_one(names[i], i, family, s, FLAGS.hr_size, FLAGS.linear_light)
         table.add(row)  # written row by row: a rerun resumes
       rows.append(row)
       print(f"{family:12s} {row['image']:22s} spectral {row['spectral']:+6.2f}  blind "

@@ -74,6 +74,7 @@ from PIL import Image
 from scipy import ndimage
 
 from benchmarks import degradations
+from ike_jax import colours
 from ike_jax import kernel as kernel_lib
 from ike_jax import resize
 
@@ -242,7 +243,8 @@ def _softened(k, rng, low, high):
 def _camera(hr, family, scale, rng):
   """(LR float64, kernel or None, info) of a camera check (`CAMERA`): a
   `gaussian_kernel` blur and what the family adds. The kernel is returned
-  only where it is the whole linear part (`shot`)."""
+  only where it is the whole linear part (`shot`; `linearlight`, of the
+  photo's light)."""
   k, info = gaussian_kernel(rng, scale)
   lr = degradations.blur_subsample(hr, k, scale)
   if family == 'shot':
@@ -272,20 +274,14 @@ def _camera(hr, family, scale, rng):
   if family == 'demosaic':
     return _bilinear_demosaic(lr), None, info
   if family == 'linearlight':  # the lens blurs light, not the sRGB-encoded grey levels
-    light = degradations.blur_subsample(srgb_decode(np.asarray(hr, np.float64) / 255.0), k, scale)
-    return srgb_encode(light) * 255.0, None, info
+    light = degradations.blur_subsample(colours.srgb_decode(np.asarray(hr) / 255.0), k, scale)
+    return colours.srgb_encode(light) * 255.0, k, info
   raise ValueError(f'unknown camera family {family!r}')
 
 
-def srgb_decode(v):
-  """sRGB-encoded values in [0, 1] -> linear light (IEC 61966-2-1)."""
-  return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
-
-
-def srgb_encode(v):
-  """Linear light -> sRGB-encoded values in [0, 1]; the inverse of `srgb_decode`."""
-  v = np.clip(v, 0.0, 1.0)
-  return np.where(v <= 0.0031308, 12.92 * v, 1.055 * v ** (1.0 / 2.4) - 0.055)
+def in_light(family):
+  """Whether a family's kernel blurred the photo's linear light (else its grey levels)."""
+  return family == 'linearlight'
 
 
 def _bilinear_demosaic(img):

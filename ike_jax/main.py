@@ -34,6 +34,9 @@ flags.DEFINE_string('input_dir', None, 'Many inputs: every image file in this di
 flags.DEFINE_string('hr', None, 'Optional ground-truth HR image: PSNR/SSIM are reported.')
 flags.DEFINE_string('hr_dir', None, 'With many inputs: HR images with the same file stems.')
 flags.DEFINE_string('kernel', None, 'Optional true kernel (.npy or .mat): the kernel error is reported.')
+flags.DEFINE_bool('linear_light', False, "The photos' blur acted on light, before the camera "
+                  'encoded them (a lens, a shaking hand; not a resizer): the kernel is estimated '
+                  'and the photo deblurred in linear light, and the SR image encoded again as sRGB.')
 flags.DEFINE_string('output_dir', 'out', 'Where outputs are written. A rerun into it skips the '
                     'images whose outputs are complete (made from the same inputs with the '
                     'same settings; other settings are refused) and writes the rest.')
@@ -136,7 +139,8 @@ def main(argv):
                              checkpoint_every=FLAGS.checkpoint_every, resume=FLAGS.resume,
                              process_index=index, process_count=count)
   hr_files = data.image_files(FLAGS.hr_dir) if FLAGS.hr_dir else {}
-  jobs = [pipeline.Job(p, _hr_for(p, hr_files), FLAGS.kernel) for p in paths]
+  jobs = [pipeline.Job(p, _hr_for(p, hr_files), FLAGS.kernel, FLAGS.linear_light)
+          for p in paths]
   unmatched = [job.lr_path for job in jobs if job.hr_path is None]
   if FLAGS.hr_dir and unmatched:
     print(f'warning: no HR image in {FLAGS.hr_dir} for {len(unmatched)} of {len(jobs)} inputs '

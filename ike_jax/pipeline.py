@@ -8,6 +8,7 @@ What happens to a batch of images reads top to bottom in `_run_batch`:
                             (trained G's, all images in one vmapped step, or a closed
                             form; G^-1(y, U(z)) or bicubic)
   postprocess            -> --zssr / --refine with that kernel; the self-check
+                            (with --linear_light, both on the photo's decoded light)
   report                 -> scores, pictures and files, written atomically
 """
 
@@ -18,11 +19,11 @@ import os
 import time
 
 from ike_jax import checkpoint
+from ike_jax import colours
 from ike_jax import crops
 from ike_jax import data
 from ike_jax import errors
 from ike_jax import estimate
-from ike_jax import kernel as kernel_lib
 from ike_jax import outputs
 from ike_jax import postprocess
 from ike_jax import programs
@@ -35,6 +36,7 @@ class Job:
   lr_path: str
   hr_path: str | None = None
   kernel_path: str | None = None
+  linear_light: bool = False  # its blur acted on light, before the camera encoded it
 
   @property
   def stem(self):
@@ -59,6 +61,8 @@ def checkpoint_key(jobs, cfg):
   length. Post-processing is not part of it: changing it keeps checkpoints."""
   parts = ['|'.join(os.path.abspath(j.lr_path) for j in jobs), repr(estimate.training_config(cfg)),
            str(cfg.run.seed), str(cfg.run.iterations), str(cfg.run.population)]
+  if any(j.linear_light for j in jobs):  # G trains on the photos' light
+    parts.append('light:' + ''.join('1' if j.linear_light else '0' for j in jobs))
   return hashlib.sha1('#'.join(parts).encode()).hexdigest()[:12]
 
 
@@ -138,6 +142,8 @@ def _check_made_alike(out, name, job, cfg):
     raise errors.UserError(f'{path}: cannot be read as a metrics record' + refuse)
   changed = _changed_settings(stored.get('config', {}), report.config_record(cfg))
   base = lambda p: os.path.basename(p) if p else None
+  if bool(stored.get('linear_light', False)) != job.linear_light:
+    changed.append(f'--linear_light {bool(stored.get("linear_light", False))} -> {job.linear_light}')
   for flag, old, new in (('--image', stored.get('image'), job.lr_path),
                          ('--hr', stored.get('hr'), job.hr_path)):
     if base(old) != base(new):
@@ -195,7 +201,8 @@ def _load(job, cfg, log, max_memory_gb=0.0):
                         extra_bytes=estimate.peak_bytes(cfg))
   except errors.UserError as err:
     raise errors.UserError(f'{job.lr_path}: {err}') from None
-  image = {'lr_path': job.lr_path, 'lr': lr, 'lr_sha256': file_digest(job.lr_path)}
+  image = {'lr_path': job.lr_path, 'lr': lr, 'lr_sha256': file_digest(job.lr_path),
+           'linear_light': job.linear_light}
   if job.hr_path:
     hr = data.load_image(job.hr_path, log=log)
     if hr.shape[:2] == (full_shape[0] * s, full_shape[1] * s):
@@ -223,15 +230,18 @@ def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
   """Estimates the kernels of one batch of images (training G on all of them
   together, or in closed form), then post-processes and reports each image."""
   ckpt = _checkpointer(out, jobs, cfg)
+  # A blur of light is estimated from the photo's light (rounded to uint8).
+  seen = [dict(im, lr=colours.light_u8(im['lr'])) if im['linear_light'] else im for im in images]
   estimated, timings = estimate.estimate_batch(
-      images, cfg, log, pad_shape=pad_shape, tile=options.tile, checkpointer=ckpt,
+      seen, cfg, log, pad_shape=pad_shape, tile=options.tile, checkpointer=ckpt,
       checkpoint_every=options.checkpoint_every, resume=options.resume,
       overwrite=options.overwrite)
 
   t0 = time.perf_counter()
   finals = {}
   for k, e in estimated.items():
-    finals[k] = _post_process(e, images[k]['lr'], cfg, log, options.max_memory_gb)
+    finals[k] = _post_process(e, images[k]['lr'], cfg, log, options.max_memory_gb,
+                              images[k]['linear_light'])
     programs.release_if_many()  # each image size compiles programs of its own
   timings = dict(timings, post_s=(time.perf_counter() - t0) / max(len(finals), 1),
                  images_in_batch=len(images))
@@ -256,16 +266,10 @@ def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
   return results
 
 
-def _post_process(estimated, lr_u8, cfg, log, max_memory_gb=0.0):
+def _post_process(estimated, lr_u8, cfg, log, max_memory_gb=0.0, light=False):
   """(final uint8 SR image, its self-check): --zssr / --refine on the start with
-  the estimated kernel (at the job's scale)."""
-  kern, origin = postprocess.sr_kernel(estimated.estimate, estimated.estimate['scale'], cfg.scale,
-                                       cfg.post.lever_kernel_taps)
-  post = postprocess.for_estimate(cfg.post, estimated.estimate)
-  resident = estimate.peak_bytes(cfg)
-  final = postprocess.final(estimated.sr, lr_u8, kern, origin, post, cfg.scale, cfg.run.seed,
-                            zssr_crop=min(cfg.train.crop, 64), log=log,
-                            max_memory_gb=max_memory_gb, extra_bytes=resident)
-  final = postprocess.with_companion(final, lr_u8, estimated.estimate, post, cfg.scale,
-                                     max_memory_gb=max_memory_gb, extra_bytes=resident, log=log)
-  return final, kernel_lib.self_check(final, lr_u8, kern, cfg.scale, origin)
+  the estimated kernel (at the job's scale); `light`: in linear light."""
+  return postprocess.photo_sr(estimated.sr, lr_u8, estimated.estimate, cfg.post, cfg.scale,
+                              light=light, taps=cfg.post.lever_kernel_taps, seed=cfg.run.seed,
+                              zssr_crop=min(cfg.train.crop, 64), log=log,
+                              max_memory_gb=max_memory_gb, extra_bytes=estimate.peak_bytes(cfg))

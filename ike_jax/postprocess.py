@@ -10,8 +10,10 @@ what `config.PostConfig` asks for: `--zssr` replaces the SR image by a ZSSR
 net's, then `--refine` makes it consistent with the kernel, by the Fourier
 solver (`solve.solve`: data term and total variation by half-quadratic
 splitting, each round a closed form) or by projected gradient steps
-(`refine.back_project`), as `--refine_solver` says. `final` is the pipeline's entry: the uint8 SR
-image of a whole photo, the Fourier solver run window by window (`tiling`).
+(`refine.back_project`), as `--refine_solver` says. `final` is the uint8 SR
+image of a whole photo, the Fourier solver run window by window (`tiling`);
+`photo_sr`, the pipeline's entry, runs it with what the estimate asks for, in
+the photo's grey levels or, for a blur that acted on light, in linear light.
 
 Pure array code: no file I/O.
 """
@@ -22,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ike_jax import colours
 from ike_jax import data
 from ike_jax import errors
 from ike_jax import kernel as kernel_lib
@@ -75,40 +78,44 @@ def for_estimate(post, estimate):
 BLEND_ROWS = 512
 
 
-def companion_sr(lr_u8, estimate, post, scale, max_memory_gb=0.0, extra_bytes=0, log=None):
-  """The uint8 SR image (`final`) of the estimate's 'companion_kernel' ((C, k, k),
-  the estimate's origin); `log`: progress lines, as `final`'s."""
+def companion_sr(lr_u8, estimate, post, scale, max_memory_gb=0.0, extra_bytes=0, log=None,
+                 rounded=True):
+  """The SR image (`final`) of the estimate's 'companion_kernel' ((C, k, k),
+  the estimate's origin); `log`, `rounded`: as `final`'s."""
   k = np.asarray(estimate['companion_kernel'], np.float32)
   return final(None, lr_u8, jnp.asarray(k / k.sum(axis=(1, 2), keepdims=True)),
                estimate['origin'], post, scale, log=log, max_memory_gb=max_memory_gb,
-               extra_bytes=extra_bytes)
+               extra_bytes=extra_bytes, rounded=rounded)
 
 
 def blend(sr, other, weight):
-  """(1 - weight) sr + weight other, rounded to uint8, written into `other`
-  (a writable copy where it is not) band by band (float32 copies of a band only)."""
+  """(1 - weight) sr + weight other, written into `other` (a writable copy
+  where it is not) band by band (float32 copies of a band only); rounded
+  where `other` is uint8."""
   out = other if other.flags.writeable else other.copy()
   w = np.float32(weight)
   for top in range(0, out.shape[0], BLEND_ROWS):
     rows = slice(top, top + BLEND_ROWS)
     mean = (1 - w) * sr[rows].astype(np.float32) + w * out[rows].astype(np.float32)
-    out[rows] = np.clip(np.round(mean), 0, 255).astype(np.uint8)
+    out[rows] = np.clip(np.round(mean), 0, 255) if out.dtype == np.uint8 else mean
   return out
 
 
 def with_companion(sr, lr_u8, estimate, post, scale, max_memory_gb=0.0, extra_bytes=0,
-                   log=None):
-  """`sr` (uint8, the estimate's kernel's `final`) blended with `companion_sr` at
+                   log=None, rounded=True):
+  """`sr` (the estimate's kernel's `final`) blended with `companion_sr` at
   'companion_weight' on the latter; `sr` itself where the estimate has none.
   Two deblurrings by kernels that err differently ring differently: their
   mean keeps what both restore (docs/method.md, "Two kernels, one image").
   The companion's windows count `sr` as resident (`max_memory_gb`,
-  `extra_bytes` as `final`'s); `log`: progress lines (None: silent)."""
+  `extra_bytes` as `final`'s); `log`: progress lines (None: silent);
+  `rounded`: as `final`'s."""
   if 'companion_kernel' not in estimate:
     return sr
   if log is not None:
     log(f'SR stage again with the companion kernel (blend weight {estimate["companion_weight"]:g})')
-  other = companion_sr(lr_u8, estimate, post, scale, max_memory_gb, extra_bytes + sr.nbytes, log)
+  other = companion_sr(lr_u8, estimate, post, scale, max_memory_gb, extra_bytes + sr.nbytes, log,
+                       rounded)
   return blend(sr, other, estimate['companion_weight'])
 
 
@@ -167,18 +174,19 @@ def windows(lr_shape, post, scale, tile=0, max_memory_gb=0.0, extra_bytes=0):
 
 
 def final(start, lr_u8, k, origin, post, scale, seed=0, zssr_crop=64, log=None, tile=0,
-          max_memory_gb=0.0, extra_bytes=0):
+          max_memory_gb=0.0, extra_bytes=0, rounded=True):
   """The uint8 SR image of a whole photo: `apply`, with the Fourier solver
   run window by window (`tiling`), so that memory is bounded by a window.
 
   Args:
     start: (sH, sW, 3) start in [-1, 1] (G's inverse), or None: MATLAB bicubic
       (made window by window when the Fourier solver runs).
-    lr_u8: (H, W, 3) uint8 LR input.
+    lr_u8: (H, W, 3) uint8 LR input (or float grey levels in 0..255).
     k, origin, post, scale, seed, zssr_crop, log: as `apply`.
     tile, max_memory_gb, extra_bytes: the windows (`windows`; 0: the defaults).
+    rounded: False: float32 grey levels in 0..255, not rounded.
   Returns:
-    (sH, sW, 3) uint8.
+    (sH, sW, 3) uint8 (or float32).
   """
   lr = data.to_model(lr_u8)
   if post.zssr:
@@ -187,12 +195,41 @@ def final(start, lr_u8, k, origin, post, scale, seed=0, zssr_crop=64, log=None, 
   plan = windows(lr_u8.shape, post, scale, tile, max_memory_gb, extra_bytes)
   if plan is not None:
     return tiling.solve_photo(lr_u8, start, k, origin, scale, tiling.fourier_settings(post), plan,
-                              log)
+                              log, rounded)
   if start is None:
     start = resize.bicubic_upscale(lr_u8, scale)
     if not post.refine:
-      return start
+      return start if rounded else start.astype(np.float32)
     start = data.to_model(start)
   sr = apply(start, lr, k, origin, dataclasses.replace(post, zssr=False), scale, seed, zssr_crop,
              log)
-  return data.from_model(sr)
+  return data.from_model(sr) if rounded else np.clip((sr + 1) * np.float32(127.5), 0, 255)
+
+
+def photo_sr(start, lr_u8, estimate, post, scale, *, light=False, taps=0, seed=0, zssr_crop=64,
+             log=None, max_memory_gb=0.0, extra_bytes=0):
+  """A photo's uint8 SR image from its kernel estimate, and the self-check.
+
+  `final` with the estimate's kernel (`sr_kernel`, `taps` as there) and the
+  post-processing it asks for (`for_estimate`), blended with its companion
+  kernel's (`with_companion`). `light`: the photo's blur acted on linear
+  light, as a lens's or a moving camera's does before the camera encodes the
+  photo; the estimate was then made from its light (`colours.light_levels`,
+  rounded), the SR stage deblurs the light, unrounded, and the SR image is
+  encoded again (docs/method.md, "Blur in linear light"). An estimate that
+  asks for no SR stage gives bicubic of the photo as it is, either way.
+
+  Returns:
+    ((sH, sW, 3) uint8, `kernel.self_check` in grey levels of what was
+    deblurred).
+  """
+  kern, origin = sr_kernel(estimate, estimate['scale'], scale, taps)
+  post = for_estimate(post, estimate)
+  light = light and (post.refine or post.zssr)
+  lr = colours.light_levels(lr_u8) if light else lr_u8
+  memory = dict(max_memory_gb=max_memory_gb, extra_bytes=extra_bytes)
+  sr = final(start, lr, kern, origin, post, scale, seed, zssr_crop, log, rounded=not light,
+             **memory)
+  sr = with_companion(sr, lr, estimate, post, scale, log=log, rounded=not light, **memory)
+  check = kernel_lib.self_check(sr, lr, kern, scale, origin)
+  return (colours.encoded_u8(sr) if light else sr), check

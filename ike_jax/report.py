@@ -116,7 +116,8 @@ def write_image_outputs(out, names, image, cfg, label, estimate, history, timing
     names: `output_names(...)`.
     image: dict with 'lr_path', 'lr' (uint8), 'sr' (uint8), optional 'hr'
       (uint8), 'hr_path', 'true_kernel' (2-D, at G's training scale),
-      'self_check' (`kernel.self_check` of SR, LR and the SR kernel).
+      'self_check' (`kernel.self_check` of SR, LR and the SR kernel),
+      'linear_light' (the SR stage deblurred the photo's light).
     cfg: the run's `config.Config`.
     label: what made the SR image (`estimate.method_label`).
     estimate: the kernel estimate of this image (`readout.estimate_kernel`'s
@@ -151,6 +152,8 @@ def write_image_outputs(out, names, image, cfg, label, estimate, history, timing
               ('HR', hr[:sr_u8.shape[0], :sr_u8.shape[1]][hr_rows, hr_cols])]
   if 'self_check' in image:
     result['self_check'] = image['self_check']
+  if image.get('linear_light'):
+    result['linear_light'] = True
   if 'population' in estimate:
     result['population'] = estimate['population']
   if estimate.get('scale', s) != s:
@@ -185,6 +188,8 @@ def format_result(result):
     of = (' (of 1: how far its deciding score sits from its threshold)'
           if 'confidence' in result['estimate'] else '')
     line += f"\n  kernel estimate: {', '.join(shown)}{of}"
+  if result.get('linear_light'):
+    line += '\n  deblurred in linear light (--linear_light)'
   if 'reason' in result.get('estimate', {}):
     line += f"\n  why: {result['estimate']['reason']}"
   if 'kernel_error' in result:

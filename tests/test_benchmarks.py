@@ -502,7 +502,8 @@ def test_camera_checks_add_what_they_say_to_the_gaussian_family():
   aberration leaves green as it is and moves red and blue; the Bayer mosaic
   keeps each pixel's own colour and fills in the others; the varying blur
   is the Gaussian's at the centre and wider at the corners; shot noise grows
-  with the signal. They take no variant."""
+  with the signal; the blur of light is the Gaussian's of the decoded photo,
+  encoded again, and lifts the dark side of an edge. They take no variant."""
   from scipy import ndimage  # pylint: disable=g-import-not-at-top
   from benchmarks import families  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
@@ -519,10 +520,13 @@ def test_camera_checks_add_what_they_say_to_the_gaussian_family():
   mosaic, _, _ = families.degrade(hr, 'demosaic', 2, 5)  # RGGB: red kept at even rows and columns
   np.testing.assert_array_equal(mosaic[::2, ::2, 0], plain[::2, ::2, 0])
   assert np.abs(mosaic[1::2, 1::2, 0].astype(int) - plain[1::2, 1::2, 0]).mean() > 1.0
-  v = np.linspace(0.0, 1.0, 1001)
-  np.testing.assert_allclose(families.srgb_encode(families.srgb_decode(v)), v, atol=1e-12)
   light, k_light, _ = families.degrade(hr, 'linearlight', 2, 5)
-  assert k_light is None  # blurred in linear light: no kernel on the grey levels
+  np.testing.assert_array_equal(k_light, k)  # the kernel, of the photo's light
+  assert families.in_light('linearlight') and not families.in_light('gaussian')
+  from benchmarks import degradations  # pylint: disable=g-import-not-at-top
+  from ike_jax import colours  # pylint: disable=g-import-not-at-top
+  by_light = degradations.blur_subsample(colours.srgb_decode(hr / 255.0), k, 2)
+  assert np.abs(colours.encoded_u8(by_light * 255.0).astype(int) - light).max() <= 1
   flat, _, _ = families.degrade(np.full((64, 64, 3), 90, np.uint8), 'linearlight', 2, 5)
   np.testing.assert_array_equal(flat, 90)  # a blur of a constant light is that light
   assert light.mean() > plain.mean() + 1.0  # light spreads into the dark: encoding is concave
