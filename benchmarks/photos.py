@@ -87,12 +87,14 @@ def run_once(photo, preset, extra=()):
   return wall, rss, out_dir
 
 
-def predicted_gb(preset, lr_shape):
-  """The predicted peak (`tiling.memory_bytes`, the estimate's `PEAK_BYTES` included)
+def predicted_gb(preset, lr_shape, light=False):
+  """The predicted peak (`tiling.memory_bytes`, the estimate's `PEAK_BYTES` included,
+  and with `light` what --linear_light holds besides, `postprocess.light_bytes`)
   for the windows the pipeline cuts the photo into (`postprocess.windows`)."""
   cfg = timing.load_config(preset)
-  plan = postprocess.windows(lr_shape, cfg.post, cfg.scale)
-  return tiling.memory_bytes(plan, lr_shape, cfg.scale, estimate.peak_bytes(cfg)) / 2 ** 30
+  extra = estimate.peak_bytes(cfg) + (postprocess.light_bytes(lr_shape, cfg.scale) if light else 0)
+  plan = postprocess.windows(lr_shape, cfg.post, cfg.scale, extra_bytes=extra)
+  return tiling.memory_bytes(plan, lr_shape, cfg.scale, extra) / 2 ** 30
 
 
 def main(argv):
@@ -119,7 +121,8 @@ def main(argv):
              'seconds': float(np.median(walls)), 'seconds_all': walls,
              'peak_rss_gb': max(r[1] for r in runs) / 2 ** 30,
              'lr_megapixels_per_s': width * height / 1e6 / float(np.median(walls)),
-             'predicted_peak_gb': predicted_gb(preset, (height, width))}
+             'predicted_peak_gb': predicted_gb(preset, (height, width),
+                                               'linear_light' in FLAGS.extra)}
       report['rows'].append(row)
       print(f"{preset} {mp:5.2f} MP ({width}x{height}): {row['seconds']:.1f} s, "
             f"{row['peak_rss_gb']:.2f} GB peak, {row['lr_megapixels_per_s']:.3f} MP/s", flush=True)

@@ -28,21 +28,27 @@ def batch_to_colours(x):
 
 
 def srgb_decode(v):
-  """sRGB-encoded values in [0, 1] -> linear light in [0, 1] (IEC 61966-2-1)."""
-  v = np.asarray(v, np.float64)
+  """sRGB-encoded values in [0, 1] -> linear light in [0, 1] (IEC 61966-2-1);
+  float32 stays float32."""
+  v = np.asarray(v, np.result_type(np.asarray(v).dtype, np.float32))
   return np.where(v <= 0.04045, v / 12.92, ((np.maximum(v, 0.04045) + 0.055) / 1.055) ** 2.4)
 
 
 def srgb_encode(v):
   """Linear light -> sRGB-encoded values in [0, 1]: `srgb_decode`'s inverse,
-  light outside [0, 1] clipped first."""
-  v = np.clip(np.asarray(v, np.float64), 0.0, 1.0)
+  light outside [0, 1] clipped first; float32 stays float32."""
+  v = np.clip(np.asarray(v, np.result_type(np.asarray(v).dtype, np.float32)), 0.0, 1.0)
   return np.where(v <= 0.0031308, 12.92 * v, 1.055 * np.maximum(v, 0.0031308) ** (1 / 2.4) - 0.055)
+
+
+# The light of each uint8 grey level, in grey levels (0..255).
+_LIGHT = (srgb_decode(np.arange(256) / 255.0) * 255.0).astype(np.float32)
+ENCODE_ROWS = 64  # rows encoded at once: no float64 copy of a whole photo
 
 
 def light_levels(img_u8):
   """A uint8 sRGB image -> its linear light as float32 grey levels in 0..255."""
-  return (srgb_decode(np.asarray(img_u8) / 255.0) * 255.0).astype(np.float32)
+  return _LIGHT[np.asarray(img_u8, np.uint8)]
 
 
 def light_u8(img_u8):
@@ -51,5 +57,11 @@ def light_u8(img_u8):
 
 
 def encoded_u8(levels):
-  """`light_levels`' inverse: float grey levels of light -> uint8 sRGB, rounded."""
-  return np.round(srgb_encode(np.asarray(levels) / 255.0) * 255.0).astype(np.uint8)
+  """`light_levels`' inverse: float grey levels of light -> uint8 sRGB, rounded
+  (in float64, band by band of `ENCODE_ROWS` rows)."""
+  levels = np.asarray(levels)
+  out = np.empty(levels.shape, np.uint8)
+  for top in range(0, levels.shape[0], ENCODE_ROWS):
+    band = levels[top:top + ENCODE_ROWS].astype(np.float64)
+    out[top:top + ENCODE_ROWS] = np.round(srgb_encode(band / 255.0) * 255.0)
+  return out

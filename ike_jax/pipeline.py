@@ -197,8 +197,9 @@ def _load(job, cfg, log, max_memory_gb=0.0):
     raise errors.InputError(f'{job.lr_path}: image is {lr.shape[1]}x{lr.shape[0]} pixels'
                             f'{" after trimming" if dh or dw else ""}; {why}')
   try:
+    light = postprocess.light_bytes(lr.shape, s) if job.linear_light else 0
     postprocess.windows(lr.shape, cfg.post, s, max_memory_gb=max_memory_gb,
-                        extra_bytes=estimate.peak_bytes(cfg))
+                        extra_bytes=estimate.peak_bytes(cfg) + light)
   except errors.UserError as err:
     raise errors.UserError(f'{job.lr_path}: {err}') from None
   image = {'lr_path': job.lr_path, 'lr': lr, 'lr_sha256': file_digest(job.lr_path),

@@ -206,6 +206,16 @@ def final(start, lr_u8, k, origin, post, scale, seed=0, zssr_crop=64, log=None, 
   return data.from_model(sr) if rounded else np.clip((sr + 1) * np.float32(127.5), 0, 255)
 
 
+def light_bytes(lr_shape, scale):
+  """What `photo_sr` in light holds beyond what `final` counts (a uint8
+  output): the SR image in float32 beside its uint8 encoding (12 bytes per HR
+  px), the photo's light in float32 (12 per LR px) and the encoding's float64
+  bands (about 6 arrays of `colours.ENCODE_ROWS` rows)."""
+  h, w = lr_shape[:2]
+  return (12 * h * w * scale * scale + 12 * h * w
+          + 6 * 8 * 3 * colours.ENCODE_ROWS * w * scale)
+
+
 def photo_sr(start, lr_u8, estimate, post, scale, *, light=False, taps=0, seed=0, zssr_crop=64,
              log=None, max_memory_gb=0.0, extra_bytes=0):
   """A photo's uint8 SR image from its kernel estimate, and the self-check.
@@ -227,7 +237,8 @@ def photo_sr(start, lr_u8, estimate, post, scale, *, light=False, taps=0, seed=0
   post = for_estimate(post, estimate)
   light = light and (post.refine or post.zssr)
   lr = colours.light_levels(lr_u8) if light else lr_u8
-  memory = dict(max_memory_gb=max_memory_gb, extra_bytes=extra_bytes)
+  memory = dict(max_memory_gb=max_memory_gb,
+                extra_bytes=extra_bytes + (light_bytes(lr.shape, scale) if light else 0))
   sr = final(start, lr, kern, origin, post, scale, seed, zssr_crop, log, rounded=not light,
              **memory)
   sr = with_companion(sr, lr, estimate, post, scale, log=log, rounded=not light, **memory)

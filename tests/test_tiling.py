@@ -141,6 +141,11 @@ def test_memory_limit_counts_what_the_kernel_estimate_leaves_resident():
   assert postprocess.windows(shape, post, 2, max_memory_gb=limit) == tiling.plan(shape, 2)
   tight = postprocess.windows(shape, post, 2, max_memory_gb=limit, extra_bytes=extra)
   assert tight.tile_h < 512 and tiling.memory_bytes(tight, shape, 2, extra) <= limit * 2 ** 30
+  # In linear light the float32 SR image and the photo's light are resident too.
+  light = postprocess.light_bytes(shape, 2)
+  assert light > 12 * 4 * shape[0] * shape[1]
+  with pytest.raises(errors.UserError, match='is too low'):
+    postprocess.windows(shape, post, 2, max_memory_gb=limit, extra_bytes=extra + light)
 
 
 def test_srgb_encoding_round_trips_every_grey_level():
