@@ -12,7 +12,7 @@ bicubic (shave = scale):
             (its estimate and back-projection, as the CLI runs them; with
             --linear_light, as `ike-jax --linear_light` runs them)
   true      back-projection onto the true kernel (the SR stage's ceiling), in
-            the space the family blurred (light for `linearlight`)
+            the space the family blurred (light for the `+light` variants)
 
 with the kernel error of the blind choice and its seconds per image. Rows are
 written to --results (JSON) as they come (run again, the same command resumes

@@ -9,7 +9,7 @@ from benchmarks import datasets
 from benchmarks import families as families_lib
 from ike_jax import errors
 
-VARIANTS = ('', '+noise', '+readnoise', '+jpeg', families_lib.FIXED_NOISE)
+VARIANTS = ('', '+noise', '+readnoise', '+jpeg', families_lib.FIXED_NOISE, families_lib.LIGHT)
 
 
 def scale(value):

@@ -84,9 +84,10 @@ NONLINEAR = ('median', 'bilateral', 'diffusion')
 FAMILIES = LINEAR + tuple(f + '+noise' for f in LINEAR) + NONLINEAR
 CHECKS = tuple(f + v for v in ('+jpeg', '+readnoise') for f in LINEAR)
 FIXED_NOISE = '+n2q90'  # read noise of sigma 2 grey levels, then JPEG at quality 90
+LIGHT = '+light'  # the kernel blurs the photo's linear light, which is then encoded again
 PUBLISHED = {'levin': 8, 'usrnet': 12}  # report-only kernel sets: name -> how many kernels
 RESAMPLERS = ('area', 'cubic', 'lanczos')  # checks: standard anti-aliased downscaling
-CAMERA = ('sharpened', 'chromatic', 'varying', 'shot', 'demosaic', 'linearlight')  # report-only checks: what a camera adds
+CAMERA = ('sharpened', 'chromatic', 'varying', 'shot', 'demosaic')  # report-only checks: what a camera adds
 
 
 def _finish(k, scale, soften=0.0):
@@ -243,8 +244,7 @@ def _softened(k, rng, low, high):
 def _camera(hr, family, scale, rng):
   """(LR float64, kernel or None, info) of a camera check (`CAMERA`): a
   `gaussian_kernel` blur and what the family adds. The kernel is returned
-  only where it is the whole linear part (`shot`; `linearlight`, of the
-  photo's light)."""
+  only where it is the whole linear part (`shot`)."""
   k, info = gaussian_kernel(rng, scale)
   lr = degradations.blur_subsample(hr, k, scale)
   if family == 'shot':
@@ -273,15 +273,12 @@ def _camera(hr, family, scale, rng):
     return (1.0 - w) * lr + w * wide, None, info
   if family == 'demosaic':
     return _bilinear_demosaic(lr), None, info
-  if family == 'linearlight':  # the lens blurs light, not the sRGB-encoded grey levels
-    light = degradations.blur_subsample(colours.srgb_decode(np.asarray(hr) / 255.0), k, scale)
-    return colours.srgb_encode(light) * 255.0, k, info
   raise ValueError(f'unknown camera family {family!r}')
 
 
 def in_light(family):
-  """Whether a family's kernel blurred the photo's linear light (else its grey levels)."""
-  return family == 'linearlight'
+  """Whether a family's kernel blurred the photo's linear light (`+light`; else its grey levels)."""
+  return family.endswith(LIGHT)
 
 
 def _bilinear_demosaic(img):
@@ -321,8 +318,12 @@ def degrade(hr, family, scale, seed):
     k, info = resampler_kernel(base, scale)
   else:
     k, info = KERNELS[base](rng, scale)
-  lr = degradations.blur_subsample(hr, k, scale)
   variant = family[len(base):]
+  if variant == LIGHT:  # a lens or a moving camera blurs light, before the camera encodes it
+    light = degradations.blur_subsample(colours.srgb_decode(np.asarray(hr) / 255.0), k, scale)
+    return degradations.to_uint8(colours.srgb_encode(light) * 255.0), k, {
+        **info, 'family': family, 'scale': scale, 'seed': seed}
+  lr = degradations.blur_subsample(hr, k, scale)
   if variant in ('+noise', '+readnoise', '+jpeg', FIXED_NOISE):  # the same draws: comparable images
     sigma = float(rng.uniform(1.0, 5.0))
     quality = int(rng.integers(70, 96))

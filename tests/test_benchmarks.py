@@ -496,14 +496,37 @@ def test_jpeg_and_read_noise_checks_are_the_two_halves_of_the_noisy_family():
   assert not np.array_equal(camera, both) and noise.blockiness(camera) > 1.0
 
 
+@pytest.mark.parametrize('family', ['gaussian', 'shake'])
+def test_a_blur_of_light_is_the_kernel_applied_to_the_decoded_photo(family):
+  """`+light`: the family's kernel (the same draw) blurs the photo's linear
+  light, which is encoded again; a constant light stays that light, and
+  light spreads into the dark side of edges (encoding is concave)."""
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+  from benchmarks import degradations  # pylint: disable=g-import-not-at-top
+  from benchmarks import families  # pylint: disable=g-import-not-at-top
+  from ike_jax import colours  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  hr = np.clip(ndimage.gaussian_filter(rng.uniform(0, 255, (128, 128, 3)), (2, 2, 0)) * 3
+               - 255, 0, 255).astype(np.uint8)
+  plain, k, _ = families.degrade(hr, family, 2, 5)
+  light, k_light, info = families.degrade(hr, family + '+light', 2, 5)
+  np.testing.assert_array_equal(k_light, k)
+  assert info['family'] == family + '+light'
+  assert families.in_light(family + '+light') and not families.in_light(family)
+  by_light = degradations.blur_subsample(colours.srgb_decode(hr / 255.0), k, 2)
+  assert np.abs(colours.encoded_u8(by_light * 255.0).astype(int) - light).max() <= 1
+  flat, _, _ = families.degrade(np.full((64, 64, 3), 90, np.uint8), family + '+light', 2, 5)
+  np.testing.assert_array_equal(flat, 90)
+  assert light.mean() > plain.mean() + 1.0
+
+
 def test_camera_checks_add_what_they_say_to_the_gaussian_family():
   """The camera checks draw `gaussian`'s kernel from the same seed and add
   their part: sharpening raises the LR image's gradient energy; chromatic
   aberration leaves green as it is and moves red and blue; the Bayer mosaic
   keeps each pixel's own colour and fills in the others; the varying blur
   is the Gaussian's at the centre and wider at the corners; shot noise grows
-  with the signal; the blur of light is the Gaussian's of the decoded photo,
-  encoded again, and lifts the dark side of an edge. They take no variant."""
+  with the signal. They take no variant."""
   from scipy import ndimage  # pylint: disable=g-import-not-at-top
   from benchmarks import families  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
@@ -520,16 +543,6 @@ def test_camera_checks_add_what_they_say_to_the_gaussian_family():
   mosaic, _, _ = families.degrade(hr, 'demosaic', 2, 5)  # RGGB: red kept at even rows and columns
   np.testing.assert_array_equal(mosaic[::2, ::2, 0], plain[::2, ::2, 0])
   assert np.abs(mosaic[1::2, 1::2, 0].astype(int) - plain[1::2, 1::2, 0]).mean() > 1.0
-  light, k_light, _ = families.degrade(hr, 'linearlight', 2, 5)
-  np.testing.assert_array_equal(k_light, k)  # the kernel, of the photo's light
-  assert families.in_light('linearlight') and not families.in_light('gaussian')
-  from benchmarks import degradations  # pylint: disable=g-import-not-at-top
-  from ike_jax import colours  # pylint: disable=g-import-not-at-top
-  by_light = degradations.blur_subsample(colours.srgb_decode(hr / 255.0), k, 2)
-  assert np.abs(colours.encoded_u8(by_light * 255.0).astype(int) - light).max() <= 1
-  flat, _, _ = families.degrade(np.full((64, 64, 3), 90, np.uint8), 'linearlight', 2, 5)
-  np.testing.assert_array_equal(flat, 90)  # a blur of a constant light is that light
-  assert light.mean() > plain.mean() + 1.0  # light spreads into the dark: encoding is concave
   varying, _, _ = families.degrade(hr, 'varying', 2, 5)
   diff = np.abs(varying.astype(int) - plain)
   assert diff[28:36, 28:36].mean() < 0.5 < diff[:8, :8].mean()
@@ -565,11 +578,13 @@ def test_the_family_benchmarks_refuse_what_they_cannot_measure_in_one_line(tmp_p
   from benchmarks import families  # pylint: disable=g-import-not-at-top
   known = (list(families.FAMILIES) + list(families.CHECKS) + list(families.RESAMPLERS)
            + [f + v for f in families.RESAMPLERS for v in ('+noise', '+jpeg', '+readnoise')]
-           + ['gaussian+n2q90', 'shake+n2q90', 'none+n2q90', 'levin', 'usrnet']
+           + ['gaussian+n2q90', 'shake+n2q90', 'none+n2q90', 'levin', 'usrnet', 'levin+light']
+           + [f + '+light' for f in families.LINEAR]
            + list(families.CAMERA))
   checks.families(known)
   for names, bad in ((['shake', 'nosuch'], 'no nosuch;'), (['median+noise'], 'no median+noise;'),
-                     (['shake+foo'], 'no shake+foo;'), (['shot+noise'], 'no shot+noise;')):
+                     (['shake+foo'], 'no shake+foo;'), (['shot+noise'], 'no shot+noise;'),
+                     (['median+light'], 'no median+light;')):
     with pytest.raises(errors.UserError, match=re.escape(bad)):
       checks.families(names)
   checks.scale(2), checks.scale(4), checks.positions(['0', '4'])
