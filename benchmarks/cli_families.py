@@ -53,18 +53,23 @@ def define_flags():
   flags.DEFINE_string('work_dir', None, "Folder for the families' images and the CLI's "
                       'outputs; default a temporary one, removed at the end.')
   flags.DEFINE_string('compare', None, 'A `blind_families` results file to compare with.')
+  flags.DEFINE_bool('linear_light', False, 'Run the CLI with --linear_light (then --compare '
+                    'takes a file `blind_families --linear_light` wrote).')
   flags.DEFINE_string('results', None, 'JSON written family by family; an existing one '
                       'measured with the same settings is resumed.')
   checks.define_kernel_set_flags()
   flags.adopt_module_key_flags(checks)  # --help lists them
 
 
-def run_family(folder, family, s, indices, preset):
-  """{image name: (gain, choice)} of one family through the CLI, and its seconds."""
+def run_family(folder, family, s, indices, preset, light=False):
+  """{image name: (gain, choice)} of one family through the CLI, and its seconds;
+  `light`: with --linear_light (its outputs in `out_light/`)."""
   if not os.path.isdir(os.path.join(folder, 'lr')):
     families.export(folder, family, s, indices)
+  out_dir = os.path.join(folder, 'out_light' if light else 'out')
   command = [sys.executable, '-m', 'ike_jax.main', f'--input_dir={folder}/lr',
-             f'--hr_dir={folder}/hr', f'--preset={preset}', f'--output_dir={folder}/out']
+             f'--hr_dir={folder}/hr', f'--preset={preset}', f'--output_dir={out_dir}',
+             *(['--linear_light'] if light else [])]
   path = os.pathsep.join(filter(None, [ROOT, os.environ.get('PYTHONPATH')]))
   env = dict(os.environ, PYTHONPATH=path)
   t0 = time.perf_counter()
@@ -75,7 +80,7 @@ def run_family(folder, family, s, indices, preset):
   out = {}
   for name in os.listdir(os.path.join(folder, 'lr')):
     stem = os.path.splitext(name)[0]
-    with open(os.path.join(folder, 'out', f'{stem}_metrics.json'), encoding='utf-8') as f:
+    with open(os.path.join(out_dir, f'{stem}_metrics.json'), encoding='utf-8') as f:
       record = json.load(f)
     m = record['metrics']
     out[stem] = (m['sr']['psnr_y'] - m['bicubic']['psnr_y'], record['estimate'].get('choice'))
@@ -104,8 +109,13 @@ def main(argv):
                              f'({e})') from None
     if other.get('scale') != s:
       raise errors.UserError(f'--compare={FLAGS.compare} is at x{other.get("scale")}, not x{s}')
+    if bool(other.get('linear_light')) != FLAGS.linear_light:
+      raise errors.UserError(f'--compare={FLAGS.compare} was measured '
+                             f'{"with" if other.get("linear_light") else "without"} '
+                             '--linear_light, this run is not')
     compare = {(r['family'], r['image']): r['blind'] for r in other['rows']}
   settings = {'scale': s, 'images': FLAGS.images, 'preset': preset, 'compare': FLAGS.compare,
+              'linear_light': FLAGS.linear_light or None,
               **{f'{name}_kernels': path for name, path in kernel_files.items()}}
   table = rows_lib.Rows(FLAGS.results, settings,
                         key=lambda r: (r['family'], r['image']), error=errors.UserError)
@@ -116,7 +126,7 @@ def main(argv):
     rows = [table.get((family, names[i])) for i in indices]
     if any(r is None for r in rows):
       measured, seconds = run_family(os.path.join(work, f'x{s}', family.replace('+', '_')),
-                                     family, s, indices, preset)
+                                     family, s, indices, preset, FLAGS.linear_light)
       rows = []
       for i in indices:
         gain, choice = measured[names[i]]

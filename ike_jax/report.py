@@ -117,7 +117,7 @@ def write_image_outputs(out, names, image, cfg, label, estimate, history, timing
     image: dict with 'lr_path', 'lr' (uint8), 'sr' (uint8), optional 'hr'
       (uint8), 'hr_path', 'true_kernel' (2-D, at G's training scale),
       'self_check' (`kernel.self_check` of SR, LR and the SR kernel),
-      'linear_light' (the SR stage deblurred the photo's light).
+      'linear_light' (estimated, and any SR stage run, on the photo's light).
     cfg: the run's `config.Config`.
     label: what made the SR image (`estimate.method_label`).
     estimate: the kernel estimate of this image (`readout.estimate_kernel`'s
@@ -189,7 +189,8 @@ def format_result(result):
           if 'confidence' in result['estimate'] else '')
     line += f"\n  kernel estimate: {', '.join(shown)}{of}"
   if result.get('linear_light'):
-    line += '\n  deblurred in linear light (--linear_light)'
+    line += ('\n  in linear light (--linear_light): the kernel estimated, and any SR stage '
+             'run, on its light')
   if 'reason' in result.get('estimate', {}):
     line += f"\n  why: {result['estimate']['reason']}"
   if 'kernel_error' in result:

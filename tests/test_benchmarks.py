@@ -717,6 +717,14 @@ def test_cli_families_refuses_a_compare_file_it_cannot_read_in_one_line(tmp_path
     lines = done.stderr.strip().splitlines()
     assert done.returncode != 0 and len(lines) == 1, done.stderr
     assert lines[0].startswith(f'error: --compare={path}: not a blind_families results file')
+  # A file measured on grey levels is no comparison for a run in linear light.
+  grey = tmp_path / 'grey.json'
+  grey.write_text('{"scale": 2, "rows": []}')
+  done = _run_module('benchmarks.cli_families', f'--compare={grey}', '--linear_light',
+                     f'--work_dir={tmp_path / "work"}')
+  lines = done.stderr.strip().splitlines()
+  assert done.returncode != 0 and len(lines) == 1, done.stderr
+  assert 'measured without --linear_light' in lines[0]
   assert not (tmp_path / 'work').exists()
 
 

@@ -119,13 +119,13 @@ def test_cli_same_seed_same_bytes_and_no_silent_overwrite(tmp_path):
 
 def test_linear_light_is_recorded_and_a_rerun_without_it_is_refused(tmp_path):
   """--linear_light: the SR image is still an sRGB PNG of the right size; the
-  record and the summary say it was deblurred in light; outputs made so are
+  record and the summary say it ran in light; outputs made so are
   never taken for those of a run without it."""
   lr = write_png(tmp_path / 'photo.png', (64, 64))
   out = tmp_path / 'out'
   res = run_cli(f'--image={lr}', '--preset=best_x2', '--linear_light', f'--output_dir={out}')
   assert res.returncode == 0, res.stderr[-2000:]
-  assert 'deblurred in linear light' in res.stdout
+  assert 'in linear light (--linear_light)' in res.stdout
   assert json.loads((out / 'photo_metrics.json').read_text())['linear_light'] is True
   sr = iio.imread(out / 'photo_x2.png')
   assert sr.shape == (128, 128, 3) and sr.dtype == np.uint8
