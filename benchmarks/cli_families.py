@@ -112,7 +112,7 @@ def main(argv):
     if bool(other.get('linear_light')) != FLAGS.linear_light:
       raise errors.UserError(f'--compare={FLAGS.compare} was measured '
                              f'{"with" if other.get("linear_light") else "without"} '
-                             '--linear_light, this run is not')
+                             f'--linear_light, this run {"is" if FLAGS.linear_light else "is not"}')
     compare = {(r['family'], r['image']): r['blind'] for r in other['rows']}
   settings = {'scale': s, 'images': FLAGS.images, 'preset': preset, 'compare': FLAGS.compare,
               'linear_light': FLAGS.linear_light or None,

@@ -108,6 +108,9 @@ def main(argv):
                            f'{", ".join(presets.preset_names())}')
   results = FLAGS.results or timing.default_results('photos')
   report = {'machine': timing.machine_info(), 'command': ' '.join(sys.argv), 'rows': []}
+  # --extra=linear_light (any dashes, =true): the prediction counts the light path too.
+  light = any(e.lstrip('-').split('=')[0] == 'linear_light'
+              and e.partition('=')[2].lower() in ('', 'true', '1') for e in FLAGS.extra)
   folder = tempfile.mkdtemp(prefix='photos_in_')
   for mp in megapixels:
     width, height = SIZES[mp]
@@ -121,8 +124,7 @@ def main(argv):
              'seconds': float(np.median(walls)), 'seconds_all': walls,
              'peak_rss_gb': max(r[1] for r in runs) / 2 ** 30,
              'lr_megapixels_per_s': width * height / 1e6 / float(np.median(walls)),
-             'predicted_peak_gb': predicted_gb(preset, (height, width),
-                                               'linear_light' in FLAGS.extra)}
+             'predicted_peak_gb': predicted_gb(preset, (height, width), light)}
       report['rows'].append(row)
       print(f"{preset} {mp:5.2f} MP ({width}x{height}): {row['seconds']:.1f} s, "
             f"{row['peak_rss_gb']:.2f} GB peak, {row['lr_megapixels_per_s']:.3f} MP/s", flush=True)

@@ -226,8 +226,10 @@ def photo_sr(start, lr_u8, estimate, post, scale, *, light=False, taps=0, seed=0
   light, as a lens's or a moving camera's does before the camera encodes the
   photo; the estimate was then made from its light (`colours.light_levels`,
   rounded), the SR stage deblurs the light, unrounded, and the SR image is
-  encoded again (docs/method.md, "Blur in linear light"). An estimate that
-  asks for no SR stage gives bicubic of the photo as it is, either way.
+  encoded again (docs/method.md, "Blur in linear light"); so is a start
+  (G's inverse) made from the light, whatever runs after it. An estimate with
+  no start that asks for no SR stage gives bicubic of the photo as it is,
+  either way.
 
   Returns:
     ((sH, sW, 3) uint8, `kernel.self_check` in grey levels of what was
@@ -235,7 +237,7 @@ def photo_sr(start, lr_u8, estimate, post, scale, *, light=False, taps=0, seed=0
   """
   kern, origin = sr_kernel(estimate, estimate['scale'], scale, taps)
   post = for_estimate(post, estimate)
-  light = light and (post.refine or post.zssr)
+  light = light and (post.refine or post.zssr or start is not None)
   lr = colours.light_levels(lr_u8) if light else lr_u8
   memory = dict(max_memory_gb=max_memory_gb,
                 extra_bytes=extra_bytes + (light_bytes(lr.shape, scale) if light else 0))

@@ -151,3 +151,6 @@ def test_population_trains_in_one_step_like_single_runs_and_reports_its_consensu
   assert result['method'] == 'ZSSR (median of 3 KernelGAN G kernels)'
   assert pipeline.checkpoint_key([pipeline.Job(lr_path)], cfg) != pipeline.checkpoint_key(
       [pipeline.Job(lr_path)], DL.replace(consensus='median'))
+  # G trained on a photo's light is not G trained on its grey levels.
+  assert pipeline.checkpoint_key([pipeline.Job(lr_path)], cfg) != pipeline.checkpoint_key(
+      [pipeline.Job(lr_path, linear_light=True)], cfg)

@@ -160,8 +160,10 @@ def test_srgb_encoding_round_trips_every_grey_level():
 def test_a_blur_of_light_is_undone_best_in_light():
   """`postprocess.photo_sr`: a photo whose Gaussian blur acted on its linear
   light is restored closer to the truth by the SR stage in light than in its
-  grey levels, with the same kernel; an estimate that asks for no SR stage
-  gives bicubic of the photo either way."""
+  grey levels, with the same kernel (the Fourier solver, the gradient one, a
+  blend with a companion kernel); an estimate that asks for no SR stage gives
+  bicubic of the photo either way, and a start made from the light is encoded
+  again whether an SR stage follows or not."""
   from ike_jax import colours  # pylint: disable=g-import-not-at-top
   from skimage import data as skdata  # pylint: disable=g-import-not-at-top
   hr = skdata.astronaut()[100:196, 180:276]
@@ -179,3 +181,16 @@ def test_a_blur_of_light_is_undone_best_in_light():
   for l in (False, True):
     same, _ = postprocess.photo_sr(None, lr, dict(est, refine=False), post, 2, light=l)
     np.testing.assert_array_equal(same, resize.bicubic_upscale(lr, 2))
+  # The gradient solver and a blend with a companion kernel run in light too.
+  gradient, _ = postprocess.photo_sr(
+      None, lr, est, dataclasses.replace(post, refine_solver='gradient'), 2, light=True)
+  assert gradient.dtype == np.uint8 and error(gradient) < error(in_levels)
+  twice, _ = postprocess.photo_sr(None, lr, dict(est, companion_kernel=np.stack([k] * 3),
+                                                 companion_weight=0.5), post, 2, light=True)
+  assert np.abs(twice.astype(int) - in_light).max() <= 1
+  # A start made from the light (G's inverse) is encoded again, SR stage or none.
+  start = np.asarray(resize.bicubic_upscale(colours.light_u8(lr), 2), np.float32) / 127.5 - 1
+  for refine in (False, True):
+    sr, _ = postprocess.photo_sr(start, lr, est, dataclasses.replace(post, refine=refine), 2,
+                                 light=True)
+    assert abs(sr.mean() - resize.bicubic_upscale(lr, 2).mean()) < 5.0  # not its light (-40)
