@@ -40,6 +40,7 @@ from ike_jax import cli
 from ike_jax import colours
 from ike_jax import data
 from ike_jax import errors
+from ike_jax import estimate
 from ike_jax import kernel as kernel_lib
 from ike_jax import metrics
 from ike_jax import postprocess
@@ -98,7 +99,7 @@ def measure_one(name, index, family, s, hr_size=None, light=False):
   row = {'image': name, 'family': family,
          'spectral': gain(postprocess.photo_sr(None, lr, gaussian, best, s, light=light)[0])}
   t0 = time.perf_counter()
-  est = dict(blind_estimator.estimate(seen, cfg), scale=s)
+  est = dict(blind_estimator.estimate(seen, estimate.in_light(cfg) if light else cfg), scale=s)
   sr, _ = postprocess.photo_sr(None, lr, est, cfg.post, s, light=light)  # as the pipeline does
   row.update(blind=gain(sr), seconds=time.perf_counter() - t0, choice=est['choice'],
              confidence=est['confidence'], noise_sigma=est['noise_sigma'])

@@ -130,6 +130,15 @@ def method_label(cfg, record=None):
   return label
 
 
+def in_light(cfg):
+  """The settings the kernel estimate runs with on a photo's light
+  (--linear_light): the blind choice without its second chance (no second
+  estimate can pass its tests). On the tuning photos' light the second chance
+  sent a nearly flat photo 8-11 dB below bicubic, blurred or not; without it
+  none fell below (docs/method.md, "Blur in linear light")."""
+  return cfg.replace(blind_second_ringing_max=-np.inf)
+
+
 def bicubic_start(lr_u8, scale):
   """The SR stage's start without an inverse: MATLAB bicubic, in [-1, 1]."""
   return data.to_model(resize.bicubic_upscale(lr_u8, scale))

@@ -36,9 +36,8 @@ flags.DEFINE_string('hr_dir', None, 'With many inputs: HR images with the same f
 flags.DEFINE_string('kernel', None, 'Optional true kernel (.npy or .mat): the kernel error is reported.')
 flags.DEFINE_bool('linear_light', False, "The photos' blur acted on light, before the camera "
                   'encoded them (a lens, a shaking hand; not a resizer): the kernel is estimated '
-                  'and the photo deblurred in linear light, and the SR image encoded again as sRGB. '
-                  "The blind presets' choice was tuned on blurs of grey levels: in light it can "
-                  'end far below bicubic on some photos.')
+                  'and the photo deblurred in linear light, and the SR image encoded again as sRGB '
+                  "(the blind presets' choice without its second chance).")
 flags.DEFINE_string('output_dir', 'out', 'Where outputs are written. A rerun into it skips the '
                     'images whose outputs are complete (made from the same inputs with the '
                     'same settings; other settings are refused) and writes the rest.')

@@ -83,6 +83,8 @@ def super_resolve_files(jobs, cfg, output_dir, options=Options(), log=print):
   'diverged'}.
   """
   estimate.check(cfg)
+  if len({job.linear_light for job in jobs}) > 1:
+    raise errors.UserError('the photos of one run share --linear_light (or not)')
   out = outputs.OutputDir(output_dir, options.overwrite)
   losses = 'losses' in estimate.output_kinds(cfg)
   names = [report.output_names(job.stem, cfg.scale, losses=losses) for job in jobs]
@@ -231,10 +233,11 @@ def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
   """Estimates the kernels of one batch of images (training G on all of them
   together, or in closed form), then post-processes and reports each image."""
   ckpt = _checkpointer(out, jobs, cfg)
-  # A blur of light is estimated from the photo's light (rounded to uint8).
-  seen = [dict(im, lr=colours.light_u8(im['lr'])) if im['linear_light'] else im for im in images]
+  # A blur of light is estimated from the photos' light (rounded to uint8).
+  light = any(im['linear_light'] for im in images)
+  seen = [dict(im, lr=colours.light_u8(im['lr'])) for im in images] if light else images
   estimated, timings = estimate.estimate_batch(
-      seen, cfg, log, pad_shape=pad_shape, tile=options.tile, checkpointer=ckpt,
+      seen, estimate.in_light(cfg) if light else cfg, log, pad_shape=pad_shape, tile=options.tile, checkpointer=ckpt,
       checkpoint_every=options.checkpoint_every, resume=options.resume,
       overwrite=options.overwrite)
 

@@ -98,3 +98,31 @@ def test_what_the_pipeline_asks_of_each_registered_estimator():
     assert side == (cfg.train.crop if est.TRAINS else est.MIN_SIDE) and str(side) in why
     assert est.LABEL in estimate.method_label(cfg)
     estimate.check(cfg)
+
+
+def test_the_photos_of_one_run_share_linear_light(tmp_path):
+  """A run estimates its photos with one configuration: photos said to be
+  blurred in light and photos not are refused together, before any output."""
+  jobs = [pipeline.Job(str(tmp_path / 'a.png')),
+          pipeline.Job(str(tmp_path / 'b.png'), linear_light=True)]
+  with pytest.raises(errors.UserError, match='share --linear_light'):
+    pipeline.super_resolve_files(jobs, config.Config.create(generator='spectral', refine=True, losses=()),
+                                 str(tmp_path / 'out'))
+  assert not (tmp_path / 'out').exists()
+
+
+def test_a_flat_photos_light_is_kept_at_bicubic():
+  """The nearly flat microscope photo, unblurred: on its light the blind
+  choice's second chance passes a wrong kernel (8 dB below bicubic), so the
+  estimate on light runs without it (`estimate.in_light`) and gives bicubic;
+  on grey levels the preset gives bicubic as it is."""
+  from benchmarks import families  # pylint: disable=g-import-not-at-top
+  from ike_jax import colours  # pylint: disable=g-import-not-at-top
+  from ike_jax import presets  # pylint: disable=g-import-not-at-top
+  from ike_jax.estimators import blind  # pylint: disable=g-import-not-at-top
+  cfg = presets.config_from_flagfile(presets.preset_path('blind_x2'))
+  lr, _, _, _ = families.pair(12, 'none', 2)
+  light = colours.light_u8(lr)
+  assert blind.estimate(light, cfg)['choice'] == 'blind'  # what the preset alone does
+  assert blind.estimate(light, estimate.in_light(cfg))['choice'] == 'bicubic'
+  assert blind.estimate(lr, cfg)['choice'] == 'bicubic'
