@@ -237,9 +237,9 @@ def _run_batch(images, jobs, cfg, out, options, log, pad_shape):
   light = any(im['linear_light'] for im in images)
   seen = [dict(im, lr=colours.light_u8(im['lr'])) for im in images] if light else images
   estimated, timings = estimate.estimate_batch(
-      seen, estimate.in_light(cfg) if light else cfg, log, pad_shape=pad_shape, tile=options.tile, checkpointer=ckpt,
-      checkpoint_every=options.checkpoint_every, resume=options.resume,
-      overwrite=options.overwrite)
+      seen, estimate.in_light(cfg) if light else cfg, log, pad_shape=pad_shape,
+      tile=options.tile, checkpointer=ckpt, checkpoint_every=options.checkpoint_every,
+      resume=options.resume, overwrite=options.overwrite)
 
   t0 = time.perf_counter()
   finals = {}
