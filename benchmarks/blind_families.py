@@ -104,8 +104,9 @@ def measure_one(name, index, family, s, hr_size=None, light=False):
   row.update(blind=gain(sr), seconds=time.perf_counter() - t0, choice=est['choice'],
              confidence=est['confidence'], noise_sigma=est['noise_sigma'])
   if k_true is not None:
-    row.update(true=gain(back_project(bic, lr, k_true, (k_true.shape[0] // 2,) * 2, SPECTRAL_PRIOR[s],
-                                      s, families.in_light(family))),
+    origin = (k_true.shape[0] // 2,) * 2
+    row.update(true=gain(back_project(bic, lr, k_true, origin, SPECTRAL_PRIOR[s], s,
+                                      families.in_light(family))),
                kernel_error=kernel_lib.kernel_error(est['kernel'], k_true),
                kernel_error_spectral=kernel_lib.kernel_error(gaussian['kernel'], k_true))
   return row
